@@ -1,0 +1,158 @@
+/**
+ * The driver contract: the small surface an adapter implements. Everything that
+ * is the same for every broker (envelopes, ordering, retries, dead letters,
+ * topic strategies, metrics, lifecycle) lives in core and is written once.
+ *
+ * Modelled on Go CDK's pubsub/driver: the portable `EventBus` sits in front of
+ * this interface, and a driver only moves bytes and acknowledgements.
+ */
+import type { BuslineError, FieldDifference } from './errors.js';
+import type { TopicOptions, TopicState } from './topic.js';
+
+/** A message as it travels: metadata in headers, the user's payload as the body. */
+export interface WireMessage {
+  /** Ordering / partition key (the aggregate id). */
+  key?: string | undefined;
+  headers: Record<string, string>;
+  body: Uint8Array;
+}
+
+/** What an adapter promises. The conformance suite tests exactly these. */
+export interface DriverCapabilities {
+  /** Persistent topics keep messages for groups that subscribe later. */
+  persistent: boolean;
+  /** Messages survive a restart of the broker process (false for the in-memory broker). */
+  survivesBrokerRestart: boolean;
+  /** Ephemeral (at-most-once fan-out) topics are supported. */
+  ephemeral: boolean;
+  /** Messages with the same key reach the consumer in publish order. */
+  perKeyOrder: boolean;
+  /** Competing consumers within a group; every group gets every message. */
+  consumerGroups: boolean;
+  /** `nack(delayMs)` makes the broker redeliver after the delay. */
+  nativeRedeliveryDelay: boolean;
+  /** Publishing the same event id twice (within a window) stores it once. */
+  dedupe: boolean;
+  /** Consumers never see a message twice; readers may assert no duplicates. */
+  exactlyOnce: boolean;
+  /** Subscribing to a new topic after start needs a consumer restart (Kafka). */
+  subscribeAfterStartRestartsConsumer: boolean;
+}
+
+export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'reconnecting' | 'closed';
+
+/** How a driver reports what happens outside any one call. */
+export interface DriverHooks {
+  connection(state: ConnectionState, detail?: string): void;
+  /** Asynchronous failures (a commit, a fetch) that no caller is awaiting. */
+  error(error: Error, context: string): void;
+  /** Increments a driver-specific counter shown in `metrics().driver`. */
+  count(name: string, by?: number): void;
+}
+
+export interface ConsumerSpec {
+  topic: string;
+  group: string;
+  persistence: TopicOptions['persistence'];
+  /**
+   * The most messages the driver should hold delivered-but-unsettled for this
+   * consumer (NATS max_ack_pending, Kafka fetch sizing). Core never has more in
+   * its queues than this per subscription.
+   */
+  maxInFlight: number;
+  /** Where a group that has no position yet starts reading. */
+  startFrom: 'earliest' | 'latest';
+}
+
+export interface DriverContext {
+  hooks: DriverHooks;
+  /**
+   * Every consumer known before start (configured topics plus subscriptions
+   * made before `start()`), so drivers whose groups rebalance on topic-set
+   * changes (Kafka) can subscribe the whole set once.
+   */
+  plannedConsumers: readonly ConsumerSpec[];
+}
+
+/**
+ * One delivery of a message. Exactly one of `ack`, `nack`, `term` is called per
+ * delivery. Drivers may batch the acknowledgements (cumulative acks, commits)
+ * but must never acknowledge past a delivery that was not settled.
+ */
+export interface DeliveredMessage extends WireMessage {
+  readonly topic: string;
+  /** 1 on the first delivery, as counted by the broker where it counts. */
+  readonly deliveryCount: number;
+  /** Handled: never deliver again. */
+  ack(): void;
+  /**
+   * Not handled: deliver again (after `delayMs` where the broker supports a
+   * delay, otherwise to the next consumer of the group after a restart).
+   */
+  nack(delayMs: number): void;
+  /** Poison or dead-lettered: never deliver again, whatever happened. */
+  term(): void;
+}
+
+/**
+ * Where a driver's fetch loop hands its batches, in delivery order. When the
+ * returned promise is pending the loop must not fetch more (backpressure).
+ */
+export interface MessageSink {
+  deliver(batch: DeliveredMessage[]): void | Promise<void>;
+}
+
+export interface DriverSubscription {
+  /** Stop fetching. Delivered messages can still be settled until `close`. */
+  stop(): Promise<void>;
+  /** Flush pending acknowledgements/commits and release the consumer. */
+  close(): Promise<void>;
+}
+
+export interface PublishCallOptions {
+  /** Reject (with PublishTimeoutError) a message not acknowledged within this time. */
+  timeoutMs: number;
+  /** The topic's options as core knows them (e.g. persistent or ephemeral). */
+  topic: TopicOptions;
+}
+
+/** `undefined` for a message the broker durably accepted, else why not. */
+export type PublishOutcome = BuslineError | undefined;
+
+export interface Driver {
+  readonly name: string;
+  readonly capabilities: DriverCapabilities;
+
+  connect(context: DriverContext): Promise<void>;
+
+  /** What the broker has for `topic`, or undefined when it does not exist. */
+  describeTopic(topic: string, wanted: TopicOptions): Promise<TopicState | undefined>;
+  createTopic(topic: string, options: TopicOptions): Promise<void>;
+  /**
+   * Change an existing topic towards `options`. Throws TopicMismatchError
+   * naming the fields the broker cannot change (e.g. Kafka partitions shrinking).
+   */
+  updateTopic(topic: string, options: TopicOptions, differences: FieldDifference[]): Promise<void>;
+
+  /**
+   * Publish in order; resolves with one outcome per message, only once each is
+   * durably accepted or known failed. Never rejects for a single message's failure.
+   */
+  publish(topic: string, messages: readonly WireMessage[], options: PublishCallOptions): Promise<PublishOutcome[]>;
+
+  subscribe(spec: ConsumerSpec, sink: MessageSink): Promise<DriverSubscription>;
+
+  close(): Promise<void>;
+}
+
+/**
+ * What an adapter package exports as `adapter`, so `createEventBus` can load it
+ * by type. `configSchema` is a zod schema for the adapter's own config section.
+ */
+export interface AdapterModule<Section = unknown> {
+  readonly type: string;
+  readonly configSchema: import('zod').ZodType<Section>;
+  /** Turns a URL shorthand (e.g. `nats://h:4222`) into a config section. */
+  sectionFromUrl(url: URL): Record<string, unknown>;
+  createDriver(section: Section): Driver;
+}

@@ -1,0 +1,254 @@
+import { v7 as uuidv7 } from 'uuid';
+import { z } from 'zod';
+import { EnvelopeError } from './errors.js';
+import type { WireMessage } from './driver.js';
+
+/** A payload is any JSON value, or raw bytes carried untouched. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type Payload = JsonValue | Uint8Array;
+
+/**
+ * The unit that travels. Field names follow CloudEvents (id, type, source,
+ * time, subject = aggregateId, datacontenttype) so a CloudEvents mapping is a
+ * straight line; on the wire the metadata rides in headers and the body is the
+ * payload alone.
+ */
+export interface Envelope<P = Payload> {
+  id: string;
+  type: string;
+  source: string;
+  /** The ordering key: events with the same aggregate id are handled in publish order. */
+  aggregateId?: string | undefined;
+  version: number;
+  time: Date;
+  traceId?: string | undefined;
+  correlationId?: string | undefined;
+  causationId?: string | undefined;
+  tenantId?: string | undefined;
+  headers: Record<string, string>;
+  payload: P;
+}
+
+export const MAX_AGGREGATE_ID_LENGTH = 256;
+const AGGREGATE_ID_PATTERN = /^[A-Za-z0-9._:@/+=#|~-]+$/;
+/** RFC 7230 token: what every broker accepts as a header name. */
+const HEADER_NAME_PATTERN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+/** CR, LF and NUL would split or truncate a header on NATS and HTTP bridges. */
+const HEADER_VALUE_FORBIDDEN = /[\r\n\0]/;
+/** Header prefixes busline and the brokers use themselves. */
+const RESERVED_HEADER_PREFIXES = ['ce-', 'busline-', 'nats-', 'content-type'];
+
+const headerSafeText = (max: number) =>
+  z
+    .string()
+    .min(1, 'must not be empty')
+    .max(max, `must be at most ${max} characters`)
+    .refine((v) => !HEADER_VALUE_FORBIDDEN.test(v), 'must not contain CR, LF or NUL');
+
+export const aggregateIdSchema = z
+  .string()
+  .min(1, 'aggregateId must not be empty')
+  .max(MAX_AGGREGATE_ID_LENGTH, `aggregateId must be at most ${MAX_AGGREGATE_ID_LENGTH} characters`)
+  .regex(AGGREGATE_ID_PATTERN, 'aggregateId may only contain letters, digits and . _ : @ / + = # | ~ -');
+
+export const headersSchema = z.record(
+  z
+    .string()
+    .regex(HEADER_NAME_PATTERN, 'header names must be tokens (letters, digits, !#$%&\'*+.^_`|~-)')
+    .refine(
+      (name) => !RESERVED_HEADER_PREFIXES.some((p) => name.toLowerCase().startsWith(p)),
+      `header names starting with ${RESERVED_HEADER_PREFIXES.join(', ')} are reserved`,
+    ),
+  z.string().refine((v) => !HEADER_VALUE_FORBIDDEN.test(v), 'header values must not contain CR, LF or NUL'),
+);
+
+const payloadSchema = z.custom<Payload>((v) => v !== undefined && typeof v !== 'function' && typeof v !== 'symbol', {
+  message: 'payload must be a JSON value or a Uint8Array (undefined is not a payload; use null)',
+});
+
+export const envelopeSchema = z.object({
+  id: headerSafeText(128),
+  type: headerSafeText(256),
+  source: headerSafeText(512),
+  aggregateId: aggregateIdSchema.optional(),
+  version: z.number().int('version must be an integer').min(1, 'version must be >= 1'),
+  time: z.date().refine((d) => !Number.isNaN(d.getTime()), 'time must be a valid date'),
+  traceId: headerSafeText(256).optional(),
+  correlationId: headerSafeText(256).optional(),
+  causationId: headerSafeText(256).optional(),
+  tenantId: headerSafeText(256).optional(),
+  headers: headersSchema,
+  payload: payloadSchema,
+});
+
+/**
+ * Decoding accepts the headers busline itself sets (the `busline-dlq-*` ones
+ * on dead letters), which publishers may not set by hand.
+ */
+const wireEnvelopeSchema = envelopeSchema.extend({ headers: z.record(z.string(), z.string()) });
+
+/** What a publisher may set; everything else gets a default. */
+export interface EnvelopeOptions {
+  id?: string;
+  type?: string;
+  source?: string;
+  aggregateId?: string;
+  version?: number;
+  time?: Date;
+  traceId?: string;
+  correlationId?: string;
+  causationId?: string;
+  tenantId?: string;
+  headers?: Record<string, string>;
+}
+
+export function newEventId(): string {
+  return uuidv7();
+}
+
+function issuesOf(error: z.ZodError): string[] {
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : 'envelope'}: ${i.message}`);
+}
+
+/** Validates an envelope, throwing EnvelopeError naming every bad field. */
+export function validateEnvelope(envelope: unknown): Envelope {
+  const result = envelopeSchema.safeParse(envelope);
+  if (!result.success) throw new EnvelopeError('invalid envelope', issuesOf(result.error));
+  return result.data as Envelope;
+}
+
+export function buildEnvelope(payload: Payload, options: EnvelopeOptions, defaults: { type: string; source: string }): Envelope {
+  return validateEnvelope({
+    id: options.id ?? uuidv7(),
+    type: options.type ?? defaults.type,
+    source: options.source ?? defaults.source,
+    aggregateId: options.aggregateId,
+    version: options.version ?? 1,
+    time: options.time ?? new Date(),
+    traceId: options.traceId,
+    correlationId: options.correlationId,
+    causationId: options.causationId,
+    tenantId: options.tenantId,
+    headers: options.headers ?? {},
+    payload,
+  });
+}
+
+/** Wire header names (CloudEvents binary mode, lower case). */
+export const Header = {
+  specVersion: 'ce-specversion',
+  id: 'ce-id',
+  type: 'ce-type',
+  source: 'ce-source',
+  time: 'ce-time',
+  subject: 'ce-subject',
+  contentType: 'content-type',
+  version: 'ce-eventversion',
+  traceId: 'ce-traceid',
+  correlationId: 'ce-correlationid',
+  causationId: 'ce-causationid',
+  tenantId: 'ce-tenantid',
+} as const;
+
+export const JSON_CONTENT_TYPE = 'application/json';
+export const BYTES_CONTENT_TYPE = 'application/octet-stream';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export function encodePayload(payload: Payload): { body: Uint8Array; contentType: string } {
+  if (payload instanceof Uint8Array) return { body: payload, contentType: BYTES_CONTENT_TYPE };
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(payload);
+  } catch (cause) {
+    throw new EnvelopeError('payload cannot be serialized as JSON', [String((cause as Error).message)], { cause });
+  }
+  if (text === undefined) throw new EnvelopeError('payload cannot be serialized as JSON', ['it serializes to nothing']);
+  return { body: encoder.encode(text), contentType: JSON_CONTENT_TYPE };
+}
+
+/** Envelope → broker message: metadata in headers, payload as the body. */
+export function encodeEnvelope(envelope: Envelope): WireMessage {
+  const { body, contentType } = encodePayload(envelope.payload);
+  const headers: Record<string, string> = { ...envelope.headers };
+  headers[Header.specVersion] = '1.0';
+  headers[Header.id] = envelope.id;
+  headers[Header.type] = envelope.type;
+  headers[Header.source] = envelope.source;
+  headers[Header.time] = envelope.time.toISOString();
+  headers[Header.version] = String(envelope.version);
+  headers[Header.contentType] = contentType;
+  if (envelope.aggregateId !== undefined) headers[Header.subject] = envelope.aggregateId;
+  if (envelope.traceId !== undefined) headers[Header.traceId] = envelope.traceId;
+  if (envelope.correlationId !== undefined) headers[Header.correlationId] = envelope.correlationId;
+  if (envelope.causationId !== undefined) headers[Header.causationId] = envelope.causationId;
+  if (envelope.tenantId !== undefined) headers[Header.tenantId] = envelope.tenantId;
+  return { key: envelope.aggregateId, headers, body };
+}
+
+export type DecodeResult = { ok: true; envelope: Envelope } | { ok: false; error: EnvelopeError };
+
+const RESERVED_WIRE_HEADERS = new Set<string>(Object.values(Header));
+
+/**
+ * Broker message → envelope. Never throws: garbage (missing metadata, a body
+ * that is not the JSON its content type claims) yields `{ ok: false }` so one
+ * bad message cannot take a consumer loop down.
+ */
+export function decodeEnvelope(message: Pick<WireMessage, 'headers' | 'body'>): DecodeResult {
+  try {
+    const h = message.headers ?? {};
+    const issues: string[] = [];
+    const required = (name: string): string => {
+      const v = h[name];
+      if (v === undefined || v === '') issues.push(`header ${name} is missing`);
+      return v ?? '';
+    };
+    const id = required(Header.id);
+    const type = required(Header.type);
+    const timeText = required(Header.time);
+    const versionText = h[Header.version] ?? '1';
+    const contentType = h[Header.contentType] ?? BYTES_CONTENT_TYPE;
+    if (issues.length) return { ok: false, error: new EnvelopeError('malformed message', issues) };
+
+    const body = message.body instanceof Uint8Array ? message.body : new Uint8Array(0);
+    let payload: Payload;
+    if (contentType.startsWith(JSON_CONTENT_TYPE)) {
+      try {
+        payload = JSON.parse(decoder.decode(body)) as JsonValue;
+      } catch (cause) {
+        return { ok: false, error: new EnvelopeError('malformed message', [`body is not valid UTF-8 JSON although content-type is ${contentType}`], { cause }) };
+      }
+    } else {
+      payload = body;
+    }
+    const headers: Record<string, string> = {};
+    for (const name in h) {
+      if (!RESERVED_WIRE_HEADERS.has(name) && !name.toLowerCase().startsWith('nats-')) headers[name] = h[name]!;
+    }
+    const candidate = {
+      id,
+      type,
+      source: h[Header.source] || 'unknown',
+      aggregateId: h[Header.subject],
+      version: Number(versionText),
+      time: new Date(timeText),
+      traceId: h[Header.traceId],
+      correlationId: h[Header.correlationId],
+      causationId: h[Header.causationId],
+      tenantId: h[Header.tenantId],
+      headers,
+      payload,
+    };
+    const result = wireEnvelopeSchema.safeParse(candidate);
+    if (!result.success) return { ok: false, error: new EnvelopeError('malformed message', issuesOf(result.error)) };
+    return { ok: true, envelope: result.data as Envelope };
+  } catch (cause) {
+    return { ok: false, error: new EnvelopeError('malformed message', [errorText(cause)], { cause }) };
+  }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
