@@ -51,16 +51,19 @@ export const aggregateIdSchema = z
   .max(MAX_AGGREGATE_ID_LENGTH, `aggregateId must be at most ${MAX_AGGREGATE_ID_LENGTH} characters`)
   .regex(AGGREGATE_ID_PATTERN, 'aggregateId may only contain letters, digits and . _ : @ / + = # | ~ -');
 
-export const headersSchema = z.record(
-  z
-    .string()
-    .regex(HEADER_NAME_PATTERN, 'header names must be tokens (letters, digits, !#$%&\'*+.^_`|~-)')
-    .refine(
-      (name) => !RESERVED_HEADER_PREFIXES.some((p) => name.toLowerCase().startsWith(p)),
-      `header names starting with ${RESERVED_HEADER_PREFIXES.join(', ')} are reserved`,
-    ),
-  z.string().refine((v) => !HEADER_VALUE_FORBIDDEN.test(v), 'header values must not contain CR, LF or NUL'),
-);
+/** Checked entry by entry so each bad header is named with its reason. */
+export const headersSchema = z.record(z.string(), z.string()).superRefine((headers, ctx) => {
+  for (const [name, value] of Object.entries(headers)) {
+    if (!HEADER_NAME_PATTERN.test(name)) {
+      ctx.addIssue({ code: 'custom', path: [name], message: "header names must be tokens (letters, digits, !#$%&'*+.^_`|~-)" });
+    } else if (RESERVED_HEADER_PREFIXES.some((p) => name.toLowerCase().startsWith(p))) {
+      ctx.addIssue({ code: 'custom', path: [name], message: `header names starting with ${RESERVED_HEADER_PREFIXES.join(', ')} are reserved` });
+    }
+    if (HEADER_VALUE_FORBIDDEN.test(value)) {
+      ctx.addIssue({ code: 'custom', path: [name], message: 'header values must not contain CR, LF or NUL' });
+    }
+  }
+});
 
 const payloadSchema = z.custom<Payload>((v) => v !== undefined && typeof v !== 'function' && typeof v !== 'symbol', {
   message: 'payload must be a JSON value or a Uint8Array (undefined is not a payload; use null)',

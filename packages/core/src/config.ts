@@ -1,0 +1,127 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+import { retryOptionsSchema } from './retry.js';
+import { mismatchActionSchema, topicStrategySchema } from './topic-provisioner.js';
+import { topicNameSchema, topicOptionsSchema } from './topic.js';
+
+export const ADAPTER_TYPES = ['memory', 'nats', 'kafka'] as const;
+export type AdapterType = (typeof ADAPTER_TYPES)[number];
+
+/** The npm package that implements each adapter type. */
+export const ADAPTER_PACKAGES: Record<AdapterType, string> = {
+  memory: '@busline/adapter-memory',
+  nats: '@busline/adapter-nats',
+  kafka: '@busline/adapter-kafka',
+};
+
+export const groupNameSchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[A-Za-z0-9_-]+$/, 'group names may only contain letters, digits, "_" and "-"');
+
+export const subscriptionDefaultsSchema = z
+  .object({
+    /** Handlers running at once per subscription. */
+    concurrency: z.number().int().positive().default(64),
+    /** Messages delivered but not yet settled per subscription (NATS max_ack_pending, Kafka fetch budget). */
+    maxInFlight: z.number().int().positive().default(1_000),
+    /** `key`: same aggregate id in publish order. `none`: no ordering. */
+    ordering: z.enum(['key', 'none']).default('key'),
+    /** Where a group with no stored position starts. */
+    startFrom: z.enum(['earliest', 'latest']).default('earliest'),
+  })
+  .strict();
+
+export const busConfigSchema = z
+  .object({
+    type: z.enum(ADAPTER_TYPES).optional().describe('adapter; may be implied by url'),
+    /** `memory://`, `nats://host:4222[,host2:4222]`, `kafka://host:9092[,host2:9092]`. */
+    url: z.string().optional(),
+    /** CloudEvents `source` of events this service publishes. */
+    source: z.string().min(1).default('busline'),
+    /** Default consumer group for subscriptions that name none (usually the service name). */
+    group: groupNameSchema.default('default'),
+    /** Topics ensured at `start()`, with their options. */
+    topics: z.record(topicNameSchema, topicOptionsSchema).default({}),
+    topicStrategy: topicStrategySchema.default('createOnly'),
+    onMismatch: mismatchActionSchema.default('warn'),
+    publish: z
+      .object({ timeoutMs: z.number().int().positive().default(10_000) })
+      .strict()
+      .default({ timeoutMs: 10_000 }),
+    /** Handlers running at once across every subscription of this bus. */
+    concurrency: z.number().int().positive().default(256),
+    /** Messages accepted by the ordering pool but not finished, across the bus; beyond it fetching waits. */
+    maxPending: z.number().int().positive().default(20_000),
+    subscription: subscriptionDefaultsSchema.default(subscriptionDefaultsSchema.parse({})),
+    retry: retryOptionsSchema.default(retryOptionsSchema.parse({})),
+    /** Dead-letter topic name = topic + suffix; `false` disables dead-lettering (exhausted messages are dropped with an error event). */
+    deadLetterSuffix: z.union([z.string().regex(/^[A-Za-z0-9._-]+$/), z.literal(false)]).default('.dlq'),
+    closeTimeoutMs: z.number().int().positive().default(30_000),
+    memory: z.unknown().optional(),
+    nats: z.unknown().optional(),
+    kafka: z.unknown().optional(),
+  })
+  .strict();
+
+export type BusConfigInput = z.input<typeof busConfigSchema>;
+export type BusConfig = z.output<typeof busConfigSchema> & { type: AdapterType };
+export type SubscriptionDefaults = z.output<typeof subscriptionDefaultsSchema>;
+
+export function formatZodIssues(error: z.ZodError, prefix = ''): string[] {
+  return error.issues.map((i) => {
+    const path = [prefix, ...i.path.map(String)].filter(Boolean).join('.');
+    return `${path || '(root)'}: ${i.message}`;
+  });
+}
+
+/** Parses the URL shorthand, reporting a bad one as a config issue. */
+export function parseBusUrl(url: string): { type: AdapterType; url: URL } | string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `url: "${url}" is not a URL; use memory://, nats://host:4222 or kafka://host:9092`;
+  }
+  const type = parsed.protocol.replace(/:$/, '');
+  if (!(ADAPTER_TYPES as readonly string[]).includes(type)) {
+    return `url: scheme "${type}:" is not one of ${ADAPTER_TYPES.map((t) => `${t}://`).join(', ')}`;
+  }
+  return { type: type as AdapterType, url: parsed };
+}
+
+/**
+ * Reads a bus config from environment variables, so a service swaps brokers
+ * without a code change:
+ * - `BUSLINE_URL` (e.g. `nats://127.0.0.1:4222`), or `BUSLINE_TYPE`
+ * - `BUSLINE_SOURCE`, `BUSLINE_GROUP`, `BUSLINE_TOPIC_STRATEGY`, `BUSLINE_ON_MISMATCH`,
+ *   `BUSLINE_PUBLISH_TIMEOUT_MS`, `BUSLINE_CONCURRENCY`
+ * - `BUSLINE_CONFIG`: a JSON object merged underneath (any field, adapter sections too)
+ * Defaults to the in-memory broker when nothing is set.
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BusConfigInput {
+  let base: Record<string, unknown> = {};
+  if (env.BUSLINE_CONFIG) {
+    try {
+      base = JSON.parse(env.BUSLINE_CONFIG) as Record<string, unknown>;
+    } catch (cause) {
+      throw new ConfigError('invalid config from environment', [`BUSLINE_CONFIG: not valid JSON (${(cause as Error).message})`]);
+    }
+  }
+  const set = (key: string, value: unknown) => {
+    if (value !== undefined && value !== '') base[key] = value;
+  };
+  const num = (name: string): number | undefined => (env[name] === undefined || env[name] === '' ? undefined : Number(env[name]));
+  set('url', env.BUSLINE_URL);
+  set('type', env.BUSLINE_TYPE);
+  set('source', env.BUSLINE_SOURCE);
+  set('group', env.BUSLINE_GROUP);
+  set('topicStrategy', env.BUSLINE_TOPIC_STRATEGY);
+  set('onMismatch', env.BUSLINE_ON_MISMATCH);
+  set('concurrency', num('BUSLINE_CONCURRENCY'));
+  const timeout = num('BUSLINE_PUBLISH_TIMEOUT_MS');
+  if (timeout !== undefined) base.publish = { ...(base.publish as object | undefined), timeoutMs: timeout };
+  if (base.url === undefined && base.type === undefined) base.type = 'memory';
+  return base as BusConfigInput;
+}

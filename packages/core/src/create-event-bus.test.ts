@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { configFromEnv } from './config.js';
+import { createEventBus } from './create-event-bus.js';
+import { AdapterMissingError, ConfigError, ErrorCode } from './errors.js';
+import { assertTopicName } from './topic.js';
+
+describe('config and factory', () => {
+  it('lists every bad field at once', async () => {
+    const error = await createEventBus({
+      type: 'memory',
+      group: 'bad group',
+      topicStrategy: 'sometimes' as never,
+      publish: { timeoutMs: -1 },
+      topics: { 'bad topic': {}, ok: { retentionMs: 0 } },
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    const issues = (error as ConfigError).issues.join('\n');
+    for (const field of ['group', 'topicStrategy', 'publish.timeoutMs', 'topics.bad topic', 'topics.ok.retentionMs']) expect(issues).toContain(field);
+    expect((error as ConfigError).code).toBe(ErrorCode.ConfigInvalid);
+  });
+
+  it('rejects unknown keys and a URL with an unknown scheme', async () => {
+    await expect(createEventBus({ type: 'memory', tpoics: {} } as never)).rejects.toThrow(/tpoics/);
+    await expect(createEventBus('redis://x')).rejects.toThrow(/scheme "redis:"/);
+    await expect(createEventBus({ type: 'nats', url: 'kafka://h:1' })).rejects.toThrow(/contradicts/);
+  });
+
+  it('names the package to install when an adapter is missing', async () => {
+    const error = await createEventBus({ type: 'kafka' }).catch((e: unknown) => e);
+    // In this workspace the kafka adapter may be installed; then the config is simply valid or invalid for it.
+    if (error instanceof AdapterMissingError) {
+      expect(error.message).toContain('npm i @busline/adapter-kafka');
+      expect(error.code).toBe(ErrorCode.AdapterMissing);
+    }
+  });
+
+  it('reads the config from the environment', () => {
+    expect(configFromEnv({})).toEqual({ type: 'memory' });
+    expect(
+      configFromEnv({ BUSLINE_URL: 'nats://h:4222', BUSLINE_GROUP: 'billing', BUSLINE_PUBLISH_TIMEOUT_MS: '500', BUSLINE_CONFIG: '{"source":"svc"}' }),
+    ).toEqual({ url: 'nats://h:4222', group: 'billing', source: 'svc', publish: { timeoutMs: 500 } });
+    expect(() => configFromEnv({ BUSLINE_CONFIG: '{' })).toThrow(ConfigError);
+  });
+
+  it.each([
+    ['', 'must not be empty'],
+    ['a b', 'whitespace'],
+    ['orders.*', 'wildcards'],
+    ['orders.>', 'wildcards'],
+    ['x'.repeat(201), 'at most 200'],
+    ['a..b', '".."'],
+    ['ünicode', 'may only contain'],
+  ])('topic name %j is rejected: %s', (name, reason) => {
+    expect(() => assertTopicName(name)).toThrow(reason);
+    try {
+      assertTopicName(name);
+    } catch (e) {
+      expect((e as { code: string }).code).toBe(ErrorCode.TopicInvalid);
+    }
+  });
+});

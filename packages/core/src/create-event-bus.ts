@@ -1,0 +1,94 @@
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import {
+  ADAPTER_PACKAGES,
+  busConfigSchema,
+  configFromEnv,
+  formatZodIssues,
+  parseBusUrl,
+  type AdapterType,
+  type BusConfig,
+  type BusConfigInput,
+} from './config.js';
+import type { AdapterModule } from './driver.js';
+import { AdapterMissingError, ConfigError } from './errors.js';
+import { EventBus } from './event-bus.js';
+
+export interface CreateEventBusOptions {
+  /** Use this adapter module instead of importing the package by name (bundlers, third-party adapters). */
+  adapter?: AdapterModule<any>;
+}
+
+/**
+ * Builds an event bus from configuration: `type` (or the URL's scheme) picks
+ * the adapter, whose package is loaded on demand so a service installs only
+ * the broker client it uses. With no argument the config comes from the
+ * environment (see `configFromEnv`). Every invalid field — core's and the
+ * adapter's — is listed in one ConfigError. The bus is returned not yet started.
+ */
+export async function createEventBus(config?: BusConfigInput | string, options: CreateEventBusOptions = {}): Promise<EventBus> {
+  const input: BusConfigInput = typeof config === 'string' ? { url: config } : (config ?? configFromEnv());
+  const issues: string[] = [];
+
+  const parsed = busConfigSchema.safeParse(input);
+  if (!parsed.success) issues.push(...formatZodIssues(parsed.error));
+
+  const raw = (input ?? {}) as Record<string, unknown>;
+  let type = typeof raw.type === 'string' ? (raw.type as AdapterType) : undefined;
+  let url: URL | undefined;
+  if (typeof raw.url === 'string') {
+    const fromUrl = parseBusUrl(raw.url);
+    if (typeof fromUrl === 'string') issues.push(fromUrl);
+    else {
+      if (type !== undefined && type !== fromUrl.type) issues.push(`type: "${type}" contradicts url scheme "${fromUrl.type}://"`);
+      type ??= fromUrl.type;
+      url = fromUrl.url;
+    }
+  }
+  if (type === undefined && !issues.some((i) => i.startsWith('type') || i.startsWith('url'))) {
+    issues.push('type: set type ("memory" | "nats" | "kafka") or a url such as nats://127.0.0.1:4222');
+  }
+
+  let adapter: AdapterModule<any> | undefined = options.adapter;
+  if (type !== undefined && ADAPTER_PACKAGES[type] !== undefined && adapter === undefined) {
+    try {
+      adapter = await loadAdapter(type);
+    } catch (error) {
+      // Alone, a missing package is the error; beside other problems it is one more line.
+      if (issues.length === 0 && parsed.success) throw error;
+      issues.push(`type: ${(error as Error).message}`);
+    }
+  }
+  let section: unknown;
+  if (adapter && type !== undefined) {
+    const given = (raw[type] ?? {}) as Record<string, unknown>;
+    const merged = url ? { ...adapter.sectionFromUrl(url), ...given } : given;
+    const result = adapter.configSchema.safeParse(merged);
+    if (result.success) section = result.data;
+    else issues.push(...formatZodIssues(result.error, type));
+  }
+
+  if (issues.length > 0 || !parsed.success || adapter === undefined || type === undefined) {
+    throw new ConfigError('invalid event bus config; fix these fields', issues);
+  }
+  const busConfig = { ...parsed.data, type } as BusConfig;
+  return new EventBus(adapter.createDriver(section), busConfig);
+}
+
+async function loadAdapter(type: AdapterType): Promise<AdapterModule<any>> {
+  const name = ADAPTER_PACKAGES[type];
+  let mod: { adapter?: AdapterModule<any> };
+  try {
+    mod = (await import(name)) as typeof mod;
+  } catch (first) {
+    // Strict layouts (pnpm) hide the app's packages from core's own folder: resolve from the app.
+    try {
+      const resolved = createRequire(pathToFileURL(`${process.cwd()}/`)).resolve(name);
+      mod = (await import(pathToFileURL(resolved).href)) as typeof mod;
+    } catch {
+      throw new AdapterMissingError(name, type, first);
+    }
+  }
+  if (!mod.adapter) throw new AdapterMissingError(name, type, new Error(`${name} does not export "adapter"`));
+  return mod.adapter;
+}

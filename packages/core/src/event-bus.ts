@@ -1,0 +1,398 @@
+import { EventEmitter } from 'eventemitter3';
+import type { BusConfig } from './config.js';
+import type { Driver, DriverCapabilities, DriverHooks, PublishOutcome, WireMessage } from './driver.js';
+import {
+  buildEnvelope,
+  encodeEnvelope,
+  validateEnvelope,
+  type Envelope,
+  type EnvelopeOptions,
+  type Payload,
+} from './envelope.js';
+import { BuslineError, ClosedError, ErrorCode, EnvelopeError, errorMessage, type FieldDifference } from './errors.js';
+import type { BusEvents } from './events.js';
+import { KeyedOrderingPool } from './keyed-ordering-pool.js';
+import { BusMetrics, type MetricsSnapshot } from './metrics.js';
+import {
+  resolveSubscription,
+  Subscription,
+  type EnvelopeHandler,
+  type HandlerKind,
+  type PayloadHandler,
+  type SubscribeOptions,
+  type SubscriptionHost,
+  type WireHandler,
+} from './subscription.js';
+import { TopicProvisioner, type EnsureResult, type ProvisionPolicy } from './topic-provisioner.js';
+import { assertTopicName, topicOptionsSchema, type TopicOptions, type TopicOptionsInput } from './topic.js';
+
+export interface PublishOptions extends EnvelopeOptions {
+  /** Overrides the bus's publish timeout for this call. */
+  timeoutMs?: number;
+}
+export interface BatchItem extends EnvelopeOptions {
+  payload: Payload;
+}
+export interface PublishReceipt {
+  id: string;
+  topic: string;
+}
+export interface BatchResult {
+  /** Event id per item, in order ('' where the item was invalid before an id was given). */
+  ids: string[];
+  published: number;
+  failed: { index: number; error: BuslineError }[];
+}
+
+type State = 'created' | 'starting' | 'started' | 'closing' | 'closed';
+
+const DEFAULT_TOPIC: TopicOptions = topicOptionsSchema.parse({});
+
+/**
+ * The API services call. It owns everything that is the same for every broker
+ * (envelopes, topic provisioning, ordering, retries, dead letters, metrics,
+ * lifecycle) and talks to the broker through a thin `Driver`.
+ */
+export class EventBus extends EventEmitter<BusEvents> {
+  readonly capabilities: DriverCapabilities;
+  private state: State = 'created';
+  private starting: Promise<void> | undefined;
+  private closingPromise: Promise<void> | undefined;
+  private readonly abort = new AbortController();
+  private readonly stats = new BusMetrics();
+  private readonly pool: KeyedOrderingPool;
+  private readonly provisioner: TopicProvisioner;
+  private readonly topicOptions = new Map<string, TopicOptions>();
+  private readonly validTopics = new Set<string>();
+  private readonly subscriptions = new Set<Subscription>();
+  private readonly unattached: Subscription[] = [];
+  private publishing = 0;
+  private publishSettled: (() => void) | undefined;
+
+  constructor(
+    readonly driver: Driver,
+    readonly config: BusConfig,
+  ) {
+    super();
+    this.capabilities = driver.capabilities;
+    this.pool = new KeyedOrderingPool({ concurrency: config.concurrency, maxPending: config.maxPending });
+    this.pool.on('backpressure', (event) => this.emit('backpressure', event));
+    this.pool.on('error', (error) => this.emit('error', error instanceof Error ? error : new Error(String(error)), 'ordering pool'));
+    this.provisioner = new TopicProvisioner(
+      driver,
+      { strategy: config.topicStrategy, onMismatch: config.onMismatch },
+      (topic, differences) => this.emit('topicMismatch', { topic, differences, action: 'warn' }),
+    );
+    for (const [topic, options] of Object.entries(config.topics)) this.topicOptions.set(topic, options);
+  }
+
+  get started(): boolean {
+    return this.state === 'started';
+  }
+
+  /**
+   * Connects, ensures every configured topic (per the topic strategy) and opens
+   * the subscriptions made so far. Safe to call more than once.
+   */
+  start(): Promise<void> {
+    if (this.state === 'closing' || this.state === 'closed') return Promise.reject(new ClosedError());
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    this.state = 'starting';
+    const hooks: DriverHooks = {
+      connection: (state, detail) => this.emit('connection', state, detail),
+      error: (error, context) => this.emit('error', error, context),
+      count: (name, by) => this.stats.count(name, by),
+    };
+    try {
+      await this.driver.connect({ hooks, plannedConsumers: this.unattached.map((s) => s.config.spec) });
+      for (const [topic, options] of this.topicOptions) await this.provisioner.ensure(topic, options);
+      for (const subscription of this.unattached.splice(0)) await this.open(subscription);
+      this.state = 'started';
+    } catch (error) {
+      this.starting = undefined;
+      this.state = 'created';
+      await this.driver.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  // ---- topics -------------------------------------------------------------
+
+  /**
+   * Declares a topic's options and ensures it now with the bus's strategy
+   * (or the one given). Later publishes and subscriptions use these options.
+   */
+  async configureTopic(topic: string, options: TopicOptionsInput = {}, policy: Partial<ProvisionPolicy> = {}): Promise<EnsureResult> {
+    this.assertOpen();
+    this.checkTopic(topic);
+    const parsed = topicOptionsSchema.safeParse(options);
+    if (!parsed.success) {
+      throw new BuslineError(ErrorCode.ConfigInvalid, `invalid options for topic "${topic}": ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    }
+    this.topicOptions.set(topic, parsed.data);
+    await this.start();
+    return this.provisioner.ensure(topic, parsed.data, policy, true);
+  }
+
+  private optionsOf(topic: string): TopicOptions {
+    return this.topicOptions.get(topic) ?? DEFAULT_TOPIC;
+  }
+
+  private checkTopic(topic: string): void {
+    if (this.validTopics.has(topic)) return;
+    assertTopicName(topic);
+    this.validTopics.add(topic);
+  }
+
+  private ensureTopic(topic: string): Promise<unknown> | undefined {
+    if (this.provisioner.isEnsured(topic)) return undefined;
+    return this.provisioner.ensure(topic, this.optionsOf(topic));
+  }
+
+  // ---- publishing ---------------------------------------------------------
+
+  /** Publishes one event; resolves once the broker durably accepted it, rejects with why not. */
+  async publish(topic: string, payload: Payload, options: PublishOptions = {}): Promise<PublishReceipt> {
+    this.assertStarted();
+    this.checkTopic(topic);
+    const envelope = buildEnvelope(payload, options, { type: topic, source: this.config.source });
+    return this.sendOne(topic, encodeEnvelope(envelope), envelope.id, options.timeoutMs);
+  }
+
+  /** Publishes a complete envelope (validated) as is. */
+  async publishEnvelope(topic: string, envelope: Envelope, options: { timeoutMs?: number } = {}): Promise<PublishReceipt> {
+    this.assertStarted();
+    this.checkTopic(topic);
+    const valid = validateEnvelope(envelope);
+    return this.sendOne(topic, encodeEnvelope(valid), valid.id, options.timeoutMs);
+  }
+
+  /**
+   * Low level: puts a message on the wire without building an envelope
+   * (bridging from other producers). Consumers decode it like any other;
+   * one that is not a valid envelope is dead-lettered on arrival.
+   */
+  async publishWire(topic: string, message: WireMessage, options: { timeoutMs?: number } = {}): Promise<void> {
+    this.assertStarted();
+    this.checkTopic(topic);
+    if (!(message?.body instanceof Uint8Array) || typeof message.headers !== 'object' || message.headers === null) {
+      throw new EnvelopeError('a wire message needs headers (an object of strings) and a Uint8Array body');
+    }
+    await this.sendOne(topic, message, '', options.timeoutMs);
+  }
+
+  private async sendOne(topic: string, message: WireMessage, id: string, timeoutMs?: number): Promise<PublishReceipt> {
+    const [outcome] = await this.send(topic, [message], timeoutMs);
+    if (outcome !== undefined) throw outcome;
+    return { id, topic };
+  }
+
+  /**
+   * Publishes many events in order; resolves when every one is settled and
+   * reports which failed (invalid items and broker refusals) by index.
+   */
+  async publishBatch(topic: string, items: readonly BatchItem[], options: { timeoutMs?: number } = {}): Promise<BatchResult> {
+    this.assertStarted();
+    this.checkTopic(topic);
+    const ids: string[] = new Array(items.length);
+    const failed: BatchResult['failed'] = [];
+    const messages: WireMessage[] = [];
+    const indexes: number[] = [];
+    const defaults = { type: topic, source: this.config.source };
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      try {
+        const envelope = buildEnvelope(item.payload, item, defaults);
+        ids[i] = envelope.id;
+        messages.push(encodeEnvelope(envelope));
+        indexes.push(i);
+      } catch (error) {
+        ids[i] = item?.id ?? '';
+        failed.push({ index: i, error: toBuslineError(error) });
+      }
+    }
+    const outcomes = messages.length ? await this.send(topic, messages, options.timeoutMs) : [];
+    outcomes.forEach((outcome, j) => {
+      if (outcome !== undefined) failed.push({ index: indexes[j]!, error: outcome });
+    });
+    failed.sort((a, b) => a.index - b.index);
+    return { ids, published: items.length - failed.length, failed };
+  }
+
+  private async send(topic: string, messages: readonly WireMessage[], timeoutMs = this.config.publish.timeoutMs): Promise<PublishOutcome[]> {
+    this.publishing += messages.length;
+    try {
+      const ensuring = this.ensureTopic(topic);
+      if (ensuring) await ensuring;
+      const outcomes = await this.driver.publish(topic, messages, { timeoutMs, topic: this.optionsOf(topic) });
+      let failed = 0;
+      for (const outcome of outcomes) if (outcome !== undefined) failed++;
+      this.stats.published += messages.length - failed;
+      this.stats.publishFailed += failed;
+      return outcomes;
+    } catch (error) {
+      this.stats.publishFailed += messages.length;
+      const failure = toBuslineError(error);
+      return messages.map(() => failure);
+    } finally {
+      this.publishing -= messages.length;
+      if (this.publishing === 0) this.publishSettled?.();
+    }
+  }
+
+  private publishDeadLetter = async (topic: string, message: WireMessage): Promise<PublishOutcome> => {
+    try {
+      const ensuring = this.ensureTopic(topic);
+      if (ensuring) await ensuring;
+      const [outcome] = await this.driver.publish(topic, [message], {
+        timeoutMs: this.config.publish.timeoutMs,
+        topic: this.optionsOf(topic),
+      });
+      return outcome;
+    } catch (error) {
+      return toBuslineError(error);
+    }
+  };
+
+  // ---- subscribing --------------------------------------------------------
+
+  /** Calls `handler` with each event's payload (and its envelope in the context). */
+  subscribe<P = Payload>(topic: string, handler: PayloadHandler<P>, options: SubscribeOptions = {}): Promise<Subscription> {
+    return this.addSubscription(topic, { kind: 'payload', handler }, options);
+  }
+
+  /** Calls `handler` with each whole envelope. */
+  subscribeEnvelope<P = Payload>(topic: string, handler: EnvelopeHandler<P>, options: SubscribeOptions = {}): Promise<Subscription> {
+    return this.addSubscription(topic, { kind: 'envelope', handler }, options);
+  }
+
+  /** Low level: raw messages without decoding (e.g. to drain a dead-letter topic holding malformed bytes). */
+  subscribeWire(topic: string, handler: WireHandler, options: SubscribeOptions = {}): Promise<Subscription> {
+    return this.addSubscription(topic, { kind: 'wire', handler }, options);
+  }
+
+  private async addSubscription(topic: string, handler: HandlerKind, options: SubscribeOptions): Promise<Subscription> {
+    this.assertOpen();
+    this.checkTopic(topic);
+    if (typeof handler.handler !== 'function') throw new BuslineError(ErrorCode.ConfigInvalid, 'subscribe needs a handler function');
+    let resolved;
+    try {
+      resolved = resolveSubscription(topic, options, this.config, this.optionsOf(topic).persistence);
+    } catch (error) {
+      throw toBuslineError(error, ErrorCode.ConfigInvalid, `invalid subscribe options for "${topic}"`);
+    }
+    if (resolved.retry.redelivery === 'broker' && !this.capabilities.nativeRedeliveryDelay) {
+      throw new BuslineError(
+        ErrorCode.Unsupported,
+        `the ${this.driver.name} adapter cannot redeliver with a delay; use retry.redelivery "inProcess"`,
+      );
+    }
+    const subscription = new Subscription(
+      {
+        metrics: this.stats,
+        closing: this.abort.signal,
+        emit: this.emit.bind(this) as SubscriptionHost['emit'],
+        publishDeadLetter: this.publishDeadLetter,
+        lane: (run, concurrency) => this.pool.lane(run, { concurrency }),
+      },
+      resolved,
+      handler,
+      (s) => this.subscriptions.delete(s),
+    );
+    this.subscriptions.add(subscription);
+    if (this.state === 'started') await this.open(subscription);
+    else this.unattached.push(subscription);
+    return subscription;
+  }
+
+  private async open(subscription: Subscription): Promise<void> {
+    try {
+      const ensuring = this.ensureTopic(subscription.topic);
+      if (ensuring) await ensuring;
+      subscription.attach(await this.driver.subscribe(subscription.config.spec, subscription));
+    } catch (error) {
+      this.subscriptions.delete(subscription);
+      throw error;
+    }
+  }
+
+  // ---- lifecycle ----------------------------------------------------------
+
+  metrics(): MetricsSnapshot {
+    const s = this.stats;
+    return {
+      published: s.published,
+      publishFailed: s.publishFailed,
+      consumed: s.consumed,
+      handled: s.handled,
+      failed: s.failed,
+      retried: s.retried,
+      deadLettered: s.deadLettered,
+      malformed: s.malformed,
+      inFlight: this.pool.pending,
+      publishing: this.publishing,
+      driver: { ...s.driver },
+    };
+  }
+
+  /**
+   * Stops intake (publish and subscribe reject with CLOSED), lets in-flight
+   * publishes settle and in-flight handlers finish within `timeoutMs`, flushes
+   * acknowledgements and closes the connection.
+   */
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.closingPromise ??= this.doClose(options.timeoutMs ?? this.config.closeTimeoutMs);
+    return this.closingPromise;
+  }
+
+  private async doClose(timeoutMs: number): Promise<void> {
+    const wasStarted = this.state !== 'created';
+    this.state = 'closing';
+    const deadline = Date.now() + timeoutMs;
+    if (this.starting) await this.starting.catch(() => undefined);
+    if (this.publishing > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => (this.publishSettled = resolve)),
+        new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref()),
+      ]);
+    }
+    // Messages waiting out a retry backoff go back to the broker now instead of
+    // holding the close; running handlers see their signal aborted.
+    this.abort.abort();
+    const subscriptions = [...this.subscriptions];
+    await Promise.all(subscriptions.map((s) => s.unsubscribe(Math.max(0, deadline - Date.now()))));
+    this.state = 'closed';
+    try {
+      if (wasStarted) await this.driver.close();
+    } finally {
+      this.emit('connection', 'closed');
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private assertOpen(): void {
+    if (this.state === 'closing' || this.state === 'closed') throw new ClosedError();
+  }
+
+  private assertStarted(): void {
+    this.assertOpen();
+    if (this.state !== 'started') {
+      throw new BuslineError(ErrorCode.NotStarted, 'the event bus is not started; await bus.start() before publishing');
+    }
+  }
+}
+
+function toBuslineError(error: unknown, code: ErrorCode = ErrorCode.PublishRejected, prefix?: string): BuslineError {
+  if (error instanceof BuslineError) return error;
+  const message = prefix ? `${prefix}: ${errorMessage(error)}` : errorMessage(error);
+  return new BuslineError(code, message, { cause: error });
+}
+
+export type { FieldDifference };

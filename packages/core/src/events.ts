@@ -1,0 +1,40 @@
+import type { ConnectionState } from './driver.js';
+import type { Envelope } from './envelope.js';
+import type { FieldDifference } from './errors.js';
+import type { PoolBackpressureEvent as BackpressureEvent } from './keyed-ordering-pool.js';
+
+export interface DeadLetterEvent {
+  topic: string;
+  group: string;
+  /** Undefined when dead-lettering is disabled and the message was dropped. */
+  deadLetterTopic: string | undefined;
+  error: string;
+  attempts: number;
+  /** Absent for messages that could not be decoded. */
+  envelope?: Envelope;
+}
+
+export interface RetryEvent {
+  topic: string;
+  group: string;
+  /** The attempt that failed (1-based). */
+  attempt: number;
+  delayMs: number;
+  error: unknown;
+}
+
+export interface TopicMismatchEvent {
+  topic: string;
+  differences: FieldDifference[];
+  action: 'warn';
+}
+
+/** Events of an EventBus (eventemitter3; an unhandled 'error' never throws). */
+export interface BusEvents {
+  error: [error: Error, context: string];
+  connection: [state: ConnectionState, detail?: string];
+  deadLetter: [event: DeadLetterEvent];
+  topicMismatch: [event: TopicMismatchEvent];
+  backpressure: [event: BackpressureEvent];
+  retry: [event: RetryEvent];
+}
