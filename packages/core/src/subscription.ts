@@ -161,7 +161,12 @@ export class Subscription implements MessageSink {
     }
     const key = this.config.ordered ? (message.key ?? message.headers[Header.subject]) : undefined;
     try {
-      return this.lane.submit(key, message);
+      const wait = this.lane.submit(key, message);
+      // A submit still waiting when the lane drains is refused: hand the message back.
+      return wait?.catch((error: unknown) => {
+        if (!(error instanceof ClosedError)) throw error;
+        message.nack(0);
+      });
     } catch (error) {
       if (!(error instanceof ClosedError)) throw error;
       message.nack(0);
