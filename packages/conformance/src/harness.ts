@@ -1,0 +1,146 @@
+/**
+ * The per-run state the tests share: the adapter's options, its resolved
+ * capabilities, the buses a test opened (closed after each test), and
+ * deadline scaling for slow brokers.
+ */
+import { it, type TestContext } from 'vitest';
+import type { DriverCapabilities, EventBus, TopicOptionsInput } from '@busline/core';
+import { uniqueName } from './helpers.js';
+
+/** The bus config fields the suite sets; an adapter's `createBus` merges them into its own config. */
+export interface BusConfigLike {
+  /** Default consumer group of the bus (the suite passes a unique one per bus). */
+  group: string;
+  topicStrategy: 'createOnly' | 'createOrUpdate' | 'validateOnly' | 'skip';
+  onMismatch: 'warn' | 'fail' | 'ignore';
+  /** Topics ensured at `start()`. */
+  topics: Record<string, TopicOptionsInput>;
+}
+
+export interface ConformanceOptions {
+  /** Shown in test names and the throughput line, e.g. 'memory'. */
+  name: string;
+  /**
+   * Returns a NEW bus on the same broker each call, started or not (the suite
+   * calls `start()` and closes every bus it made). Merge `overrides` into the
+   * config; the suite passes deliberately invalid values to test config
+   * validation, so pass them through unchanged.
+   */
+  createBus(overrides?: Partial<BusConfigLike>): Promise<EventBus>;
+  /** Overrides of what `bus.capabilities` declares (e.g. to skip a feature while it is being built). */
+  capabilities?: Partial<DriverCapabilities>;
+  hooks?: {
+    /** Restarts the broker process and resolves once it accepts connections again. */
+    restartBroker?(): Promise<void>;
+  };
+  /** Multiplies every deadline (Kafka: ~3). Default 1. */
+  timeoutScale?: number;
+  /** Lowest acceptable msg/s for publish and end to end; only catches collapse. Default 200. */
+  throughputFloor?: number;
+  messageCount?: {
+    /** Messages in the per-key order test, spread over 1,000 keys. Default 5,000. */
+    order?: number;
+    /** Messages in the throughput test. Default 20,000. */
+    throughput?: number;
+  };
+}
+
+export type CapabilityName = keyof DriverCapabilities;
+
+export interface TestSpec {
+  /** Skipped (with the reason shown) unless the adapter declares each of these. */
+  requires?: CapabilityName[];
+  /** Skipped unless the adapter declares none of these. */
+  requiresNot?: CapabilityName[];
+  /** Skipped unless these hooks were given. */
+  hooks?: (keyof NonNullable<ConformanceOptions['hooks']>)[];
+  /** Test timeout before scaling; default 30 s. */
+  timeoutMs?: number;
+}
+
+export class Harness {
+  /** Filled in by `beforeAll` from a probe bus plus the caller's overrides. */
+  caps!: DriverCapabilities;
+  private readonly open = new Set<EventBus>();
+  readonly busErrors: { error: Error; context: string }[] = [];
+
+  constructor(readonly options: ConformanceOptions) {}
+
+  get scale(): number {
+    return this.options.timeoutScale ?? 1;
+  }
+
+  /** A deadline scaled for the adapter. */
+  ms(base: number): number {
+    return Math.round(base * this.scale);
+  }
+
+  topic(label: string): string {
+    return uniqueName(label);
+  }
+
+  group(label: string): string {
+    return uniqueName(label);
+  }
+
+  async resolveCapabilities(): Promise<void> {
+    const bus = await this.options.createBus({ group: this.group('probe') });
+    try {
+      this.caps = { ...bus.capabilities, ...this.options.capabilities };
+    } finally {
+      await bus.close();
+    }
+  }
+
+  /** Creates a bus through the adapter's factory, starts it, and closes it after the test. */
+  async bus(overrides: Partial<BusConfigLike> = {}): Promise<EventBus> {
+    const bus = await this.options.createBus({ group: this.group('svc'), ...overrides });
+    this.open.add(bus);
+    bus.on('error', (error: Error, context: string) => {
+      this.busErrors.push({ error, context });
+    });
+    await bus.start();
+    return bus;
+  }
+
+  /** Closes a bus the test made (the suite's `afterEach` then leaves it alone). */
+  async close(bus: EventBus, options?: { timeoutMs?: number }): Promise<void> {
+    this.open.delete(bus);
+    await bus.close(options);
+  }
+
+  async closeAll(): Promise<void> {
+    const buses = [...this.open];
+    this.open.clear();
+    this.busErrors.length = 0;
+    const results = await Promise.allSettled(buses.map((bus) => bus.close({ timeoutMs: this.ms(10_000) })));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length) throw new AggregateError(failed.map((f) => f.reason as unknown), `${failed.length} bus(es) failed to close`);
+  }
+
+  /** Registers a test that is skipped, with the reason, when the adapter lacks what it needs. */
+  test(name: string, spec: TestSpec, fn: (ctx: TestContext) => Promise<void>): void {
+    const gates = [
+      ...(spec.requires ?? []).map((c) => `requires ${c}`),
+      ...(spec.requiresNot ?? []).map((c) => `requires !${c}`),
+      ...(spec.hooks ?? []).map((hook) => `requires hooks.${hook}`),
+    ];
+    const title = gates.length ? `${name} [${gates.join(', ')}]` : name;
+    it(
+      title,
+      async (ctx) => {
+        for (const cap of spec.requires ?? []) {
+          if (!this.caps[cap]) ctx.skip(`adapter ${this.options.name} does not declare capability ${cap}`);
+        }
+        for (const cap of spec.requiresNot ?? []) {
+          if (this.caps[cap]) ctx.skip(`adapter ${this.options.name} declares capability ${cap}`);
+        }
+        for (const hook of spec.hooks ?? []) {
+          if (!this.options.hooks?.[hook]) ctx.skip(`no hooks.${hook} given for ${this.options.name}`);
+        }
+        await fn(ctx);
+      },
+      this.ms(spec.timeoutMs ?? 30_000),
+    );
+  }
+}
