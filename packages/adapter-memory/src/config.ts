@@ -1,0 +1,43 @@
+import { z } from 'zod';
+
+export const DEFAULT_BROKER_NAME = 'default';
+/** Two minutes, like the default NATS JetStream duplicate window. */
+export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
+export const DEFAULT_DELIVERY_BATCH_SIZE = 256;
+
+/** The `memory` section of a busline config (also what `memory://<broker>` turns into). */
+export const memoryConfigSchema = z
+  .object({
+    broker: z
+      .string()
+      .min(1)
+      .max(200)
+      .default(DEFAULT_BROKER_NAME)
+      .describe(
+        'Name of the process-wide in-memory broker to use. Buses in one process that name the same broker ' +
+          'exchange messages (two services in one test); different names are fully isolated.',
+      ),
+    dedupeWindowMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(DEFAULT_DEDUPE_WINDOW_MS)
+      .describe(
+        'Messages published to a topic with a `ce-id` header already seen on that topic within this many ' +
+          'milliseconds are stored once. 0 turns deduplication off for this bus.',
+      ),
+    deliveryBatchSize: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(DEFAULT_DELIVERY_BATCH_SIZE)
+      .describe('Most messages handed to a consumer in one batch (also bounded by the consumer\'s maxInFlight).'),
+  })
+  .strict()
+  .describe('In-memory broker adapter (@busline/adapter-memory): process-local, not durable across restarts.');
+
+/** The parsed section (defaults applied). */
+export type MemoryConfig = z.output<typeof memoryConfigSchema>;
+/** What a user may write (every field optional). */
+export type MemoryConfigInput = z.input<typeof memoryConfigSchema>;
