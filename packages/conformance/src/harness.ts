@@ -92,14 +92,17 @@ export class Harness {
     }
   }
 
-  /** Creates a bus through the adapter's factory, starts it, and closes it after the test. */
-  async bus(overrides: Partial<BusConfigLike> = {}): Promise<EventBus> {
+  /**
+   * Creates a bus through the adapter's factory, starts it (unless `start: false`), and
+   * closes it after the test.
+   */
+  async bus(overrides: Partial<BusConfigLike> = {}, options: { start?: boolean } = {}): Promise<EventBus> {
     const bus = await this.options.createBus({ group: this.group('svc'), ...overrides });
     this.open.add(bus);
     bus.on('error', (error: Error, context: string) => {
       this.busErrors.push({ error, context });
     });
-    await bus.start();
+    if (options.start !== false) await bus.start();
     return bus;
   }
 

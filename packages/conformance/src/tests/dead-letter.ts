@@ -104,6 +104,35 @@ export function registerDeadLetterTests(h: Harness): void {
     expect(attempts.get(b.id)).toEqual([1]);
   });
 
+  h.test('deadLetter: false drops an exhausted message with a deadLetter event (no topic) and moves on', {}, async () => {
+    const bus = await h.bus();
+    const topic = h.topic('nodlq');
+    const events: DeadLetterEvent[] = [];
+    bus.on('deadLetter', (e: DeadLetterEvent) => {
+      if (e.topic === topic) events.push(e);
+    });
+    const handled = new Collector();
+    const attempts: number[] = [];
+    await bus.subscribe(
+      topic,
+      async (payload, ctx) => {
+        if ((payload as { poison?: boolean }).poison) {
+          attempts.push(ctx.attempt);
+          throw new Error('always fails');
+        }
+        handled.add(ctx.envelope.id, null);
+      },
+      { retry: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 2 }, deadLetter: false },
+    );
+    const poison = await bus.publish(topic, { poison: true }, { aggregateId: 'same' });
+    const next = await bus.publish(topic, { poison: false }, { aggregateId: 'same' });
+    await handled.waitForIds([next.id], h.ms(20_000), 'the message after the dropped one');
+    await waitFor(() => events.length >= 1, { timeoutMs: h.ms(5_000), message: "a 'deadLetter' event" });
+    expect(events[0]).toMatchObject({ topic, attempts: 2, deadLetterTopic: undefined });
+    expect(events[0]!.envelope?.id).toBe(poison.id);
+    expect([...new Set(attempts)].sort()).toEqual([1, 2]);
+  });
+
   h.test('malformed wire messages go to the dead-letter topic without reaching the handler; the next good one is handled', {}, async () => {
     const bus = await h.bus();
     const topic = h.topic('malformed');

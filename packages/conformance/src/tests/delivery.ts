@@ -217,6 +217,24 @@ export function registerDeliveryTests(h: Harness): void {
     }
   });
 
+  h.test("startFrom 'latest': a new group skips what was published before it subscribed and gets what follows", { requires: ['persistent'] }, async () => {
+    const publisher = await h.bus();
+    const topic = h.topic('latest');
+    const old: string[] = [];
+    for (let i = 0; i < 10; i++) old.push((await publisher.publish(topic, { i, phase: 'old' }, { aggregateId: 'k' })).id);
+    const got = new Collector();
+    await (await h.bus()).subscribe(topic, async (_p, ctx) => got.add(ctx.envelope.id, null), {
+      group: h.group('latest'),
+      startFrom: 'latest',
+    });
+    // Published after subscribe() resolved: the subscription must be positioned by then.
+    const fresh: string[] = [];
+    for (let i = 0; i < 10; i++) fresh.push((await publisher.publish(topic, { i, phase: 'new' }, { aggregateId: 'k' })).id);
+    await got.waitForIds(fresh, h.ms(20_000), 'messages published after subscribe');
+    // Same key: any old message would have arrived before the new ones.
+    expect(old.filter((id) => got.has(id)), 'old messages delivered to a latest group').toEqual([]);
+  });
+
   h.test(
     'a group resumes where it stopped: unsubscribe, publish more, resubscribe — the rest arrives, the handled part is not replayed',
     { requires: ['persistent', 'consumerGroups'] },

@@ -89,6 +89,46 @@ export function registerLifecycleTests(h: Harness): void {
     },
   );
 
+  h.test(
+    'close during a retry backoff returns promptly and hands the message back: the group handles it on a new bus',
+    { requires: ['persistent', 'consumerGroups'] },
+    async () => {
+      const publisher = await h.bus();
+      const topic = h.topic('backoff-close');
+      const group = h.group('backoff');
+      const failed = deferred();
+      const bus1 = await h.bus();
+      await bus1.subscribe(
+        topic,
+        async () => {
+          failed.resolve();
+          throw new Error('fails on the first bus');
+        },
+        { group, retry: { maxAttempts: 5, initialDelayMs: 60_000, maxDelayMs: 60_000 } },
+      );
+      const { id } = await publisher.publish(topic, { x: 1 });
+      await failed.promise;
+      const closeStarted = Date.now();
+      await h.close(bus1);
+      expect(Date.now() - closeStarted, 'close() waited out a 60 s backoff').toBeLessThan(h.ms(10_000));
+
+      const got = new Collector<number>();
+      const bus2 = await h.bus();
+      await bus2.subscribe(topic, async (_p, ctx) => got.add(ctx.envelope.id, ctx.attempt), { group });
+      await got.waitForIds([id], h.ms(20_000), 'the message handed back by the closed bus');
+    },
+  );
+
+  h.test("the 'connection' event reports connected after start() and closed after close()", {}, async () => {
+    const bus = await h.bus({}, { start: false });
+    const states: string[] = [];
+    bus.on('connection', (state: string) => states.push(state));
+    await bus.start();
+    await waitFor(() => states.includes('connected'), { timeoutMs: h.ms(5_000), message: () => `'connected' among ${JSON.stringify(states)}` });
+    await h.close(bus);
+    await waitFor(() => states.at(-1) === 'closed', { timeoutMs: h.ms(5_000), message: () => `last state 'closed' in ${JSON.stringify(states)}` });
+  });
+
   h.test('close waits for running handlers before it resolves', {}, async () => {
     const bus = await h.bus();
     const topic = h.topic('drain');

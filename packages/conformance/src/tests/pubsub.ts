@@ -236,6 +236,50 @@ export function registerPubSubTests(h: Harness): void {
     }
   });
 
+  h.test('subscriptions made before start() are opened at start, on several topics at once', {}, async () => {
+    const publisher = await h.bus();
+    const bus = await h.bus({}, { start: false });
+    const topics = Array.from({ length: 5 }, (_, i) => h.topic(`prestart${i}`));
+    const collectors = topics.map(() => new Collector());
+    for (const [i, topic] of topics.entries()) {
+      await bus.subscribe(topic, async (_p, ctx) => collectors[i]!.add(ctx.envelope.id, null));
+    }
+    await bus.start();
+    const sent = await Promise.all(topics.map(async (topic) => (await publisher.publish(topic, { topic })).id));
+    await Promise.all(collectors.map((c, i) => c.waitForIds([sent[i]!], h.ms(20_000), `topic ${topics[i]}`)));
+  });
+
+  h.test('a subscription never runs more handlers at once than its concurrency', {}, async () => {
+    const bus = await h.bus();
+    const topic = h.topic('concurrency');
+    const got = new Collector();
+    let running = 0;
+    let maxRunning = 0;
+    await bus.subscribe(
+      topic,
+      async (_p, ctx) => {
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        await new Promise((resolve) => setTimeout(resolve, 1 + Math.random() * 3));
+        running--;
+        got.add(ctx.envelope.id, null);
+      },
+      { concurrency: 4 },
+    );
+    const result = await bus.publishBatch(
+      topic,
+      Array.from({ length: 200 }, (_, i) => ({ payload: { i }, aggregateId: `k-${i}` })),
+    );
+    expect(result.failed).toEqual([]);
+    await got.waitForIds(result.ids, h.ms(20_000));
+    expect(maxRunning, 'handlers running at once').toBeLessThanOrEqual(4);
+    expect(maxRunning, 'distinct keys ran in parallel').toBeGreaterThan(1);
+    await waitFor(() => bus.metrics().inFlight === 0, {
+      timeoutMs: h.ms(5_000),
+      message: () => `metrics().inFlight back to 0 once all is handled; it is ${bus.metrics().inFlight}`,
+    });
+  });
+
   h.test('ephemeral topics deliver to live subscribers', { requires: ['ephemeral'] }, async () => {
     const bus = await h.bus();
     const topic = h.topic('ephemeral');
