@@ -1,0 +1,730 @@
+import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiError,
+  ReplayPolicy,
+  type ConsumerConfig,
+  type ConsumerInfo,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import {
+  BuslineError,
+  ErrorCode,
+  type ConsumerSpec,
+  type DeliveredMessage,
+  type DriverHooks,
+  type DriverSubscription,
+  type MessageSink,
+} from '@busline/core';
+import type { NatsConfig } from './config.js';
+import { ACK, CumulativeAcks, type AckSender } from './cumulative-acks.js';
+import { adminError } from './streams.js';
+import { decodeHeaders, parseAckSubject, type Status } from './wire.js';
+
+/**
+ * The unified consumer: per (topic, group) one durable pull consumer and
+ * exactly one pull loop per bus, feeding core's subscription (and through it
+ * the bus's one KeyedOrderingPool). All consumers of a bus share the one
+ * connection and one 1-second housekeeping timer, so the handles a bus holds
+ * do not grow with the number of topics.
+ *
+ * The pull loop is the JetStream pull protocol written directly: a pull
+ * request (`$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`, `{batch, expires,
+ * idle_heartbeat}`) with the consumer's own inbox as reply subject; messages
+ * and status messages (100 heartbeat, 408 request expired, 409 ...) arrive
+ * there. A new pull is sent as soon as half of what was asked for has arrived,
+ * so the server always has a request to fill and the pipe never idles; while
+ * the subscription's `deliver` promise is pending, no pull is sent
+ * (backpressure), and the server never has more than `max_ack_pending`
+ * messages unsettled.
+ */
+
+const NAK = Uint8Array.of(0x2d, 0x4e, 0x41, 0x4b); // -NAK
+const TERM = Uint8Array.of(0x2b, 0x54, 0x45, 0x52, 0x4d); // +TERM
+const encoder = new TextEncoder();
+const SUBJECT_HEADER = 'ce-subject';
+const CONSUMER_NOT_FOUND = 10014;
+const NS_PER_MS = 1_000_000;
+const TICK_MS = 1_000;
+/** An ephemeral subscriber further behind than this drops the newest messages (counted), like a NATS slow consumer. */
+export const EPHEMERAL_BUFFER_LIMIT = 65_536;
+
+const KIND_ACK = 0;
+const KIND_NAK = 1;
+const KIND_TERM = 2;
+
+function nakPayload(delayMs: number): Uint8Array {
+  return delayMs > 0 ? encoder.encode(`-NAK {"delay":${Math.round(delayMs) * NS_PER_MS}}`) : NAK;
+}
+
+/** What every consumer of a bus shares (one per driver). */
+export class ConsumerHub {
+  private readonly consumers = new Set<PullConsumer | EphemeralConsumer>();
+  private timer: NodeJS.Timeout | undefined;
+  private connected = true;
+  /** Acknowledgements written while disconnected, sent after the reconnect (the client would drop them). */
+  private deferred: [string, Uint8Array][] = [];
+  private dirty = new Set<PullConsumer>();
+  private flushScheduled = false;
+
+  constructor(
+    readonly nc: NatsConnection,
+    readonly jsm: JetStreamManager,
+    readonly hooks: DriverHooks,
+    readonly config: NatsConfig,
+    readonly apiPrefix: string,
+  ) {}
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  get size(): number {
+    return this.consumers.size;
+  }
+
+  add(consumer: PullConsumer | EphemeralConsumer): void {
+    this.consumers.add(consumer);
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => this.tick(), TICK_MS);
+      this.timer.unref();
+    }
+  }
+
+  remove(consumer: PullConsumer | EphemeralConsumer): void {
+    this.consumers.delete(consumer);
+    if (this.consumers.size === 0 && this.timer !== undefined) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** Publishes an ack/nak/term; kept for after the reconnect while disconnected; dropped once closed. */
+  reply(subject: string, payload: Uint8Array): void {
+    if (this.nc.isClosed()) {
+      this.hooks.count('acks_dropped_closed');
+      return;
+    }
+    if (!this.connected) {
+      if (this.deferred.length < 1_000_000) this.deferred.push([subject, payload]);
+      return;
+    }
+    try {
+      this.nc.publish(subject, payload);
+    } catch (error) {
+      this.hooks.count('acks_dropped_closed');
+      if (!this.nc.isClosed()) this.hooks.error(error instanceof Error ? error : new Error(String(error)), 'sending an acknowledgement');
+    }
+  }
+
+  scheduleFlush(consumer: PullConsumer): void {
+    this.dirty.add(consumer);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flushAcks);
+  }
+
+  private readonly flushAcks = (): void => {
+    this.flushScheduled = false;
+    const dirty = this.dirty;
+    this.dirty = new Set();
+    for (const consumer of dirty) consumer.flushAcks();
+  };
+
+  onDisconnect(): void {
+    this.connected = false;
+  }
+
+  onReconnect(): void {
+    this.connected = true;
+    const deferred = this.deferred;
+    this.deferred = [];
+    for (const [subject, payload] of deferred) this.reply(subject, payload);
+    for (const consumer of this.consumers) consumer.onReconnect();
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const consumer of this.consumers) consumer.tick(now);
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.consumers].map((c) => c.close()));
+  }
+}
+
+/** One delivery of a JetStream message. */
+class NatsDelivery implements DeliveredMessage {
+  private settled = false;
+
+  constructor(
+    private readonly owner: PullConsumer,
+    readonly topic: string,
+    readonly key: string | undefined,
+    readonly headers: Record<string, string>,
+    readonly body: Uint8Array,
+    readonly deliveryCount: number,
+    readonly seq: number,
+    readonly reply: string,
+  ) {}
+
+  ack(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.owner.settle(this, KIND_ACK, 0);
+  }
+
+  nack(delayMs: number): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.owner.settle(this, KIND_NAK, delayMs);
+  }
+
+  term(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.owner.settle(this, KIND_TERM, 0);
+  }
+
+  get isSettled(): boolean {
+    return this.settled;
+  }
+}
+
+/**
+ * Creates the durable consumer of (stream, durable) or adopts the existing one.
+ * An existing consumer keeps its ack policy and position; its max_ack_pending
+ * and ack_wait are brought to the wanted values.
+ */
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  topic: string,
+  stream: string,
+  wanted: Partial<ConsumerConfig> & { durable_name: string },
+): Promise<ConsumerInfo> {
+  const durable = wanted.durable_name;
+  let info: ConsumerInfo | undefined;
+  try {
+    info = await jsm.consumers.info(stream, durable);
+  } catch (error) {
+    if (!(error instanceof JetStreamApiError && error.code === CONSUMER_NOT_FOUND)) throw adminError(topic, `reading consumer ${durable}`, error);
+  }
+  if (info === undefined) {
+    try {
+      return await jsm.consumers.add(stream, wanted);
+    } catch (error) {
+      // Another member created it at the same moment (perhaps with other settings): use theirs.
+      try {
+        info = await jsm.consumers.info(stream, durable);
+      } catch {
+        throw adminError(topic, `creating consumer ${durable}`, error);
+      }
+    }
+  }
+  const c = info.config;
+  if ((wanted.max_ack_pending !== undefined && c.max_ack_pending !== wanted.max_ack_pending) || (wanted.ack_wait !== undefined && c.ack_wait !== wanted.ack_wait)) {
+    try {
+      info = await jsm.consumers.update(stream, durable, {
+        max_ack_pending: wanted.max_ack_pending ?? c.max_ack_pending,
+        ack_wait: wanted.ack_wait ?? c.ack_wait,
+      });
+    } catch {
+      // Keep the existing settings (e.g. a server that refuses the change); the consumer still works.
+    }
+  }
+  return info;
+}
+
+export interface PullConsumerOptions {
+  spec: ConsumerSpec;
+  stream: string;
+  durable: string;
+  /** The consumer config used to (re)create it. */
+  wanted: Partial<ConsumerConfig> & { durable_name: string };
+  info: ConsumerInfo;
+}
+
+/** The one pull loop of (topic, group) on this bus. */
+export class PullConsumer implements DriverSubscription {
+  private sub: Subscription | undefined;
+  private readonly inbox: string;
+  private readonly nextSubject: string;
+  private readonly batchSize: number;
+  private readonly threshold: number;
+  private readonly expiresNs: number;
+  private readonly heartbeatNs: number;
+  private readonly staleAfterMs: number;
+  /** Messages asked for and not yet received or expired. */
+  private requested = 0;
+  private activity = 0;
+  private seenActivity = 0;
+  private lastActivity = Date.now();
+  private buffer: NatsDelivery[] = [];
+  private flushQueued = false;
+  private blocked = false;
+  private stopped = false;
+  private stopping: Promise<void> | undefined;
+  private closed = false;
+  private recovering = false;
+  private pauseUntil = 0;
+  private failures = 0;
+  private readonly acks: CumulativeAcks | undefined;
+  private leftoverCheckAt = 0;
+  readonly topic: string;
+
+  constructor(
+    private readonly hub: ConsumerHub,
+    private readonly sink: MessageSink,
+    private readonly options: PullConsumerOptions,
+  ) {
+    const config = hub.config;
+    this.topic = options.spec.topic;
+    this.inbox = createInbox(config.inboxPrefix);
+    this.nextSubject = `${hub.apiPrefix}.CONSUMER.MSG.NEXT.${options.stream}.${options.durable}`;
+    const maxAckPending = options.info.config.max_ack_pending ?? 0;
+    this.batchSize = Math.max(1, Math.min(config.pullBatch, maxAckPending > 0 ? maxAckPending : config.pullBatch));
+    this.threshold = Math.floor(this.batchSize / 2);
+    this.expiresNs = config.pullExpiresMs * NS_PER_MS;
+    this.heartbeatNs = config.idleHeartbeatMs * NS_PER_MS;
+    this.staleAfterMs = 2 * config.idleHeartbeatMs + 2_000;
+    if (options.info.config.ack_policy === AckPolicy.All) {
+      const sender: AckSender = {
+        send: (reply, payload) => this.hub.reply(reply, payload),
+        schedule: () => this.hub.scheduleFlush(this),
+        hooks: hub.hooks,
+      };
+      this.acks = new CumulativeAcks(sender);
+    }
+  }
+
+  get ackPolicy(): 'explicit' | 'all' {
+    return this.acks ? 'all' : 'explicit';
+  }
+
+  /** For tests and diagnostics. */
+  get state(): { requested: number; buffered: number; blocked: boolean; leftovers: number; openPositions: number } {
+    return {
+      requested: this.requested,
+      buffered: this.buffer.length,
+      blocked: this.blocked,
+      leftovers: this.acks?.leftovers ?? 0,
+      openPositions: this.acks?.pending ?? 0,
+    };
+  }
+
+  /**
+   * Cumulative mode: marks what the server still holds unacknowledged from an
+   * earlier bus as open before the first pull (see CumulativeAcks).
+   */
+  async prepare(): Promise<void> {
+    if (!this.acks) return;
+    const info = this.options.info;
+    if (info.num_waiting > 0) {
+      this.hub.hooks.error(
+        new BuslineError(
+          ErrorCode.Unsupported,
+          `another bus is pulling from consumer ${this.options.durable} (topic "${this.topic}") while this one uses cumulative acks (AckPolicy all); ` +
+            'an ack-all from either covers the other\'s unsettled messages. Use ackMode "explicit" for groups with several members.',
+        ),
+        'nats consumer',
+      );
+    }
+    const floor = info.ack_floor.stream_seq;
+    const delivered = info.delivered.stream_seq;
+    if (info.num_ack_pending === 0 || delivered <= floor) {
+      // Nothing outstanding: acks below the floor are already done.
+      this.acks.pretrack(floor, floor, () => false);
+      return;
+    }
+    const exists = await this.existence();
+    this.acks.pretrack(floor, delivered, exists);
+    this.hub.hooks.count('leftovers_tracked', this.acks.leftovers);
+    this.leftoverCheckAt = Date.now() + this.hub.config.ackWaitMs + this.staleAfterMs;
+  }
+
+  /** Which stream sequences still exist (first..last minus deleted ones). */
+  private async existence(): Promise<(seq: number) => boolean> {
+    const si = await this.hub.jsm.streams.info(this.options.stream, { deleted_details: true });
+    const first = si.state.first_seq;
+    const last = si.state.last_seq;
+    const deleted = new Set<number>(si.state.deleted ?? []);
+    return (seq) => seq >= first && seq <= last && !deleted.has(seq);
+  }
+
+  start(): void {
+    this.sub = this.hub.nc.subscribe(this.inbox, { callback: this.onMessage });
+    this.hub.add(this);
+    this.pull();
+  }
+
+  private readonly onMessage = (error: Error | null, msg: Msg): void => {
+    if (error) {
+      this.hub.hooks.error(error, `pull subscription of "${this.topic}"`);
+      return;
+    }
+    this.activity++;
+    const reply = msg.reply;
+    if (!reply) {
+      this.onStatus(decodeHeaders(msg));
+      return;
+    }
+    if (this.requested > 0) this.requested--;
+    const info = parseAckSubject(reply);
+    if (info === undefined) {
+      this.hub.hooks.count('unexpected_messages');
+      return;
+    }
+    const { headers } = decodeHeaders(msg);
+    const delivery = new NatsDelivery(this, this.topic, headers[SUBJECT_HEADER], headers, msg.data, info.deliveryCount, info.streamSeq, reply);
+    if (this.acks !== undefined && !this.acks.admit(info.streamSeq, reply, delivery)) {
+      this.maybePull();
+      return;
+    }
+    if (this.stopped) {
+      delivery.nack(0);
+      return;
+    }
+    this.buffer.push(delivery);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flush);
+    }
+    if (this.requested <= this.threshold) this.maybePull();
+  };
+
+  private onStatus(status: Status): void {
+    const left = Number(status.headers['Nats-Pending-Messages']);
+    switch (status.code) {
+      case 100:
+        return; // idle heartbeat (activity already noted)
+      case 404:
+      case 408:
+        // The request ended (expired) with `left` messages not delivered.
+        this.requested = Number.isFinite(left) ? Math.max(0, this.requested - left) : 0;
+        this.maybePull();
+        return;
+      case 409: {
+        const d = status.description.toLowerCase();
+        if (Number.isFinite(left)) this.requested = Math.max(0, this.requested - left);
+        if (d.includes('consumer deleted') || d.includes('consumer is push based')) {
+          this.hub.hooks.count('consumer_deleted');
+          void this.recover(`the server says: ${status.description}`);
+          return;
+        }
+        if (d.includes('leadership change')) {
+          this.requested = 0;
+          this.maybePull();
+          return;
+        }
+        if (!Number.isFinite(left)) this.requested = 0;
+        this.hub.hooks.count('pull_409');
+        this.backoff();
+        return;
+      }
+      case 503:
+        this.requested = 0;
+        void this.recover('no responders (JetStream unavailable or the consumer is gone)');
+        return;
+      default:
+        this.requested = 0;
+        this.hub.hooks.error(new BuslineError(ErrorCode.BrokerUnavailable, `pull for "${this.topic}" answered ${status.code} ${status.description}`), 'nats consumer');
+        this.backoff();
+    }
+  }
+
+  private backoff(): void {
+    this.failures++;
+    this.pauseUntil = Date.now() + Math.min(5_000, 100 * 2 ** Math.min(this.failures, 6));
+  }
+
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    if (this.blocked || this.buffer.length === 0) return;
+    const batch = this.buffer;
+    this.buffer = [];
+    let result: void | Promise<void>;
+    try {
+      result = this.sink.deliver(batch);
+    } catch (error) {
+      this.hub.hooks.error(error instanceof Error ? error : new Error(String(error)), `delivering to the subscription of "${this.topic}"`);
+      for (const d of batch) if (!d.isSettled) d.nack(0);
+      return;
+    }
+    if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+      this.blocked = true;
+      (result as Promise<void>).then(this.unblock, (error: unknown) => {
+        this.hub.hooks.error(error instanceof Error ? error : new Error(String(error)), `delivering to the subscription of "${this.topic}"`);
+        this.unblock();
+      });
+    } else if (this.requested <= this.threshold) this.maybePull();
+  };
+
+  private readonly unblock = (): void => {
+    this.blocked = false;
+    if (this.buffer.length > 0) this.flush();
+    if (!this.blocked) this.maybePull();
+  };
+
+  private maybePull(): void {
+    if (this.stopped || this.blocked || this.recovering || !this.hub.isConnected) return;
+    if (this.requested > this.threshold) return;
+    if (this.pauseUntil > 0) {
+      if (Date.now() < this.pauseUntil) return;
+      this.pauseUntil = 0;
+    }
+    this.pull();
+  }
+
+  private pull(): void {
+    const n = this.batchSize - this.requested;
+    if (n <= 0 || this.stopped) return;
+    const body = `{"batch":${n},"expires":${this.expiresNs},"idle_heartbeat":${this.heartbeatNs}}`;
+    try {
+      this.hub.nc.publish(this.nextSubject, body, { reply: this.inbox });
+    } catch (error) {
+      if (!this.hub.nc.isClosed()) this.hub.hooks.error(error instanceof Error ? error : new Error(String(error)), `pulling "${this.topic}"`);
+      return;
+    }
+    this.requested += n;
+    this.hub.hooks.count('pulls');
+  }
+
+  /** Checks the consumer exists (re-creating it if it was deleted), then pulls again. */
+  private async recover(why: string): Promise<void> {
+    if (this.recovering || this.stopped) return;
+    this.recovering = true;
+    this.requested = 0;
+    try {
+      try {
+        await this.hub.jsm.consumers.info(this.options.stream, this.options.durable);
+      } catch (error) {
+        if (!(error instanceof JetStreamApiError && error.code === CONSUMER_NOT_FOUND)) throw error;
+        this.hub.hooks.error(
+          new BuslineError(ErrorCode.BrokerUnavailable, `consumer ${this.options.durable} of "${this.topic}" is gone (${why}); re-creating it, which starts the group per its startFrom`),
+          'nats consumer',
+        );
+        await ensureConsumer(this.hub.jsm, this.topic, this.options.stream, this.options.wanted);
+      }
+      this.failures = 0;
+      this.hub.hooks.count('consumer_recovered');
+    } catch (error) {
+      if (!this.hub.nc.isClosed()) this.hub.hooks.error(adminError(this.topic, 'checking the consumer', error), `recovering the consumer of "${this.topic}" (${why})`);
+      this.backoff();
+    } finally {
+      this.recovering = false;
+      this.lastActivity = Date.now();
+    }
+    this.maybePull();
+  }
+
+  /** A delivery was settled by the subscription. */
+  settle(delivery: NatsDelivery, kind: number, delayMs: number): void {
+    const acks = this.acks;
+    if (acks === undefined) {
+      this.hub.reply(delivery.reply, kind === KIND_ACK ? ACK : kind === KIND_TERM ? TERM : nakPayload(delayMs));
+      return;
+    }
+    if (kind === KIND_NAK) {
+      if (acks.nacked(delivery.seq, delivery)) this.hub.reply(delivery.reply, nakPayload(delayMs));
+      return;
+    }
+    // Ack-all consumer: a +TERM would acknowledge everything below it too, so a term is a completion.
+    acks.complete(delivery.seq, delivery);
+  }
+
+  flushAcks(): void {
+    this.acks?.flush();
+  }
+
+  onReconnect(): void {
+    if (this.stopped) return;
+    this.requested = 0;
+    this.lastActivity = Date.now();
+    this.pauseUntil = 0;
+    this.acks?.resend();
+    this.maybePull();
+  }
+
+  tick(now: number): void {
+    if (this.stopped) return;
+    if (this.activity !== this.seenActivity) {
+      this.seenActivity = this.activity;
+      this.lastActivity = now;
+    }
+    if (this.acks !== undefined && this.acks.leftovers > 0 && now >= this.leftoverCheckAt && !this.recovering) {
+      this.leftoverCheckAt = now + Math.max(5_000, this.hub.config.ackWaitMs / 2);
+      void this.checkLeftovers();
+    }
+    if (!this.hub.isConnected || this.recovering) return;
+    if (this.requested > 0 && !this.blocked && now - this.lastActivity > this.staleAfterMs) {
+      this.hub.hooks.count('heartbeats_missed');
+      this.lastActivity = now;
+      void this.recover('heartbeats missed');
+      return;
+    }
+    this.maybePull();
+  }
+
+  private async checkLeftovers(): Promise<void> {
+    try {
+      const info = await this.hub.jsm.consumers.info(this.options.stream, this.options.durable);
+      const exists = await this.existence();
+      const closed = this.acks!.resolveLeftovers(info.ack_floor.stream_seq, exists);
+      if (closed > 0) this.hub.hooks.count('leftovers_closed', closed);
+    } catch (error) {
+      if (!this.hub.nc.isClosed()) this.hub.hooks.error(adminError(this.topic, 'checking unacknowledged messages', error), 'nats consumer');
+    }
+  }
+
+  /**
+   * Stops pulling. Outstanding pull requests die with the inbox: the inbox is
+   * drained (UNSUB, then a PING round trip during which messages still arrive),
+   * so a message the server sent before it saw the UNSUB is received and handed
+   * back (nak) instead of waiting out the ack wait. Messages not yet handed to
+   * the subscription go back the same way.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return this.stopping;
+    this.stopped = true;
+    this.requested = 0;
+    const undelivered = this.buffer;
+    this.buffer = [];
+    for (const d of undelivered) d.nack(0);
+    const sub = this.sub;
+    if (sub === undefined || this.hub.nc.isClosed()) return;
+    let timer: NodeJS.Timeout | undefined;
+    this.stopping = Promise.race([
+      sub.drain().catch(() => undefined),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000))),
+    ]).then(() => {
+      clearTimeout(timer);
+      if (!sub.isClosed()) {
+        try {
+          sub.unsubscribe();
+        } catch {
+          // closed connection
+        }
+      }
+    });
+    return this.stopping;
+  }
+
+  /** Flushes pending cumulative acks and releases the consumer (the durable stays on the server). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.stop();
+    this.closed = true;
+    this.acks?.flush();
+    this.hub.remove(this);
+  }
+}
+
+/**
+ * An ephemeral topic on core NATS: a plain subscription (queue group = the
+ * busline group, so members share and every group gets every message).
+ * At-most-once: nothing to acknowledge, nothing redelivered.
+ */
+export class EphemeralConsumer implements DriverSubscription {
+  private readonly sub: Subscription;
+  private buffer: DeliveredMessage[] = [];
+  private flushQueued = false;
+  private blocked = false;
+  private stopped = false;
+
+  constructor(
+    private readonly hub: ConsumerHub,
+    private readonly sink: MessageSink,
+    readonly topic: string,
+    group: string,
+  ) {
+    this.sub = hub.nc.subscribe(topic, { queue: group, callback: this.onMessage });
+    hub.add(this);
+  }
+
+  private readonly onMessage = (error: Error | null, msg: Msg): void => {
+    if (error || this.stopped) return;
+    if (this.buffer.length >= EPHEMERAL_BUFFER_LIMIT) {
+      this.hub.hooks.count('ephemeral_dropped');
+      return;
+    }
+    const { headers } = decodeHeaders(msg);
+    this.buffer.push({
+      topic: this.topic,
+      key: headers[SUBJECT_HEADER],
+      headers,
+      body: msg.data,
+      deliveryCount: 1,
+      ack: noop,
+      nack: noop,
+      term: noop,
+    });
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flush);
+    }
+  };
+
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    if (this.blocked || this.buffer.length === 0) return;
+    const batch = this.buffer;
+    this.buffer = [];
+    const result = this.sink.deliver(batch);
+    if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+      this.blocked = true;
+      (result as Promise<void>).then(this.unblock, this.unblock);
+    }
+  };
+
+  private readonly unblock = (): void => {
+    this.blocked = false;
+    if (this.buffer.length > 0) this.flush();
+  };
+
+  onReconnect(): void {}
+
+  tick(): void {}
+
+  stop(): Promise<void> {
+    if (!this.stopped) {
+      this.stopped = true;
+      this.buffer = [];
+      try {
+        this.sub.unsubscribe();
+      } catch {
+        // closed connection
+      }
+    }
+    return Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    this.hub.remove(this);
+  }
+}
+
+function noop(): void {}
+
+/** The durable consumer config for a subscription. */
+export function consumerConfig(
+  spec: ConsumerSpec,
+  durable: string,
+  config: NatsConfig,
+  filterSubject: string | undefined,
+): Partial<ConsumerConfig> & { durable_name: string } {
+  const cumulative = config.ackMode === 'cumulative' && config.streamMode === 'perTopic';
+  const wanted: Partial<ConsumerConfig> & { durable_name: string } = {
+    durable_name: durable,
+    ack_policy: cumulative ? AckPolicy.All : AckPolicy.Explicit,
+    deliver_policy: spec.startFrom === 'latest' ? DeliverPolicy.New : DeliverPolicy.All,
+    replay_policy: ReplayPolicy.Instant,
+    ack_wait: config.ackWaitMs * NS_PER_MS,
+    max_ack_pending: config.maxAckPending ?? spec.maxInFlight,
+    max_deliver: -1,
+  };
+  if (filterSubject !== undefined) wanted.filter_subject = filterSubject;
+  return wanted;
+}
+

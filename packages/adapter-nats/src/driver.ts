@@ -1,0 +1,292 @@
+import { inspect } from 'node:util';
+import { connect } from '@nats-io/transport-node';
+import { nuid, type NatsConnection } from '@nats-io/nats-core';
+import { AckPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import {
+  BrokerUnavailableError,
+  BuslineError,
+  ClosedError,
+  ErrorCode,
+  errorMessage,
+  type ConsumerSpec,
+  type Driver,
+  type DriverCapabilities,
+  type DriverContext,
+  type DriverHooks,
+  type DriverSubscription,
+  type FieldDifference,
+  type MessageSink,
+  type PublishCallOptions,
+  type PublishOutcome,
+  type TopicOptions,
+  type TopicState,
+  type WireMessage,
+} from '@busline/core';
+import type { NatsConfig } from './config.js';
+import { connectionOptions, redactServer } from './connection.js';
+import { ConsumerHub, EphemeralConsumer, PullConsumer, consumerConfig, ensureConsumer } from './consumer.js';
+import { durableNameFor } from './names.js';
+import { Publisher, type PublishItem } from './publisher.js';
+import { StreamAdmin } from './streams.js';
+import { encodeHeaders } from './wire.js';
+
+/** The header whose value is the event id (CloudEvents `id`); it becomes `Nats-Msg-Id`. */
+const EVENT_ID_HEADER = 'ce-id';
+
+export const NATS_CAPABILITIES: DriverCapabilities = Object.freeze({
+  persistent: true,
+  survivesBrokerRestart: true,
+  ephemeral: true,
+  perKeyOrder: true,
+  consumerGroups: true,
+  nativeRedeliveryDelay: true,
+  dedupe: true,
+  exactlyOnce: false,
+  subscribeAfterStartRestartsConsumer: false,
+});
+
+const noHooks: DriverHooks = { connection() {}, error() {}, count() {} };
+
+interface Session {
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  admin: StreamAdmin;
+  publisher: Publisher;
+  hub: ConsumerHub;
+}
+
+/**
+ * The NATS JetStream driver: one connection per bus; persistent topics are
+ * streams (see StreamAdmin), published through the pipelined Publisher and
+ * consumed through one pull loop per (topic, group) (see PullConsumer);
+ * ephemeral topics are core NATS subjects.
+ */
+export class NatsDriver implements Driver {
+  readonly name = 'nats';
+  readonly capabilities: DriverCapabilities = NATS_CAPABILITIES;
+  // Private (#) so credentials in the config never show in inspect/JSON output of the driver.
+  readonly #config: NatsConfig;
+  #session: Session | undefined;
+  #hooks: DriverHooks = noHooks;
+  #closing = false;
+
+  constructor(config: NatsConfig) {
+    this.#config = config;
+  }
+
+  /** Where this driver connects, without credentials. */
+  get servers(): string[] {
+    return this.#config.servers.map(redactServer);
+  }
+
+  /** The live connection (for diagnostics and tests); undefined before connect and after close. */
+  get connection(): NatsConnection | undefined {
+    return this.#session?.nc;
+  }
+
+  /** Publishes in flight and waiting for the window (diagnostics). */
+  get publishing(): { inFlight: number; waiting: number } {
+    const p = this.#session?.publisher;
+    return { inFlight: p?.inFlight ?? 0, waiting: p?.waiting ?? 0 };
+  }
+
+  async connect(context: DriverContext): Promise<void> {
+    if (this.#session) return;
+    this.#closing = false;
+    const hooks = (this.#hooks = context.hooks);
+    const config = this.#config;
+    const where = this.servers.join(',');
+    hooks.connection('connecting', where);
+    let nc: NatsConnection;
+    try {
+      nc = await connect(connectionOptions(config));
+    } catch (error) {
+      throw new BrokerUnavailableError(`cannot connect to NATS at ${where}: ${errorMessage(error)}`, error);
+    }
+    let jsm: JetStreamManager;
+    try {
+      jsm = await jetstreamManager(nc, { timeout: config.apiTimeoutMs });
+    } catch (error) {
+      await nc.close().catch(() => undefined);
+      throw new BrokerUnavailableError(`JetStream is not available at ${where} (start nats-server with -js): ${errorMessage(error)}`, error);
+    }
+    const apiPrefix = jsm.getOptions().apiPrefix ?? '$JS.API';
+    const publisher = new Publisher(nc, config.publishWindow, hooks, config.inboxPrefix);
+    publisher.start();
+    const hub = new ConsumerHub(nc, jsm, hooks, config, apiPrefix);
+    this.#session = { nc, jsm, admin: new StreamAdmin(jsm, config), publisher, hub };
+    this.watch(this.#session);
+    hooks.connection('connected', redactServer(nc.getServer()));
+  }
+
+  private watch(session: Session): void {
+    const { nc, publisher, hub } = session;
+    const hooks = this.#hooks;
+    void (async () => {
+      let reconnectingSaid = false;
+      for await (const s of nc.status()) {
+        switch (s.type) {
+          case 'disconnect':
+            publisher.onDisconnect();
+            hub.onDisconnect();
+            reconnectingSaid = false;
+            hooks.connection('disconnected', redactServer(s.server));
+            break;
+          case 'reconnecting':
+            if (!reconnectingSaid) hooks.connection('reconnecting');
+            reconnectingSaid = true;
+            break;
+          case 'reconnect':
+            hub.onReconnect();
+            publisher.onReconnect();
+            hooks.count('reconnects');
+            hooks.connection('connected', redactServer(s.server));
+            break;
+          case 'error':
+            hooks.error(s.error, 'nats connection');
+            break;
+          case 'ldm':
+            hooks.count('lame_duck_mode');
+            break;
+          case 'staleConnection':
+            hooks.count('stale_connection');
+            break;
+          case 'slowConsumer':
+            hooks.count('slow_consumer');
+            break;
+          default:
+            break;
+        }
+      }
+    })().catch((error: unknown) => hooks.error(error instanceof Error ? error : new Error(String(error)), 'nats status'));
+    void nc.closed().then((error) => {
+      if (this.#closing || this.#session !== session) return;
+      const failure = new BrokerUnavailableError(
+        `the NATS connection closed${error ? `: ${errorMessage(error)}` : ''} (reconnect attempts exhausted?); create a new bus to continue`,
+        error,
+      );
+      publisher.fail(failure);
+      hooks.error(failure, 'nats connection');
+      hooks.connection('closed', failure.message);
+    });
+  }
+
+  private session(): Session {
+    if (!this.#session) throw this.#closing ? new ClosedError('NATS driver') : new BrokerUnavailableError('the NATS driver is not connected');
+    return this.#session;
+  }
+
+  describeTopic(topic: string, wanted: TopicOptions): Promise<TopicState | undefined> {
+    return this.session().admin.describe(topic, wanted);
+  }
+
+  createTopic(topic: string, options: TopicOptions): Promise<void> {
+    return this.session().admin.create(topic, options);
+  }
+
+  updateTopic(topic: string, options: TopicOptions, differences: FieldDifference[]): Promise<void> {
+    return this.session().admin.update(topic, options, differences);
+  }
+
+  async publish(topic: string, messages: readonly WireMessage[], options: PublishCallOptions): Promise<PublishOutcome[]> {
+    const session = this.#session;
+    if (session === undefined) {
+      const error = this.#closing ? new ClosedError('NATS driver') : new BrokerUnavailableError('the NATS driver is not connected');
+      return messages.map(() => error);
+    }
+    if (options.topic.persistence === 'ephemeral') return this.publishEphemeral(session, topic, messages);
+    const count = messages.length;
+    let outcomes: PublishOutcome[] | undefined;
+    let positions: number[] | undefined;
+    const items: PublishItem[] = [];
+    for (let i = 0; i < count; i++) {
+      const message = messages[i]!;
+      // The event id dedupes a re-sent copy; a message without one gets a fresh id so re-sends after a reconnect still dedupe.
+      const headers = encodeHeaders(message.headers, message.headers[EVENT_ID_HEADER] ?? nuid.next());
+      if (typeof headers === 'string') {
+        outcomes ??= new Array<PublishOutcome>(count).fill(undefined);
+        positions ??= Array.from({ length: i }, (_, j) => j);
+        outcomes[i] = new BuslineError(ErrorCode.PublishRejected, `cannot publish to "${topic}": ${headers}`, { retryable: false });
+        continue;
+      }
+      positions?.push(i);
+      items.push({ body: message.body, headers });
+    }
+    const results = await session.publisher.publish(topic, topic, items, options.timeoutMs);
+    if (outcomes === undefined || positions === undefined) return results;
+    results.forEach((outcome, j) => (outcomes[positions[j]!] = outcome));
+    return outcomes;
+  }
+
+  /** Core NATS, at most once: written to the connection, no acknowledgement; refused while disconnected. */
+  private publishEphemeral(session: Session, topic: string, messages: readonly WireMessage[]): PublishOutcome[] {
+    if (!session.hub.isConnected) {
+      const error = new BrokerUnavailableError(`not connected to NATS; ephemeral messages to "${topic}" are not queued`);
+      return messages.map(() => error);
+    }
+    return messages.map((message) => {
+      const headers = encodeHeaders(message.headers, undefined);
+      if (typeof headers === "string") return new BuslineError(ErrorCode.PublishRejected, `cannot publish to "${topic}": ${headers}`, { retryable: false });
+      try {
+        session.nc.publish(topic, message.body, { headers });
+        return undefined;
+      } catch (error) {
+        return new BrokerUnavailableError(`publishing to "${topic}" failed: ${errorMessage(error)}`, error);
+      }
+    });
+  }
+
+  async subscribe(spec: ConsumerSpec, sink: MessageSink): Promise<DriverSubscription> {
+    const session = this.session();
+    if (spec.persistence === 'ephemeral') {
+      const consumer = new EphemeralConsumer(session.hub, sink, spec.topic, spec.group);
+      // The server must know the subscription before this resolves, or the next publish could miss it.
+      await session.nc.flush();
+      return consumer;
+    }
+    const config = this.#config;
+    const shared = config.streamMode === 'shared';
+    const stream = session.admin.streamFor(spec.topic);
+    const durable = durableNameFor(spec.group, spec.topic, shared);
+    const wanted = consumerConfig(spec, durable, config, shared ? spec.topic : undefined);
+    const info = await ensureConsumer(session.jsm, spec.topic, stream, wanted);
+    if (shared && info.config.ack_policy === AckPolicy.All) {
+      throw new BuslineError(
+        ErrorCode.Unsupported,
+        `consumer ${durable} on shared stream ${stream} uses AckPolicy all; busline acknowledges cumulatively only in perTopic stream mode`,
+      );
+    }
+    const consumer = new PullConsumer(session.hub, sink, { spec, stream, durable, wanted, info });
+    await consumer.prepare();
+    consumer.start();
+    return consumer;
+  }
+
+  async close(): Promise<void> {
+    const session = this.#session;
+    this.#closing = true;
+    if (!session) return;
+    try {
+      await session.hub.closeAll();
+    } finally {
+      session.publisher.fail(new ClosedError('NATS driver'));
+      this.#session = undefined;
+      // drain: pending subscription messages are processed, outgoing acks are flushed, then the socket closes.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        session.nc.drain().catch(() => undefined),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000))),
+      ]);
+      clearTimeout(timer);
+      if (!session.nc.isClosed()) await session.nc.close().catch(() => undefined);
+    }
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { name: this.name, servers: this.servers };
+  }
+
+  [inspect.custom](): string {
+    return `NatsDriver { servers: ${JSON.stringify(this.servers)}, connected: ${this.#session !== undefined} }`;
+  }
+}

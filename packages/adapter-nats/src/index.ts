@@ -1,0 +1,38 @@
+/**
+ * @busline/adapter-nats — NATS JetStream for busline.
+ *
+ * ```ts
+ * import { createEventBus } from '@busline/core';
+ * const bus = await createEventBus({ url: 'nats://127.0.0.1:4222', group: 'billing' });
+ * ```
+ */
+import type { AdapterModule } from '@busline/core';
+import { natsConfigSchema, sectionFromUrl, type NatsConfig } from './config.js';
+import { NatsDriver } from './driver.js';
+
+export { NatsDriver, NATS_CAPABILITIES } from './driver.js';
+export {
+  natsConfigSchema,
+  sectionFromUrl,
+  sectionFromUrlString,
+  DEFAULT_PUBLISH_WINDOW,
+  DEFAULT_PULL_BATCH,
+  DEFAULT_PULL_EXPIRES_MS,
+  DEFAULT_ACK_WAIT_MS,
+  DEFAULT_DUPLICATE_WINDOW_MS,
+  type NatsConfig,
+  type NatsConfigInput,
+} from './config.js';
+export { streamNameFor, durableNameFor } from './names.js';
+export { redactServer } from './connection.js';
+export { stateOf } from './streams.js';
+export { CumulativeAcks } from './cumulative-acks.js';
+
+export const adapter: AdapterModule<NatsConfig> = {
+  type: 'nats',
+  configSchema: natsConfigSchema,
+  sectionFromUrl,
+  createDriver: (section: NatsConfig) => new NatsDriver(section),
+};
+
+export default adapter;

@@ -1,0 +1,338 @@
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import {
+  BrokerUnavailableError,
+  BuslineError,
+  ErrorCode,
+  PublishTimeoutError,
+  errorMessage,
+  type DriverHooks,
+  type PublishOutcome,
+} from '@busline/core';
+import { Deque } from './deque.js';
+
+/**
+ * Pipelined JetStream publishing on the one connection.
+ *
+ * Every persistent message is published with a reply subject under ONE
+ * wildcard inbox subscription (`<inbox>.<token>`); JetStream answers each with
+ * a publish ack (`{"stream":..,"seq":..[,"duplicate":true]}`) or an error ack
+ * (`{"error":{..}}`), and the token finds the waiting message. Up to `window`
+ * messages are in flight; beyond that they wait in a FIFO queue, so memory is
+ * bounded by the callers' own messages and the order of publishes is the order
+ * they are written to the socket (and therefore stored).
+ *
+ * A message's outcome is reported only when its ack arrives (stored), when the
+ * server refuses it (error ack), when its deadline passes (PublishTimeoutError,
+ * or BrokerUnavailableError while disconnected), or when the connection is
+ * closed for good (BrokerUnavailableError).
+ *
+ * Reconnects: the NATS client discards what it had not written when the
+ * socket dropped, and acks in flight are lost with it. On reconnect every
+ * message still in flight is re-sent, in its original order, before anything
+ * new; each carries `Nats-Msg-Id` = its event id, so one the server had
+ * already stored is answered as a duplicate and stored once. While
+ * disconnected, new publishes wait in the queue (within their deadline).
+ *
+ * Deadlines cost no timer per message: entries sit in one FIFO per distinct
+ * timeout (deadlines in a FIFO are then in order), and one sweep timer, running
+ * only while anything is pending, pops expired heads.
+ */
+
+const WAITING = 0;
+const INFLIGHT = 1;
+const DONE = 2;
+
+interface Batch {
+  readonly outcomes: PublishOutcome[];
+  remaining: number;
+  resolve(outcomes: PublishOutcome[]): void;
+}
+
+interface Entry {
+  state: number;
+  token: string;
+  readonly subject: string;
+  readonly topic: string;
+  readonly body: Uint8Array;
+  readonly headers: MsgHdrs | undefined;
+  readonly deadline: number;
+  readonly timeoutMs: number;
+  readonly batch: Batch;
+  readonly index: number;
+  /** When a "no responders" answer was seen shortly after a reconnect: re-send at this time. */
+  retryAt: number;
+}
+
+export interface PublishItem {
+  body: Uint8Array;
+  headers: MsgHdrs | undefined;
+}
+
+const SWEEP_MS = 25;
+/** After a reconnect, JetStream may need a moment before streams answer again; "no responders" is retried this long. */
+const RECONNECT_GRACE_MS = 20_000;
+const NO_RESPONDERS_RETRY_MS = 250;
+
+export class Publisher {
+  private readonly prefix: string;
+  private readonly prefixLength: number;
+  private sub: Subscription | undefined;
+  private readonly inflight = new Map<string, Entry>();
+  private readonly queue = new Deque<Entry>();
+  private readonly deadlines = new Map<number, Deque<Entry>>();
+  private retries: Entry[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private seq = 0;
+  private connected = true;
+  private closedError: BuslineError | undefined;
+  private reconnectedAt = 0;
+  private disconnectedAt = 0;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly window: number,
+    private readonly hooks: DriverHooks,
+    inboxPrefix: string | undefined,
+  ) {
+    this.prefix = `${createInbox(inboxPrefix)}.`;
+    this.prefixLength = this.prefix.length;
+  }
+
+  start(): void {
+    this.sub = this.nc.subscribe(`${this.prefix}*`, {
+      callback: (error, msg) => {
+        if (error) {
+          this.hooks.error(new BrokerUnavailableError(`publish ack subscription failed: ${errorMessage(error)}`, error), 'nats publisher');
+          return;
+        }
+        this.onAck(msg);
+      },
+    });
+  }
+
+  get inFlight(): number {
+    return this.inflight.size;
+  }
+
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  /**
+   * Publishes `items` to `subject` in order; resolves with one outcome per item
+   * once each is known. Never rejects.
+   */
+  publish(subject: string, topic: string, items: readonly PublishItem[], timeoutMs: number): Promise<PublishOutcome[]> {
+    const count = items.length;
+    if (count === 0) return Promise.resolve([]);
+    if (this.closedError) return Promise.resolve(items.map(() => this.closedError));
+    let resolve!: (outcomes: PublishOutcome[]) => void;
+    const promise = new Promise<PublishOutcome[]>((r) => (resolve = r));
+    const batch: Batch = { outcomes: new Array<PublishOutcome>(count).fill(undefined), remaining: count, resolve };
+    const deadline = Date.now() + timeoutMs;
+    let deadlines = this.deadlines.get(timeoutMs);
+    if (deadlines === undefined) {
+      deadlines = new Deque<Entry>();
+      this.deadlines.set(timeoutMs, deadlines);
+    }
+    for (let i = 0; i < count; i++) {
+      const item = items[i]!;
+      const entry: Entry = {
+        state: WAITING,
+        token: '',
+        subject,
+        topic,
+        body: item.body,
+        headers: item.headers,
+        deadline,
+        timeoutMs,
+        batch,
+        index: i,
+        retryAt: 0,
+      };
+      deadlines.push(entry);
+      if (this.queue.length === 0 && this.connected && this.inflight.size < this.window) this.send(entry);
+      else this.queue.push(entry);
+    }
+    this.ensureTimer();
+    return promise;
+  }
+
+  private send(entry: Entry): void {
+    if (entry.token === '') entry.token = (++this.seq).toString(36);
+    entry.state = INFLIGHT;
+    this.inflight.set(entry.token, entry);
+    this.write(entry);
+  }
+
+  private write(entry: Entry): void {
+    try {
+      this.nc.publish(entry.subject, entry.body, { reply: this.prefix + entry.token, headers: entry.headers });
+    } catch (error) {
+      const tooBig = /max_payload|payload/i.test(errorMessage(error));
+      this.finish(
+        entry,
+        tooBig
+          ? new BuslineError(ErrorCode.PublishRejected, `message to "${entry.topic}" is larger than the server's max_payload: ${errorMessage(error)}`, { cause: error, retryable: false })
+          : new BrokerUnavailableError(`publishing to "${entry.topic}" failed: ${errorMessage(error)}`, error),
+      );
+    }
+  }
+
+  private onAck(msg: Msg): void {
+    const token = msg.subject.substring(this.prefixLength);
+    const entry = this.inflight.get(token);
+    // Late or repeated acks (after a timeout, or for a re-sent message) find nothing.
+    if (entry === undefined || entry.state !== INFLIGHT) return;
+    const data = msg.data;
+    // {"stream":"..","seq":N[,"duplicate":true]} — no need to parse a success.
+    if (data.length > 2 && data[2] === 0x73 /* s */) {
+      if (data[data.length - 2] === 0x65 /* the e of "duplicate": true */) this.hooks.count('publish_duplicates');
+      this.finish(entry, undefined);
+      return;
+    }
+    if (data.length === 0) {
+      // A status (503 no responders): no stream stores this subject, or JetStream is not up yet.
+      if (Date.now() - this.reconnectedAt < RECONNECT_GRACE_MS && entry.deadline > Date.now() + NO_RESPONDERS_RETRY_MS) {
+        this.hooks.count('publish_no_responders_retried');
+        entry.retryAt = Date.now() + NO_RESPONDERS_RETRY_MS;
+        this.retries.push(entry);
+        return;
+      }
+      this.finish(
+        entry,
+        new BuslineError(
+          ErrorCode.PublishRejected,
+          `no JetStream stream stores subject "${entry.subject}" (topic "${entry.topic}"): create the topic (topic strategy createOnly/createOrUpdate or configureTopic), or check the stream's subjects`,
+          { retryable: true, details: { topic: entry.topic, subject: entry.subject } },
+        ),
+      );
+      return;
+    }
+    this.finish(entry, errorAck(entry, data));
+  }
+
+  private finish(entry: Entry, outcome: PublishOutcome): void {
+    if (entry.state === INFLIGHT) this.inflight.delete(entry.token);
+    entry.state = DONE;
+    const batch = entry.batch;
+    batch.outcomes[entry.index] = outcome;
+    if (--batch.remaining === 0) batch.resolve(batch.outcomes);
+    if (this.queue.length > 0) this.pump();
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0 && this.connected && this.inflight.size < this.window) {
+      const entry = this.queue.shift()!;
+      if (entry.state === WAITING) this.send(entry);
+    }
+  }
+
+  private ensureTimer(): void {
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => this.sweep(), SWEEP_MS);
+      this.timer.unref();
+    }
+  }
+
+  /** Expires what passed its deadline; re-sends "no responders" retries that are due. */
+  private sweep(): void {
+    const now = Date.now();
+    if (this.retries.length > 0 && this.connected) {
+      const due = this.retries.filter((e) => e.state === INFLIGHT && e.retryAt <= now);
+      this.retries = this.retries.filter((e) => e.state === INFLIGHT && e.retryAt > now);
+      for (const entry of due) this.write(entry);
+    }
+    for (const [timeoutMs, queue] of this.deadlines) {
+      while (queue.length > 0) {
+        const head = queue.peek()!;
+        if (head.state !== DONE && head.deadline > now) break;
+        queue.shift();
+        if (head.state !== DONE) this.expire(head, now);
+      }
+      if (queue.length === 0) this.deadlines.delete(timeoutMs);
+    }
+    if (this.deadlines.size === 0 && this.timer !== undefined) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private expire(entry: Entry, now: number): void {
+    const sent = entry.state === INFLIGHT;
+    if (!this.connected) {
+      this.hooks.count('publish_unavailable');
+      this.finish(
+        entry,
+        new BrokerUnavailableError(
+          `publish to "${entry.topic}" failed: not connected to NATS for ${now - this.disconnectedAt} ms (deadline ${entry.timeoutMs} ms); ` +
+            (sent ? 'it was sent before the connection dropped and may or may not be stored' : 'it was not sent') +
+            ' — retry (the event id dedupes a copy that was stored)',
+        ),
+      );
+      return;
+    }
+    this.hooks.count('publish_timeouts');
+    this.finish(entry, new PublishTimeoutError(entry.topic, entry.timeoutMs));
+  }
+
+  /** The connection dropped: stop writing; what is in flight stays, to be re-sent. */
+  onDisconnect(): void {
+    if (!this.connected) return;
+    this.connected = false;
+    this.disconnectedAt = Date.now();
+  }
+
+  /** Reconnected: re-send everything in flight in its original order, then what waited. */
+  onReconnect(): void {
+    this.connected = true;
+    this.reconnectedAt = Date.now();
+    this.retries = [];
+    let resent = 0;
+    for (const entry of [...this.inflight.values()]) {
+      if (entry.state !== INFLIGHT) continue;
+      this.write(entry);
+      resent++;
+    }
+    if (resent > 0) this.hooks.count('publish_resent', resent);
+    this.pump();
+  }
+
+  /** The connection is gone for good: every pending publish fails, later ones fail at once. */
+  fail(error: BuslineError): void {
+    this.closedError ??= error;
+    const pending = [...this.inflight.values()];
+    while (this.queue.length > 0) pending.push(this.queue.shift()!);
+    for (const entry of pending) if (entry.state !== DONE) this.finish(entry, error);
+    this.deadlines.clear();
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+  }
+}
+
+const decoder = new TextDecoder();
+
+function errorAck(entry: Entry, data: Uint8Array): BuslineError {
+  let code: number | undefined;
+  let errCode: number | undefined;
+  let description = decoder.decode(data);
+  try {
+    const parsed = JSON.parse(description) as { error?: { code?: number; err_code?: number; description?: string } };
+    if (parsed.error) {
+      code = parsed.error.code;
+      errCode = parsed.error.err_code;
+      description = parsed.error.description ?? description;
+    }
+  } catch {
+    // not JSON: keep the text
+  }
+  return new BuslineError(ErrorCode.PublishRejected, `JetStream refused the message to "${entry.topic}": ${description}`, {
+    retryable: code === 503 || code === 408,
+    details: { topic: entry.topic, code, errCode },
+  });
+}

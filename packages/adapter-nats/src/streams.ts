@@ -1,0 +1,203 @@
+import {
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamConfig,
+  type StreamInfo,
+} from '@nats-io/jetstream';
+import {
+  BrokerUnavailableError,
+  BuslineError,
+  ErrorCode,
+  TopicError,
+  TopicMismatchError,
+  errorMessage,
+  type FieldDifference,
+  type TopicOptions,
+  type TopicState,
+} from '@busline/core';
+import type { NatsConfig } from './config.js';
+import { streamNameFor } from './names.js';
+
+const NS_PER_MS = 1_000_000;
+const STREAM_NOT_FOUND = 10059;
+const REPLICAS_NOT_SUPPORTED = 10074;
+
+/**
+ * Topic ↔ stream mapping: busline topic options become JetStream stream
+ * limits, and a stream's config is reported back in busline terms so core's
+ * provisioner can compare, update or complain.
+ *
+ * | busline          | JetStream stream           |
+ * | ---------------- | -------------------------- |
+ * | persistent topic | stream, subject = topic    |
+ * | retentionMs      | max_age (ns; 0 = none)     |
+ * | maxMessages      | max_msgs (-1 = none)       |
+ * | maxBytes         | max_bytes (-1 = none)      |
+ * | replicas         | num_replicas               |
+ * | description      | description                |
+ * | partitions       | always 1                   |
+ */
+export class StreamAdmin {
+  private readonly shared: boolean;
+
+  constructor(
+    private readonly jsm: JetStreamManager,
+    private readonly config: NatsConfig,
+  ) {
+    this.shared = config.streamMode === 'shared';
+  }
+
+  streamFor(topic: string): string {
+    return this.shared ? this.config.sharedStream : streamNameFor(topic, this.config.streamPrefix);
+  }
+
+  async describe(topic: string, wanted: TopicOptions): Promise<TopicState | undefined> {
+    const info = await this.info(topic);
+    if (info === undefined || !info.config.subjects?.includes(topic)) {
+      // Ephemeral topics live on core NATS: nothing on the server to describe, always there.
+      return wanted.persistence === 'ephemeral' ? { persistence: 'ephemeral', partitions: 1 } : undefined;
+    }
+    return stateOf(info);
+  }
+
+  async create(topic: string, options: TopicOptions): Promise<void> {
+    if (options.persistence === 'ephemeral') return;
+    if (this.shared) return this.addSubject(topic, options);
+    await this.call(topic, 'create', () => this.jsm.streams.add(this.streamConfig(this.streamFor(topic), [topic], options)), options);
+  }
+
+  async update(topic: string, options: TopicOptions, differences: FieldDifference[]): Promise<void> {
+    if (differences.some((d) => d.field === 'persistence')) {
+      throw new TopicMismatchError(topic, differences.filter((d) => d.field === 'persistence'), 'cannot switch between persistent (a stream) and ephemeral (core NATS)');
+    }
+    if (this.shared) {
+      throw new TopicMismatchError(topic, differences, `is a subject of the shared stream "${this.config.sharedStream}", whose limits apply to every topic in it; change that stream instead`);
+    }
+    const name = this.streamFor(topic);
+    const info = await this.info(topic);
+    if (info === undefined) throw new TopicError(ErrorCode.TopicNotFound, topic, `topic "${topic}" (stream ${name}) does not exist`);
+    const next = this.limits(options, info.config);
+    const replicasWanted = options.replicas !== undefined && options.replicas !== info.config.num_replicas;
+    try {
+      await this.call(topic, 'update', () => this.jsm.streams.update(name, { ...info.config, ...next }));
+    } catch (error) {
+      // A single server cannot hold replicas: apply the rest and report replicas as the mismatch.
+      if (!replicasWanted || !isReplicasRefusal(error)) throw error;
+      await this.call(topic, 'update', () => this.jsm.streams.update(name, { ...info.config, ...next, num_replicas: info.config.num_replicas }));
+      throw new TopicMismatchError(topic, [{ field: 'replicas', wanted: options.replicas, actual: info.config.num_replicas }], 'cannot change replicas on this server (not clustered)');
+    }
+  }
+
+  private async info(topic: string): Promise<StreamInfo | undefined> {
+    const name = this.streamFor(topic);
+    try {
+      return await this.jsm.streams.info(name);
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND) return undefined;
+      throw adminError(topic, `reading stream ${name}`, error);
+    }
+  }
+
+  /** Shared mode: the stream holds every topic as a subject; adding one is a read-modify-write, repeated if another bus raced it. */
+  private async addSubject(topic: string, options: TopicOptions): Promise<void> {
+    const name = this.config.sharedStream;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const info = await this.info(topic);
+      if (info === undefined) {
+        try {
+          await this.jsm.streams.add(this.streamConfig(name, [topic], options));
+          return;
+        } catch (error) {
+          if (attempt < 9 && error instanceof JetStreamApiError && /already in use/i.test(error.message)) continue;
+          throw adminError(topic, `creating shared stream ${name}`, error);
+        }
+      }
+      const subjects = info.config.subjects ?? [];
+      if (subjects.includes(topic)) return;
+      try {
+        await this.jsm.streams.update(name, { ...info.config, subjects: [...subjects, topic] });
+      } catch (error) {
+        throw adminError(topic, `adding subject "${topic}" to shared stream ${name}`, error);
+      }
+      const check = await this.info(topic);
+      if (check?.config.subjects?.includes(topic)) return;
+    }
+    throw new BuslineError(ErrorCode.BrokerUnavailable, `could not add topic "${topic}" to shared stream ${name}: other buses kept changing it`, { retryable: true });
+  }
+
+  private streamConfig(name: string, subjects: string[], options: TopicOptions): Partial<StreamConfig> & { name: string } {
+    return {
+      name,
+      subjects,
+      retention: RetentionPolicy.Limits,
+      storage: this.config.storage === 'memory' ? StorageType.Memory : StorageType.File,
+      discard: DiscardPolicy.Old,
+      ...this.limits(options),
+    };
+  }
+
+  /** The stream fields that follow the topic options. */
+  private limits(options: TopicOptions, current?: StreamConfig): Partial<StreamConfig> {
+    const maxAge = options.retentionMs !== undefined ? options.retentionMs * NS_PER_MS : (current?.max_age ?? 0);
+    const limits: Partial<StreamConfig> = {
+      max_age: maxAge,
+      max_msgs: options.maxMessages ?? current?.max_msgs ?? -1,
+      max_bytes: options.maxBytes ?? current?.max_bytes ?? -1,
+      num_replicas: options.replicas ?? current?.num_replicas ?? 1,
+    };
+    if (options.description !== undefined) limits.description = options.description;
+    const window = this.config.duplicateWindowMs * NS_PER_MS;
+    if (current === undefined) {
+      if (window > 0) limits.duplicate_window = maxAge > 0 ? Math.min(window, maxAge) : window;
+      else if (maxAge > 0) limits.duplicate_window = Math.min(maxAge, 120_000 * NS_PER_MS);
+    } else if (maxAge > 0 && current.duplicate_window > maxAge) {
+      // The server refuses a duplicate window longer than the retention.
+      limits.duplicate_window = maxAge;
+    }
+    return limits;
+  }
+
+  private async call<T>(topic: string, what: string, run: () => Promise<T>, options?: TopicOptions): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (options?.replicas !== undefined && options.replicas > 1 && isReplicasRefusal(error)) {
+        throw new TopicMismatchError(topic, [{ field: 'replicas', wanted: options.replicas, actual: 1 }], `cannot be created: this server is not clustered (${errorMessage(error)})`);
+      }
+      throw adminError(topic, `${what} stream ${this.streamFor(topic)}`, error);
+    }
+  }
+}
+
+function isReplicasRefusal(error: unknown): boolean {
+  return (error instanceof JetStreamApiError && error.code === REPLICAS_NOT_SUPPORTED) || /replicas/i.test(errorMessage(error));
+}
+
+/** A stream's config in busline terms (null = unlimited). */
+export function stateOf(info: StreamInfo): TopicState {
+  const c = info.config;
+  return {
+    persistence: 'persistent',
+    retentionMs: c.max_age > 0 ? Math.round(c.max_age / NS_PER_MS) : null,
+    maxMessages: c.max_msgs > 0 ? c.max_msgs : null,
+    maxBytes: c.max_bytes > 0 ? c.max_bytes : null,
+    replicas: c.num_replicas || 1,
+    partitions: 1,
+    description: c.description ? c.description : null,
+  };
+}
+
+/** JetStream admin failures as busline errors: unreachable server → BrokerUnavailable, refusals → TopicError. */
+export function adminError(topic: string, what: string, error: unknown): BuslineError {
+  if (error instanceof BuslineError) return error;
+  if (error instanceof JetStreamApiError) {
+    return new TopicError(ErrorCode.PublishRejected, topic, `JetStream refused ${what} for topic "${topic}": ${error.message}`, {
+      cause: error,
+      details: { status: error.status, errCode: error.code },
+    });
+  }
+  return new BrokerUnavailableError(`JetStream did not answer ${what} for topic "${topic}": ${errorMessage(error)}`, error);
+}

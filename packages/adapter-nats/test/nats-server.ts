@@ -1,0 +1,114 @@
+/**
+ * A nats-server of a test's own (free port, own store dir under .tmp/), so
+ * tests that stop, kill or restart the server never disturb the shared one.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+export function natsServerBinary(): string | undefined {
+  const given = process.env.BUSLINE_NATS_SERVER;
+  if (given) return given;
+  const found = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
+  const path = found.stdout.trim();
+  return found.status === 0 && path ? path : undefined;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+export class PrivateNatsServer {
+  private child: ChildProcess | undefined;
+  private log = '';
+
+  private constructor(
+    readonly binary: string,
+    readonly port: number,
+    readonly dir: string,
+    readonly extraArgs: string[],
+  ) {}
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  static async start(label: string, extraArgs: string[] = []): Promise<PrivateNatsServer> {
+    const binary = natsServerBinary();
+    if (!binary) throw new Error('nats-server is not on PATH (run bash scripts/brokers up nats once, or set BUSLINE_NATS_SERVER)');
+    const dir = join(ROOT, '.tmp', 'nats-adapter-tests', `${label}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+    mkdirSync(dir, { recursive: true });
+    const server = new PrivateNatsServer(binary, await freePort(), dir, extraArgs);
+    await server.launch();
+    return server;
+  }
+
+  private launch(): Promise<void> {
+    this.log = '';
+    const child = spawn(
+      this.binary,
+      ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', join(this.dir, 'data'), '--server_name', `test-${this.port}`, ...this.extraArgs],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.child = child;
+    return new Promise((resolveReady, reject) => {
+      const timer = setTimeout(() => reject(new Error(`nats-server on ${this.port} not ready in 30 s:\n${this.log}`)), 30_000);
+      const onData = (chunk: Buffer) => {
+        this.log += chunk.toString();
+        if (this.log.includes('Server is ready')) {
+          clearTimeout(timer);
+          resolveReady();
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`nats-server on ${this.port} exited (${code}) during start-up:\n${this.log}`));
+      });
+    });
+  }
+
+  /** Stops the process: SIGTERM (graceful) or SIGKILL (crash). */
+  async stopProcess(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill(signal);
+    await exited;
+    this.child = undefined;
+  }
+
+  /** Starts the process again on the same port and store. */
+  async startProcess(): Promise<void> {
+    if (this.child) return;
+    await this.launch();
+  }
+
+  async restart(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    await this.stopProcess(signal);
+    await this.startProcess();
+  }
+
+  async stop(): Promise<void> {
+    await this.stopProcess('SIGTERM');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
