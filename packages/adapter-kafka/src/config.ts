@@ -1,0 +1,195 @@
+import { z } from 'zod';
+
+/** Kafka's port when a broker address names none. */
+export const DEFAULT_KAFKA_PORT = 9092;
+
+const brokerAddress = z
+  .string()
+  .regex(/^[^\s,/]+:\d{1,5}$/, 'a broker address is "host:port", e.g. "127.0.0.1:9092"');
+
+const positiveInt = z.number().int().positive();
+
+/**
+ * SASL options, passed to kafkajs unchanged. They are never logged: the
+ * driver logs no configuration, and kafkajs log entries are redacted.
+ */
+const saslSchema = z.union([
+  z
+    .object({
+      mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+      username: z.string(),
+      password: z.string(),
+    })
+    .strict(),
+  z
+    .object({
+      mechanism: z.literal('oauthbearer'),
+      oauthBearerProvider: z.custom<() => Promise<{ value: string }>>((v) => typeof v === 'function', {
+        message: 'oauthBearerProvider must be a function returning a promise of { value: token }',
+      }),
+    })
+    .strict(),
+  z
+    .object({
+      mechanism: z.literal('aws'),
+      authorizationIdentity: z.string(),
+      accessKeyId: z.string(),
+      secretAccessKey: z.string(),
+      sessionToken: z.string().optional(),
+    })
+    .strict(),
+]);
+
+/** TLS: `true` for the system's CAs, or Node `tls.connect` options (ca, cert, key, servername, ...). */
+const sslSchema = z.union([z.boolean(), z.record(z.string(), z.unknown())]);
+
+export const producerConfigSchema = z
+  .object({
+    idempotent: z
+      .boolean()
+      .default(true)
+      .describe(
+        'The idempotent producer: the broker drops duplicates that kafkajs retries create, so a retried batch is ' +
+          'stored once and in order. It dedupes producer retries only, not a second publish of the same event. Needs acks "all".',
+      ),
+    acks: z
+      .enum(['all', 'leader', 'none'])
+      .default('all')
+      .describe('"all" (-1): every in-sync replica has the batch before a publish resolves. "leader" (1), "none" (0) are faster and lose more.'),
+    lingerMs: z
+      .number()
+      .min(0)
+      .max(1_000)
+      .default(2)
+      .describe(
+        'How long the publish batcher waits for more publishes before sending a batch when no batch is in flight. ' +
+          'While a batch is in flight, publishes gather anyway until it is acknowledged.',
+      ),
+    maxBatchMessages: positiveInt.default(10_000).describe('Most messages in one sendBatch request.'),
+    maxBatchBytes: positiveInt
+      .default(900_000)
+      .describe('Most bytes (keys, values, headers, estimated record overhead) in one sendBatch request; keep below the broker\'s message.max.bytes.'),
+    maxInFlightBatches: z
+      .number()
+      .int()
+      .min(1)
+      .max(5)
+      .default(1)
+      .describe(
+        'sendBatch requests outstanding at once. 1 keeps per-key order across retries under every failure; more ' +
+          'overlaps round trips, but a batch that fails after a later one succeeded lands out of order.',
+      ),
+    maxQueuedMessages: positiveInt
+      .default(100_000)
+      .describe('Publishes waiting for a batch beyond which further publish calls wait for room (backpressure).'),
+    compression: z.enum(['none', 'gzip']).default('none').describe('Batch compression (kafkajs ships gzip; others need codecs).'),
+    retries: z
+      .number()
+      .int()
+      .min(0)
+      .default(10)
+      .describe('kafkajs retries of a failing sendBatch (with backoff) before its publishes fail; the publish timeout still applies.'),
+  })
+  .strict();
+
+export const consumerConfigSchema = z
+  .object({
+    sessionTimeoutMs: positiveInt.default(30_000).describe('Group session timeout: a member silent this long is removed and its partitions reassigned.'),
+    heartbeatIntervalMs: positiveInt.default(3_000).describe('Heartbeat interval; about a third of sessionTimeoutMs.'),
+    rebalanceTimeoutMs: positiveInt.default(60_000).describe('How long the coordinator waits for members to rejoin during a rebalance.'),
+    partitionsConsumedConcurrently: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(4)
+      .describe('kafkajs eachBatch calls running at once. Batches are handed to core\'s pool and handled in parallel regardless.'),
+    commitIntervalMs: positiveInt
+      .default(1_000)
+      .describe('How often handled offsets (per partition, up to the ack watermark) are committed; also committed on rebalance, restart and close.'),
+    maxBytesPerPartition: positiveInt.default(1_048_576).describe('Most bytes fetched per partition per fetch.'),
+    maxBytes: positiveInt.default(10_485_760).describe('Most bytes per fetch response.'),
+    maxWaitTimeMs: positiveInt
+      .default(250)
+      .describe('Fetch long-poll time; also how long a consumer whose partitions are all paused sleeps before it looks again.'),
+    restartDrainTimeoutMs: positiveInt
+      .default(30_000)
+      .describe(
+        'A controlled consumer restart (subscribing a new topic after start) waits this long for delivered messages ' +
+          'to be handled before committing and rejoining; messages still running are then left uncommitted (redelivered).',
+      ),
+  })
+  .strict();
+
+export const topicDefaultsSchema = z
+  .object({
+    partitions: positiveInt
+      .optional()
+      .describe('Partitions for topics busline creates without a `partitions` option; default: the broker\'s num.partitions.'),
+    replicationFactor: positiveInt
+      .optional()
+      .describe('Replication factor for created topics without a `replicas` option; default: the broker\'s default.replication.factor.'),
+    ephemeralRetentionMs: positiveInt
+      .default(60_000)
+      .describe(
+        'Kafka has no at-most-once fan-out: an "ephemeral" topic is a topic with this retention (unless retentionMs is set) ' +
+          'whose consumers start at the end of the log.',
+      ),
+  })
+  .strict();
+
+/** The `kafka` section of a busline config (also what `kafka://host:9092,host2:9092` turns into). */
+export const kafkaConfigSchema = z
+  .object({
+    brokers: z.array(brokerAddress).min(1).describe('Bootstrap brokers, "host:port".'),
+    clientId: z.string().min(1).default('busline').describe('kafkajs client id (shows in broker logs and quotas).'),
+    ssl: sslSchema.optional().describe('TLS: true, or Node tls.connect options. Passed through, never logged.'),
+    sasl: saslSchema.optional().describe('SASL authentication (plain, scram-sha-256/512, oauthbearer, aws). Passed through, never logged.'),
+    connectionTimeoutMs: positiveInt.default(3_000).describe('TCP/TLS connect timeout per broker.'),
+    requestTimeoutMs: positiveInt.default(30_000).describe('Timeout of one broker request.'),
+    retry: z
+      .object({
+        retries: z.number().int().min(0).default(8),
+        initialRetryTimeMs: positiveInt.default(100),
+        maxRetryTimeMs: positiveInt.default(10_000),
+      })
+      .strict()
+      .default({ retries: 8, initialRetryTimeMs: 100, maxRetryTimeMs: 10_000 })
+      .describe('kafkajs retry with exponential backoff for connections and requests (broker restarts, leader changes).'),
+    producer: producerConfigSchema.default(producerConfigSchema.parse({})),
+    consumer: consumerConfigSchema.default(consumerConfigSchema.parse({})),
+    topics: topicDefaultsSchema.default(topicDefaultsSchema.parse({})),
+    logLevel: z
+      .enum(['nothing', 'error', 'warn', 'info', 'debug'])
+      .default('nothing')
+      .describe(
+        'kafkajs\'s own log on stderr (SASL/SSL fields redacted). Off by default: kafkajs logs every retried protocol ' +
+          'error at ERROR; what matters reaches the bus as events (error, connection).',
+      ),
+  })
+  .strict()
+  .describe('Apache Kafka adapter (@busline/adapter-kafka, through kafkajs).');
+
+export type KafkaConfig = z.output<typeof kafkaConfigSchema>;
+export type KafkaConfigInput = z.input<typeof kafkaConfigSchema>;
+
+/**
+ * `kafka://host1:9092,host2:9092` → `{ brokers: ['host1:9092', 'host2:9092'] }`.
+ * Hosts without a port get 9092; `?clientId=name` sets the client id.
+ */
+export function sectionFromUrl(url: URL): Record<string, unknown> {
+  // Read the authority from the text: WHATWG URL parsing does not keep a host list.
+  const href = url.href.replace(/^kafka:\/\//i, '');
+  const end = href.search(/[/?#]/);
+  const authority = end < 0 ? href : href.slice(0, end);
+  const hosts = authority.includes('@') ? authority.slice(authority.lastIndexOf('@') + 1) : authority;
+  const brokers = hosts
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h.length > 0)
+    .map((h) => (/:\d+$/.test(h) ? h : `${h}:${DEFAULT_KAFKA_PORT}`));
+  const section: Record<string, unknown> = { brokers };
+  const clientId = url.searchParams.get('clientId');
+  if (clientId) section.clientId = clientId;
+  return section;
+}

@@ -1,0 +1,27 @@
+/**
+ * @busline/adapter-kafka — Apache Kafka for busline, through kafkajs.
+ *
+ * ```ts
+ * import { createEventBus } from '@busline/core';
+ * const bus = await createEventBus('kafka://127.0.0.1:9092');
+ * ```
+ */
+import type { AdapterModule } from '@busline/core';
+import { kafkaConfigSchema, sectionFromUrl, type KafkaConfig } from './config.js';
+import { KafkaDriver } from './kafka-driver.js';
+
+export { kafkaConfigSchema, sectionFromUrl, DEFAULT_KAFKA_PORT } from './config.js';
+export type { KafkaConfig, KafkaConfigInput } from './config.js';
+export { KafkaDriver, KAFKA_CAPABILITIES } from './kafka-driver.js';
+export { GroupConsumer } from './group-consumer.js';
+export { PublishBatcher, recordSize } from './publish-batcher.js';
+export type { PublishBatcherOptions, OutgoingRecord, TopicRecords } from './publish-batcher.js';
+export { TopicAdmin } from './topic-admin.js';
+export { publishError, kafkaError } from './kafka-errors.js';
+
+export const adapter: AdapterModule<KafkaConfig> = {
+  type: 'kafka',
+  configSchema: kafkaConfigSchema,
+  sectionFromUrl,
+  createDriver: (section) => new KafkaDriver(section),
+};

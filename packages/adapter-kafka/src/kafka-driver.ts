@@ -1,0 +1,239 @@
+/**
+ * KafkaDriver: core's driver contract on Apache Kafka through kafkajs.
+ *
+ * - publish: the PublishBatcher gathers concurrent publishes into one
+ *   `sendBatch` (idempotent producer, acks all, the aggregate id as the record
+ *   key, envelope metadata as record headers, the Java client's murmur2
+ *   partitioner).
+ * - topics: TopicAdmin (admin client).
+ * - subscribe: one GroupConsumer per consumer group, pre-subscribed to the
+ *   topics planned before start.
+ */
+import {
+  BuslineError,
+  ClosedError,
+  ErrorCode,
+  type ConsumerSpec,
+  type Driver,
+  type DriverCapabilities,
+  type DriverContext,
+  type DriverHooks,
+  type DriverSubscription,
+  type FieldDifference,
+  type MessageSink,
+  type PublishCallOptions,
+  type PublishOutcome,
+  type TopicOptions,
+  type TopicState,
+  type WireMessage,
+} from '@busline/core';
+import kafkajs, { type Admin, type Kafka, type KafkaConfig as KafkaJSConfig, type Producer } from 'kafkajs';
+import type { KafkaConfig } from './config.js';
+import { GroupConsumer } from './group-consumer.js';
+import { kafkaError, publishError } from './kafka-errors.js';
+import { createLogCreator } from './log.js';
+import { PublishBatcher } from './publish-batcher.js';
+import { TopicAdmin } from './topic-admin.js';
+
+const { Kafka: KafkaClient, Partitioners, CompressionTypes, logLevel: LogLevel } = kafkajs;
+
+export const KAFKA_CAPABILITIES: DriverCapabilities = Object.freeze({
+  persistent: true,
+  survivesBrokerRestart: true,
+  // Emulated: a short-retention topic whose consumers start at the end of the log.
+  ephemeral: true,
+  perKeyOrder: true,
+  consumerGroups: true,
+  // Kafka cannot redeliver one record later; core retries in process.
+  nativeRedeliveryDelay: false,
+  // The idempotent producer drops duplicates of its own retries only, not a re-publish of an event id.
+  dedupe: false,
+  exactlyOnce: false,
+  subscribeAfterStartRestartsConsumer: true,
+});
+
+const ACKS = { all: -1, leader: 1, none: 0 } as const;
+const LOG_LEVELS = {
+  nothing: LogLevel.NOTHING,
+  error: LogLevel.ERROR,
+  warn: LogLevel.WARN,
+  info: LogLevel.INFO,
+  debug: LogLevel.DEBUG,
+} as const;
+
+export class KafkaDriver implements Driver {
+  readonly name = 'kafka';
+  readonly capabilities = KAFKA_CAPABILITIES;
+  private kafka: Kafka | undefined;
+  private producer: Producer | undefined;
+  private admin: Admin | undefined;
+  private topics: TopicAdmin | undefined;
+  private batcher: PublishBatcher | undefined;
+  private hooks: DriverHooks | undefined;
+  private readonly groups = new Map<string, GroupConsumer>();
+  /** Planned (topic → count) per group, from the DriverContext. */
+  private readonly plans = new Map<string, Map<string, number>>();
+  private plannedLeft = 0;
+  private connecting: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(readonly config: KafkaConfig) {}
+
+  async connect(context: DriverContext): Promise<void> {
+    if (this.closed) throw new ClosedError('Kafka driver');
+    this.hooks = context.hooks;
+    for (const spec of context.plannedConsumers) {
+      let plan = this.plans.get(spec.group);
+      if (!plan) this.plans.set(spec.group, (plan = new Map()));
+      plan.set(spec.topic, (plan.get(spec.topic) ?? 0) + 1);
+      this.plannedLeft++;
+    }
+    this.connecting ??= this.doConnect(context.hooks);
+    return this.connecting;
+  }
+
+  private async doConnect(hooks: DriverHooks): Promise<void> {
+    const c = this.config;
+    hooks.connection('connecting');
+    const clientConfig: KafkaJSConfig = {
+      clientId: c.clientId,
+      brokers: c.brokers,
+      connectionTimeout: c.connectionTimeoutMs,
+      requestTimeout: c.requestTimeoutMs,
+      retry: { retries: c.retry.retries, initialRetryTime: c.retry.initialRetryTimeMs, maxRetryTime: c.retry.maxRetryTimeMs },
+      logLevel: LOG_LEVELS[c.logLevel],
+      logCreator: createLogCreator(),
+    };
+    if (c.ssl !== undefined) clientConfig.ssl = c.ssl as KafkaJSConfig['ssl'];
+    if (c.sasl !== undefined) clientConfig.sasl = c.sasl as KafkaJSConfig['sasl'];
+    const kafka = new KafkaClient(clientConfig);
+    const producer = kafka.producer({
+      // The Java client's partitioner (murmur2 of the key), named explicitly: this is also what
+      // silences kafkajs's "switched default partitioner" warning.
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: c.producer.idempotent,
+      maxInFlightRequests: c.producer.idempotent ? 1 : undefined,
+      allowAutoTopicCreation: false,
+      retry: { retries: c.producer.retries, initialRetryTime: c.retry.initialRetryTimeMs, maxRetryTime: c.retry.maxRetryTimeMs },
+    });
+    const admin = kafka.admin();
+    producer.on(producer.events.DISCONNECT, () => {
+      if (!this.closed) hooks.connection('disconnected', 'the Kafka producer lost its connection; it reconnects on the next publish');
+    });
+    try {
+      await admin.connect();
+      await producer.connect();
+    } catch (error) {
+      await Promise.allSettled([producer.disconnect(), admin.disconnect()]);
+      this.connecting = undefined;
+      throw kafkaError(error, `connecting to Kafka at ${c.brokers.join(', ')}`);
+    }
+    this.kafka = kafka;
+    this.producer = producer;
+    this.admin = admin;
+    this.topics = new TopicAdmin(admin, c.topics);
+    const acks = ACKS[c.producer.acks];
+    const compression = c.producer.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+    this.batcher = new PublishBatcher({
+      lingerMs: c.producer.lingerMs,
+      maxBatchMessages: c.producer.maxBatchMessages,
+      maxBatchBytes: c.producer.maxBatchBytes,
+      maxInFlightBatches: c.producer.maxInFlightBatches,
+      maxQueuedMessages: c.producer.maxQueuedMessages,
+      send: (batch) => producer.sendBatch({ topicMessages: batch, acks, compression, timeout: c.requestTimeoutMs }),
+      mapError: publishError,
+    });
+    hooks.connection('connected');
+  }
+
+  private ready(): { topics: TopicAdmin; batcher: PublishBatcher } {
+    if (this.closed) throw new ClosedError('Kafka driver');
+    if (!this.topics || !this.batcher) throw new BuslineError(ErrorCode.NotStarted, 'the Kafka driver is not connected');
+    return { topics: this.topics, batcher: this.batcher };
+  }
+
+  // ---- topics -------------------------------------------------------------
+
+  describeTopic(topic: string, wanted: TopicOptions): Promise<TopicState | undefined> {
+    return this.ready().topics.describe(topic, wanted);
+  }
+
+  createTopic(topic: string, options: TopicOptions): Promise<void> {
+    return this.ready().topics.create(topic, options);
+  }
+
+  updateTopic(topic: string, options: TopicOptions, differences: FieldDifference[]): Promise<void> {
+    return this.ready().topics.update(topic, options, differences);
+  }
+
+  /** Deletes topics (tests and benchmarks clean up with it). */
+  deleteTopics(topics: string[]): Promise<void> {
+    return this.ready().topics.delete(topics);
+  }
+
+  // ---- publishing ---------------------------------------------------------
+
+  publish(topic: string, messages: readonly WireMessage[], options: PublishCallOptions): Promise<PublishOutcome[]> {
+    return this.ready().batcher.publish(topic, messages, options.timeoutMs);
+  }
+
+  // ---- subscribing --------------------------------------------------------
+
+  async subscribe(spec: ConsumerSpec, sink: MessageSink): Promise<DriverSubscription> {
+    this.ready();
+    let group = this.groups.get(spec.group);
+    if (!group) {
+      group = new GroupConsumer({
+        kafka: this.kafka!,
+        group: spec.group,
+        config: this.config.consumer,
+        hooks: this.hooks!,
+        plan: this.plans.get(spec.group) ?? new Map(),
+        onUnplanned: () => this.abandonPlans(),
+      });
+      this.groups.set(spec.group, group);
+    }
+    const planned = this.plans.get(spec.group)?.get(spec.topic) ?? 0;
+    if (planned > 0 && this.plannedLeft > 0) {
+      this.plans.get(spec.group)!.set(spec.topic, planned - 1);
+      if (--this.plannedLeft === 0) queueMicrotask(() => this.abandonPlans());
+    } else if (this.plannedLeft > 0) {
+      this.abandonPlans();
+    }
+    return group.register(spec, sink);
+  }
+
+  /** Every planned subscription registered, or one arrived that was not planned: start what is waiting. */
+  private abandonPlans(): void {
+    this.plannedLeft = 0;
+    for (const group of this.groups.values()) group.abandonPlan();
+  }
+
+  /** The consumer of `group`, for tests and diagnostics. */
+  consumerOf(group: string): GroupConsumer | undefined {
+    return this.groups.get(group);
+  }
+
+  // ---- lifecycle ----------------------------------------------------------
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.connecting) await this.connecting.catch(() => undefined);
+    const errors: unknown[] = [];
+    await Promise.all(
+      [...this.groups.values()].map((g) =>
+        g.close(Math.min(this.config.consumer.restartDrainTimeoutMs, 5_000)).catch((error: unknown) => errors.push(error)),
+      ),
+    );
+    this.groups.clear();
+    if (this.batcher) {
+      await this.batcher.flush();
+      this.batcher.close();
+    }
+    await Promise.allSettled([this.producer?.disconnect(), this.admin?.disconnect()]);
+    this.producer = this.admin = this.kafka = undefined;
+    this.topics = undefined;
+    if (errors.length > 0) this.hooks?.error(kafkaError(errors[0], 'closing Kafka consumers'), 'kafka close');
+  }
+}

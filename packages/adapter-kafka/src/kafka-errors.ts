@@ -1,0 +1,91 @@
+/**
+ * Maps kafkajs errors onto busline's errors, so callers branch on stable codes:
+ * connection loss → BrokerUnavailableError (retryable), broker or request
+ * timeouts → PublishTimeoutError (retryable), everything else the broker
+ * refused → PUBLISH_REJECTED with kafkajs's reason (retryable when kafkajs
+ * says so). The kafkajs error is kept as `cause`; no config ever goes into a
+ * message.
+ */
+import { BrokerUnavailableError, BuslineError, ErrorCode, PublishTimeoutError, errorMessage } from '@busline/core';
+
+interface KafkaJSErrorLike {
+  name?: string;
+  type?: string;
+  retriable?: boolean;
+  cause?: unknown;
+  originalError?: unknown;
+}
+
+const CONNECTION_ERRORS = new Set([
+  'KafkaJSConnectionError',
+  'KafkaJSConnectionClosedError',
+  'KafkaJSBrokerNotFound',
+  'KafkaJSNoBrokerAvailableError',
+  'KafkaJSGroupCoordinatorNotFound',
+  'KafkaJSMetadataNotLoaded',
+]);
+
+const TIMEOUT_ERRORS = new Set(['KafkaJSRequestTimeoutError', 'KafkaJSTimeout', 'KafkaJSLockTimeout']);
+const TIMEOUT_TYPES = new Set(['REQUEST_TIMED_OUT']);
+const UNAVAILABLE_TYPES = new Set([
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_FOR_PARTITION',
+  'NOT_LEADER_OR_FOLLOWER',
+  'BROKER_NOT_AVAILABLE',
+  'COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR',
+  'NETWORK_EXCEPTION',
+]);
+
+/** The chain of causes, outermost first (kafkajs wraps retries in KafkaJSNumberOfRetriesExceeded). */
+export function causeChain(error: unknown): KafkaJSErrorLike[] {
+  const chain: KafkaJSErrorLike[] = [];
+  let current: unknown = error;
+  while (current !== null && typeof current === 'object' && chain.length < 10) {
+    const e = current as KafkaJSErrorLike;
+    chain.push(e);
+    current = e.cause ?? e.originalError;
+  }
+  return chain;
+}
+
+export function isConnectionError(error: unknown): boolean {
+  return causeChain(error).some((e) => CONNECTION_ERRORS.has(e.name ?? '') || UNAVAILABLE_TYPES.has(e.type ?? ''));
+}
+
+export function protocolType(error: unknown): string | undefined {
+  for (const e of causeChain(error)) if (typeof e.type === 'string') return e.type;
+  return undefined;
+}
+
+/** A publish failure as the caller sees it. */
+export function publishError(error: unknown, topic: string, timeoutMs: number): BuslineError {
+  if (error instanceof BuslineError) return error;
+  const chain = causeChain(error);
+  if (chain.some((e) => TIMEOUT_ERRORS.has(e.name ?? '') || TIMEOUT_TYPES.has(e.type ?? ''))) {
+    return new PublishTimeoutError(topic, timeoutMs, error);
+  }
+  if (isConnectionError(error)) {
+    return new BrokerUnavailableError(`publish to "${topic}" failed: the Kafka broker is unreachable (${errorMessage(error)})`, error);
+  }
+  const retryable = chain.some((e) => e.retriable === true && e.name !== 'KafkaJSNumberOfRetriesExceeded') ||
+    chain[0]?.name === 'KafkaJSNumberOfRetriesExceeded';
+  const type = protocolType(error);
+  return new BuslineError(
+    ErrorCode.PublishRejected,
+    `Kafka refused the publish to "${topic}": ${errorMessage(error)}`,
+    { cause: error, retryable, details: { topic, ...(type ? { kafkaError: type } : {}) } },
+  );
+}
+
+/** Any other failure (admin calls, connect), with the code for its kind. */
+export function kafkaError(error: unknown, what: string, code: ErrorCode = ErrorCode.BrokerUnavailable): BuslineError {
+  if (error instanceof BuslineError) return error;
+  if (isConnectionError(error)) return new BrokerUnavailableError(`${what}: the Kafka broker is unreachable (${errorMessage(error)})`, error);
+  const type = protocolType(error);
+  return new BuslineError(code, `${what}: ${errorMessage(error)}`, {
+    cause: error,
+    retryable: causeChain(error).some((e) => e.retriable === true),
+    details: type ? { kafkaError: type } : {},
+  });
+}

@@ -1,0 +1,104 @@
+/**
+ * PartitionState: what one consumer knows about one assigned partition during
+ * one ownership (an "epoch", from a group join to the revocation or restart
+ * that ends it).
+ *
+ * - `watermark` (core's AckWatermark) tracks every offset delivered to core;
+ *   the commit offset is `watermark + 1`, so a commit never covers a record
+ *   that was not settled. A nacked record is never completed: the commit
+ *   stops before it and the next owner re-reads from there.
+ * - `backlog` holds fetched records not yet delivered (the subscription's
+ *   maxInFlight budget or the ordering pool's backpressure held them back).
+ *   While it is not empty the partition is paused in kafkajs, so memory is
+ *   bounded by one fetch per partition.
+ * - A revoked state ignores late settlements (its offsets may already belong
+ *   to another member); a successor state for the same partition waits for
+ *   the revoked one's unsettled records (`waitFor`) before delivering, so a
+ *   key never runs twice at once in this process.
+ */
+import { AckWatermark } from '@busline/core';
+import type { KafkaMessage } from 'kafkajs';
+
+export class PartitionState {
+  readonly key: string;
+  readonly watermark = new AckWatermark();
+  /** Delivered to core and not yet settled. */
+  unsettled = 0;
+  /** Some delivery was nacked: commits stop before it for the rest of this epoch. */
+  nacked = false;
+  /** The offset last committed for this partition by this state (next offset to read). */
+  committed: number | undefined;
+  /** Fetched, not yet delivered, in offset order; `backlog[backlogHead]` is next. */
+  backlog: KafkaMessage[] = [];
+  backlogHead = 0;
+  /** Highest offset accepted from a fetch (delivered or in the backlog); re-fetched records at or below it are skipped. */
+  lastAccepted = -1;
+  /** Paused in kafkajs by this driver. */
+  paused = false;
+  revoked = false;
+  /** The previous epoch of this partition, still settling: deliver nothing before it is done. */
+  waitFor: PartitionState | undefined;
+  /** Called once this (revoked) state has no unsettled records left. */
+  onSettled: (() => void) | undefined;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+  ) {
+    this.key = partitionKey(topic, partition);
+  }
+
+  get backlogSize(): number {
+    return this.backlog.length - this.backlogHead;
+  }
+
+  /** Appends fetched records above `lastAccepted`; returns how many were new. */
+  accept(messages: readonly KafkaMessage[]): number {
+    let from = 0;
+    while (from < messages.length && Number(messages[from]!.offset) <= this.lastAccepted) from++;
+    if (from === messages.length) return 0;
+    if (this.backlogHead > 0 && this.backlogHead === this.backlog.length) {
+      this.backlog = [];
+      this.backlogHead = 0;
+    }
+    for (let i = from; i < messages.length; i++) this.backlog.push(messages[i]!);
+    this.lastAccepted = Number(messages[messages.length - 1]!.offset);
+    return messages.length - from;
+  }
+
+  /** Takes up to `n` records from the backlog. */
+  take(n: number): KafkaMessage[] {
+    const end = Math.min(this.backlog.length, this.backlogHead + n);
+    const out = this.backlog.slice(this.backlogHead, end);
+    this.backlogHead = end;
+    if (this.backlogHead === this.backlog.length) {
+      this.backlog = [];
+      this.backlogHead = 0;
+    }
+    return out;
+  }
+
+  clearBacklog(): void {
+    this.backlog = [];
+    this.backlogHead = 0;
+  }
+
+  /** The offset a commit may cover now (watermark + 1), or undefined when nothing new is handled. */
+  commitOffset(): number | undefined {
+    const mark = this.watermark.watermark;
+    if (mark === undefined) return undefined;
+    const offset = mark + 1;
+    return this.committed === undefined || offset > this.committed ? offset : undefined;
+  }
+
+  /** Ends this epoch: late settlements are ignored, the backlog is dropped. Returns how many deliveries were abandoned. */
+  revoke(): number {
+    this.revoked = true;
+    this.clearBacklog();
+    return this.unsettled;
+  }
+}
+
+export function partitionKey(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
+}

@@ -1,0 +1,67 @@
+/**
+ * The `kafka` config section: URL shorthand, defaults, and validation
+ * through createEventBus (no broker needed: the bus is not started).
+ */
+import { describe, expect, it } from 'vitest';
+import { createEventBus, ErrorCode, type BuslineError } from '@busline/core';
+import { adapter, kafkaConfigSchema, sectionFromUrl } from '../src/index.js';
+
+describe('kafka config', () => {
+  it('sectionFromUrl turns a host list into brokers (default port 9092)', () => {
+    expect(sectionFromUrl(new URL('kafka://127.0.0.1:9092'))).toEqual({ brokers: ['127.0.0.1:9092'] });
+    expect(sectionFromUrl(new URL('kafka://a,b'))).toEqual({ brokers: ['a:9092', 'b:9092'] });
+    expect(sectionFromUrl(new URL('kafka://h:9093/?clientId=orders'))).toEqual({ brokers: ['h:9093'], clientId: 'orders' });
+    // WHATWG URL refuses "a:1,b:2" (see the README); the section parser handles the text anyway.
+    const fake = { href: 'kafka://a:9092,b:9093', searchParams: new URLSearchParams() } as unknown as URL;
+    expect(sectionFromUrl(fake)).toEqual({ brokers: ['a:9092', 'b:9093'] });
+  });
+
+  it('applies safe defaults: acks all, idempotent, short linger, one batch in flight', () => {
+    const c = kafkaConfigSchema.parse({ brokers: ['127.0.0.1:9092'] });
+    expect(c.producer).toMatchObject({ acks: 'all', idempotent: true, lingerMs: 2, maxInFlightBatches: 1 });
+    expect(c.consumer.commitIntervalMs).toBeGreaterThan(0);
+    expect(c.logLevel).toBe('nothing');
+  });
+
+  it('is strict and names every bad field', () => {
+    const result = kafkaConfigSchema.safeParse({ brokers: ['no-port'], producer: { acks: 'some', linger: 3 }, bogus: 1 });
+    expect(result.success).toBe(false);
+    const paths = result.error!.issues.map((i) => i.path.join('.'));
+    expect(paths).toEqual(expect.arrayContaining(['brokers.0', 'producer.acks', 'producer', '']));
+  });
+
+  it('createEventBus validates the kafka section and reports it under "kafka."', async () => {
+    let error: BuslineError | undefined;
+    try {
+      await createEventBus({ type: 'kafka', kafka: { brokers: [], consumer: { commitIntervalMs: 0 } } }, { adapter });
+    } catch (e) {
+      error = e as BuslineError;
+    }
+    expect(error?.code).toBe(ErrorCode.ConfigInvalid);
+    expect(error?.message).toContain('kafka.brokers');
+    expect(error?.message).toContain('kafka.consumer.commitIntervalMs');
+  });
+
+  it('never puts SASL credentials into an error message', () => {
+    const result = kafkaConfigSchema.safeParse({
+      brokers: ['h:9092'],
+      sasl: { mechanism: 'scram-sha-512', username: 'svc', password: 'hunter2-secret', extra: 'x' },
+    });
+    expect(result.success).toBe(false);
+    expect(JSON.stringify(result.error!.issues)).not.toContain('hunter2-secret');
+  });
+
+  it('declares its capabilities honestly', async () => {
+    const bus = await createEventBus({ type: 'kafka', kafka: { brokers: ['127.0.0.1:9092'] } }, { adapter });
+    expect(bus.capabilities).toMatchObject({
+      persistent: true,
+      perKeyOrder: true,
+      consumerGroups: true,
+      nativeRedeliveryDelay: false,
+      dedupe: false,
+      exactlyOnce: false,
+      subscribeAfterStartRestartsConsumer: true,
+    });
+    await bus.close();
+  });
+});

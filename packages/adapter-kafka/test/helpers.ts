@@ -1,0 +1,37 @@
+/** Shared by the broker-backed tests: the broker address, skip flag, admin client and bus factory. */
+import { randomBytes } from 'node:crypto';
+import { createEventBus, type BusConfigInput, type EventBus } from '@busline/core';
+import kafkajs, { type Admin } from 'kafkajs';
+import { adapter } from '../src/index.js';
+
+export const BROKERS = process.env.BUSLINE_KAFKA_BROKERS ?? '127.0.0.1:9092';
+/** `BUSLINE_BROKERS=none` runs without brokers: broker-backed suites are skipped. */
+export const NO_BROKER = process.env.BUSLINE_BROKERS === 'none';
+
+export function unique(label: string): string {
+  return `bl-kafka-${label}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+}
+
+export function newAdmin(): Admin {
+  return new kafkajs.Kafka({ brokers: BROKERS.split(','), clientId: 'busline-test-admin', logLevel: kafkajs.logLevel.NOTHING }).admin();
+}
+
+export function kafkaBus(config: Omit<BusConfigInput, 'url' | 'type'> = {}): Promise<EventBus> {
+  return createEventBus({ url: `kafka://${BROKERS}`, ...config }, { adapter });
+}
+
+/** Committed offsets of `group` for `topic`, by partition (-1 = none). */
+export async function committed(admin: Admin, group: string, topic: string): Promise<Map<number, number>> {
+  const [entry] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+  return new Map((entry?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+}
+
+/** Polls `predicate` until true or the deadline (a wait on a condition, never a sleep as synchronization). */
+export async function until(predicate: () => boolean | Promise<boolean>, timeoutMs: number, what: string | (() => string)): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await predicate()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${typeof what === 'function' ? what() : what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
