@@ -35,7 +35,11 @@ export const subscriptionDefaultsSchema = z
 
 export const busConfigSchema = z
   .object({
-    type: z.enum(ADAPTER_TYPES).optional().describe('adapter; may be implied by url'),
+    /** `memory` | `nats` | `kafka`, or a third-party adapter's type (passed to createEventBus as `adapter`). */
+    type: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]*$/, 'type must be lower-case letters, digits and "-" (memory, nats, kafka, or your adapter\'s type)')
+      .optional(),
     /** `memory://`, `nats://host:4222[,host2:4222]`, `kafka://host:9092[,host2:9092]`. */
     url: z.string().optional(),
     /** CloudEvents `source` of events this service publishes. */
@@ -66,7 +70,7 @@ export const busConfigSchema = z
   .strict();
 
 export type BusConfigInput = z.input<typeof busConfigSchema>;
-export type BusConfig = z.output<typeof busConfigSchema> & { type: AdapterType };
+export type BusConfig = z.output<typeof busConfigSchema> & { type: string };
 export type SubscriptionDefaults = z.output<typeof subscriptionDefaultsSchema>;
 
 export function formatZodIssues(error: z.ZodError, prefix = ''): string[] {
@@ -77,7 +81,7 @@ export function formatZodIssues(error: z.ZodError, prefix = ''): string[] {
 }
 
 /** Parses the URL shorthand, reporting a bad one as a config issue. */
-export function parseBusUrl(url: string): { type: AdapterType; url: URL } | string {
+export function parseBusUrl(url: string, customType?: string): { type: string; url: URL } | string {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -85,10 +89,10 @@ export function parseBusUrl(url: string): { type: AdapterType; url: URL } | stri
     return `url: "${url}" is not a URL; use memory://, nats://host:4222 or kafka://host:9092`;
   }
   const type = parsed.protocol.replace(/:$/, '');
-  if (!(ADAPTER_TYPES as readonly string[]).includes(type)) {
+  if (!(ADAPTER_TYPES as readonly string[]).includes(type) && type !== customType) {
     return `url: scheme "${type}:" is not one of ${ADAPTER_TYPES.map((t) => `${t}://`).join(', ')}`;
   }
-  return { type: type as AdapterType, url: parsed };
+  return { type, url: parsed };
 }
 
 /**

@@ -59,3 +59,16 @@ describe('config and factory', () => {
     }
   });
 });
+
+describe('third-party adapters', () => {
+  it('accepts an adapter module of its own type, with its section under that type', async () => {
+    const { adapter: memory } = await import('@busline/adapter-memory');
+    const acme = { ...memory, type: 'acme' };
+    const bus = await createEventBus({ type: 'acme', acme: { broker: 'acme-test' } } as never, { adapter: acme });
+    await bus.start();
+    await expect(bus.publish('t', { ok: true })).resolves.toMatchObject({ topic: 't' });
+    await bus.close();
+    await expect(createEventBus({ type: 'acme', acme: { nope: 1 } } as never, { adapter: acme })).rejects.toThrow(/acme/);
+    await expect(createEventBus({ type: 'acme' } as never)).rejects.toThrow(/third-party adapter/);
+  });
+});

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import {
   ADAPTER_PACKAGES,
+  ADAPTER_TYPES,
   busConfigSchema,
   configFromEnv,
   formatZodIssues,
@@ -29,18 +30,21 @@ export interface CreateEventBusOptions {
 export async function createEventBus(config?: BusConfigInput | string, options: CreateEventBusOptions = {}): Promise<EventBus> {
   const input: BusConfigInput = typeof config === 'string' ? { url: config } : (config ?? configFromEnv());
   const issues: string[] = [];
+  const custom = options.adapter && !isBuiltIn(options.adapter.type) ? options.adapter : undefined;
+  // A third-party adapter's section sits under its own type name, which core's strict schema does not know.
+  const { [custom?.type ?? '']: customSection, ...coreInput } = (input ?? {}) as Record<string, unknown>;
 
-  const parsed = busConfigSchema.safeParse(input);
+  const parsed = busConfigSchema.safeParse(custom ? coreInput : input);
   if (!parsed.success) issues.push(...formatZodIssues(parsed.error));
 
   const raw = (input ?? {}) as Record<string, unknown>;
-  let type = typeof raw.type === 'string' ? (raw.type as AdapterType) : undefined;
+  let type = typeof raw.type === 'string' ? raw.type : custom?.type;
   let url: URL | undefined;
   if (typeof raw.url === 'string') {
-    const fromUrl = parseBusUrl(raw.url);
+    const fromUrl = parseBusUrl(raw.url, custom?.type);
     if (typeof fromUrl === 'string') issues.push(fromUrl);
     else {
-      if (type !== undefined && type !== fromUrl.type) issues.push(`type: "${type}" contradicts url scheme "${fromUrl.type}://"`);
+      if (type !== undefined && type !== fromUrl.type && !custom) issues.push(`type: "${type}" contradicts url scheme "${fromUrl.type}://"`);
       type ??= fromUrl.type;
       url = fromUrl.url;
     }
@@ -50,7 +54,13 @@ export async function createEventBus(config?: BusConfigInput | string, options: 
   }
 
   let adapter: AdapterModule<any> | undefined = options.adapter;
-  if (type !== undefined && ADAPTER_PACKAGES[type] !== undefined && adapter === undefined) {
+  if (type !== undefined && !isBuiltIn(type) && adapter === undefined) {
+    issues.push(`type: "${type}" is not one of ${ADAPTER_TYPES.join(', ')}; pass a third-party adapter as createEventBus(config, { adapter })`);
+  }
+  if (adapter !== undefined && type !== undefined && adapter.type !== type) {
+    issues.push(`type: "${type}" does not match the given adapter's type "${adapter.type}"`);
+  }
+  if (type !== undefined && isBuiltIn(type) && adapter === undefined) {
     try {
       adapter = await loadAdapter(type);
     } catch (error) {
@@ -61,7 +71,7 @@ export async function createEventBus(config?: BusConfigInput | string, options: 
   }
   let section: unknown;
   if (adapter && type !== undefined) {
-    const given = (raw[type] ?? {}) as Record<string, unknown>;
+    const given = ((custom ? customSection : raw[type]) ?? {}) as Record<string, unknown>;
     const merged = url ? { ...adapter.sectionFromUrl(url), ...given } : given;
     const result = adapter.configSchema.safeParse(merged);
     if (result.success) section = result.data;
@@ -73,6 +83,10 @@ export async function createEventBus(config?: BusConfigInput | string, options: 
   }
   const busConfig = { ...parsed.data, type } as BusConfig;
   return new EventBus(adapter.createDriver(section), busConfig);
+}
+
+function isBuiltIn(type: string): type is AdapterType {
+  return (ADAPTER_TYPES as readonly string[]).includes(type);
 }
 
 async function loadAdapter(type: AdapterType): Promise<AdapterModule<any>> {

@@ -25,9 +25,20 @@ export interface BuslineErrorOptions {
   cause?: unknown;
   /** Structured detail for logs and tests (never secrets). */
   details?: Record<string, unknown>;
-  /** Whether retrying the same operation may succeed (e.g. a timeout). */
+  /** Whether retrying the same operation may succeed; by default false only for input errors (config, topic, envelope). */
   retryable?: boolean;
 }
+
+/** Codes where trying the same thing again cannot help: the input must change. */
+const PERMANENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  ErrorCode.ConfigInvalid,
+  ErrorCode.TopicInvalid,
+  ErrorCode.TopicMismatch,
+  ErrorCode.EnvelopeInvalid,
+  ErrorCode.PayloadInvalid,
+  ErrorCode.AdapterMissing,
+  ErrorCode.Unsupported,
+]);
 
 export class BuslineError extends Error {
   readonly code: ErrorCode;
@@ -39,7 +50,7 @@ export class BuslineError extends Error {
     this.name = new.target.name;
     this.code = code;
     this.details = options.details ?? {};
-    this.retryable = options.retryable ?? false;
+    this.retryable = options.retryable ?? !PERMANENT_CODES.has(code);
   }
 }
 
