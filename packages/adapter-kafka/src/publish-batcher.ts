@@ -17,6 +17,14 @@
  *   PublishTimeoutError; if it was still queued it is never sent.
  * - Memory is bounded: beyond `maxQueuedMessages` queued messages a publish
  *   call waits (FIFO) for room before its messages are queued.
+ *
+ * Cost: per message one queue entry and one kafkajs record; per call one
+ * promise. Timeouts need no timer per call: calls with the same timeout
+ * expire in call order, so one timer per distinct timeout value watches the
+ * oldest open call. When a batch is acknowledged the next one is handed to
+ * kafkajs first and the callers are resolved a macrotask later, so building
+ * the next publishes overlaps the broker's round trip instead of delaying
+ * the next request.
  */
 import { ClosedError, PublishTimeoutError, type BuslineError, type PublishOutcome, type WireMessage } from '@busline/core';
 
@@ -48,22 +56,26 @@ export interface PublishBatcherOptions {
 const RECORD_OVERHEAD = 24;
 const HEADER_OVERHEAD = 4;
 
+/**
+ * Estimated bytes of `message` in a produce request. Header names and values
+ * are counted in UTF-16 units (exact for ASCII, which envelope metadata is);
+ * keep `maxBatchBytes` a little below the broker's limit.
+ */
 export function recordSize(message: WireMessage): number {
-  let size = RECORD_OVERHEAD + message.body.byteLength + (message.key === undefined ? 0 : Buffer.byteLength(message.key));
+  let size = RECORD_OVERHEAD + message.body.byteLength + (message.key === undefined ? 0 : message.key.length);
   const headers = message.headers;
-  for (const name in headers) size += HEADER_OVERHEAD + name.length + Buffer.byteLength(headers[name]!);
+  for (const name in headers) size += HEADER_OVERHEAD + name.length + headers[name]!.length;
   return size;
 }
 
-const QUEUED = 0;
-const SENT = 1;
-const SETTLED = 2;
+/** An outcome slot not filled yet. */
+const OPEN = Symbol('open');
+type Slot = PublishOutcome | typeof OPEN;
 
 class Request {
-  readonly outcomes: PublishOutcome[];
-  readonly state: Uint8Array;
+  readonly outcomes: Slot[];
   remaining: number;
-  timer: NodeJS.Timeout | undefined;
+  readonly deadline: number;
   resolve!: (outcomes: PublishOutcome[]) => void;
   readonly promise: Promise<PublishOutcome[]>;
 
@@ -71,21 +83,22 @@ class Request {
     readonly topic: string,
     readonly count: number,
     readonly timeoutMs: number,
+    now: number,
   ) {
-    this.outcomes = new Array<PublishOutcome>(count).fill(undefined);
-    this.state = new Uint8Array(count);
+    this.outcomes = new Array<Slot>(count).fill(OPEN);
     this.remaining = count;
+    this.deadline = now + timeoutMs;
     this.promise = new Promise((resolve) => (this.resolve = resolve));
   }
 
   settle(index: number, outcome: PublishOutcome): void {
-    if (this.state[index] === SETTLED) return;
-    this.state[index] = SETTLED;
+    if (this.outcomes[index] !== OPEN) return;
     this.outcomes[index] = outcome;
-    if (--this.remaining === 0) {
-      if (this.timer !== undefined) clearTimeout(this.timer);
-      this.resolve(this.outcomes);
-    }
+    if (--this.remaining === 0) this.resolve(this.outcomes as PublishOutcome[]);
+  }
+
+  settled(index: number): boolean {
+    return this.outcomes[index] !== OPEN;
   }
 
   get done(): boolean {
@@ -94,16 +107,66 @@ class Request {
 }
 
 interface Entry {
-  request: Request;
-  index: number;
-  record: OutgoingRecord;
-  size: number;
+  readonly request: Request;
+  readonly index: number;
+  readonly record: OutgoingRecord;
+  readonly size: number;
 }
 
 interface Waiter {
-  request: Request;
-  records: OutgoingRecord[];
-  sizes: number[];
+  readonly request: Request;
+  readonly messages: readonly WireMessage[];
+}
+
+/** Open calls with one timeout value, oldest first; one timer for the oldest. */
+class DeadlineQueue {
+  private items: Request[] = [];
+  private head = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly expire: (request: Request) => void) {}
+
+  add(request: Request): void {
+    this.items.push(request);
+    if (this.timer === undefined) this.arm();
+  }
+
+  private arm(): void {
+    // Drop calls that completed, so the queue holds only the open window.
+    while (this.head < this.items.length && this.items[this.head]!.done) this.head++;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+      return;
+    }
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    const delay = Math.max(0, this.items[this.head]!.deadline - performance.now());
+    this.timer = setTimeout(this.fire, delay + 1);
+    // A pending publish keeps the process alive through its socket; this timer alone must not.
+    this.timer.unref();
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    const now = performance.now();
+    while (this.head < this.items.length) {
+      const request = this.items[this.head]!;
+      if (!request.done && request.deadline > now) break;
+      this.head++;
+      if (!request.done) this.expire(request);
+    }
+    this.arm();
+  };
+
+  clear(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.items = [];
+    this.head = 0;
+  }
 }
 
 export class PublishBatcher {
@@ -114,9 +177,10 @@ export class PublishBatcher {
   private inFlight = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
   private readonly waiters: Waiter[] = [];
+  private readonly deadlines = new Map<number, DeadlineQueue>();
   private closed = false;
   private idle: (() => void)[] = [];
-  /** Batches sent and messages in them (for metrics and tests). */
+  /** Batches sent and messages in them (for metrics, benchmarks and tests). */
   batches = 0;
   sentMessages = 0;
 
@@ -132,7 +196,7 @@ export class PublishBatcher {
 
   /** Queues `messages` for `topic` in order; resolves with one outcome per message. Never rejects. */
   publish(topic: string, messages: readonly WireMessage[], timeoutMs: number): Promise<PublishOutcome[]> {
-    const request = new Request(topic, messages.length, timeoutMs);
+    const request = new Request(topic, messages.length, timeoutMs, performance.now());
     if (messages.length === 0) {
       request.resolve([]);
       return request.promise;
@@ -142,22 +206,13 @@ export class PublishBatcher {
       for (let i = 0; i < messages.length; i++) request.settle(i, closed);
       return request.promise;
     }
-    const records: OutgoingRecord[] = new Array<OutgoingRecord>(messages.length);
-    const sizes: number[] = new Array<number>(messages.length);
-    for (let i = 0; i < messages.length; i++) {
-      const m = messages[i]!;
-      records[i] = {
-        key: m.key ?? null,
-        value: Buffer.isBuffer(m.body) ? m.body : Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength),
-        headers: m.headers,
-      };
-      sizes[i] = recordSize(m);
-    }
-    request.timer = setTimeout(() => this.expire(request), timeoutMs);
-    if (this.waiters.length > 0 || this.queued + messages.length > this.options.maxQueuedMessages && this.queued > 0) {
-      this.waiters.push({ request, records, sizes });
+    let deadlines = this.deadlines.get(timeoutMs);
+    if (deadlines === undefined) this.deadlines.set(timeoutMs, (deadlines = new DeadlineQueue(this.expire)));
+    deadlines.add(request);
+    if (this.waiters.length > 0 || (this.queued > 0 && this.queued + messages.length > this.options.maxQueuedMessages)) {
+      this.waiters.push({ request, messages });
     } else {
-      this.enqueue(request, records, sizes);
+      this.enqueue(request, messages);
       this.schedule();
     }
     return request.promise;
@@ -183,6 +238,8 @@ export class PublishBatcher {
     this.queue = [];
     this.head = 0;
     this.queuedBytes = 0;
+    for (const d of this.deadlines.values()) d.clear();
+    this.deadlines.clear();
     this.checkIdle();
   }
 
@@ -194,11 +251,19 @@ export class PublishBatcher {
     if (this.idle.length > 0 && this.isIdle()) for (const resolve of this.idle.splice(0)) resolve();
   }
 
-  private enqueue(request: Request, records: OutgoingRecord[], sizes: number[]): void {
+  private enqueue(request: Request, messages: readonly WireMessage[]): void {
     if (this.queued === 0) this.oldestQueuedAt = performance.now();
-    for (let i = 0; i < records.length; i++) {
-      this.queue.push({ request, index: i, record: records[i]!, size: sizes[i]! });
-      this.queuedBytes += sizes[i]!;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      const body = m.body;
+      const record: OutgoingRecord = {
+        key: m.key ?? null,
+        value: Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+        headers: m.headers,
+      };
+      const size = recordSize(m);
+      this.queue.push({ request, index: i, record, size });
+      this.queuedBytes += size;
     }
   }
 
@@ -209,18 +274,17 @@ export class PublishBatcher {
         this.waiters.shift();
         continue;
       }
-      if (this.queued > 0 && this.queued + w.records.length > this.options.maxQueuedMessages) return;
+      if (this.queued > 0 && this.queued + w.messages.length > this.options.maxQueuedMessages) return;
       this.waiters.shift();
-      this.enqueue(w.request, w.records, w.sizes);
+      this.enqueue(w.request, w.messages);
     }
   }
 
-  private expire(request: Request): void {
-    request.timer = undefined;
+  private readonly expire = (request: Request): void => {
     const timeout = new PublishTimeoutError(request.topic, request.timeoutMs);
     for (let i = 0; i < request.count; i++) request.settle(i, timeout);
-    // Queued entries of this request are skipped when the next batch is cut.
-  }
+    // Queued entries of this call are skipped when the next batch is cut.
+  };
 
   /** Sends now if a batch is ready, else arms the linger timer. */
   private schedule(): void {
@@ -252,14 +316,13 @@ export class PublishBatcher {
     let i = this.head;
     for (; i < queue.length; i++) {
       const e = queue[i]!;
-      if (e.request.state[e.index] === SETTLED) {
+      if (e.request.settled(e.index)) {
         this.queuedBytes -= e.size;
         continue;
       }
       if (entries.length >= maxBatchMessages || (entries.length > 0 && bytes + e.size > maxBatchBytes)) break;
       bytes += e.size;
       this.queuedBytes -= e.size;
-      e.request.state[e.index] = SENT;
       entries.push(e);
       let list = byTopic.get(e.request.topic);
       if (list === undefined) byTopic.set(e.request.topic, (list = []));
@@ -303,18 +366,21 @@ export class PublishBatcher {
 
   private complete(entries: Entry[], error: unknown): void {
     this.inFlight--;
-    if (error === undefined) {
-      for (const e of entries) e.request.settle(e.index, undefined);
-    } else {
-      const mapped = new Map<Request, BuslineError>();
-      for (const e of entries) {
-        let failure = mapped.get(e.request);
-        if (failure === undefined) mapped.set(e.request, (failure = this.options.mapError(error, e.request.topic, e.request.timeoutMs)));
-        e.request.settle(e.index, failure);
-      }
-    }
     this.admitWaiters();
+    // The next batch goes to kafkajs first; its callers are resolved a macrotask later.
     this.schedule();
-    this.checkIdle();
+    setImmediate(() => {
+      if (error === undefined) {
+        for (const e of entries) e.request.settle(e.index, undefined);
+      } else {
+        const mapped = new Map<Request, BuslineError>();
+        for (const e of entries) {
+          let failure = mapped.get(e.request);
+          if (failure === undefined) mapped.set(e.request, (failure = this.options.mapError(error, e.request.topic, e.request.timeoutMs)));
+          e.request.settle(e.index, failure);
+        }
+      }
+      this.checkIdle();
+    });
   }
 }

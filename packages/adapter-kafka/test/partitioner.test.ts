@@ -50,11 +50,23 @@ describe('partitioner agrees with the Java client', () => {
       await admin?.disconnect();
     });
 
+    /** High watermarks; retried while a just-created topic's leaders settle (NOT_LEADER for a moment on KRaft). */
+    const offsets = async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await admin.fetchTopicOffsets(topic);
+        } catch (error) {
+          if (attempt >= 50) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+    };
+
     it('a published aggregate id lands on the partition Java computes', async () => {
       for (const [key, hash] of JAVA_MURMUR2) {
-        const before = await admin.fetchTopicOffsets(topic);
+        const before = await offsets();
         await bus.publish(topic, { key }, { aggregateId: key });
-        const after = await admin.fetchTopicOffsets(topic);
+        const after = await offsets();
         const grew = after.filter((p) => Number(p.high) > Number(before.find((b) => b.partition === p.partition)!.high)).map((p) => p.partition);
         expect(grew, `partition of ${key}`).toEqual([javaPartition(hash, 7)]);
       }
