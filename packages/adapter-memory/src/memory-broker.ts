@@ -30,7 +30,7 @@ export const DEDUPE_HEADER = 'ce-id';
 /** An ephemeral subscriber further behind than this many messages loses the newest ones (like a NATS slow consumer). */
 export const EPHEMERAL_PENDING_LIMIT = 65_536;
 /** Each dedupe generation remembers at most this many ids; beyond it the window shrinks rather than memory growing. */
-const DEDUPE_GENERATION_LIMIT = 4_194_304;
+const DEDUPE_GENERATION_LIMIT = 1_048_576;
 /** Delivery rounds per scheduled pass before yielding to the event loop. */
 const ROUNDS_PER_PASS = 64;
 /** setTimeout's largest delay. */
@@ -658,6 +658,7 @@ class Group {
       const ks = d._ks;
       if (ks === null) {
         if (!d._msg.ephemeral) insertByOffset(this.retry, 0, d);
+        else member.count('ephemeral_dropped');
       } else {
         ks.outstanding--;
         this.park(ks, d);
@@ -826,10 +827,16 @@ class Group {
   private dispatch(): void {
     const members = this.members;
     if (members.length === 0) return;
-    while (this.retry.length > 0) {
-      const m = this.nextWithRoom();
-      if (m === undefined) return;
-      m.insert(this.retry.shift()!);
+    if (this.retry.length > 0) {
+      const retry = this.retry;
+      let taken = 0;
+      while (taken < retry.length) {
+        const m = this.nextWithRoom();
+        if (m === undefined) break;
+        m.insert(retry[taken++]!);
+      }
+      retry.splice(0, taken);
+      if (retry.length > 0) return;
     }
     const topic = this.topic;
     if (!topic.persistent) return;

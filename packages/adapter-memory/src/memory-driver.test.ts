@@ -431,6 +431,24 @@ describe('MemoryDriver: redelivery', () => {
     expect(b.received.find((m) => m.key === undefined)?.deliveryCount).toBe(2);
   });
 
+  it('hands back tens of thousands of unsettled messages at once, in order', async () => {
+    const { driver } = await connect({ deliveryBatchSize: 4096 });
+    const a = collector('none');
+    const subA = await driver.subscribe(spec('t', 'g', { maxInFlight: 50_000 }), a);
+    const total = 40_000;
+    await publish(driver, 't', range(total).map((i) => msg(`${i}`, i % 2 ? 'hot' : undefined)));
+    await until(() => a.received.length === total, 'all held');
+    const b = collector();
+    await driver.subscribe(spec('t', 'g', { maxInFlight: 50_000 }), b);
+    const started = performance.now();
+    await subA.close();
+    await until(() => b.received.length === total, 'all handed back', 5_000);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    const hot = b.received.filter((m) => m.key === 'hot').map((m) => Number(text(m)));
+    expect(hot).toEqual([...hot].sort((x, y) => x - y));
+    expect(b.received.every((m) => m.deliveryCount === 2)).toBe(true);
+  });
+
   it('a delayed redelivery whose member left goes to another member of the group', async () => {
     const { driver } = await connect();
     const a = collector((m) => m.nack(30));
