@@ -52,7 +52,7 @@ export const natsConfigSchema = z
     token: z.string().min(1).optional().describe('Authentication token. Never logged.'),
     credsFile: z.string().min(1).optional().describe('Path to a .creds file (user JWT + nkey seed) for decentralized auth.'),
     nkeySeed: z.string().min(1).optional().describe('An nkey user seed (SU...) for nkey auth. Never logged.'),
-    tls: tlsSchema.optional(),
+    tls: tlsSchema.optional().describe('TLS: set (even to {}) to require TLS; the fields are passed to the NATS client unchanged.'),
     inboxPrefix: z
       .string()
       .regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/)
@@ -60,7 +60,7 @@ export const natsConfigSchema = z
       .describe('Prefix of reply subjects (default _INBOX), for accounts whose permissions restrict inboxes.'),
     connectTimeoutMs: positiveInt.default(10_000).describe('How long connecting to one server may take (ms).'),
     apiTimeoutMs: positiveInt.default(10_000).describe('Timeout of JetStream API requests (stream and consumer admin), in ms.'),
-    reconnect: reconnectSchema.default(reconnectSchema.parse({})),
+    reconnect: reconnectSchema.default(reconnectSchema.parse({})).describe('How the connection comes back after the server goes away.'),
 
     streamMode: z
       .enum(['perTopic', 'shared'])

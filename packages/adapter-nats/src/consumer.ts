@@ -20,7 +20,7 @@ import {
 import type { NatsConfig } from './config.js';
 import { ACK, CumulativeAcks, type AckSender } from './cumulative-acks.js';
 import { adminError } from './streams.js';
-import { decodeHeaders, parseAckSubject, type Status } from './wire.js';
+import { decodeHeaders, parseAckBytes, protocolWriter, replyBytes, type ProtocolWriter, type Status } from './wire.js';
 
 /**
  * The unified consumer: per (topic, group) one durable pull consumer and
@@ -43,6 +43,7 @@ import { decodeHeaders, parseAckSubject, type Status } from './wire.js';
 const NAK = Uint8Array.of(0x2d, 0x4e, 0x41, 0x4b); // -NAK
 const TERM = Uint8Array.of(0x2b, 0x54, 0x45, 0x52, 0x4d); // +TERM
 const encoder = new TextEncoder();
+const textDecoder = new TextDecoder();
 const SUBJECT_HEADER = 'ce-subject';
 const CONSUMER_NOT_FOUND = 10014;
 const NS_PER_MS = 1_000_000;
@@ -64,9 +65,13 @@ export class ConsumerHub {
   private timer: NodeJS.Timeout | undefined;
   private connected = true;
   /** Acknowledgements written while disconnected, sent after the reconnect (the client would drop them). */
-  private deferred: [string, Uint8Array][] = [];
+  private deferred: [Uint8Array, Uint8Array][] = [];
   private dirty = new Set<PullConsumer>();
   private flushScheduled = false;
+  /** Subject, payload, subject, payload, ... written at the end of this event-loop turn. */
+  private outbox: Uint8Array[] = [];
+  private writeScheduled = false;
+  private readonly writer: ProtocolWriter | undefined;
 
   constructor(
     readonly nc: NatsConnection,
@@ -74,7 +79,9 @@ export class ConsumerHub {
     readonly hooks: DriverHooks,
     readonly config: NatsConfig,
     readonly apiPrefix: string,
-  ) {}
+  ) {
+    this.writer = protocolWriter(nc);
+  }
 
   get isConnected(): boolean {
     return this.connected;
@@ -100,8 +107,12 @@ export class ConsumerHub {
     }
   }
 
-  /** Publishes an ack/nak/term; kept for after the reconnect while disconnected; dropped once closed. */
-  reply(subject: string, payload: Uint8Array): void {
+  /**
+   * Publishes an ack/nak/term. They are written together once per event-loop
+   * turn (one buffer, one socket write); kept for after the reconnect while
+   * disconnected (the client would drop them); dropped once closed.
+   */
+  reply(subject: Uint8Array, payload: Uint8Array): void {
     if (this.nc.isClosed()) {
       this.hooks.count('acks_dropped_closed');
       return;
@@ -110,13 +121,66 @@ export class ConsumerHub {
       if (this.deferred.length < 1_000_000) this.deferred.push([subject, payload]);
       return;
     }
-    try {
-      this.nc.publish(subject, payload);
-    } catch (error) {
-      this.hooks.count('acks_dropped_closed');
-      if (!this.nc.isClosed()) this.hooks.error(error instanceof Error ? error : new Error(String(error)), 'sending an acknowledgement');
+    this.outbox.push(subject, payload);
+    if (!this.writeScheduled) {
+      this.writeScheduled = true;
+      setImmediate(this.writeOutbox);
     }
   }
+
+  private readonly writeOutbox = (): void => {
+    this.writeScheduled = false;
+    const outbox = this.outbox;
+    this.outbox = [];
+    if (outbox.length === 0) return;
+    if (this.nc.isClosed()) {
+      this.hooks.count('acks_dropped_closed', outbox.length / 2);
+      return;
+    }
+    if (!this.connected) {
+      for (let i = 0; i < outbox.length; i += 2) this.deferred.push([outbox[i]!, outbox[i + 1]!]);
+      return;
+    }
+    try {
+      const writer = this.writer;
+      if (writer === undefined) {
+        for (let i = 0; i < outbox.length; i += 2) this.nc.publish(textDecoder.decode(outbox[i]!), outbox[i + 1]!);
+        return;
+      }
+      // PUB <subject> <n>\r\n<payload>\r\n
+      let total = 0;
+      for (let i = 0; i < outbox.length; i += 2) {
+        const n = outbox[i + 1]!.length;
+        total += 4 + outbox[i]!.length + 1 + (n < 10 ? 1 : n < 100 ? 2 : String(n).length) + 2 + n + 2;
+      }
+      const buf = Buffer.allocUnsafe(total);
+      let off = 0;
+      for (let i = 0; i < outbox.length; i += 2) {
+        const subject = outbox[i]!;
+        const payload = outbox[i + 1]!;
+        buf[off++] = 0x50; // P
+        buf[off++] = 0x55; // U
+        buf[off++] = 0x42; // B
+        buf[off++] = 0x20;
+        buf.set(subject, off);
+        off += subject.length;
+        buf[off++] = 0x20;
+        off += buf.write(String(payload.length), off, 'latin1');
+        buf[off++] = 13;
+        buf[off++] = 10;
+        buf.set(payload, off);
+        off += payload.length;
+        buf[off++] = 13;
+        buf[off++] = 10;
+      }
+      writer.sendCommand(buf);
+      writer.outMsgs += outbox.length / 2;
+      writer.outBytes += total;
+    } catch (error) {
+      this.hooks.count('acks_dropped_closed', outbox.length / 2);
+      if (!this.nc.isClosed()) this.hooks.error(error instanceof Error ? error : new Error(String(error)), 'sending acknowledgements');
+    }
+  };
 
   scheduleFlush(consumer: PullConsumer): void {
     this.dirty.add(consumer);
@@ -166,7 +230,8 @@ class NatsDelivery implements DeliveredMessage {
     readonly body: Uint8Array,
     readonly deliveryCount: number,
     readonly seq: number,
-    readonly reply: string,
+    /** The ack subject, as bytes. */
+    readonly reply: Uint8Array,
   ) {}
 
   ack(): void {
@@ -364,13 +429,13 @@ export class PullConsumer implements DriverSubscription {
       return;
     }
     this.activity++;
-    const reply = msg.reply;
-    if (!reply) {
+    const reply = replyBytes(msg);
+    if (reply === undefined) {
       this.onStatus(decodeHeaders(msg));
       return;
     }
     if (this.requested > 0) this.requested--;
-    const info = parseAckSubject(reply);
+    const info = parseAckBytes(reply);
     if (info === undefined) {
       this.hub.hooks.count('unexpected_messages');
       return;

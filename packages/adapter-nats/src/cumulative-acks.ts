@@ -41,7 +41,8 @@ const COMPLETE = 3;
 
 interface Position {
   readonly seq: number;
-  reply: string;
+  /** The ack subject of the latest delivery; empty for a leftover not redelivered yet. */
+  reply: Uint8Array;
   state: number;
   /** The delivery currently handed out for this position. */
   delivery: object | undefined;
@@ -50,13 +51,14 @@ interface Position {
 /** What a consumer needs to send. */
 export interface AckSender {
   /** Publishes an acknowledgement payload to a delivery's reply subject. */
-  send(reply: string, payload: Uint8Array): void;
+  send(reply: Uint8Array, payload: Uint8Array): void;
   /** Asks for `flush()` soon (coalesced per event-loop turn). */
   schedule(): void;
   readonly hooks: DriverHooks;
 }
 
 export const ACK = Uint8Array.of(0x2b, 0x41, 0x43, 0x4b); // +ACK
+const NONE = new Uint8Array(0);
 
 export class CumulativeAcks {
   private readonly wm = new AckWatermark();
@@ -70,7 +72,7 @@ export class CumulativeAcks {
   /** Highest sequence covered by an ack-all this bus sent. */
   private acked = 0;
   private leftoverCount = 0;
-  private lastSent = '';
+  private lastSent: Uint8Array = NONE;
 
   constructor(private readonly sender: AckSender) {}
 
@@ -91,12 +93,12 @@ export class CumulativeAcks {
     this.acked = floor;
     for (let seq = floor + 1; seq <= delivered; seq++) {
       if (!exists(seq)) continue;
-      this.track(seq, '', LEFTOVER, undefined);
+      this.track(seq, NONE, LEFTOVER, undefined);
       this.leftoverCount++;
     }
   }
 
-  private track(seq: number, reply: string, state: number, delivery: object | undefined): Position {
+  private track(seq: number, reply: Uint8Array, state: number, delivery: object | undefined): Position {
     this.wm.track(seq);
     if (this.firstTracked < 0) this.firstTracked = seq;
     const p: Position = { seq, reply, state, delivery };
@@ -106,7 +108,7 @@ export class CumulativeAcks {
   }
 
   /** A delivery arrived: true to hand it to the subscription, false to drop it (see the class comment). */
-  admit(seq: number, reply: string, delivery: object): boolean {
+  admit(seq: number, reply: Uint8Array, delivery: object): boolean {
     const last = this.wm.lastTracked;
     if (last === undefined || seq > last) {
       this.track(seq, reply, UNSETTLED, delivery);
@@ -189,7 +191,7 @@ export class CumulativeAcks {
     while (this.positions.length > 0 && this.positions.peek()!.seq <= mark) {
       const p = this.positions.shift()!;
       // Leftovers closed without a redelivery have no reply subject; an ack-all further up covers them.
-      if (p.reply !== '') target = p;
+      if (p.reply.length > 0) target = p;
     }
     this.acked = mark;
     if (target === undefined) return;
@@ -200,7 +202,7 @@ export class CumulativeAcks {
 
   /** After a reconnect: the last ack-all may have been lost with the socket; send it again. */
   resend(): void {
-    if (this.lastSent !== '') this.sender.send(this.lastSent, ACK);
+    if (this.lastSent.length > 0) this.sender.send(this.lastSent, ACK);
   }
 
   /**

@@ -28,7 +28,7 @@ import { ConsumerHub, EphemeralConsumer, PullConsumer, consumerConfig, ensureCon
 import { durableNameFor } from './names.js';
 import { Publisher, type PublishItem } from './publisher.js';
 import { StreamAdmin } from './streams.js';
-import { encodeHeaders } from './wire.js';
+import { encodeHeaders, headerBlockSize, headerProblem } from './wire.js';
 
 /** The header whose value is the event id (CloudEvents `id`); it becomes `Nats-Msg-Id`. */
 const EVENT_ID_HEADER = 'ce-id';
@@ -202,15 +202,16 @@ export class NatsDriver implements Driver {
     for (let i = 0; i < count; i++) {
       const message = messages[i]!;
       // The event id dedupes a re-sent copy; a message without one gets a fresh id so re-sends after a reconnect still dedupe.
-      const headers = encodeHeaders(message.headers, message.headers[EVENT_ID_HEADER] ?? nuid.next());
-      if (typeof headers === 'string') {
+      const msgId = message.headers[EVENT_ID_HEADER] ?? nuid.next();
+      const hlen = headerBlockSize(message.headers, msgId);
+      if (hlen < 0) {
         outcomes ??= new Array<PublishOutcome>(count).fill(undefined);
         positions ??= Array.from({ length: i }, (_, j) => j);
-        outcomes[i] = new BuslineError(ErrorCode.PublishRejected, `cannot publish to "${topic}": ${headers}`, { retryable: false });
+        outcomes[i] = new BuslineError(ErrorCode.PublishRejected, `cannot publish to "${topic}": ${headerProblem(message.headers, msgId)}`, { retryable: false });
         continue;
       }
       positions?.push(i);
-      items.push({ body: message.body, headers });
+      items.push({ body: message.body, headers: message.headers, msgId, hlen });
     }
     const results = await session.publisher.publish(topic, topic, items, options.timeoutMs);
     if (outcomes === undefined || positions === undefined) return results;
@@ -226,7 +227,7 @@ export class NatsDriver implements Driver {
     }
     return messages.map((message) => {
       const headers = encodeHeaders(message.headers, undefined);
-      if (typeof headers === "string") return new BuslineError(ErrorCode.PublishRejected, `cannot publish to "${topic}": ${headers}`, { retryable: false });
+      if (typeof headers === 'string') return new BuslineError(ErrorCode.PublishRejected, `cannot publish to "${topic}": ${headers}`, { retryable: false });
       try {
         session.nc.publish(topic, message.body, { headers });
         return undefined;

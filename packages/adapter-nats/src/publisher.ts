@@ -9,6 +9,7 @@ import {
   type PublishOutcome,
 } from '@busline/core';
 import { Deque } from './deque.js';
+import { headerBlock, protocolWriter, writeHeaderBlock, type ProtocolWriter } from './wire.js';
 
 /**
  * Pipelined JetStream publishing on the one connection.
@@ -50,11 +51,15 @@ interface Batch {
 
 interface Entry {
   state: number;
-  token: string;
+  /** 0 until first sent; then the number in its reply subject. */
+  token: number;
   readonly subject: string;
   readonly topic: string;
   readonly body: Uint8Array;
-  readonly headers: MsgHdrs | undefined;
+  readonly headers: Record<string, string>;
+  readonly msgId: string;
+  /** Bytes of the header block (headers + Nats-Msg-Id). */
+  readonly hlen: number;
   readonly deadline: number;
   readonly timeoutMs: number;
   readonly batch: Batch;
@@ -65,8 +70,20 @@ interface Entry {
 
 export interface PublishItem {
   body: Uint8Array;
-  headers: MsgHdrs | undefined;
+  headers: Record<string, string>;
+  /** Becomes Nats-Msg-Id. */
+  msgId: string;
+  /** headerBlockSize(headers, msgId), already checked to be >= 0. */
+  hlen: number;
 }
+
+class EncodedHeaders {
+  constructor(private readonly bytes: Uint8Array) {}
+  encode(): Uint8Array {
+    return this.bytes;
+  }
+}
+const textEncoder = new TextEncoder();
 
 const SWEEP_MS = 25;
 /** After a reconnect, JetStream may need a moment before streams answer again; "no responders" is retried this long. */
@@ -77,10 +94,13 @@ export class Publisher {
   private readonly prefix: string;
   private readonly prefixLength: number;
   private sub: Subscription | undefined;
-  private readonly inflight = new Map<string, Entry>();
+  private readonly inflight = new Map<number, Entry>();
+  private readonly writer: ProtocolWriter | undefined;
   private readonly queue = new Deque<Entry>();
   private readonly deadlines = new Map<number, Deque<Entry>>();
   private retries: Entry[] = [];
+  private outbox: Entry[] = [];
+  private writeScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private seq = 0;
   private connected = true;
@@ -96,6 +116,7 @@ export class Publisher {
   ) {
     this.prefix = `${createInbox(inboxPrefix)}.`;
     this.prefixLength = this.prefix.length;
+    this.writer = protocolWriter(nc);
   }
 
   start(): void {
@@ -139,11 +160,13 @@ export class Publisher {
       const item = items[i]!;
       const entry: Entry = {
         state: WAITING,
-        token: '',
+        token: 0,
         subject,
         topic,
         body: item.body,
         headers: item.headers,
+        msgId: item.msgId,
+        hlen: item.hlen,
         deadline,
         timeoutMs,
         batch,
@@ -159,29 +182,95 @@ export class Publisher {
   }
 
   private send(entry: Entry): void {
-    if (entry.token === '') entry.token = (++this.seq).toString(36);
+    if (entry.token === 0) entry.token = ++this.seq;
     entry.state = INFLIGHT;
     this.inflight.set(entry.token, entry);
-    this.write(entry);
+    // Written together once per event-loop turn: one buffer, one socket write for everything published in it.
+    this.outbox.push(entry);
+    if (!this.writeScheduled) {
+      this.writeScheduled = true;
+      setImmediate(this.writeOutbox);
+    }
   }
 
-  private write(entry: Entry): void {
+  private readonly writeOutbox = (): void => {
+    this.writeScheduled = false;
+    const outbox = this.outbox;
+    this.outbox = [];
+    // Settled meanwhile, or to be re-sent after a reconnect: skip.
+    if (this.connected) this.write(outbox.filter((e) => e.state === INFLIGHT));
+  };
+
+  /**
+   * Writes entries as `HPUB <subject> <inbox>.<token> <hlen> <tlen>` frames,
+   * all into one buffer handed to the client's protocol writer.
+   */
+  private write(entries: Entry[]): void {
+    if (entries.length === 0) return;
+    if (this.nc.isClosed()) {
+      const error = new BrokerUnavailableError('the NATS connection is closed');
+      for (const entry of entries) this.finish(entry, error);
+      return;
+    }
+    const writer = this.writer;
+    if (writer === undefined) {
+      for (const entry of entries) this.writeOne(entry);
+      return;
+    }
+    const maxPayload = this.nc.info?.max_payload ?? Number.MAX_SAFE_INTEGER;
+    const lines: string[] = new Array<string>(entries.length);
+    let total = 0;
+    let count = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      const size = entry.hlen + entry.body.length;
+      if (size > maxPayload) {
+        lines[i] = '';
+        this.finish(entry, tooBig(entry, `${size} bytes with headers; the server allows ${maxPayload}`));
+        continue;
+      }
+      const line = `HPUB ${entry.subject} ${this.prefix}${entry.token} ${entry.hlen} ${size}\r\n`;
+      lines[i] = line;
+      total += line.length + size + 2;
+      count++;
+    }
+    if (count === 0) return;
+    const buf = Buffer.allocUnsafe(total);
+    let off = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const line = lines[i]!;
+      if (line === '') continue;
+      const entry = entries[i]!;
+      off += buf.write(line, off, 'latin1');
+      off = writeHeaderBlock(buf, off, entry.headers, entry.msgId);
+      buf.set(entry.body, off);
+      off += entry.body.length;
+      buf[off++] = 13;
+      buf[off++] = 10;
+    }
     try {
-      this.nc.publish(entry.subject, entry.body, { reply: this.prefix + entry.token, headers: entry.headers });
+      writer.sendCommand(buf);
+      writer.outMsgs += count;
+      writer.outBytes += total;
     } catch (error) {
-      const tooBig = /max_payload|payload/i.test(errorMessage(error));
-      this.finish(
-        entry,
-        tooBig
-          ? new BuslineError(ErrorCode.PublishRejected, `message to "${entry.topic}" is larger than the server's max_payload: ${errorMessage(error)}`, { cause: error, retryable: false })
-          : new BrokerUnavailableError(`publishing to "${entry.topic}" failed: ${errorMessage(error)}`, error),
-      );
+      const failure = new BrokerUnavailableError(`publishing failed: ${errorMessage(error)}`, error);
+      for (const entry of entries) if (entry.state === INFLIGHT) this.finish(entry, failure);
+    }
+  }
+
+  /** Fallback without access to the protocol writer: the public publish(). */
+  private writeOne(entry: Entry): void {
+    try {
+      const headers = new EncodedHeaders(textEncoder.encode(headerBlock(entry.headers, entry.msgId) ?? '')) as unknown as MsgHdrs;
+      this.nc.publish(entry.subject, entry.body, { reply: this.prefix + entry.token, headers });
+    } catch (error) {
+      const big = /max_payload|payload/i.test(errorMessage(error));
+      this.finish(entry, big ? tooBig(entry, errorMessage(error)) : new BrokerUnavailableError(`publishing to "${entry.topic}" failed: ${errorMessage(error)}`, error));
     }
   }
 
   private onAck(msg: Msg): void {
-    const token = msg.subject.substring(this.prefixLength);
-    const entry = this.inflight.get(token);
+    const entry = this.inflight.get(this.tokenOf(msg));
     // Late or repeated acks (after a timeout, or for a re-sent message) find nothing.
     if (entry === undefined || entry.state !== INFLIGHT) return;
     const data = msg.data;
@@ -210,6 +299,21 @@ export class Publisher {
       return;
     }
     this.finish(entry, errorAck(entry, data));
+  }
+
+  /** The token at the end of the ack's subject, read from the raw bytes when the client exposes them. */
+  private tokenOf(msg: Msg): number {
+    const raw = (msg as unknown as { _msg?: { subject?: Uint8Array } })._msg?.subject;
+    if (raw instanceof Uint8Array) {
+      let n = 0;
+      for (let i = this.prefixLength; i < raw.length; i++) {
+        const d = raw[i]! - 48;
+        if (d < 0 || d > 9) return -1;
+        n = n * 10 + d;
+      }
+      return n;
+    }
+    return Number(msg.subject.substring(this.prefixLength));
   }
 
   private finish(entry: Entry, outcome: PublishOutcome): void {
@@ -241,7 +345,7 @@ export class Publisher {
     if (this.retries.length > 0 && this.connected) {
       const due = this.retries.filter((e) => e.state === INFLIGHT && e.retryAt <= now);
       this.retries = this.retries.filter((e) => e.state === INFLIGHT && e.retryAt > now);
-      for (const entry of due) this.write(entry);
+      this.write(due);
     }
     for (const [timeoutMs, queue] of this.deadlines) {
       while (queue.length > 0) {
@@ -288,12 +392,10 @@ export class Publisher {
     this.connected = true;
     this.reconnectedAt = Date.now();
     this.retries = [];
-    let resent = 0;
-    for (const entry of [...this.inflight.values()]) {
-      if (entry.state !== INFLIGHT) continue;
-      this.write(entry);
-      resent++;
-    }
+    this.outbox = [];
+    const resend = [...this.inflight.values()].filter((e) => e.state === INFLIGHT);
+    const resent = resend.length;
+    this.write(resend);
     if (resent > 0) this.hooks.count('publish_resent', resent);
     this.pump();
   }
@@ -316,6 +418,13 @@ export class Publisher {
 }
 
 const decoder = new TextDecoder();
+
+function tooBig(entry: Entry, detail: string): BuslineError {
+  return new BuslineError(ErrorCode.PublishRejected, `message to "${entry.topic}" is larger than the server's max_payload (${detail})`, {
+    retryable: false,
+    details: { topic: entry.topic },
+  });
+}
 
 function errorAck(entry: Entry, data: Uint8Array): BuslineError {
   let code: number | undefined;

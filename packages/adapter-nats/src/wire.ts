@@ -25,25 +25,114 @@ class EncodedHeaders {
 const HEADER_NAME = /^[!-9;-~]+$/;
 const BAD_VALUE = /[\r\n]/;
 
+/** Header names already checked (they repeat: ce-id, ce-type, ...), so the check is a Set lookup. */
+const checkedNames = new Set<string>();
+
+function validName(name: string): boolean {
+  if (checkedNames.has(name)) return true;
+  if (!HEADER_NAME.test(name)) return false;
+  if (checkedNames.size < 4096) checkedNames.add(name);
+  return true;
+}
+
+function validValue(value: unknown): value is string {
+  return typeof value === 'string' && value.indexOf('\r') < 0 && value.indexOf('\n') < 0;
+}
+
+const PREAMBLE = 'NATS/1.0\r\n';
+
 /**
- * Encodes `headers` plus the message id. Returns a string saying what is wrong
- * for a header NATS cannot carry (a name with spaces or `:`, a value with CR/LF).
+ * Bytes of the NATS header block for `headers` plus the message id, or -1 when
+ * a header cannot be carried (see headerProblem). Together with
+ * writeHeaderBlock it encodes headers straight into the outgoing buffer, with
+ * no intermediate strings.
  */
-export function encodeHeaders(headers: Record<string, string>, msgId: string | undefined): MsgHdrs | string {
-  let text = 'NATS/1.0\r\n';
+export function headerBlockSize(headers: Record<string, string>, msgId: string | undefined): number {
+  let size = PREAMBLE.length + 2;
+  for (const name in headers) {
+    const value = headers[name];
+    if (!validName(name) || !validValue(value)) return -1;
+    size += name.length + 4 + Buffer.byteLength(value);
+  }
+  if (msgId !== undefined) {
+    if (!validValue(msgId)) return -1;
+    size += MSG_ID_HEADER.length + 4 + Buffer.byteLength(msgId);
+  }
+  return size;
+}
+
+/** Writes the block headerBlockSize measured into `buf` at `off`; returns the offset after it. */
+export function writeHeaderBlock(buf: Buffer, off: number, headers: Record<string, string>, msgId: string | undefined): number {
+  off += buf.write(PREAMBLE, off, 'latin1');
+  for (const name in headers) {
+    off += buf.write(name, off, 'latin1');
+    buf[off++] = 0x3a; // :
+    buf[off++] = 0x20;
+    off += buf.write(headers[name]!, off, 'utf8');
+    buf[off++] = 13;
+    buf[off++] = 10;
+  }
+  if (msgId !== undefined) {
+    off += buf.write(MSG_ID_HEADER, off, 'latin1');
+    buf[off++] = 0x3a;
+    buf[off++] = 0x20;
+    off += buf.write(msgId, off, 'utf8');
+    buf[off++] = 13;
+    buf[off++] = 10;
+  }
+  buf[off++] = 13;
+  buf[off++] = 10;
+  return off;
+}
+
+/** The NATS header block as text (`NATS/1.0\r\n...\r\n\r\n`), or undefined when a header cannot be carried. */
+export function headerBlock(headers: Record<string, string>, msgId: string | undefined): string | undefined {
+  let text = PREAMBLE;
+  for (const name in headers) {
+    const value = headers[name];
+    if (!validName(name) || !validValue(value)) return undefined;
+    text += `${name}: ${value}\r\n`;
+  }
+  if (msgId !== undefined) {
+    if (!validValue(msgId)) return undefined;
+    text += `${MSG_ID_HEADER}: ${msgId}\r\n`;
+  }
+  return `${text}\r\n`;
+}
+
+/** Why headerBlock refused `headers`. */
+export function headerProblem(headers: Record<string, string>, msgId: string | undefined): string {
   for (const name in headers) {
     const value = headers[name];
     if (typeof value !== 'string') return `header ${name} is not a string`;
     if (!HEADER_NAME.test(name)) return `header name ${JSON.stringify(name)} is not valid on NATS (printable ASCII, no ":" or spaces)`;
     if (BAD_VALUE.test(value)) return `header ${name} has CR or LF in its value`;
-    text += `${name}: ${value}\r\n`;
   }
-  if (msgId !== undefined) {
-    if (BAD_VALUE.test(msgId)) return 'the message id has CR or LF in it';
-    text += `${MSG_ID_HEADER}: ${msgId}\r\n`;
-  }
-  text += '\r\n';
-  return new EncodedHeaders(encoder.encode(text)) as unknown as MsgHdrs;
+  if (msgId !== undefined && BAD_VALUE.test(msgId)) return 'the message id has CR or LF in it';
+  return 'invalid headers';
+}
+
+/** Headers for `NatsConnection.publish` (ephemeral topics): the block, encoded. */
+export function encodeHeaders(headers: Record<string, string>, msgId: string | undefined): MsgHdrs | string {
+  const block = headerBlock(headers, msgId);
+  if (block === undefined) return headerProblem(headers, msgId);
+  return new EncodedHeaders(encoder.encode(block)) as unknown as MsgHdrs;
+}
+
+/**
+ * The NATS client's protocol handler, to write many messages as one buffer
+ * (one socket write per event-loop turn). Undefined if this client version
+ * does not expose it; callers then fall back to `publish()` per message.
+ */
+export interface ProtocolWriter {
+  sendCommand(cmd: Uint8Array): void;
+  outMsgs: number;
+  outBytes: number;
+}
+
+export function protocolWriter(nc: unknown): ProtocolWriter | undefined {
+  const protocol = (nc as { protocol?: Partial<ProtocolWriter> }).protocol;
+  return typeof protocol?.sendCommand === 'function' && typeof protocol.outMsgs === 'number' ? (protocol as ProtocolWriter) : undefined;
 }
 
 /** A status message (heartbeat, request timeout, no responders): code and headers. */
@@ -54,78 +143,122 @@ export interface Status {
 }
 
 interface MsgInternals {
-  _msg?: { hdr?: number };
+  _msg?: { hdr?: number; reply?: Uint8Array };
   _rdata?: Uint8Array;
 }
 
-/** The raw header block of a received message, or undefined when it has none. */
-function headerBytes(msg: Msg): Uint8Array | undefined | null {
-  const internals = msg as unknown as MsgInternals;
-  const hdr = internals._msg?.hdr;
-  const raw = internals._rdata;
-  if (typeof hdr !== 'number' || !(raw instanceof Uint8Array)) return null; // not the client we know: use the public API
-  return hdr > -1 ? raw.subarray(0, hdr) : undefined;
-}
-
-/** Parses a NATS header block into a status line and a flat map (the first value of a repeated name wins). */
-function parseHeaderText(text: string, into: Record<string, string>): { code: number; description: string } {
+/**
+ * Parses a NATS header block: the status line (`NATS/1.0 408 Request Timeout`)
+ * and `Name: value` lines into a flat map (the first value of a repeated name
+ * wins). One decode of the block, then index scanning and substrings.
+ */
+function parseHeaderText(text: string): Status {
+  const headers: Record<string, string> = {};
   let lineEnd = text.indexOf('\r\n');
   if (lineEnd < 0) lineEnd = text.length;
-  const first = text.slice(0, lineEnd);
   let code = 0;
   let description = '';
-  if (first.length > 8) {
-    const rest = first.slice(8).trim();
+  if (lineEnd > 8) {
+    const rest = text.slice(8, lineEnd).trim();
     const space = rest.indexOf(' ');
     code = parseInt(space < 0 ? rest : rest.slice(0, space), 10) || 0;
     description = space < 0 ? '' : rest.slice(space + 1).trim();
   }
+  const len = text.length;
   let pos = lineEnd + 2;
-  while (pos < text.length) {
+  while (pos < len) {
     let end = text.indexOf('\r\n', pos);
-    if (end < 0) end = text.length;
-    if (end > pos) {
-      const colon = text.indexOf(':', pos);
-      if (colon > pos && colon < end) {
-        const name = text.slice(pos, colon);
-        if (!(name in into)) into[name] = text.slice(colon + 1, end).trim();
-      }
+    if (end < 0) end = len;
+    if (end === pos) break;
+    const colon = text.indexOf(':', pos);
+    if (colon > pos && colon < end) {
+      let from = colon + 1;
+      while (text.charCodeAt(from) === 32) from++;
+      let to = end;
+      while (to > from && text.charCodeAt(to - 1) === 32) to--;
+      const name = text.substring(pos, colon);
+      if (headers[name] === undefined) headers[name] = text.substring(from, to);
     }
     pos = end + 2;
   }
-  return { code, description };
+  return { code, description, headers };
 }
 
 /** Headers of a received message as a flat map, plus its status code (0 for a normal message). */
 export function decodeHeaders(msg: Msg): Status {
-  const headers: Record<string, string> = {};
-  const bytes = headerBytes(msg);
-  if (bytes === undefined) return { code: 0, description: '', headers };
-  if (bytes !== null) {
-    const { code, description } = parseHeaderText(decoder.decode(bytes), headers);
-    return { code, description, headers };
+  const internals = msg as unknown as MsgInternals;
+  const hdr = internals._msg?.hdr;
+  const raw = internals._rdata;
+  if (typeof hdr === 'number' && raw instanceof Uint8Array) {
+    if (hdr < 0) return { code: 0, description: '', headers: {} };
+    return parseHeaderText(decoder.decode(raw.subarray(0, hdr)));
   }
+  // Not the client internals this was written against: the public API.
   const h = msg.headers;
-  if (!h) return { code: 0, description: '', headers };
-  for (const [name, values] of h) if (values.length > 0 && !(name in headers)) headers[name] = values[0]!;
+  if (!h) return { code: 0, description: '', headers: {} };
+  const headers: Record<string, string> = {};
+  for (const [name, values] of h) if (values.length > 0 && headers[name] === undefined) headers[name] = values[0]!;
   return { code: h.code, description: h.description, headers };
 }
 
-/**
- * Delivery details from a JetStream ack subject:
- * `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>` or the
- * newer form with domain and account hash (and a trailing token) in front.
- */
-export function parseAckSubject(reply: string): { deliveryCount: number; streamSeq: number; deliverySeq: number } | undefined {
-  const t = reply.split('.');
-  if (t[0] !== '$JS' || t[1] !== 'ACK') return undefined;
-  let base: number;
-  if (t.length === 9) base = 4;
-  else if (t.length >= 11) base = 6;
-  else return undefined;
-  const deliveryCount = Number(t[base]);
-  const streamSeq = Number(t[base + 1]);
-  const deliverySeq = Number(t[base + 2]);
-  if (!Number.isSafeInteger(deliveryCount) || !Number.isSafeInteger(streamSeq) || !Number.isSafeInteger(deliverySeq)) return undefined;
-  return { deliveryCount, streamSeq, deliverySeq };
+/** A received message's reply subject as bytes (no string decoding), or undefined when it has none. */
+export function replyBytes(msg: Msg): Uint8Array | undefined {
+  const raw = (msg as unknown as MsgInternals)._msg?.reply;
+  if (raw instanceof Uint8Array) return raw.length > 0 ? raw : undefined;
+  const reply = msg.reply;
+  return reply ? encoder.encode(reply) : undefined;
 }
+
+/** Delivery details of a JetStream message (reused object: copy what you need). */
+export interface AckInfo {
+  deliveryCount: number;
+  streamSeq: number;
+  deliverySeq: number;
+}
+const info: AckInfo = { deliveryCount: 0, streamSeq: 0, deliverySeq: 0 };
+// "$JS.ACK."
+const ACK_PREFIX = [0x24, 0x4a, 0x53, 0x2e, 0x41, 0x43, 0x4b, 0x2e];
+
+/**
+ * Delivery details from a JetStream ack subject, read from its bytes:
+ * `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>` (9
+ * tokens) or the newer form with domain and account hash in front and a
+ * random token at the end (12 tokens). Returns a shared object, or undefined.
+ */
+export function parseAckBytes(b: Uint8Array): AckInfo | undefined {
+  const n = b.length;
+  if (n < 16) return undefined;
+  for (let i = 0; i < 8; i++) if (b[i] !== ACK_PREFIX[i]) return undefined;
+  let dots = 0;
+  for (let i = 0; i < n; i++) if (b[i] === 0x2e) dots++;
+  let base: number;
+  if (dots === 8) base = 4;
+  else if (dots >= 10) base = 6;
+  else return undefined;
+  // Walk to the start of token `base`.
+  let pos = 0;
+  for (let t = 0; t < base; pos++) if (b[pos] === 0x2e) t++;
+  let value = 0;
+  let field = 0;
+  for (; pos <= n && field < 3; pos++) {
+    const c = pos < n ? b[pos]! : 0x2e;
+    if (c === 0x2e) {
+      if (field === 0) info.deliveryCount = value;
+      else if (field === 1) info.streamSeq = value;
+      else info.deliverySeq = value;
+      field++;
+      value = 0;
+      continue;
+    }
+    const d = c - 48;
+    if (d < 0 || d > 9) return undefined;
+    value = value * 10 + d;
+  }
+  return field === 3 ? info : undefined;
+}
+
+/** As parseAckBytes, from a string subject. */
+export function parseAckSubject(reply: string): AckInfo | undefined {
+  return parseAckBytes(encoder.encode(reply));
+}
+

@@ -1,0 +1,377 @@
+// NATS JetStream adapter benchmark: busline vs raw nats.js, in one run on the same server.
+//
+//   pnpm bench:nats          (= tsc -b && node packages/adapter-nats/bench/nats.bench.mjs)
+//   BENCH_MESSAGES=50000 node packages/adapter-nats/bench/nats.bench.mjs      (a short run)
+//
+// Environment (all optional):
+//   BUSLINE_NATS_URL        server (default nats://127.0.0.1:4222; start one with: bash scripts/brokers up nats)
+//   BENCH_MESSAGES          messages per throughput case (default 200000)
+//   BENCH_WINDOW            publishes in flight, for us and for raw js.publish (default 2048)
+//   BENCH_RATE              offered rate of the latency case, msg/s (default 5000)
+//   BENCH_LATENCY_SECONDS   duration of the latency case (default 10)
+//   BENCH_CASES             comma list to run a subset: publish,consume,latency (default all)
+//
+// Every message is 256 bytes of payload on a persistent topic (file storage).
+// Each case uses fresh streams, deleted afterwards. Cases:
+//   publish   raw: js.publish() (with a msgID, like ours), W at a time, each window awaited
+//             ours: bus.publish() with W calls in flight (sliding), and publishBatch() of 1,000
+//   consume   raw: consumer.consume({max_messages: 500}) with m.ack() on every message
+//             raw: the same, acking cumulatively (AckPolicy all) every 250 messages (for reference)
+//             ours: subscribe() with per-key order over 1,000 keys (order checked), explicit acks
+//             ours: the same with ackMode "cumulative"
+//   latency   ours: open loop at BENCH_RATE msg/s (sends scheduled by the clock, not by
+//             completions); publish-to-handle time from the scheduled send time (HDR histogram)
+import os from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createEventBus } from '@busline/core';
+import { connect, nuid } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
+import hdr from 'hdr-histogram-js';
+import { adapter, streamNameFor } from '../dist/index.js';
+
+const URL_ = process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222';
+const N = Number(process.env.BENCH_MESSAGES ?? 200_000);
+const WINDOW = Number(process.env.BENCH_WINDOW ?? 2_048);
+const RATE = Number(process.env.BENCH_RATE ?? 5_000);
+const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10);
+const CASES = new Set((process.env.BENCH_CASES ?? 'publish,consume,latency').split(','));
+const SIZE = 256;
+const KEYS = 1_000;
+const RUN = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
+const servers = URL_.replace(/^nats:\/\//, '');
+
+const results = [];
+const created = [];
+const nc = await connect({ servers, name: 'bench-admin' });
+const jsm = await jetstreamManager(nc);
+
+function payload(key, seq) {
+  const bytes = new Uint8Array(SIZE);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, key);
+  view.setUint32(4, seq);
+  view.setFloat64(8, performance.timeOrigin + performance.now());
+  return bytes;
+}
+
+async function freshStream(label) {
+  const subject = `bench_${RUN}_${label}`;
+  const name = `BENCHRAW_${RUN}_${label}`;
+  await jsm.streams.add({ name, subjects: [subject], storage: 'file' });
+  created.push(name);
+  return { subject, name };
+}
+
+function busConfig(extra = {}) {
+  return {
+    url: URL_,
+    source: 'bench',
+    concurrency: 256,
+    maxPending: 20_000,
+    topicStrategy: 'createOnly',
+    subscription: { maxInFlight: 2_000, concurrency: 256 },
+    ...extra,
+    nats: { publishWindow: WINDOW, ...(extra.nats ?? {}) },
+  };
+}
+
+async function newBus(extra) {
+  const bus = await createEventBus(busConfig(extra), { adapter });
+  bus.on('error', (e, ctx) => console.error(`  bus error (${ctx}): ${e.message}`));
+  await bus.start();
+  return bus;
+}
+
+async function ourTopic(bus, label) {
+  const topic = `bench_${RUN}_${label}`;
+  await bus.configureTopic(topic, {});
+  created.push(streamNameFor(topic, 'BL_'));
+  return topic;
+}
+
+function rate(count, ms) {
+  return Math.round(count / (ms / 1000));
+}
+
+function record(group, label, msgs, ms, note = '') {
+  const r = { group, label, msgs, ms, rate: rate(msgs, ms), note };
+  results.push(r);
+  console.log(`  ${label.padEnd(58)} ${String(r.rate).padStart(8)} msg/s  (${msgs} in ${(ms / 1000).toFixed(2)} s)${note ? `  ${note}` : ''}`);
+  return r;
+}
+
+async function streamCount(name) {
+  return (await jsm.streams.info(name)).state.messages;
+}
+
+// ---------------------------------------------------------------- publish
+
+async function rawPublish() {
+  const { subject, name } = await freshStream('rawpub');
+  const js = jetstream(nc);
+  const body = payload(0, 0);
+  const start = performance.now();
+  for (let i = 0; i < N; i += WINDOW) {
+    const n = Math.min(WINDOW, N - i);
+    const batch = new Array(n);
+    for (let j = 0; j < n; j++) batch[j] = js.publish(subject, body, { msgID: nuid.next() });
+    await Promise.all(batch);
+  }
+  const ms = performance.now() - start;
+  const stored = await streamCount(name);
+  return record('publish', `raw js.publish, windows of ${WINDOW} awaited`, N, ms, stored === N ? '' : `STORED ${stored}`);
+}
+
+async function ourPublish() {
+  const bus = await newBus({ group: 'pub' });
+  const topic = await ourTopic(bus, 'ourpub');
+  const bodies = Array.from({ length: KEYS }, (_, k) => payload(k, 0));
+  let next = 0;
+  let failed = 0;
+  const start = performance.now();
+  async function lane() {
+    while (next < N) {
+      const i = next++;
+      try {
+        await bus.publish(topic, bodies[i % KEYS], { aggregateId: `k${i % KEYS}` });
+      } catch {
+        failed++;
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: WINDOW }, lane));
+  const ms = performance.now() - start;
+  const stored = await streamCount(streamNameFor(topic, 'BL_'));
+  await bus.close();
+  return record('publish', `busline bus.publish, ${WINDOW} in flight`, N, ms, stored === N && failed === 0 ? '' : `STORED ${stored} FAILED ${failed}`);
+}
+
+async function ourPublishBatch() {
+  const bus = await newBus({ group: 'pubb' });
+  const topic = await ourTopic(bus, 'ourpubb');
+  const CHUNK = 1_000;
+  const items = Array.from({ length: CHUNK }, (_, j) => ({ payload: payload(j % KEYS, 0), aggregateId: `k${j % KEYS}` }));
+  let failed = 0;
+  const inflight = Math.max(1, Math.floor(WINDOW / CHUNK));
+  let next = 0;
+  const start = performance.now();
+  async function lane() {
+    while (next < N) {
+      const n = Math.min(CHUNK, N - next);
+      next += n;
+      const r = await bus.publishBatch(topic, n === CHUNK ? items : items.slice(0, n));
+      failed += r.failed.length;
+    }
+  }
+  await Promise.all(Array.from({ length: inflight }, lane));
+  const ms = performance.now() - start;
+  const stored = await streamCount(streamNameFor(topic, 'BL_'));
+  await bus.close();
+  return record('publish', `busline publishBatch of ${CHUNK}, ${inflight} in flight`, N, ms, stored === N && failed === 0 ? '' : `STORED ${stored} FAILED ${failed}`);
+}
+
+// ---------------------------------------------------------------- consume
+
+/** N messages on a fresh raw stream, published fast. */
+async function rawFill(label) {
+  const s = await freshStream(label);
+  const js = jetstream(nc);
+  const body = payload(0, 0);
+  for (let i = 0; i < N; i += WINDOW) {
+    const n = Math.min(WINDOW, N - i);
+    await Promise.all(Array.from({ length: n }, () => js.publish(s.subject, body)));
+  }
+  return s;
+}
+
+async function rawConsume(ackEvery) {
+  const s = await rawFill(ackEvery === 1 ? 'rawexp' : 'rawall');
+  const durable = 'raw';
+  await jsm.consumers.add(s.name, {
+    durable_name: durable,
+    ack_policy: ackEvery === 1 ? AckPolicy.Explicit : AckPolicy.All,
+    deliver_policy: DeliverPolicy.All,
+    max_ack_pending: 2_000,
+  });
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(s.name, durable);
+  const start = performance.now();
+  let n = 0;
+  await new Promise((resolve) => {
+    let messages;
+    consumer
+      .consume({
+        max_messages: 500,
+        callback: (m) => {
+          n++;
+          if (ackEvery === 1 || n % ackEvery === 0 || n === N) m.ack();
+          if (n === N) {
+            resolve();
+            messages.stop();
+          }
+        },
+      })
+      .then((m) => (messages = m));
+  });
+  const ms = performance.now() - start;
+  return record('consume', ackEvery === 1 ? 'raw consume(), m.ack() each message' : `raw consume(), AckPolicy all, ack every ${ackEvery}`, N, ms);
+}
+
+async function ourConsume(ackMode) {
+  const publisher = await newBus({ group: 'fill' });
+  const topic = await ourTopic(publisher, `our${ackMode}`);
+  const items = Array.from({ length: 1_000 }, (_, j) => ({ payload: payload(j % KEYS, Math.floor(j / KEYS)), aggregateId: `k${j % KEYS}` }));
+  // Fill: per-key sequence = message index / KEYS, so order can be checked.
+  for (let i = 0; i < N; i += 1_000) {
+    const n = Math.min(1_000, N - i);
+    const batch = items.slice(0, n).map((it, j) => ({ ...it, payload: payload((i + j) % KEYS, Math.floor((i + j) / KEYS)) }));
+    const r = await publisher.publishBatch(topic, batch);
+    if (r.failed.length) throw new Error(`fill failed: ${r.failed[0].error.message}`);
+  }
+  await publisher.close();
+
+  const consumer = await newBus({ group: `c${ackMode}`, nats: { ackMode } });
+  const next = new Int32Array(KEYS);
+  let handled = 0;
+  let violations = 0;
+  let resolveDone;
+  const done = new Promise((r) => (resolveDone = r));
+  const start = performance.now();
+  await consumer.subscribe(
+    topic,
+    (p) => {
+      const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
+      const k = view.getUint32(0);
+      const seq = view.getUint32(4);
+      if (next[k] !== seq) violations++;
+      next[k] = seq + 1;
+      if (++handled === N) resolveDone();
+    },
+    { ordering: 'key' },
+  );
+  await done;
+  const ms = performance.now() - start;
+  const driver = consumer.metrics().driver;
+  await consumer.close();
+  return record(
+    'consume',
+    `busline subscribe, per-key order (1,000 keys), ${ackMode} acks`,
+    N,
+    ms,
+    `${violations} order violations${ackMode === 'cumulative' ? `, ${driver.ack_all_sent ?? 0} ack-alls` : ''}`,
+  );
+}
+
+// ---------------------------------------------------------------- latency
+
+async function latency() {
+  const publisher = await newBus({ group: 'latp' });
+  const consumer = await newBus({ group: 'latc' });
+  const topic = await ourTopic(publisher, 'latency');
+  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const total = RATE * LATENCY_SECONDS;
+  let handled = 0;
+  let resolveDone;
+  const done = new Promise((r) => (resolveDone = r));
+  await consumer.subscribe(
+    topic,
+    (p) => {
+      const sent = new DataView(p.buffer, p.byteOffset, p.byteLength).getFloat64(8);
+      histogram.recordValue(Math.max(1, Math.round((performance.timeOrigin + performance.now() - sent) * 1000)));
+      if (++handled === total) resolveDone();
+    },
+    { ordering: 'key' },
+  );
+  // Open loop: message i is due at start + i / RATE; a tick sends everything due, stamped with its due time.
+  const start = performance.timeOrigin + performance.now();
+  let sent = 0;
+  const failures = [];
+  while (sent < total) {
+    const now = performance.timeOrigin + performance.now();
+    const due = Math.min(total, Math.floor(((now - start) / 1000) * RATE) + 1);
+    for (; sent < due; sent++) {
+      const body = payload(sent % KEYS, 0);
+      new DataView(body.buffer).setFloat64(8, start + (sent * 1000) / RATE);
+      publisher.publish(topic, body, { aggregateId: `k${sent % KEYS}` }).catch((e) => failures.push(e));
+    }
+    await sleep(1);
+  }
+  await done;
+  await publisher.close();
+  await consumer.close();
+  const us = (q) => histogram.getValueAtPercentile(q) / 1000;
+  const r = {
+    group: 'latency',
+    label: `busline publish-to-handle at ${RATE} msg/s open loop, ${LATENCY_SECONDS} s`,
+    p50: us(50),
+    p99: us(99),
+    p999: us(99.9),
+    max: histogram.maxValue / 1000,
+    failures: failures.length,
+  };
+  results.push(r);
+  console.log(`  ${r.label}: p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, p99.9 ${r.p999.toFixed(2)} ms, max ${r.max.toFixed(2)} ms, ${r.failures} failed`);
+}
+
+// ---------------------------------------------------------------- main
+
+function serverVersion() {
+  return nc.info?.version ?? '?';
+}
+
+console.log(`busline NATS benchmark — ${N} messages of ${SIZE} bytes, window ${WINDOW}, server ${URL_} (nats-server ${serverVersion()})`);
+console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${os.platform()} ${os.release()}`);
+let nodeVersion = '';
+try {
+  nodeVersion = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+} catch {}
+if (nodeVersion) console.log(`commit ${nodeVersion}`);
+
+try {
+  if (CASES.has('publish')) {
+    console.log('publish:');
+    await rawPublish();
+    await ourPublish();
+    await ourPublishBatch();
+  }
+  if (CASES.has('consume')) {
+    console.log('consume:');
+    await rawConsume(1);
+    await rawConsume(250);
+    await ourConsume('explicit');
+    await ourConsume('cumulative');
+  }
+  if (CASES.has('latency')) {
+    console.log('latency:');
+    await latency();
+  }
+} finally {
+  for (const name of created) await jsm.streams.delete(name).catch(() => undefined);
+}
+
+const find = (prefix) => results.find((r) => r.label.startsWith(prefix));
+const rawPub = find('raw js.publish');
+const ourPub = find('busline bus.publish');
+const ourBatch = find('busline publishBatch');
+const rawExp = find('raw consume(), m.ack()');
+const rawAll = find('raw consume(), AckPolicy all');
+const ourExp = find('busline subscribe, per-key order (1,000 keys), explicit');
+const ourCum = find('busline subscribe, per-key order (1,000 keys), cumulative');
+const lat = results.find((r) => r.group === 'latency');
+
+const rows = [];
+const ratio = (a, b) => (a && b ? `${(a.rate / b.rate).toFixed(2)}x` : '-');
+const line = (what, r, base, target, pass) =>
+  rows.push([what, r ? String(r.rate) : '-', base ? `${ratio(r, base)} of ${base.label.split(',')[0]}` : '', target, r && base ? (pass ? 'yes' : 'NO') : '-']);
+if (rawPub) line('raw js.publish (baseline)', rawPub, undefined, '', true);
+if (ourPub) line('busline publish', ourPub, rawPub, '>= 5x raw js.publish', ourPub && rawPub && ourPub.rate >= 5 * rawPub.rate);
+if (ourBatch) line('busline publishBatch', ourBatch, rawPub, '(info)', true);
+if (rawExp) line('raw consume + ack each (baseline)', rawExp, undefined, '', true);
+if (rawAll) line('raw consume + ack-all every 250', rawAll, rawExp, '(info)', true);
+if (ourExp) line('busline consume, key order, explicit', ourExp, rawExp, '>= 1x raw explicit', ourExp && rawExp && ourExp.rate >= rawExp.rate);
+if (ourCum) line('busline consume, key order, cumulative', ourCum, rawExp, '>= 2x raw explicit', ourCum && rawExp && ourCum.rate >= 2 * rawExp.rate);
+console.log('\n| case | msg/s | ratio | target | met |\n| --- | ---: | --- | --- | --- |');
+for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+if (lat) console.log(`\nlatency at ${RATE} msg/s (open loop, ${LATENCY_SECONDS} s): p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms, p99.9 ${lat.p999.toFixed(2)} ms, max ${lat.max.toFixed(2)} ms`);
+await nc.close();

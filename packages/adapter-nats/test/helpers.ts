@@ -1,0 +1,80 @@
+/** Shared pieces of the adapter tests: buses on a given server, an admin connection, reading a stream back. */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { createEventBus, type BusConfigInput, type EventBus } from '@busline/core';
+import { uniqueName } from '@busline/conformance';
+import { adapter, streamNameFor, type NatsConfigInput } from '../src/index.js';
+
+export const SKIP = process.env.BUSLINE_BROKERS === 'none';
+export const SHARED_URL = process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222';
+
+export function topicName(label: string): string {
+  return uniqueName(label);
+}
+
+export function streamOf(topic: string): string {
+  return streamNameFor(topic, 'BL_');
+}
+
+/** Buses made by a test; `closeAll` in afterEach. */
+export class Buses {
+  private readonly open = new Set<EventBus>();
+  readonly errors: { error: Error; context: string }[] = [];
+
+  async make(url: string, config: Partial<BusConfigInput> & { nats?: NatsConfigInput } = {}, start = true): Promise<EventBus> {
+    const bus = await createEventBus({ url, group: uniqueName('g'), ...config } as BusConfigInput, { adapter });
+    bus.on('error', (error: Error, context: string) => this.errors.push({ error, context }));
+    this.open.add(bus);
+    if (start) await bus.start();
+    return bus;
+  }
+
+  async close(bus: EventBus): Promise<void> {
+    this.open.delete(bus);
+    await bus.close({ timeoutMs: 10_000 });
+  }
+
+  async closeAll(): Promise<void> {
+    const buses = [...this.open];
+    this.open.clear();
+    await Promise.allSettled(buses.map((b) => b.close({ timeoutMs: 10_000 })));
+  }
+}
+
+export interface Admin {
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  close(): Promise<void>;
+  /** Messages stored in a stream now. */
+  count(stream: string): Promise<number>;
+  /** The Nats-Msg-Id of every stored message, in stream order. */
+  storedIds(stream: string): Promise<string[]>;
+  deleteStreams(prefix: string): Promise<void>;
+}
+
+export async function admin(url: string): Promise<Admin> {
+  const nc = await connect({ servers: url.replace(/^nats:\/\//, ''), name: 'test-admin', maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  const jsm = await jetstreamManager(nc);
+  return {
+    nc,
+    jsm,
+    close: () => nc.close(),
+    count: async (stream) => (await jsm.streams.info(stream)).state.messages,
+    async storedIds(stream) {
+      const info = await jsm.streams.info(stream);
+      const total = info.state.messages;
+      const ids: string[] = [];
+      if (total === 0) return ids;
+      const consumer = await jetstream(nc).consumers.get(stream);
+      const messages = await consumer.consume({ max_messages: 1_000 });
+      for await (const m of messages) {
+        ids.push(m.headers?.get('Nats-Msg-Id') ?? '');
+        if (m.info.pending === 0) break;
+      }
+      return ids;
+    },
+    async deleteStreams(prefix) {
+      for await (const s of jsm.streams.list()) if (s.config.name.startsWith(prefix)) await jsm.streams.delete(s.config.name).catch(() => undefined);
+    },
+  };
+}
