@@ -188,13 +188,13 @@ export class NatsDriver implements Driver {
     return this.session().admin.update(topic, options, differences);
   }
 
-  async publish(topic: string, messages: readonly WireMessage[], options: PublishCallOptions): Promise<PublishOutcome[]> {
+  publish(topic: string, messages: readonly WireMessage[], options: PublishCallOptions): Promise<PublishOutcome[]> {
     const session = this.#session;
     if (session === undefined) {
       const error = this.#closing ? new ClosedError('NATS driver') : new BrokerUnavailableError('the NATS driver is not connected');
-      return messages.map(() => error);
+      return Promise.resolve(messages.map(() => error));
     }
-    if (options.topic.persistence === 'ephemeral') return this.publishEphemeral(session, topic, messages);
+    if (options.topic.persistence === 'ephemeral') return Promise.resolve(this.publishEphemeral(session, topic, messages));
     const count = messages.length;
     let outcomes: PublishOutcome[] | undefined;
     let positions: number[] | undefined;
@@ -213,10 +213,14 @@ export class NatsDriver implements Driver {
       positions?.push(i);
       items.push({ body: message.body, headers: message.headers, msgId, hlen });
     }
-    const results = await session.publisher.publish(topic, topic, items, options.timeoutMs);
-    if (outcomes === undefined || positions === undefined) return results;
-    results.forEach((outcome, j) => (outcomes[positions[j]!] = outcome));
-    return outcomes;
+    const sent = session.publisher.publish(topic, topic, items, options.timeoutMs);
+    if (outcomes === undefined || positions === undefined) return sent;
+    const all = outcomes;
+    const at = positions;
+    return sent.then((results) => {
+      results.forEach((outcome, j) => (all[at[j]!] = outcome));
+      return all;
+    });
   }
 
   /** Core NATS, at most once: written to the connection, no acknowledgement; refused while disconnected. */

@@ -64,8 +64,10 @@ interface Entry {
   readonly timeoutMs: number;
   readonly batch: Batch;
   readonly index: number;
-  /** When a "no responders" answer was seen shortly after a reconnect: re-send at this time. */
+  /** When JetStream answered "unavailable" and the message is to be sent again: at this time. */
   retryAt: number;
+  /** JetStream answered "unavailable" (503) at least once. */
+  unavailable: boolean;
 }
 
 export interface PublishItem {
@@ -106,6 +108,8 @@ export class Publisher {
   private connected = true;
   private closedError: BuslineError | undefined;
   private reconnectedAt = 0;
+  /** Subjects a message was stored to since the start: a 503 for them means JetStream is restarting. */
+  private readonly storedSubjects = new Set<string>();
   private disconnectedAt = 0;
 
   constructor(
@@ -172,6 +176,7 @@ export class Publisher {
         batch,
         index: i,
         retryAt: 0,
+        unavailable: false,
       };
       deadlines.push(entry);
       if (this.queue.length === 0 && this.connected && this.inflight.size < this.window) this.send(entry);
@@ -277,25 +282,24 @@ export class Publisher {
     // {"stream":"..","seq":N[,"duplicate":true]} — no need to parse a success.
     if (data.length > 2 && data[2] === 0x73 /* s */) {
       if (data[data.length - 2] === 0x65 /* the e of "duplicate": true */) this.hooks.count('publish_duplicates');
+      if (!this.storedSubjects.has(entry.subject) && this.storedSubjects.size < 100_000) this.storedSubjects.add(entry.subject);
       this.finish(entry, undefined);
       return;
     }
-    if (data.length === 0) {
-      // A status (503 no responders): no stream stores this subject, or JetStream is not up yet.
-      if (Date.now() - this.reconnectedAt < RECONNECT_GRACE_MS && entry.deadline > Date.now() + NO_RESPONDERS_RETRY_MS) {
-        this.hooks.count('publish_no_responders_retried');
-        entry.retryAt = Date.now() + NO_RESPONDERS_RETRY_MS;
+    if (data.length === 0 || isUnavailable(data)) {
+      // 503: "no responders" (no stream stores the subject, or JetStream is not up: a server starting
+      // or shutting down) or "JetStream temporarily unavailable". For a subject that was stored to
+      // before, or right after a reconnect, that is transient: send again shortly, within the deadline.
+      const now = Date.now();
+      const transient = this.storedSubjects.has(entry.subject) || now - this.reconnectedAt < RECONNECT_GRACE_MS;
+      entry.unavailable = true;
+      if (transient && entry.deadline > now + NO_RESPONDERS_RETRY_MS) {
+        this.hooks.count('publish_unavailable_retried');
+        entry.retryAt = now + NO_RESPONDERS_RETRY_MS;
         this.retries.push(entry);
         return;
       }
-      this.finish(
-        entry,
-        new BuslineError(
-          ErrorCode.PublishRejected,
-          `no JetStream stream stores subject "${entry.subject}" (topic "${entry.topic}"): create the topic (topic strategy createOnly/createOrUpdate or configureTopic), or check the stream's subjects`,
-          { retryable: true, details: { topic: entry.topic, subject: entry.subject } },
-        ),
-      );
+      this.finish(entry, noStream(entry));
       return;
     }
     this.finish(entry, errorAck(entry, data));
@@ -376,6 +380,10 @@ export class Publisher {
       );
       return;
     }
+    if (entry.unavailable) {
+      this.finish(entry, noStream(entry));
+      return;
+    }
     this.hooks.count('publish_timeouts');
     this.finish(entry, new PublishTimeoutError(entry.topic, entry.timeoutMs));
   }
@@ -418,6 +426,20 @@ export class Publisher {
 }
 
 const decoder = new TextDecoder();
+
+/** A 503 error ack: {"error":{"code":503,...}}. */
+function isUnavailable(data: Uint8Array): boolean {
+  return data.length < 512 && /"code"\s*:\s*503/.test(decoder.decode(data));
+}
+
+function noStream(entry: Entry): BuslineError {
+  return new BuslineError(
+    ErrorCode.PublishRejected,
+    `JetStream did not take the message to "${entry.topic}" (subject "${entry.subject}"): no stream stores the subject, or JetStream is unavailable ` +
+      '— create the topic (topic strategy createOnly/createOrUpdate, or configureTopic) or check the stream\'s subjects; retry once JetStream is back',
+    { retryable: true, details: { topic: entry.topic, subject: entry.subject } },
+  );
+}
 
 function tooBig(entry: Entry, detail: string): BuslineError {
   return new BuslineError(ErrorCode.PublishRejected, `message to "${entry.topic}" is larger than the server's max_payload (${detail})`, {

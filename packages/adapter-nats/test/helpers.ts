@@ -52,16 +52,33 @@ export interface Admin {
   deleteStreams(prefix: string): Promise<void>;
 }
 
+/**
+ * Retries `run` while the admin connection is (re)connecting: the NATS client
+ * drops requests written while disconnected, so after a server restart the
+ * first ones may time out.
+ */
+async function retrying<T>(nc: NatsConnection, run: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await nc.flush();
+      return await run();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+  }
+}
+
 export async function admin(url: string): Promise<Admin> {
-  const nc = await connect({ servers: url.replace(/^nats:\/\//, ''), name: 'test-admin', maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-  const jsm = await jetstreamManager(nc);
+  const nc = await connect({ servers: url.replace(/^nats:\/\//, ''), name: 'test-admin', maxReconnectAttempts: -1, reconnectTimeWait: 100, timeout: 5_000 });
+  const jsm = await jetstreamManager(nc, { timeout: 5_000 });
   return {
     nc,
     jsm,
     close: () => nc.close(),
-    count: async (stream) => (await jsm.streams.info(stream)).state.messages,
+    count: (stream) => retrying(nc, async () => (await jsm.streams.info(stream)).state.messages),
     async storedIds(stream) {
-      const info = await jsm.streams.info(stream);
+      const info = await retrying(nc, () => jsm.streams.info(stream));
       const total = info.state.messages;
       const ids: string[] = [];
       if (total === 0) return ids;

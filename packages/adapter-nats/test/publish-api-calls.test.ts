@@ -89,7 +89,7 @@ describe.skipIf(SKIP)('nats: JetStream API calls while publishing', () => {
         (e: unknown) => e as Error & { code: string },
       );
       expect(error?.code).toBe('PUBLISH_REJECTED');
-      expect(error?.message).toMatch(/no JetStream stream stores subject/);
+      expect(error?.message).toMatch(/no stream stores the subject/);
     });
     expect(requests).toEqual([]);
   });
