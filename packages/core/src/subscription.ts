@@ -218,14 +218,18 @@ export class Subscription implements MessageSink {
   }
 
   private call(message: DeliveredMessage, envelope: Envelope | undefined, attempt: number): unknown {
-    const context = { topic: this.topic, group: this.group, attempt, signal: this.host.closing };
+    const { topic, group } = this.config.spec;
+    const signal = this.host.closing;
     switch (this.handler.kind) {
       case 'wire':
-        return this.handler.handler({ key: message.key, headers: message.headers, body: message.body, topic: message.topic }, context);
+        return this.handler.handler(
+          { key: message.key, headers: message.headers, body: message.body, topic: message.topic },
+          { topic, group, attempt, signal },
+        );
       case 'envelope':
-        return this.handler.handler(envelope!, { ...context, envelope: envelope! });
+        return this.handler.handler(envelope!, { topic, group, attempt, signal, envelope: envelope! });
       case 'payload':
-        return this.handler.handler(envelope!.payload, { ...context, envelope: envelope! });
+        return this.handler.handler(envelope!.payload, { topic, group, attempt, signal, envelope: envelope! });
     }
   }
 
