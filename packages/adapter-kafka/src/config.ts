@@ -109,8 +109,14 @@ export const consumerConfigSchema = z
       .describe('How often handled offsets (per partition, up to the ack watermark) are committed; also committed on rebalance, restart and close.'),
     maxBytesPerPartition: positiveInt.default(1_048_576).describe('Most bytes fetched per partition per fetch.'),
     maxBytes: positiveInt.default(10_485_760).describe('Most bytes per fetch response.'),
+    maxBufferedBytes: positiveInt
+      .default(32 * 1024 * 1024)
+      .describe(
+        'Fetched records not yet handed to handlers, across the partitions of one consumer (approximate; one more ' +
+          'fetch may arrive on top). Each partition keeps fetching ahead while it holds less than its share.',
+      ),
     maxWaitTimeMs: positiveInt
-      .default(250)
+      .default(100)
       .describe('Fetch long-poll time; also how long a consumer whose partitions are all paused sleeps before it looks again.'),
     restartDrainTimeoutMs: positiveInt
       .default(30_000)

@@ -20,9 +20,11 @@
  * off) only moves records into the partition's backlog and advances the
  * fetch position; records are handed to core (`sink.deliver`) within the
  * subscription's `maxInFlight` budget. When the budget is spent or core's
- * pool pushes back, the partition is paused and the rest waits in memory;
- * it resumes as records settle. kafkajs keeps fetching (and heartbeating)
- * for the other partitions meanwhile: no eachBatch call ever blocks.
+ * pool pushes back, the rest waits in memory (the partition's backlog); a
+ * partition keeps fetching ahead while its backlog is below `maxInFlight`
+ * and is paused beyond it, resuming as records settle. kafkajs keeps
+ * fetching (and heartbeating) for the other partitions meanwhile: no
+ * eachBatch call ever blocks.
  *
  * Commits. Per partition, core's AckWatermark tracks delivered offsets; the
  * committed offset is watermark + 1, every `commitIntervalMs`, when a
@@ -61,6 +63,8 @@ import { PartitionState, partitionKey } from './partition-state.js';
 
 /** After a handler was removed, wait this long for more removals before restarting without its topic. */
 const REMOVAL_RESTART_DELAY_MS = 500;
+/** The least a partition may buffer ahead, however many partitions share `maxBufferedBytes`. */
+const MIN_PREFETCH_BYTES = 64 * 1024;
 /** Backoff before retrying a consumer start that failed with nothing waiting on it. */
 const RESTART_RETRY_MS = 2_000;
 
@@ -97,10 +101,12 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
+/** A kafkajs header value (a Buffer, or several for a repeated name: the last wins) as text. */
 function headerText(value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (Array.isArray(value)) return value.length ? headerText(value[value.length - 1]) : undefined;
-  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+  // toString() without an encoding argument takes Node's UTF-8 fast path.
+  return Buffer.isBuffer(value) ? value.toString() : String(value);
 }
 
 const EMPTY = new Uint8Array(0);
@@ -514,6 +520,7 @@ export class GroupConsumer {
     }
     for (const [key, old] of this.states) if (!next.has(key) && !old.revoked) this.retire(old, undefined);
     this.states = next;
+    this.updatePrefetch();
     // kafkajs keeps pauses per group session: set every assigned partition to what it should be.
     for (const state of next.values()) {
       if (this.shouldPause(state)) {
@@ -580,14 +587,29 @@ export class GroupConsumer {
       const fresh = new PartitionState(batch.topic, batch.partition);
       if (state !== undefined) this.follow(state, fresh);
       this.states.set(key, (state = fresh));
+      this.updatePrefetch();
     }
     state.accept(messages);
     payload.resolveOffset(messages[messages.length - 1]!.offset);
     this.pump(state);
   };
 
+  /**
+   * A partition keeps fetching ahead while its undelivered backlog is below
+   * its share of `maxBufferedBytes`, so the next fetch is on its way before
+   * the backlog runs dry (kafkajs sleeps `maxWaitTimeMs` whenever every
+   * partition is paused); beyond that it is paused.
+   */
   private shouldPause(state: PartitionState): boolean {
-    return !this.accepting || state.revoked || state.waitFor !== undefined || state.backlogSize > 0 || this.route(state) === undefined;
+    if (!this.accepting || state.revoked || state.waitFor !== undefined || this.route(state) === undefined) return true;
+    return state.backlogBytes >= this.prefetchBytes;
+  }
+
+  /** Per-partition share of the consumer's buffer, recomputed when the assignment changes. */
+  private prefetchBytes = Number.POSITIVE_INFINITY;
+
+  private updatePrefetch(): void {
+    this.prefetchBytes = Math.max(MIN_PREFETCH_BYTES, Math.floor(this.options.config.maxBufferedBytes / Math.max(1, this.states.size)));
   }
 
   private pausePartition(state: PartitionState): void {
@@ -620,7 +642,8 @@ export class GroupConsumer {
     const budget = entry.spec.maxInFlight - entry.inflight;
     if (entry.blocked || budget <= 0) {
       entry.waiting.add(state);
-      return this.pausePartition(state);
+      if (this.shouldPause(state)) this.pausePartition(state);
+      return;
     }
     const records = state.take(budget);
     const deliveries = new Array<DeliveredMessage>(records.length);
@@ -628,12 +651,9 @@ export class GroupConsumer {
     entry.inflight += records.length;
     state.unsettled += records.length;
     this.unsettled += records.length;
-    if (state.backlogSize > 0) {
-      entry.waiting.add(state);
-      this.pausePartition(state);
-    } else {
-      this.resumePartition(state);
-    }
+    if (state.backlogSize > 0) entry.waiting.add(state);
+    if (this.shouldPause(state)) this.pausePartition(state);
+    else this.resumePartition(state);
     let result: void | Promise<void>;
     try {
       result = entry.sink.deliver(deliveries);
@@ -660,8 +680,12 @@ export class GroupConsumer {
     const raw = m.headers;
     if (raw) {
       for (const name in raw) {
-        const text = headerText(raw[name]);
-        if (text !== undefined) headers[name] = text;
+        const value = raw[name];
+        if (Buffer.isBuffer(value)) headers[name] = value.toString();
+        else {
+          const text = headerText(value);
+          if (text !== undefined) headers[name] = text;
+        }
       }
     }
     return new KafkaDelivery(
@@ -670,7 +694,7 @@ export class GroupConsumer {
       state,
       offset,
       state.topic,
-      m.key === null || m.key === undefined ? undefined : m.key.toString('utf8'),
+      m.key === null || m.key === undefined ? undefined : m.key.toString(),
       headers,
       m.value ?? EMPTY,
     );

@@ -9,8 +9,8 @@
  *   stops before it and the next owner re-reads from there.
  * - `backlog` holds fetched records not yet delivered (the subscription's
  *   maxInFlight budget or the ordering pool's backpressure held them back).
- *   While it is not empty the partition is paused in kafkajs, so memory is
- *   bounded by one fetch per partition.
+ *   The partition keeps fetching ahead while the backlog is below its share
+ *   of the consumer's `maxBufferedBytes` and is paused in kafkajs beyond it.
  * - A revoked state ignores late settlements (its offsets may already belong
  *   to another member); a successor state for the same partition waits for
  *   the revoked one's unsettled records (`waitFor`) before delivering, so a
@@ -31,6 +31,8 @@ export class PartitionState {
   /** Fetched, not yet delivered, in offset order; `backlog[backlogHead]` is next. */
   backlog: KafkaMessage[] = [];
   backlogHead = 0;
+  /** Estimated bytes in the backlog. */
+  backlogBytes = 0;
   /** Highest offset accepted from a fetch (delivered or in the backlog); re-fetched records at or below it are skipped. */
   lastAccepted = -1;
   /** Paused in kafkajs by this driver. */
@@ -61,7 +63,11 @@ export class PartitionState {
       this.backlog = [];
       this.backlogHead = 0;
     }
-    for (let i = from; i < messages.length; i++) this.backlog.push(messages[i]!);
+    for (let i = from; i < messages.length; i++) {
+      const m = messages[i]!;
+      this.backlog.push(m);
+      this.backlogBytes += messageBytes(m);
+    }
     this.lastAccepted = Number(messages[messages.length - 1]!.offset);
     return messages.length - from;
   }
@@ -70,10 +76,12 @@ export class PartitionState {
   take(n: number): KafkaMessage[] {
     const end = Math.min(this.backlog.length, this.backlogHead + n);
     const out = this.backlog.slice(this.backlogHead, end);
+    for (const m of out) this.backlogBytes -= messageBytes(m);
     this.backlogHead = end;
     if (this.backlogHead === this.backlog.length) {
       this.backlog = [];
       this.backlogHead = 0;
+      this.backlogBytes = 0;
     }
     return out;
   }
@@ -81,6 +89,7 @@ export class PartitionState {
   clearBacklog(): void {
     this.backlog = [];
     this.backlogHead = 0;
+    this.backlogBytes = 0;
   }
 
   /** The offset a commit may cover now (watermark + 1), or undefined when nothing new is handled. */
@@ -97,6 +106,11 @@ export class PartitionState {
     this.clearBacklog();
     return this.unsettled;
   }
+}
+
+/** Estimated memory of a fetched record: key, value and a fixed allowance for headers and bookkeeping. */
+export function messageBytes(m: KafkaMessage): number {
+  return (m.value?.length ?? 0) + (m.key?.length ?? 0) + 128;
 }
 
 export function partitionKey(topic: string, partition: number): string {

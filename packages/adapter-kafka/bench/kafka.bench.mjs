@@ -1,0 +1,436 @@
+#!/usr/bin/env node
+/**
+ * pnpm bench:kafka — busline's Kafka adapter against raw kafkajs and Kafka's
+ * own Java producer, in one run on the same broker (BUSLINE_KAFKA_BROKERS,
+ * default 127.0.0.1:9092). Every message has a 256-byte payload; every
+ * producer uses acks=all (-1) and, like busline, the idempotent producer.
+ *
+ * Measured:
+ *   1. publish  — busline `bus.publish` with up to BENCH_WINDOW publishes outstanding
+ *   2. raw      — kafkajs `sendBatch`, one batch at a time, the batch size busline's
+ *                 batcher actually used, the same records (key, 256-byte value and
+ *                 the envelope headers busline writes), built before the clock starts
+ *   3. raw      — kafkajs `send` awaited per message (BENCH_AWAITED messages only: it is slow)
+ *   4. consume  — busline subscribe with per-key order (1,000 keys, handler checks the
+ *                 order) vs a raw kafkajs `eachBatch` consumer doing the same check
+ *   5. latency  — publish-to-handle p50/p99 at a fixed offered rate (open loop:
+ *                 measured from each message's scheduled send time, hdr-histogram)
+ *   6. ceiling  — Kafka's org.apache.kafka.tools.ProducerPerformance (Java) on the broker
+ *
+ * Throughput figures are the best of BENCH_ROUNDS (2) alternating rounds
+ * (busline, raw, busline, raw, ...), so a burst of load from elsewhere on the
+ * machine does not decide a ratio.
+ *
+ * Knobs: BENCH_MESSAGES (100000), BENCH_AWAITED (5000), BENCH_WINDOW (10000),
+ * BENCH_ROUNDS (2), BENCH_PARTITIONS (6), BENCH_RATE (2000 msg/s), BENCH_LATENCY_SECONDS (10),
+ * BENCH_KAFKA_LIBS (directory of Kafka's jars; default <repo>/.cache/kafka-*\/libs).
+ * Bench topics are deleted at the end.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import kafkajs from 'kafkajs';
+import hdr from 'hdr-histogram-js';
+import { buildEnvelope, createEventBus, encodeEnvelope } from '@busline/core';
+import { adapter } from '../dist/index.js';
+
+const env = (name, fallback) => (process.env[name] === undefined || process.env[name] === '' ? fallback : Number(process.env[name]));
+const BROKERS = (process.env.BUSLINE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+const N = env('BENCH_MESSAGES', 100_000);
+const AWAITED = env('BENCH_AWAITED', 5_000);
+const WINDOW = env('BENCH_WINDOW', 10_000);
+const PARTITIONS = env('BENCH_PARTITIONS', 6);
+const ROUNDS = env('BENCH_ROUNDS', 2);
+const RATE = env('BENCH_RATE', 2_000);
+const LATENCY_SECONDS = env('BENCH_LATENCY_SECONDS', 10);
+const KEYS = 1_000;
+const SIZE = 256;
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+const run = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+const topic = (label) => `bench-kafka-${label}-${run}`;
+const T = {
+  ours: topic('publish'),
+  oursMore: topic('publish-more'),
+  batch: topic('raw-batch'),
+  awaited: topic('raw-awaited'),
+  latency: topic('latency'),
+  java: topic('java'),
+};
+const kafka = new kafkajs.Kafka({ brokers: BROKERS, clientId: 'busline-bench', logLevel: kafkajs.logLevel.NOTHING });
+const admin = kafka.admin();
+const rate = (count, ms) => Math.round((count / ms) * 1000);
+const log = (...args) => console.error('[bench]', ...args);
+
+/** 256 bytes: key index and per-key sequence in the first 8, the send time (ms, float) in the next 8. */
+function payloadOf(keyIndex, seq, sentAt = 0) {
+  const bytes = new Uint8Array(SIZE);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, keyIndex);
+  view.setUint32(4, seq);
+  view.setFloat64(8, sentAt);
+  return bytes;
+}
+const readPayload = (bytes) => {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { key: view.getUint32(0), seq: view.getUint32(4), sentAt: view.getFloat64(8) };
+};
+
+/** Per-key order check shared by both consumers: returns the number of violations. */
+function orderChecker() {
+  const last = new Int32Array(KEYS).fill(-1);
+  let violations = 0;
+  return {
+    check(key, seq) {
+      if (seq !== last[key] + 1 && seq > last[key]) violations++;
+      else if (seq <= last[key]) return; // redelivery, not a violation
+      last[key] = seq;
+    },
+    get violations() {
+      return violations;
+    },
+  };
+}
+
+async function waitUntil(predicate, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function createTopics() {
+  await admin.connect();
+  await admin.createTopics({
+    topics: Object.values(T).map((t) => ({ topic: t, numPartitions: PARTITIONS, replicationFactor: 1 })),
+    waitForLeaders: false,
+  });
+  await waitUntil(() => true, 0, '');
+  for (const t of Object.values(T)) {
+    for (let i = 0; ; i++) {
+      const meta = await admin.fetchTopicMetadata({ topics: [t] }).catch(() => undefined);
+      if (meta?.topics[0]?.partitions.length === PARTITIONS && meta.topics[0].partitions.every((p) => p.leader >= 0)) break;
+      if (i > 100) throw new Error(`topic ${t} has no leaders`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+// ---- 1. busline publish --------------------------------------------------------------
+
+async function benchOursPublish(target) {
+  const bus = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, source: 'bench', group: `bench-pub-${run}` }, { adapter });
+  await bus.start();
+  const seqs = new Uint32Array(KEYS);
+  await bus.publish(target, payloadOf(0, seqs[0]++), { aggregateId: 'agg-0' }); // connect + metadata
+  const batcher = bus.driver.batcher;
+  const batchesBefore = batcher.batches;
+  const sentBefore = batcher.sentMessages;
+  let next = 1;
+  let failed = 0;
+  const start = performance.now();
+  const worker = async () => {
+    while (next < N) {
+      const i = next++;
+      const key = i % KEYS;
+      try {
+        await bus.publish(target, payloadOf(key, seqs[key]++), { aggregateId: `agg-${key}` });
+      } catch {
+        failed++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: WINDOW }, worker));
+  const ms = performance.now() - start;
+  const batches = batcher.batches - batchesBefore;
+  const avgBatch = Math.round((batcher.sentMessages - sentBefore) / batches);
+  await bus.close();
+  if (failed) throw new Error(`${failed} busline publishes failed`);
+  return { rate: rate(N - 1, ms), avgBatch, batches };
+}
+
+// ---- 2./3. raw kafkajs ---------------------------------------------------------------
+
+function rawRecord(i) {
+  const key = i % KEYS;
+  const wire = encodeEnvelope(buildEnvelope(payloadOf(key, i), { aggregateId: `agg-${key}` }, { type: T.batch, source: 'bench' }));
+  return { key: `agg-${key}`, value: Buffer.from(wire.body), headers: wire.headers };
+}
+
+async function rawProducer() {
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+  });
+  await producer.connect();
+  return producer;
+}
+
+async function benchRawSendBatch(batchSize) {
+  const producer = await rawProducer();
+  await producer.send({ topic: T.batch, acks: -1, messages: [rawRecord(0)] });
+  const batches = [];
+  for (let i = 0; i < N; i += batchSize) batches.push(Array.from({ length: Math.min(batchSize, N - i) }, (_, j) => rawRecord(i + j)));
+  const start = performance.now();
+  for (const messages of batches) await producer.sendBatch({ acks: -1, topicMessages: [{ topic: T.batch, messages }] });
+  const ms = performance.now() - start;
+  await producer.disconnect();
+  return { rate: rate(N, ms) };
+}
+
+async function benchRawAwaited() {
+  const producer = await rawProducer();
+  await producer.send({ topic: T.awaited, acks: -1, messages: [rawRecord(0)] });
+  const records = Array.from({ length: AWAITED }, (_, i) => rawRecord(i));
+  const start = performance.now();
+  for (const record of records) await producer.send({ topic: T.awaited, acks: -1, messages: [record] });
+  const ms = performance.now() - start;
+  await producer.disconnect();
+  return { rate: rate(AWAITED, ms) };
+}
+
+// ---- 4. consume ------------------------------------------------------------------------
+
+async function benchOursConsume(round) {
+  const bus = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group: `bench-consume-${run}-${round}` }, { adapter });
+  const order = orderChecker();
+  let handled = 0;
+  let first = 0;
+  let last = 0;
+  await bus.subscribeEnvelope(
+    T.ours,
+    async (envelope) => {
+      const { key, seq } = readPayload(envelope.payload);
+      order.check(key, seq);
+      if (handled === 0) first = performance.now();
+      handled++;
+      last = performance.now();
+    },
+    { ordering: 'key', startFrom: 'earliest' },
+  );
+  await bus.start();
+  await waitUntil(() => handled >= N, 600_000, `busline consumer handled ${handled} of ${N}`);
+  await bus.close();
+  return { rate: rate(handled - 1, last - first), violations: order.violations };
+}
+
+async function benchRawConsume(round) {
+  const consumer = kafka.consumer({ groupId: `bench-raw-consume-${run}-${round}`, maxWaitTimeInMs: 250, allowAutoTopicCreation: false });
+  const order = orderChecker();
+  let handled = 0;
+  let first = 0;
+  let last = 0;
+  await consumer.connect();
+  await consumer.subscribe({ topic: T.ours, fromBeginning: true });
+  await consumer.run({
+    partitionsConsumedConcurrently: 4,
+    eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+      for (const message of batch.messages) {
+        const { key, seq } = readPayload(message.value);
+        order.check(key, seq);
+        if (handled === 0) first = performance.now();
+        handled++;
+        resolveOffset(message.offset);
+      }
+      last = performance.now();
+      await heartbeat();
+    },
+  });
+  await waitUntil(() => handled >= N, 600_000, `raw consumer handled ${handled} of ${N}`);
+  await consumer.disconnect();
+  return { rate: rate(handled - 1, last - first), violations: order.violations };
+}
+
+// ---- 5. latency at a fixed offered rate -----------------------------------------------
+
+async function benchLatency() {
+  const publisher = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group: `bench-lat-pub-${run}` }, { adapter });
+  const consumer = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group: `bench-lat-${run}` }, { adapter });
+  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const total = Math.round(RATE * LATENCY_SECONDS);
+  const warmup = Math.round(total / 10);
+  let handled = 0;
+  await consumer.subscribeEnvelope(
+    T.latency,
+    async (envelope) => {
+      const { seq, sentAt } = readPayload(envelope.payload);
+      if (seq >= warmup) histogram.recordValue(Math.max(1, Math.round((performance.timeOrigin + performance.now() - sentAt) * 1000)));
+      handled++;
+    },
+    { startFrom: 'latest' },
+  );
+  await Promise.all([publisher.start(), consumer.start()]);
+  await publisher.publish(T.latency, payloadOf(0, 0), { aggregateId: 'warm' });
+  handled = 0;
+  let sent = 0;
+  let failed = 0;
+  const start = performance.now();
+  await new Promise((resolveDone) => {
+    const timer = setInterval(() => {
+      const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * RATE));
+      for (; sent < due; sent++) {
+        // Open loop: stamped with the scheduled time, not the (possibly late) actual one.
+        const scheduled = performance.timeOrigin + start + (sent / RATE) * 1000;
+        publisher.publish(T.latency, payloadOf(sent % KEYS, sent, scheduled), { aggregateId: `agg-${sent % KEYS}` }).catch(() => failed++);
+      }
+      if (sent >= total) {
+        clearInterval(timer);
+        resolveDone();
+      }
+    }, 1);
+  });
+  await waitUntil(() => handled >= total, 120_000, `latency consumer handled ${handled} of ${total}`);
+  await Promise.all([publisher.close(), consumer.close()]);
+  const ms = (us) => (us / 1000).toFixed(1);
+  return {
+    rate: RATE,
+    count: total - warmup,
+    p50: ms(histogram.getValueAtPercentile(50)),
+    p99: ms(histogram.getValueAtPercentile(99)),
+    p999: ms(histogram.getValueAtPercentile(99.9)),
+    max: ms(histogram.maxValue),
+    failed,
+  };
+}
+
+// ---- 6. Kafka's Java ProducerPerformance ---------------------------------------------
+
+function kafkaLibs() {
+  if (process.env.BENCH_KAFKA_LIBS) return process.env.BENCH_KAFKA_LIBS;
+  const cache = join(REPO, '.cache');
+  if (!existsSync(cache)) return undefined;
+  const dir = readdirSync(cache)
+    .filter((d) => /^kafka-\d/.test(d) && existsSync(join(cache, d, 'libs')))
+    .sort()
+    .pop();
+  return dir ? join(cache, dir, 'libs') : undefined;
+}
+
+function benchJava() {
+  const libs = kafkaLibs();
+  if (!libs) return Promise.resolve({ skipped: 'no Kafka jars (run scripts/brokers up kafka, or set BENCH_KAFKA_LIBS)' });
+  const args = [
+    '-Xmx512m',
+    '-cp',
+    `${libs}/*`,
+    'org.apache.kafka.tools.ProducerPerformance',
+    '--topic', T.java,
+    '--num-records', String(N),
+    '--record-size', String(SIZE),
+    '--throughput', '-1',
+    '--producer-props', `bootstrap.servers=${BROKERS.join(',')}`, 'acks=all',
+  ];
+  return new Promise((resolveRun) => {
+    const child = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', (error) => resolveRun({ skipped: `java: ${error.message}` }));
+    child.on('close', (code) => {
+      const line = out.split('\n').filter((l) => / records sent, /.test(l)).pop();
+      const m = line && /records sent, ([\d.]+) records\/sec .*?([\d.]+) ms avg latency, ([\d.]+) ms max latency/.exec(line);
+      if (code !== 0 || !m) return resolveRun({ skipped: `ProducerPerformance exited ${code}: ${out.trim().split('\n').slice(-3).join(' | ')}` });
+      resolveRun({ rate: Math.round(Number(m[1])), line: line.trim() });
+    });
+  });
+}
+
+// ---- report ---------------------------------------------------------------------------
+
+const fmt = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : String(n));
+const pad = (s, n) => String(s).padEnd(n);
+const padl = (s, n) => String(s).padStart(n);
+
+async function main() {
+  log(`brokers ${BROKERS.join(',')}, ${N} messages of ${SIZE} bytes, ${PARTITIONS} partitions, ${KEYS} keys, acks=all, idempotent`);
+  await createTopics();
+  try {
+    const best = (results) => results.reduce((a, b) => (b.rate > a.rate ? b : a));
+    const oursRuns = [];
+    const rawBatchRuns = [];
+    const consumeRuns = [];
+    const rawConsumeRuns = [];
+    let awaited;
+    for (let round = 1; round <= ROUNDS; round++) {
+      log(`round ${round}/${ROUNDS}: busline publish…`);
+      const ours = await benchOursPublish(round === 1 ? T.ours : T.oursMore);
+      oursRuns.push(ours);
+      log(`  ${fmt(ours.rate)} msg/s, ${ours.batches} batches, avg ${ours.avgBatch} messages`);
+      log(`round ${round}/${ROUNDS}: raw kafkajs sendBatch (batch ${oursRuns[0].avgBatch})…`);
+      const rawBatch = await benchRawSendBatch(oursRuns[0].avgBatch);
+      rawBatchRuns.push(rawBatch);
+      log(`  ${fmt(rawBatch.rate)} msg/s`);
+      if (round === 1) {
+        log(`raw kafkajs send awaited per message (${AWAITED})…`);
+        awaited = await benchRawAwaited();
+        log(`  ${fmt(awaited.rate)} msg/s`);
+      }
+      log(`round ${round}/${ROUNDS}: busline consume (per-key order)…`);
+      const consume = await benchOursConsume(round);
+      consumeRuns.push(consume);
+      log(`  ${fmt(consume.rate)} msg/s, ${consume.violations} order violations`);
+      log(`round ${round}/${ROUNDS}: raw kafkajs eachBatch consume…`);
+      const rawConsume = await benchRawConsume(round);
+      rawConsumeRuns.push(rawConsume);
+      log(`  ${fmt(rawConsume.rate)} msg/s, ${rawConsume.violations} order violations`);
+    }
+    const ours = best(oursRuns);
+    const rawBatch = best(rawBatchRuns);
+    const consume = { ...best(consumeRuns), violations: consumeRuns.reduce((s, r) => s + r.violations, 0) };
+    const rawConsume = { ...best(rawConsumeRuns), violations: rawConsumeRuns.reduce((s, r) => s + r.violations, 0) };
+    log(`latency at ${RATE} msg/s for ${LATENCY_SECONDS} s…`);
+    const latency = await benchLatency();
+    log(`  p50 ${latency.p50} ms, p99 ${latency.p99} ms`);
+    log('Kafka ProducerPerformance (Java)…');
+    const java = await benchJava();
+    log(java.skipped ? `  skipped: ${java.skipped}` : `  ${java.line}`);
+
+    const rows = [
+      ['busline publish (bus.publish, ' + fmt(WINDOW) + ' outstanding)', ours.rate, '', ''],
+      [`raw kafkajs sendBatch, batch ${oursRuns[0].avgBatch}`, rawBatch.rate, (ours.rate / rawBatch.rate).toFixed(2) + 'x', '>= 0.90x', ours.rate >= 0.9 * rawBatch.rate],
+      [`raw kafkajs send awaited per message (${fmt(AWAITED)} msgs)`, awaited.rate, (ours.rate / awaited.rate).toFixed(1) + 'x', '>= 10x', ours.rate >= 10 * awaited.rate],
+      ['Java ProducerPerformance (ceiling)', java.rate ?? 'skipped', java.rate ? (ours.rate / java.rate).toFixed(2) + 'x' : '', ''],
+      ['busline consume, per-key order (1,000 keys)', consume.rate, '', ''],
+      ['raw kafkajs eachBatch consume', rawConsume.rate, (consume.rate / rawConsume.rate).toFixed(2) + 'x', '>= 1.00x', consume.rate >= rawConsume.rate],
+    ];
+    const line = '-'.repeat(100);
+    console.log(
+      `\nKafka adapter benchmark — ${fmt(N)} messages x ${SIZE} B, acks=all, idempotent, ${PARTITIONS} partitions, ` +
+        `best of ${ROUNDS} rounds, brokers ${BROKERS.join(',')}`,
+    );
+    console.log(`all rounds (msg/s): publish ${oursRuns.map((r) => fmt(r.rate)).join(' / ')}; raw sendBatch ${rawBatchRuns.map((r) => fmt(r.rate)).join(' / ')}; ` +
+      `consume ${consumeRuns.map((r) => fmt(r.rate)).join(' / ')}; raw eachBatch ${rawConsumeRuns.map((r) => fmt(r.rate)).join(' / ')}`);
+    console.log(line);
+    console.log(`${pad('measurement', 56)}${padl('msg/s', 11)}${padl('busline ÷ it', 15)}${padl('target', 11)}  result`);
+    console.log(line);
+    for (const [name, value, ratio, target, pass] of rows) {
+      console.log(`${pad(name, 56)}${padl(fmt(value), 11)}${padl(ratio, 15)}${padl(target, 11)}  ${target ? (pass ? 'PASS' : 'FAIL') : ''}`);
+    }
+    console.log(line);
+    console.log(
+      `per-key order: busline ${consume.violations} violations, raw ${rawConsume.violations} violations (${consume.violations === 0 ? 'PASS' : 'FAIL'})`,
+    );
+    console.log(
+      `publish-to-handle latency at ${fmt(latency.rate)} msg/s offered (open loop, ${fmt(latency.count)} measured): ` +
+        `p50 ${latency.p50} ms, p99 ${latency.p99} ms, p99.9 ${latency.p999} ms, max ${latency.max} ms${latency.failed ? `, ${latency.failed} failed` : ''}`,
+    );
+    if (java.line) console.log(`Java: ${java.line}`);
+    else console.log(`Java: skipped — ${java.skipped}`);
+  } finally {
+    await admin.deleteTopics({ topics: Object.values(T) }).catch((e) => log(`could not delete bench topics: ${e.message}`));
+    await admin.disconnect();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
