@@ -34,17 +34,23 @@
  * ever committed unhandled.
  *
  * Rebalances (another member joins or leaves). kafkajs offers no revocation
- * callback, so: when kafkajs reports the rebalance (REBALANCING, before it
- * rejoins) the watermarks are committed at once, with the old generation.
- * After the join (GROUP_JOIN), a partition this member keeps continues where
- * it was (records in flight stay tracked, the fetch position is moved past
- * what was already accepted, nothing is delivered twice); a partition it
- * lost is abandoned — records of it still running finish, but their
- * settlement no longer moves any commit, and the new owner reads from the
- * committed offset, so a record that was in flight may be handled on both
- * members (never lost). If this member gets a partition back while records
- * of its previous ownership are still running, it delivers nothing of that
- * partition until they settled, so a key never runs twice at once here.
+ * callback, but it waits for running eachBatch calls before it rejoins. So
+ * eachBatch heartbeats itself: when that heartbeat reports a rebalance,
+ * delivery stops, the records already delivered get time to finish (bounded
+ * by half the session and rebalance timeouts and `restartDrainTimeoutMs`),
+ * the watermarks are committed with the current generation, and only then
+ * does kafkajs rejoin — the partitions this member loses are handed over with
+ * nothing in flight. When kafkajs notices the rebalance elsewhere (an idle
+ * fetch), the watermarks are committed at once instead (REBALANCING) and
+ * records still running on a lost partition are abandoned: they finish, but
+ * no longer move a commit, and the new owner reads from the committed offset,
+ * so such a record may be handled on both members (never lost; counted as
+ * `abandonedOnRebalance`). After the join (GROUP_JOIN) a partition this
+ * member keeps continues where it was (records in flight stay tracked, the
+ * fetch position is moved past what was accepted, nothing is delivered
+ * twice). If this member gets a partition back while records of its previous
+ * ownership are still running, it delivers nothing of that partition until
+ * they settled, so a key never runs twice at once here.
  */
 import {
   BuslineError,
@@ -58,7 +64,7 @@ import {
 } from '@busline/core';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
-import { kafkaError } from './kafka-errors.js';
+import { kafkaError, protocolType } from './kafka-errors.js';
 import { PartitionState, partitionKey } from './partition-state.js';
 
 /** After a handler was removed, wait this long for more removals before restarting without its topic. */
@@ -169,6 +175,9 @@ export class GroupConsumer {
   private commitAgain = false;
   private drainWaiters: (() => void)[] = [];
   private reconnecting = false;
+  /** A rebalance is being prepared: deliver nothing until the group is joined again. */
+  private rebalancing = false;
+  private rebalanceDrain: Promise<void> | undefined;
   private closed = false;
 
   constructor(private readonly options: GroupConsumerOptions) {
@@ -493,6 +502,7 @@ export class GroupConsumer {
 
   private onGroupJoin(consumer: Consumer, payload: { memberId: string; memberAssignment: Record<string, number[]> }): void {
     if (consumer !== this.consumer) return;
+    this.rebalancing = false;
     const sameMember = this.memberId !== undefined && payload.memberId === this.memberId;
     this.memberId = payload.memberId;
     const next = new Map<string, PartitionState>();
@@ -592,7 +602,34 @@ export class GroupConsumer {
     state.accept(messages);
     payload.resolveOffset(messages[messages.length - 1]!.offset);
     this.pump(state);
+    // Heartbeat here (kafkajs sends one at most every heartbeatIntervalMs), so a rebalance is
+    // usually noticed inside eachBatch, where kafkajs waits for us before it rejoins.
+    try {
+      await payload.heartbeat();
+    } catch (error) {
+      if (protocolType(error) === 'REBALANCE_IN_PROGRESS') await this.finishBeforeRejoin();
+      throw error;
+    }
   };
+
+  /**
+   * A rebalance started and kafkajs waits for this eachBatch before it
+   * rejoins: stop delivering, let delivered records finish (bounded), commit
+   * with the current generation. The partitions this member loses are then
+   * handed over with nothing in flight.
+   */
+  private finishBeforeRejoin(): Promise<void> {
+    this.rebalanceDrain ??= (async () => {
+      this.rebalancing = true;
+      const c = this.options.config;
+      const drained = await this.drain(Math.min(c.restartDrainTimeoutMs, Math.floor(c.rebalanceTimeoutMs / 2), Math.floor(c.sessionTimeoutMs / 2)));
+      if (drained) this.options.hooks.count('rebalanceDrains');
+      await this.commit();
+    })().finally(() => {
+      this.rebalanceDrain = undefined;
+    });
+    return this.rebalanceDrain;
+  }
 
   /**
    * A partition keeps fetching ahead while its undelivered backlog is below
@@ -601,7 +638,7 @@ export class GroupConsumer {
    * partition is paused); beyond that it is paused.
    */
   private shouldPause(state: PartitionState): boolean {
-    if (!this.accepting || state.revoked || state.waitFor !== undefined || this.route(state) === undefined) return true;
+    if (!this.accepting || this.rebalancing || state.revoked || state.waitFor !== undefined || this.route(state) === undefined) return true;
     return state.backlogBytes >= this.prefetchBytes;
   }
 
@@ -638,7 +675,7 @@ export class GroupConsumer {
     if (state.waitFor !== undefined) return this.pausePartition(state);
     if (state.backlogSize === 0) return this.resumePartition(state);
     const entry = this.route(state);
-    if (entry === undefined || !this.accepting) return this.pausePartition(state);
+    if (entry === undefined || !this.accepting || this.rebalancing) return this.pausePartition(state);
     const budget = entry.spec.maxInFlight - entry.inflight;
     if (entry.blocked || budget <= 0) {
       entry.waiting.add(state);

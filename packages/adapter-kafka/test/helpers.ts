@@ -26,6 +26,25 @@ export async function committed(admin: Admin, group: string, topic: string): Pro
   return new Map((entry?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
 }
 
+/** Where each event id (ce-id header) of `topic` is, read with a raw kafkajs consumer. */
+export async function locate(topic: string, total: number): Promise<Map<string, { partition: number; offset: number }>> {
+  const where = new Map<string, { partition: number; offset: number }>();
+  const reader = new kafkajs.Kafka({ brokers: BROKERS.split(','), logLevel: kafkajs.logLevel.NOTHING }).consumer({
+    groupId: unique('g-reader'),
+    maxWaitTimeInMs: 100,
+  });
+  await reader.connect();
+  await reader.subscribe({ topic, fromBeginning: true });
+  await reader.run({
+    eachMessage: async ({ partition, message }) => {
+      where.set(message.headers!['ce-id']!.toString(), { partition, offset: Number(message.offset) });
+    },
+  });
+  await until(() => where.size >= total, 60_000, () => `read ${where.size} of ${total} records of ${topic}`);
+  await reader.disconnect();
+  return where;
+}
+
 /** Polls `predicate` until true or the deadline (a wait on a condition, never a sleep as synchronization). */
 export async function until(predicate: () => boolean | Promise<boolean>, timeoutMs: number, what: string | (() => string)): Promise<void> {
   const deadline = Date.now() + timeoutMs;

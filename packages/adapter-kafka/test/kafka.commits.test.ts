@@ -9,10 +9,10 @@
  *   by the first consumer, and the replacement handles everything else.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import kafkajs, { type Admin } from 'kafkajs';
+import type { Admin } from 'kafkajs';
 import type { EventBus } from '@busline/core';
 import type { KafkaDriver } from '../src/index.js';
-import { BROKERS, NO_BROKER, committed, kafkaBus, newAdmin, unique, until } from './helpers.js';
+import { BROKERS, NO_BROKER, committed, kafkaBus, locate, newAdmin, unique, until } from './helpers.js';
 
 const created: string[] = [];
 
@@ -117,18 +117,7 @@ describe.skipIf(NO_BROKER)('kafka commits: no loss, no premature commit', () => 
       published.push(...r.ids);
     }
 
-    // Where each event id is: read the topic raw.
-    const where = new Map<string, { partition: number; offset: number }>();
-    const reader = new kafkajs.Kafka({ brokers: [BROKERS], logLevel: kafkajs.logLevel.NOTHING }).consumer({ groupId: unique('g-reader'), maxWaitTimeInMs: 100 });
-    await reader.connect();
-    await reader.subscribe({ topic, fromBeginning: true });
-    await reader.run({
-      eachMessage: async ({ partition, message }) => {
-        where.set(message.headers!['ce-id']!.toString(), { partition, offset: Number(message.offset) });
-      },
-    });
-    await until(() => where.size === total, 60_000, () => `read ${where.size} of ${total}`);
-    await reader.disconnect();
+    const where = await locate(topic, total);
 
     const first = new Set<string>();
     const a = await bus(group);
