@@ -50,6 +50,6 @@ for (const [order, history] of seen) {
   ok &&= inOrder;
   console.log(`${order}: ${history.join(' -> ')} ${inOrder ? '(in order)' : '(OUT OF ORDER)'}`);
 }
-console.log('metrics', bus.metrics());
 await bus.close();
+console.log('metrics', bus.metrics());
 process.exit(ok ? 0 : 1);
