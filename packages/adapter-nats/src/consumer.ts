@@ -330,6 +330,8 @@ export class PullConsumer implements DriverSubscription {
   private blocked = false;
   private stopped = false;
   private stopping: Promise<void> | undefined;
+  /** Reply subject, payload, ... of naks made while stopping (sent once the inbox is gone). */
+  private heldNaks: Uint8Array[] | undefined;
   private closed = false;
   private recovering = false;
   private pauseUntil = 0;
@@ -586,12 +588,17 @@ export class PullConsumer implements DriverSubscription {
   /** A delivery was settled by the subscription. */
   settle(delivery: NatsDelivery, kind: number, delayMs: number): void {
     const acks = this.acks;
-    if (acks === undefined) {
-      this.hub.reply(delivery.reply, kind === KIND_ACK ? ACK : kind === KIND_TERM ? TERM : nakPayload(delayMs));
+    if (kind === KIND_NAK) {
+      if (acks !== undefined && !acks.nacked(delivery.seq, delivery)) return;
+      const payload = nakPayload(delayMs);
+      // While stopping, our own pull requests are still open: a nak now would have the server hand the
+      // message straight back to us. Naks wait until the inbox is gone, then go to the other members.
+      if (this.heldNaks !== undefined) this.heldNaks.push(delivery.reply, payload);
+      else this.hub.reply(delivery.reply, payload);
       return;
     }
-    if (kind === KIND_NAK) {
-      if (acks.nacked(delivery.seq, delivery)) this.hub.reply(delivery.reply, nakPayload(delayMs));
+    if (acks === undefined) {
+      this.hub.reply(delivery.reply, kind === KIND_ACK ? ACK : TERM);
       return;
     }
     // Ack-all consumer: a +TERM would acknowledge everything below it too, so a term is a completion.
@@ -652,15 +659,19 @@ export class PullConsumer implements DriverSubscription {
   async stop(): Promise<void> {
     if (this.stopped) return this.stopping;
     this.stopped = true;
+    this.heldNaks = [];
     this.requested = 0;
     const undelivered = this.buffer;
     this.buffer = [];
     for (const d of undelivered) d.nack(0);
     const sub = this.sub;
-    if (sub === undefined || this.hub.nc.isClosed()) return;
+    if (sub === undefined || this.hub.nc.isClosed()) {
+      this.releaseNaks();
+      return;
+    }
     let timer: NodeJS.Timeout | undefined;
     this.stopping = Promise.race([
-      sub.drain().catch(() => undefined),
+      drainInbox(this.hub.nc, sub),
       new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000))),
     ]).then(() => {
       clearTimeout(timer);
@@ -671,8 +682,16 @@ export class PullConsumer implements DriverSubscription {
           // closed connection
         }
       }
+      this.releaseNaks();
     });
     return this.stopping;
+  }
+
+  private releaseNaks(): void {
+    const held = this.heldNaks;
+    this.heldNaks = undefined;
+    if (held === undefined) return;
+    for (let i = 0; i < held.length; i += 2) this.hub.reply(held[i]!, held[i + 1]!);
   }
 
   /** Flushes pending cumulative acks and releases the consumer (the durable stays on the server). */
@@ -771,6 +790,37 @@ export class EphemeralConsumer implements DriverSubscription {
 }
 
 function noop(): void {}
+
+interface SubscriptionInternals {
+  protocol?: { unsub?(sub: unknown): void; subscriptions?: { cancel?(sub: unknown): void } };
+}
+
+/**
+ * Ends an inbox's interest without losing what the server already sent to it.
+ * The server checks interest when it hands a message to a waiting pull
+ * request, but that runs beside the connection that processes our UNSUB: a
+ * message can be queued to us just after the PONG of the UNSUB's round trip.
+ * So the UNSUB is sent first, the subscription keeps receiving through two
+ * round trips, and only then is it removed locally. (The client's own
+ * `drain()` removes it after one round trip, which under load loses the odd
+ * message until the ack wait.) Falls back to `drain()` if the client's
+ * internals are not as expected.
+ */
+async function drainInbox(nc: NatsConnection, sub: Subscription): Promise<void> {
+  const protocol = (sub as unknown as SubscriptionInternals).protocol;
+  if (typeof protocol?.unsub !== 'function' || typeof protocol.subscriptions?.cancel !== 'function') {
+    await sub.drain().catch(() => undefined);
+    return;
+  }
+  try {
+    protocol.unsub(sub);
+    await nc.flush();
+    await nc.flush();
+  } catch {
+    // disconnected or closed: nothing more will arrive on this connection anyway
+  }
+  protocol.subscriptions.cancel(sub);
+}
 
 /** The durable consumer config for a subscription. */
 export function consumerConfig(

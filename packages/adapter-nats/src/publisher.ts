@@ -9,7 +9,7 @@ import {
   type PublishOutcome,
 } from '@busline/core';
 import { Deque } from './deque.js';
-import { headerBlock, protocolWriter, writeHeaderBlock, type ProtocolWriter } from './wire.js';
+import { digits, headerBlock, protocolWriter, putAsciiText, putInt, writeHeaderBlock, type ProtocolWriter } from './wire.js';
 
 /**
  * Pipelined JetStream publishing on the one connection.
@@ -223,35 +223,51 @@ export class Publisher {
       return;
     }
     const maxPayload = this.nc.info?.max_payload ?? Number.MAX_SAFE_INTEGER;
-    const lines: string[] = new Array<string>(entries.length);
+    const prefix = this.prefix;
+    // HPUB <subject> <prefix><token> <hlen> <tlen>\r\n<headers><body>\r\n
+    const fixed = 5 + 1 + prefix.length + 1 + 1 + 2 + 2;
     let total = 0;
     let count = 0;
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]!;
       const size = entry.hlen + entry.body.length;
       if (size > maxPayload) {
-        lines[i] = '';
         this.finish(entry, tooBig(entry, `${size} bytes with headers; the server allows ${maxPayload}`));
         continue;
       }
-      const line = `HPUB ${entry.subject} ${this.prefix}${entry.token} ${entry.hlen} ${size}\r\n`;
-      lines[i] = line;
-      total += line.length + size + 2;
+      total += fixed + this.subjectBytes(entry.subject) + digits(entry.token) + digits(entry.hlen) + digits(size) + size;
       count++;
     }
     if (count === 0) return;
     const buf = Buffer.allocUnsafe(total);
     let off = 0;
     for (let i = 0; i < entries.length; i++) {
-      const line = lines[i]!;
-      if (line === '') continue;
       const entry = entries[i]!;
-      off += buf.write(line, off, 'latin1');
+      if (entry.state !== INFLIGHT) continue;
+      const size = entry.hlen + entry.body.length;
+      off = putAsciiText(buf, off, 'HPUB ');
+      off = putAsciiText(buf, off, entry.subject);
+      buf[off++] = 0x20;
+      off = putAsciiText(buf, off, prefix);
+      off = putInt(buf, off, entry.token);
+      buf[off++] = 0x20;
+      off = putInt(buf, off, entry.hlen);
+      buf[off++] = 0x20;
+      off = putInt(buf, off, size);
+      buf[off++] = 13;
+      buf[off++] = 10;
       off = writeHeaderBlock(buf, off, entry.headers, entry.msgId);
       buf.set(entry.body, off);
       off += entry.body.length;
       buf[off++] = 13;
       buf[off++] = 10;
+    }
+    if (off !== total) {
+      // Cannot happen (sizes are computed from the same strings); never hand the client a torn buffer.
+      const failure = new BuslineError(ErrorCode.PublishRejected, `internal error: encoded ${off} bytes, expected ${total}`);
+      for (const entry of entries) if (entry.state === INFLIGHT) this.finish(entry, failure);
+      this.hooks.error(failure, 'nats publisher');
+      return;
     }
     try {
       writer.sendCommand(buf);
@@ -261,6 +277,18 @@ export class Publisher {
       const failure = new BrokerUnavailableError(`publishing failed: ${errorMessage(error)}`, error);
       for (const entry of entries) if (entry.state === INFLIGHT) this.finish(entry, failure);
     }
+  }
+
+  private lastSubject = '';
+  private lastSubjectBytes = 0;
+
+  /** UTF-8 length of a subject (topics are ASCII, but the driver API does not promise it). */
+  private subjectBytes(subject: string): number {
+    if (subject !== this.lastSubject) {
+      this.lastSubject = subject;
+      this.lastSubjectBytes = Buffer.byteLength(subject);
+    }
+    return this.lastSubjectBytes;
   }
 
   /** Fallback without access to the protocol writer: the public publish(). */

@@ -39,6 +39,59 @@ function validValue(value: unknown): value is string {
   return typeof value === 'string' && value.indexOf('\r') < 0 && value.indexOf('\n') < 0;
 }
 
+/** UTF-8 bytes of a header value, or -1 when it cannot be carried (CR or LF). A JS scan: most values are short ASCII. */
+function valueBytes(value: unknown): number {
+  if (typeof value !== 'string') return -1;
+  const n = value.length;
+  for (let i = 0; i < n; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 13 || c === 10) return -1;
+    if (c > 127) return validValue(value) ? Buffer.byteLength(value) : -1;
+  }
+  return n;
+}
+
+/** Writes an ASCII string byte by byte (cheaper than a native call for short strings); -1 at the first non-ASCII character. */
+function putAscii(buf: Buffer, off: number, text: string): number {
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 127) return -1;
+    buf[off + i] = c;
+  }
+  return off + n;
+}
+
+/** Decimal digits of a non-negative integer. */
+export function digits(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
+/** Writes a non-negative integer in decimal; returns the offset after it. */
+export function putInt(buf: Buffer, off: number, n: number): number {
+  const end = off + digits(n);
+  let i = end;
+  do {
+    buf[--i] = 48 + (n % 10);
+    n = Math.floor(n / 10);
+  } while (n > 0);
+  return end;
+}
+
+export function putAsciiText(buf: Buffer, off: number, text: string): number {
+  return putText(buf, off, text);
+}
+
+function putText(buf: Buffer, off: number, text: string): number {
+  const end = putAscii(buf, off, text);
+  return end >= 0 ? end : off + buf.write(text, off, 'utf8');
+}
+
 const PREAMBLE = 'NATS/1.0\r\n';
 
 /**
@@ -50,33 +103,35 @@ const PREAMBLE = 'NATS/1.0\r\n';
 export function headerBlockSize(headers: Record<string, string>, msgId: string | undefined): number {
   let size = PREAMBLE.length + 2;
   for (const name in headers) {
-    const value = headers[name];
-    if (!validName(name) || !validValue(value)) return -1;
-    size += name.length + 4 + Buffer.byteLength(value);
+    if (!validName(name)) return -1;
+    const bytes = valueBytes(headers[name]);
+    if (bytes < 0) return -1;
+    size += name.length + 4 + bytes;
   }
   if (msgId !== undefined) {
-    if (!validValue(msgId)) return -1;
-    size += MSG_ID_HEADER.length + 4 + Buffer.byteLength(msgId);
+    const bytes = valueBytes(msgId);
+    if (bytes < 0) return -1;
+    size += MSG_ID_HEADER.length + 4 + bytes;
   }
   return size;
 }
 
 /** Writes the block headerBlockSize measured into `buf` at `off`; returns the offset after it. */
 export function writeHeaderBlock(buf: Buffer, off: number, headers: Record<string, string>, msgId: string | undefined): number {
-  off += buf.write(PREAMBLE, off, 'latin1');
+  off = putAscii(buf, off, PREAMBLE);
   for (const name in headers) {
-    off += buf.write(name, off, 'latin1');
+    off = putAscii(buf, off, name);
     buf[off++] = 0x3a; // :
     buf[off++] = 0x20;
-    off += buf.write(headers[name]!, off, 'utf8');
+    off = putText(buf, off, headers[name]!);
     buf[off++] = 13;
     buf[off++] = 10;
   }
   if (msgId !== undefined) {
-    off += buf.write(MSG_ID_HEADER, off, 'latin1');
+    off = putAscii(buf, off, MSG_ID_HEADER);
     buf[off++] = 0x3a;
     buf[off++] = 0x20;
-    off += buf.write(msgId, off, 'utf8');
+    off = putText(buf, off, msgId);
     buf[off++] = 13;
     buf[off++] = 10;
   }
