@@ -18,12 +18,12 @@
  *                 measured from each message's scheduled send time, hdr-histogram)
  *   6. ceiling  — Kafka's org.apache.kafka.tools.ProducerPerformance (Java) on the broker
  *
- * Throughput figures are the best of BENCH_ROUNDS (2) alternating rounds
- * (busline, raw, busline, raw, ...), so a burst of load from elsewhere on the
- * machine does not decide a ratio.
+ * Throughput figures are the best of BENCH_ROUNDS (3) rounds, with busline and
+ * raw taking turns going first, so neither a burst of load from elsewhere on
+ * the machine nor JIT warm-up decides a ratio.
  *
- * Knobs: BENCH_MESSAGES (100000), BENCH_AWAITED (5000), BENCH_WINDOW (10000),
- * BENCH_ROUNDS (2), BENCH_PARTITIONS (6), BENCH_RATE (2000 msg/s), BENCH_LATENCY_SECONDS (10),
+ * Knobs: BENCH_MESSAGES (100000), BENCH_AWAITED (5000), BENCH_WINDOW (2000),
+ * BENCH_ROUNDS (3), BENCH_PARTITIONS (6), BENCH_RATE (2000 msg/s), BENCH_LATENCY_SECONDS (10),
  * BENCH_KAFKA_LIBS (directory of Kafka's jars; default <repo>/.cache/kafka-*\/libs).
  * Bench topics are deleted at the end.
  */
@@ -41,9 +41,9 @@ const env = (name, fallback) => (process.env[name] === undefined || process.env[
 const BROKERS = (process.env.BUSLINE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const N = env('BENCH_MESSAGES', 100_000);
 const AWAITED = env('BENCH_AWAITED', 5_000);
-const WINDOW = env('BENCH_WINDOW', 10_000);
+const WINDOW = env('BENCH_WINDOW', 2_000);
 const PARTITIONS = env('BENCH_PARTITIONS', 6);
-const ROUNDS = env('BENCH_ROUNDS', 2);
+const ROUNDS = env('BENCH_ROUNDS', 3);
 const RATE = env('BENCH_RATE', 2_000);
 const LATENCY_SECONDS = env('BENCH_LATENCY_SECONDS', 10);
 const KEYS = 1_000;
@@ -374,31 +374,57 @@ async function main() {
     const rawConsumeRuns = [];
     let awaited;
     for (let round = 1; round <= ROUNDS; round++) {
-      log(`round ${round}/${ROUNDS}: busline publish…`);
-      const ours = await benchOursPublish(round === 1 ? T.ours : T.oursMore);
-      oursRuns.push(ours);
-      log(`  ${fmt(ours.rate)} msg/s, ${ours.batches} batches, avg ${ours.avgBatch} messages`);
-      log(`round ${round}/${ROUNDS}: raw kafkajs sendBatch (batch ${oursRuns[0].avgBatch}, records built in the loop)…`);
-      const rawBatch = await benchRawSendBatch(oursRuns[0].avgBatch, false);
-      rawBatchRuns.push(rawBatch);
-      log(`  ${fmt(rawBatch.rate)} msg/s`);
-      log(`round ${round}/${ROUNDS}: raw kafkajs sendBatch (batch ${oursRuns[0].avgBatch}, records pre-built)…`);
-      const rawPrebuilt = await benchRawSendBatch(oursRuns[0].avgBatch, true);
-      rawPrebuiltRuns.push(rawPrebuilt);
-      log(`  ${fmt(rawPrebuilt.rate)} msg/s`);
+      // Alternate which side goes first, so JIT warm-up and heap state favour neither.
+      const oursFirst = round % 2 === 1;
+      const publishOurs = async () => {
+        log(`round ${round}/${ROUNDS}: busline publish…`);
+        const ours = await benchOursPublish(round === 1 ? T.ours : T.oursMore);
+        oursRuns.push(ours);
+        log(`  ${fmt(ours.rate)} msg/s, ${ours.batches} batches, avg ${ours.avgBatch} messages`);
+      };
+      const publishRaw = async () => {
+        const size = oursRuns[0]?.avgBatch ?? Math.min(WINDOW / 2, 1_600);
+        log(`round ${round}/${ROUNDS}: raw kafkajs sendBatch (batch ${size}, records built in the loop)…`);
+        const rawBatch = await benchRawSendBatch(size, false);
+        rawBatchRuns.push(rawBatch);
+        log(`  ${fmt(rawBatch.rate)} msg/s`);
+        log(`round ${round}/${ROUNDS}: raw kafkajs sendBatch (batch ${size}, records pre-built)…`);
+        const rawPrebuilt = await benchRawSendBatch(size, true);
+        rawPrebuiltRuns.push(rawPrebuilt);
+        log(`  ${fmt(rawPrebuilt.rate)} msg/s`);
+      };
+      const consumeOurs = async () => {
+        log(`round ${round}/${ROUNDS}: busline consume (per-key order)…`);
+        const consume = await benchOursConsume(round);
+        consumeRuns.push(consume);
+        log(`  ${fmt(consume.rate)} msg/s, ${consume.violations} order violations`);
+      };
+      const consumeRaw = async () => {
+        log(`round ${round}/${ROUNDS}: raw kafkajs eachBatch consume…`);
+        const rawConsume = await benchRawConsume(round);
+        rawConsumeRuns.push(rawConsume);
+        log(`  ${fmt(rawConsume.rate)} msg/s, ${rawConsume.violations} order violations`);
+      };
+      // Round 1 publishes busline's consume topic first either way (the batch size is busline's).
+      if (oursFirst || round === 1) {
+        await publishOurs();
+        await publishRaw();
+      } else {
+        await publishRaw();
+        await publishOurs();
+      }
       if (round === 1) {
         log(`raw kafkajs send awaited per message (${AWAITED})…`);
         awaited = await benchRawAwaited();
         log(`  ${fmt(awaited.rate)} msg/s`);
       }
-      log(`round ${round}/${ROUNDS}: busline consume (per-key order)…`);
-      const consume = await benchOursConsume(round);
-      consumeRuns.push(consume);
-      log(`  ${fmt(consume.rate)} msg/s, ${consume.violations} order violations`);
-      log(`round ${round}/${ROUNDS}: raw kafkajs eachBatch consume…`);
-      const rawConsume = await benchRawConsume(round);
-      rawConsumeRuns.push(rawConsume);
-      log(`  ${fmt(rawConsume.rate)} msg/s, ${rawConsume.violations} order violations`);
+      if (oursFirst) {
+        await consumeOurs();
+        await consumeRaw();
+      } else {
+        await consumeRaw();
+        await consumeOurs();
+      }
     }
     const ours = best(oursRuns);
     const rawBatch = best(rawBatchRuns);

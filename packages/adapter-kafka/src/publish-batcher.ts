@@ -106,10 +106,10 @@ class Request {
   }
 }
 
-interface Entry {
+/** One queued message; it is also the record handed to kafkajs (which reads key, value and headers). */
+interface Entry extends OutgoingRecord {
   readonly request: Request;
   readonly index: number;
-  readonly record: OutgoingRecord;
   readonly size: number;
 }
 
@@ -256,13 +256,15 @@ export class PublishBatcher {
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
       const body = m.body;
-      const record: OutgoingRecord = {
+      const size = recordSize(m);
+      this.queue.push({
         key: m.key ?? null,
         value: Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
         headers: m.headers,
-      };
-      const size = recordSize(m);
-      this.queue.push({ request, index: i, record, size });
+        request,
+        index: i,
+        size,
+      });
       this.queuedBytes += size;
     }
   }
@@ -326,7 +328,7 @@ export class PublishBatcher {
       entries.push(e);
       let list = byTopic.get(e.request.topic);
       if (list === undefined) byTopic.set(e.request.topic, (list = []));
-      list.push(e.record);
+      list.push(e);
     }
     this.head = i;
     if (this.head === queue.length) {
