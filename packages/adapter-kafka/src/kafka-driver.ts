@@ -75,13 +75,22 @@ export class KafkaDriver implements Driver {
   private readonly plans = new Map<string, Map<string, number>>();
   private plannedLeft = 0;
   private connecting: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
   private closed = false;
 
   constructor(readonly config: KafkaConfig) {}
 
   async connect(context: DriverContext): Promise<void> {
-    if (this.closed) throw new ClosedError('Kafka driver');
+    if (this.closed) {
+      // Core closes the driver when start() fails and may call start() again: begin afresh.
+      if (this.closing) await this.closing;
+      this.closed = false;
+      this.closing = undefined;
+      this.connecting = undefined;
+    }
     this.hooks = context.hooks;
+    this.plans.clear();
+    this.plannedLeft = 0;
     for (const spec of context.plannedConsumers) {
       let plan = this.plans.get(spec.group);
       if (!plan) this.plans.set(spec.group, (plan = new Map()));
@@ -216,9 +225,14 @@ export class KafkaDriver implements Driver {
 
   // ---- lifecycle ----------------------------------------------------------
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    if (this.closed) return this.closing ?? Promise.resolve();
     this.closed = true;
+    this.closing = this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
     if (this.connecting) await this.connecting.catch(() => undefined);
     const errors: unknown[] = [];
     await Promise.all(
