@@ -11,10 +11,14 @@ import { afterAll, beforeAll, describe } from 'vitest';
 import { createEventBus } from '@busline/core';
 import { runConformance } from '@busline/conformance';
 import { adapter } from '../src/index.js';
+import { admin } from './helpers.js';
 import { PrivateNatsServer } from './nats-server.js';
 
 const skip = process.env.BUSLINE_BROKERS === 'none';
 const usePrivate = process.env.BUSLINE_NATS_PRIVATE === '1';
+
+// The suite's streams get a prefix of this run, so they can be deleted afterwards on a shared server.
+const streamPrefix = `BLC${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}_`;
 
 describe.skipIf(skip)('nats adapter', () => {
   let server: PrivateNatsServer | undefined;
@@ -23,13 +27,19 @@ describe.skipIf(skip)('nats adapter', () => {
     beforeAll(async () => {
       server = await PrivateNatsServer.start('conformance');
     }, 60_000);
-    afterAll(async () => {
-      await server?.stop();
-    }, 60_000);
   }
+  afterAll(async () => {
+    if (server) {
+      await server.stop();
+      return;
+    }
+    const a = await admin(url());
+    await a.deleteStreams(streamPrefix);
+    await a.close();
+  }, 60_000);
   runConformance({
     name: 'nats',
-    createBus: (overrides) => createEventBus({ type: 'nats', url: url(), ...overrides } as never, { adapter }),
+    createBus: (overrides) => createEventBus({ type: 'nats', url: url(), nats: { streamPrefix }, ...overrides } as never, { adapter }),
     hooks: usePrivate ? { restartBroker: () => server!.restart() } : {},
   });
 });
