@@ -33,6 +33,12 @@ export interface ConformanceOptions {
     /** Restarts the broker process and resolves once it accepts connections again. */
     restartBroker?(): Promise<void>;
   };
+  /**
+   * Registers only the tests whose names match (the rest are not registered
+   * at all). Lets an adapter run, say, the broker-restart test on a private
+   * server it may restart, beside the full suite on a shared one.
+   */
+  only?: RegExp;
   /** Multiplies every deadline (Kafka: ~3). Default 1. */
   timeoutScale?: number;
   /** Lowest acceptable msg/s for publish and end to end; only catches collapse. Default 200. */
@@ -123,13 +129,14 @@ export class Harness {
 
   /** Registers a test that is skipped, with the reason, when the adapter lacks what it needs. */
   test(name: string, spec: TestSpec, fn: (ctx: TestContext) => Promise<void>): void {
+    if (this.options.only && !this.options.only.test(name)) return;
     const gates = [
       ...(spec.requires ?? []).map((c) => `requires ${c}`),
       ...(spec.requiresNot ?? []).map((c) => `requires !${c}`),
       ...(spec.hooks ?? []).map((hook) => `requires hooks.${hook}`),
     ];
     const title = gates.length ? `${name} [${gates.join(', ')}]` : name;
-    it(
+    const register = () => it(
       title,
       async (ctx) => {
         for (const cap of spec.requires ?? []) {
@@ -145,5 +152,23 @@ export class Harness {
       },
       this.ms(spec.timeoutMs ?? 30_000),
     );
+    if (this.collected) this.collected.push(register);
+    else register();
+  }
+
+  private collected: (() => void)[] | undefined;
+
+  /**
+   * Runs `register` and returns the tests it declared, unregistered, so a group
+   * that `only` leaves empty gets no (failing) empty describe block.
+   */
+  collect(register: () => void): (() => void)[] {
+    this.collected = [];
+    try {
+      register();
+      return this.collected;
+    } finally {
+      this.collected = undefined;
+    }
   }
 }
