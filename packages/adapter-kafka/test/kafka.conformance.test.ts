@@ -5,17 +5,33 @@
  * the broker of scripts/brokers), without the broker-restart hook, because
  * that broker is shared. With BUSLINE_KAFKA_PRIVATE=1 it starts a Kafka of
  * its own (KRaft, free ports, data under .tmp/; jars from scripts/brokers'
- * cache) and also runs the broker-restart test against it. Skipped with
+ * cache) and also runs the broker-restart test against it. Topics the suite
+ * creates on the shared broker are deleted afterwards. Skipped with
  * BUSLINE_BROKERS=none.
  */
 import { afterAll, beforeAll, describe } from 'vitest';
-import { createEventBus } from '@busline/core';
+import { createEventBus, type AdapterModule } from '@busline/core';
 import { runConformance } from '@busline/conformance';
-import { adapter } from '../src/index.js';
-import { BROKERS, NO_BROKER } from './helpers.js';
+import { adapter, type KafkaConfig, type KafkaDriver } from '../src/index.js';
+import { BROKERS, NO_BROKER, newAdmin } from './helpers.js';
 import { PrivateKafkaBroker } from './kafka-broker.js';
 
 const usePrivate = process.env.BUSLINE_KAFKA_PRIVATE === '1';
+
+/** The adapter, recording every topic its drivers create, so they can be deleted afterwards. */
+const created = new Set<string>();
+const tracking: AdapterModule<KafkaConfig> = {
+  ...adapter,
+  createDriver(section) {
+    const driver = adapter.createDriver(section) as KafkaDriver;
+    const create = driver.createTopic.bind(driver);
+    driver.createTopic = (topic, options) => {
+      created.add(topic);
+      return create(topic, options);
+    };
+    return driver;
+  },
+};
 
 describe.skipIf(NO_BROKER)('kafka adapter', () => {
   let broker: PrivateKafkaBroker | undefined;
@@ -26,11 +42,19 @@ describe.skipIf(NO_BROKER)('kafka adapter', () => {
     afterAll(async () => {
       await broker?.stop();
     }, 60_000);
+  } else {
+    afterAll(async () => {
+      const admin = newAdmin();
+      await admin.connect();
+      const topics = [...created];
+      for (let i = 0; i < topics.length; i += 50) await admin.deleteTopics({ topics: topics.slice(i, i + 50) }).catch(() => undefined);
+      await admin.disconnect();
+    }, 120_000);
   }
   runConformance({
     name: 'kafka',
     // `adapter` is passed so the suite also runs where the app root does not depend on @busline/adapter-kafka.
-    createBus: (o) => createEventBus({ type: 'kafka', url: `kafka://${broker?.brokers ?? BROKERS}`, ...o }, { adapter }),
+    createBus: (o) => createEventBus({ type: 'kafka', url: `kafka://${broker?.brokers ?? BROKERS}`, ...o }, { adapter: tracking }),
     timeoutScale: 3,
     hooks: usePrivate ? { restartBroker: () => broker!.restart() } : {},
   });
