@@ -183,9 +183,9 @@ export type KafkaConfigInput = z.input<typeof kafkaConfigSchema>;
  * `kafka://host1:9092,host2:9092` → `{ brokers: ['host1:9092', 'host2:9092'] }`.
  * Hosts without a port get 9092; `?clientId=name` sets the client id.
  */
-export function sectionFromUrl(url: URL): Record<string, unknown> {
+export function sectionFromUrl(url: string): Record<string, unknown> {
   // Read the authority from the text: WHATWG URL parsing does not keep a host list.
-  const href = url.href.replace(/^kafka:\/\//i, '');
+  const href = url.trim().replace(/^kafka:\/\//i, '');
   const end = href.search(/[/?#]/);
   const authority = end < 0 ? href : href.slice(0, end);
   const hosts = authority.includes('@') ? authority.slice(authority.lastIndexOf('@') + 1) : authority;
@@ -195,7 +195,8 @@ export function sectionFromUrl(url: URL): Record<string, unknown> {
     .filter((h) => h.length > 0)
     .map((h) => (/:\d+$/.test(h) ? h : `${h}:${DEFAULT_KAFKA_PORT}`));
   const section: Record<string, unknown> = { brokers };
-  const clientId = url.searchParams.get('clientId');
+  const query = href.indexOf('?');
+  const clientId = query < 0 ? null : new URLSearchParams(href.slice(query + 1).replace(/#.*$/, '')).get('clientId');
   if (clientId) section.clientId = clientId;
   return section;
 }

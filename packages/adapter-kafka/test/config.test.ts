@@ -8,12 +8,11 @@ import { adapter, kafkaConfigSchema, sectionFromUrl } from '../src/index.js';
 
 describe('kafka config', () => {
   it('sectionFromUrl turns a host list into brokers (default port 9092)', () => {
-    expect(sectionFromUrl(new URL('kafka://127.0.0.1:9092'))).toEqual({ brokers: ['127.0.0.1:9092'] });
-    expect(sectionFromUrl(new URL('kafka://a,b'))).toEqual({ brokers: ['a:9092', 'b:9092'] });
-    expect(sectionFromUrl(new URL('kafka://h:9093/?clientId=orders'))).toEqual({ brokers: ['h:9093'], clientId: 'orders' });
-    // WHATWG URL refuses "a:1,b:2" (see the README); the section parser handles the text anyway.
-    const fake = { href: 'kafka://a:9092,b:9093', searchParams: new URLSearchParams() } as unknown as URL;
-    expect(sectionFromUrl(fake)).toEqual({ brokers: ['a:9092', 'b:9093'] });
+    expect(sectionFromUrl('kafka://127.0.0.1:9092')).toEqual({ brokers: ['127.0.0.1:9092'] });
+    expect(sectionFromUrl('kafka://a,b')).toEqual({ brokers: ['a:9092', 'b:9092'] });
+    expect(sectionFromUrl('kafka://h:9093/?clientId=orders')).toEqual({ brokers: ['h:9093'], clientId: 'orders' });
+    // WHATWG URL refuses "a:1,b:2"; core hands the adapter the text as written.
+    expect(sectionFromUrl('kafka://a:9092,b:9093')).toEqual({ brokers: ['a:9092', 'b:9093'] });
   });
 
   it('applies safe defaults: acks all, idempotent, short linger, one batch in flight', () => {

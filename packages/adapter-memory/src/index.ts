@@ -30,8 +30,10 @@ export { MemoryDriver, MEMORY_CAPABILITIES } from './memory-driver.js';
 export const adapter: AdapterModule<MemoryConfig> = {
   type: 'memory',
   configSchema: memoryConfigSchema,
-  sectionFromUrl(url: URL): Record<string, unknown> {
-    return url.hostname ? { broker: url.hostname } : {};
+  /** `memory://` is the default broker; `memory://name` a named one (two buses on one name talk). */
+  sectionFromUrl(url: string): Record<string, unknown> {
+    const name = url.replace(/^memory:\/\//i, '').replace(/[/?#].*$/, '');
+    return name ? { broker: name } : {};
   },
   createDriver(section: MemoryConfig): MemoryDriver {
     return new MemoryDriver(section);

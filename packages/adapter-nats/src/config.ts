@@ -180,6 +180,4 @@ export function sectionFromUrlString(raw: string): Record<string, unknown> {
 }
 
 /** `AdapterModule.sectionFromUrl`: see `sectionFromUrlString`. */
-export function sectionFromUrl(url: URL): Record<string, unknown> {
-  return sectionFromUrlString(url.href);
-}
+export const sectionFromUrl = sectionFromUrlString;

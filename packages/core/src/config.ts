@@ -80,19 +80,19 @@ export function formatZodIssues(error: z.ZodError, prefix = ''): string[] {
   });
 }
 
-/** Parses the URL shorthand, reporting a bad one as a config issue. */
-export function parseBusUrl(url: string, customType?: string): { type: string; url: URL } | string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return `url: "${url}" is not a URL; use memory://, nats://host:4222 or kafka://host:9092`;
-  }
-  const type = parsed.protocol.replace(/:$/, '');
+/**
+ * Reads the scheme of the URL shorthand (the adapter parses the rest: host
+ * lists like `kafka://a:9092,b:9092` are not WHATWG URLs), or says what is wrong.
+ */
+export function parseBusUrl(url: string, customType?: string): { type: string; url: string } | string {
+  const match = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(url.trim());
+  if (!match) return `url: "${url}" is not a URL; use memory://, nats://host:4222 or kafka://host:9092`;
+  const type = match[1]!.toLowerCase();
   if (!(ADAPTER_TYPES as readonly string[]).includes(type) && type !== customType) {
     return `url: scheme "${type}:" is not one of ${ADAPTER_TYPES.map((t) => `${t}://`).join(', ')}`;
   }
-  return { type, url: parsed };
+  if (/\s/.test(match[2]!)) return `url: "${url}" contains whitespace`;
+  return { type, url: url.trim() };
 }
 
 /**

@@ -60,6 +60,16 @@ describe('config and factory', () => {
   });
 });
 
+describe('URL shorthand', () => {
+  it('hands host lists to the adapter as written', async () => {
+    const bus = await createEventBus('memory://url-test');
+    expect((bus.driver as unknown as { broker: { name: string } }).broker.name).toBe('url-test');
+    await bus.close();
+    await expect(createEventBus('nats://a:4222,b:4222', { adapter: { ...(await import('@busline/adapter-memory')).adapter, type: 'nats', sectionFromUrl: (raw: string) => ({ broker: raw.split(',').length === 2 ? 'two-hosts' : 'one' }) } })).resolves.toMatchObject({ driver: { broker: { name: 'two-hosts' } } });
+    await expect(createEventBus('not a url')).rejects.toThrow(/is not a URL/);
+  });
+});
+
 describe('third-party adapters', () => {
   it('accepts an adapter module of its own type, with its section under that type', async () => {
     const { adapter: memory } = await import('@busline/adapter-memory');

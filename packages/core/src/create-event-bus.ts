@@ -39,7 +39,7 @@ export async function createEventBus(config?: BusConfigInput | string, options: 
 
   const raw = (input ?? {}) as Record<string, unknown>;
   let type = typeof raw.type === 'string' ? raw.type : custom?.type;
-  let url: URL | undefined;
+  let url: string | undefined;
   if (typeof raw.url === 'string') {
     const fromUrl = parseBusUrl(raw.url, custom?.type);
     if (typeof fromUrl === 'string') issues.push(fromUrl);

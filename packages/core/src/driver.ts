@@ -67,9 +67,9 @@ export interface ConsumerSpec {
 export interface DriverContext {
   hooks: DriverHooks;
   /**
-   * Every consumer known before start (configured topics plus subscriptions
-   * made before `start()`), so drivers whose groups rebalance on topic-set
-   * changes (Kafka) can subscribe the whole set once.
+   * Every subscription made before `start()` (topic, group, options), so
+   * drivers whose groups rebalance on topic-set changes (Kafka) can subscribe
+   * the whole set once. Subscriptions made later reach `subscribe` only.
    */
   plannedConsumers: readonly ConsumerSpec[];
 }
@@ -152,7 +152,10 @@ export interface Driver {
 export interface AdapterModule<Section = unknown> {
   readonly type: string;
   readonly configSchema: import('zod').ZodType<Section>;
-  /** Turns a URL shorthand (e.g. `nats://h:4222`) into a config section. */
-  sectionFromUrl(url: URL): Record<string, unknown>;
+  /**
+   * Turns a URL shorthand into a config section. Gets the text as written:
+   * host lists (`nats://a:4222,b:4222`) are not URLs to the WHATWG parser.
+   */
+  sectionFromUrl(url: string): Record<string, unknown>;
   createDriver(section: Section): Driver;
 }

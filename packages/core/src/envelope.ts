@@ -242,6 +242,8 @@ export function encodeEnvelope(envelope: Envelope): WireMessage {
 export type DecodeResult = { ok: true; envelope: Envelope } | { ok: false; error: EnvelopeError };
 
 const RESERVED_WIRE_HEADERS = new Set<string>(Object.values(Header));
+/** Headers a broker adds for itself (NATS dedupe ids), not part of the envelope. */
+const BROKER_HEADER = /^nats-/i;
 
 /**
  * Broker message → envelope. Never throws: garbage (missing metadata, a body
@@ -251,18 +253,15 @@ const RESERVED_WIRE_HEADERS = new Set<string>(Object.values(Header));
 export function decodeEnvelope(message: Pick<WireMessage, 'headers' | 'body'>): DecodeResult {
   try {
     const h = message.headers ?? {};
-    const issues: string[] = [];
-    const required = (name: string): string => {
-      const v = h[name];
-      if (v === undefined || v === '') issues.push(`header ${name} is missing`);
-      return v ?? '';
-    };
-    const id = required(Header.id);
-    const type = required(Header.type);
-    const timeText = required(Header.time);
+    const id = h[Header.id];
+    const type = h[Header.type];
+    const timeText = h[Header.time];
+    if (!id || !type || !timeText) {
+      const missing = [Header.id, Header.type, Header.time].filter((name) => !h[name]);
+      return { ok: false, error: new EnvelopeError('malformed message', missing.map((name) => `header ${name} is missing`)) };
+    }
     const versionText = h[Header.version] ?? '1';
     const contentType = h[Header.contentType] ?? BYTES_CONTENT_TYPE;
-    if (issues.length) return { ok: false, error: new EnvelopeError('malformed message', issues) };
 
     const body = message.body instanceof Uint8Array ? message.body : new Uint8Array(0);
     let payload: Payload;
@@ -279,7 +278,7 @@ export function decodeEnvelope(message: Pick<WireMessage, 'headers' | 'body'>): 
     }
     const headers: Record<string, string> = {};
     for (const name in h) {
-      if (!RESERVED_WIRE_HEADERS.has(name) && !name.toLowerCase().startsWith('nats-')) headers[name] = h[name]!;
+      if (!RESERVED_WIRE_HEADERS.has(name) && !BROKER_HEADER.test(name)) headers[name] = h[name]!;
     }
     const candidate: Envelope = {
       id,

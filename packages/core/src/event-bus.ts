@@ -66,6 +66,7 @@ export class EventBus extends EventEmitter<BusEvents> {
   private readonly validTopics = new Set<string>();
   private readonly subscriptions = new Set<Subscription>();
   private readonly unattached: Subscription[] = [];
+  private connected = false;
   private publishing = 0;
   private publishSettled: (() => void) | undefined;
 
@@ -108,14 +109,21 @@ export class EventBus extends EventEmitter<BusEvents> {
       count: (name, by) => this.stats.count(name, by),
     };
     try {
-      await this.driver.connect({ hooks, plannedConsumers: this.unattached.map((s) => s.config.spec) });
+      if (!this.connected) {
+        await this.driver.connect({ hooks, plannedConsumers: this.unattached.map((s) => s.config.spec) });
+        this.connected = true;
+      }
       for (const [topic, options] of this.topicOptions) await this.provisioner.ensure(topic, options);
-      for (const subscription of this.unattached.splice(0)) await this.open(subscription);
+      // Subscriptions made while starting join this queue too; none is dropped if start fails.
+      while (this.unattached.length > 0) {
+        await this.open(this.unattached[0]!);
+        this.unattached.shift();
+      }
       this.state = 'started';
     } catch (error) {
+      // A failed start can be retried; the connection (if made) stays until close().
       this.starting = undefined;
       this.state = 'created';
-      await this.driver.close().catch(() => undefined);
       throw error;
     }
   }
@@ -156,11 +164,20 @@ export class EventBus extends EventEmitter<BusEvents> {
   // ---- publishing ---------------------------------------------------------
 
   /** Publishes one event; resolves once the broker durably accepted it, rejects with why not. */
-  async publish(topic: string, payload: Payload, options: PublishOptions = {}): Promise<PublishReceipt> {
-    this.assertStarted();
-    this.checkTopic(topic);
-    const envelope = buildEnvelope(payload, options, { type: topic, source: this.config.source });
-    return this.sendOne(topic, encodeEnvelope(envelope), envelope.id, options.timeoutMs);
+  publish(topic: string, payload: Payload, options: PublishOptions = {}): Promise<PublishReceipt> {
+    // Not async: the hot path makes one promise chain, and input errors still reject rather than throw.
+    let message: WireMessage;
+    let id: string;
+    try {
+      this.assertStarted();
+      this.checkTopic(topic);
+      const envelope = buildEnvelope(payload, options, { type: topic, source: this.config.source });
+      id = envelope.id;
+      message = encodeEnvelope(envelope);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.sendOne(topic, message, id, options.timeoutMs);
   }
 
   /** Publishes a complete envelope (validated) as is. */
@@ -185,10 +202,11 @@ export class EventBus extends EventEmitter<BusEvents> {
     await this.sendOne(topic, message, '', options.timeoutMs);
   }
 
-  private async sendOne(topic: string, message: WireMessage, id: string, timeoutMs?: number): Promise<PublishReceipt> {
-    const [outcome] = await this.send(topic, [message], timeoutMs);
-    if (outcome !== undefined) throw outcome;
-    return { id, topic };
+  private sendOne(topic: string, message: WireMessage, id: string, timeoutMs?: number): Promise<PublishReceipt> {
+    return this.send(topic, [message], timeoutMs).then((outcomes) => {
+      if (outcomes[0] !== undefined) throw outcomes[0];
+      return { id, topic };
+    });
   }
 
   /**
@@ -223,25 +241,38 @@ export class EventBus extends EventEmitter<BusEvents> {
     return { ids, published: items.length - failed.length, failed };
   }
 
-  private async send(topic: string, messages: readonly WireMessage[], timeoutMs = this.config.publish.timeoutMs): Promise<PublishOutcome[]> {
-    this.publishing += messages.length;
+  private send(topic: string, messages: readonly WireMessage[], timeoutMs = this.config.publish.timeoutMs): Promise<PublishOutcome[]> {
+    const count = messages.length;
+    this.publishing += count;
+    const call = () => this.driver.publish(topic, messages, { timeoutMs, topic: this.optionsOf(topic) });
+    let sent: Promise<PublishOutcome[]>;
     try {
       const ensuring = this.ensureTopic(topic);
-      if (ensuring) await ensuring;
-      const outcomes = await this.driver.publish(topic, messages, { timeoutMs, topic: this.optionsOf(topic) });
-      let failed = 0;
-      for (const outcome of outcomes) if (outcome !== undefined) failed++;
-      this.stats.published += messages.length - failed;
-      this.stats.publishFailed += failed;
-      return outcomes;
+      sent = ensuring ? ensuring.then(call) : call();
     } catch (error) {
-      this.stats.publishFailed += messages.length;
-      const failure = toBuslineError(error);
-      return messages.map(() => failure);
-    } finally {
-      this.publishing -= messages.length;
-      if (this.publishing === 0) this.publishSettled?.();
+      sent = Promise.reject(error);
     }
+    return sent.then(
+      (outcomes) => {
+        let failed = 0;
+        for (const outcome of outcomes) if (outcome !== undefined) failed++;
+        this.stats.published += count - failed;
+        this.stats.publishFailed += failed;
+        this.settlePublishing(count);
+        return outcomes;
+      },
+      (error: unknown) => {
+        this.stats.publishFailed += count;
+        this.settlePublishing(count);
+        const failure = toBuslineError(error);
+        return messages.map(() => failure);
+      },
+    );
+  }
+
+  private settlePublishing(count: number): void {
+    this.publishing -= count;
+    if (this.publishing === 0) this.publishSettled?.();
   }
 
   private publishDeadLetter = async (topic: string, message: WireMessage): Promise<PublishOutcome> => {
@@ -301,23 +332,32 @@ export class EventBus extends EventEmitter<BusEvents> {
       },
       resolved,
       handler,
-      (s) => this.subscriptions.delete(s),
+      (s) => this.forget(s),
     );
     this.subscriptions.add(subscription);
-    if (this.state === 'started') await this.open(subscription);
-    else this.unattached.push(subscription);
-    return subscription;
-  }
-
-  private async open(subscription: Subscription): Promise<void> {
+    if (this.state !== 'started') {
+      this.unattached.push(subscription);
+      return subscription;
+    }
     try {
-      const ensuring = this.ensureTopic(subscription.topic);
-      if (ensuring) await ensuring;
-      subscription.attach(await this.driver.subscribe(subscription.config.spec, subscription));
+      await this.open(subscription);
     } catch (error) {
       this.subscriptions.delete(subscription);
       throw error;
     }
+    return subscription;
+  }
+
+  private async open(subscription: Subscription): Promise<void> {
+    const ensuring = this.ensureTopic(subscription.topic);
+    if (ensuring) await ensuring;
+    subscription.attach(await this.driver.subscribe(subscription.config.spec, subscription));
+  }
+
+  private forget(subscription: Subscription): void {
+    this.subscriptions.delete(subscription);
+    const waiting = this.unattached.indexOf(subscription);
+    if (waiting >= 0) this.unattached.splice(waiting, 1);
   }
 
   // ---- lifecycle ----------------------------------------------------------
@@ -350,7 +390,6 @@ export class EventBus extends EventEmitter<BusEvents> {
   }
 
   private async doClose(timeoutMs: number): Promise<void> {
-    const wasStarted = this.state !== 'created';
     this.state = 'closing';
     const deadline = Date.now() + timeoutMs;
     if (this.starting) await this.starting.catch(() => undefined);
@@ -367,7 +406,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     await Promise.all(subscriptions.map((s) => s.unsubscribe(Math.max(0, deadline - Date.now()))));
     this.state = 'closed';
     try {
-      if (wasStarted) await this.driver.close();
+      if (this.connected) await this.driver.close();
     } finally {
       this.emit('connection', 'closed');
     }
