@@ -35,6 +35,7 @@ export function machine() {
     loadAverageAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
     gitCommit: git(['rev-parse', 'HEAD']),
     gitDirty: (git(['status', '--porcelain', '--untracked-files=no']) ?? '').length > 0,
+    gitDirtyFiles: (git(['diff', '--name-only', 'HEAD']) ?? '').split('\n').filter(Boolean),
     clients: clientVersions(),
   };
 }

@@ -268,7 +268,7 @@ function markdown({ results, meta, fairnessRows, verdict: v, svgs }) {
   lines.push('');
   lines.push(`**Machine: ${meta.machineLabel}** — ${m.cores} × ${m.cpuModel}, ${m.memoryGB} GB RAM, ${m.platform}, Node ${m.node}; brokers on the same machine as the client; load average at start ${m.loadAverageAtStart.join(' / ')}.`);
   lines.push('');
-  lines.push(`Run ${meta.startedAt} → ${meta.finishedAt} (wall time **${fmtDuration(meta.wallSeconds)}**), commit \`${(m.gitCommit ?? 'unknown').slice(0, 12)}\`${m.gitDirty ? ' (working tree had uncommitted changes)' : ''}. Command:`);
+  lines.push(`Run ${meta.startedAt} → ${meta.finishedAt} (wall time **${fmtDuration(meta.wallSeconds)}**), commit \`${(m.gitCommit ?? 'unknown').slice(0, 12)}\`${m.gitDirty ? ` (plus uncommitted changes in ${m.gitDirtyFiles?.join(', ') ?? 'the working tree'}, built into dist by \`tsc -b\`)` : ''}. Command:`);
   lines.push('');
   lines.push('```sh');
   lines.push(meta.command);
