@@ -1,13 +1,9 @@
 /**
- * The shared conformance suite against a real Kafka broker.
- *
- * By default it runs against BUSLINE_KAFKA_BROKERS (default 127.0.0.1:9092,
- * the broker of scripts/brokers), without the broker-restart hook, because
- * that broker is shared. With BUSLINE_KAFKA_PRIVATE=1 it starts a Kafka of
- * its own (KRaft, free ports, data under .tmp/; jars from scripts/brokers'
- * cache) and also runs the broker-restart test against it. Topics the suite
- * creates on the shared broker are deleted afterwards. Skipped with
- * BUSLINE_BROKERS=none.
+ * The shared conformance suite against a real Kafka broker: everything on
+ * BUSLINE_KAFKA_BROKERS (the broker of scripts/brokers; topics the suite
+ * creates there are deleted afterwards), and the broker-restart test on a
+ * Kafka of its own (KRaft, free ports, data under .tmp/, jars from
+ * scripts/brokers' cache) that it may restart. Skipped with BUSLINE_BROKERS=none.
  */
 import { afterAll, beforeAll, describe } from 'vitest';
 import { createEventBus, type AdapterModule } from '@busline/core';
@@ -15,8 +11,6 @@ import { runConformance } from '@busline/conformance';
 import { adapter, type KafkaConfig, type KafkaDriver } from '../src/index.js';
 import { BROKERS, NO_BROKER, newAdmin } from './helpers.js';
 import { PrivateKafkaBroker } from './kafka-broker.js';
-
-const usePrivate = process.env.BUSLINE_KAFKA_PRIVATE === '1';
 
 /** The adapter, recording every topic its drivers create, so they can be deleted afterwards. */
 const created = new Set<string>();
@@ -33,29 +27,33 @@ const tracking: AdapterModule<KafkaConfig> = {
   },
 };
 
-describe.skipIf(NO_BROKER)('kafka adapter', () => {
-  let broker: PrivateKafkaBroker | undefined;
-  if (usePrivate) {
-    beforeAll(async () => {
-      broker = await PrivateKafkaBroker.start('conformance');
-    }, 180_000);
-    afterAll(async () => {
-      await broker?.stop();
-    }, 60_000);
-  } else {
-    afterAll(async () => {
-      const admin = newAdmin();
-      await admin.connect();
-      const topics = [...created];
-      for (let i = 0; i < topics.length; i += 50) await admin.deleteTopics({ topics: topics.slice(i, i + 50) }).catch(() => undefined);
-      await admin.disconnect();
-    }, 120_000);
-  }
+describe.skipIf(NO_BROKER)('kafka adapter on the scripted broker', () => {
+  afterAll(async () => {
+    const admin = newAdmin();
+    await admin.connect();
+    const topics = [...created];
+    for (let i = 0; i < topics.length; i += 50) await admin.deleteTopics({ topics: topics.slice(i, i + 50) }).catch(() => undefined);
+    await admin.disconnect();
+  }, 120_000);
   runConformance({
     name: 'kafka',
     // `adapter` is passed so the suite also runs where the app root does not depend on @busline/adapter-kafka.
-    createBus: (o) => createEventBus({ type: 'kafka', url: `kafka://${broker?.brokers ?? BROKERS}`, ...o }, { adapter: tracking }),
+    createBus: (o) => createEventBus({ type: 'kafka', url: `kafka://${BROKERS}`, ...o }, { adapter: tracking }),
     timeoutScale: 3,
-    hooks: usePrivate ? { restartBroker: () => broker!.restart() } : {},
+  });
+});
+
+describe.skipIf(NO_BROKER)('kafka adapter on a private broker', () => {
+  let broker: PrivateKafkaBroker | undefined;
+  beforeAll(async () => {
+    broker = await PrivateKafkaBroker.start('conformance');
+  }, 180_000);
+  afterAll(() => broker?.stop(), 60_000);
+  runConformance({
+    name: 'kafka (private broker)',
+    only: /broker restart/,
+    createBus: (o) => createEventBus({ type: 'kafka', url: `kafka://${broker!.brokers}`, ...o }, { adapter }),
+    timeoutScale: 3,
+    hooks: { restartBroker: () => broker!.restart() },
   });
 });
