@@ -20,7 +20,7 @@ import {
 import type { NatsConfig } from './config.js';
 import { ACK, CumulativeAcks, type AckSender } from './cumulative-acks.js';
 import { adminError } from './streams.js';
-import { decodeHeaders, parseAckBytes, protocolWriter, replyBytes, type ProtocolWriter, type Status } from './wire.js';
+import { clientInternals, decodeHeaders, parseAckBytes, protocolWriter, replyBytes, type ProtocolWriter, type Status } from './wire.js';
 
 /**
  * The unified consumer: per (topic, group) one durable pull consumer and
@@ -807,7 +807,7 @@ interface SubscriptionInternals {
  * internals are not as expected.
  */
 async function drainInbox(nc: NatsConnection, sub: Subscription): Promise<void> {
-  const protocol = (sub as unknown as SubscriptionInternals).protocol;
+  const protocol = clientInternals ? (sub as unknown as SubscriptionInternals).protocol : undefined;
   if (typeof protocol?.unsub !== 'function' || typeof protocol.subscriptions?.cancel !== 'function') {
     await sub.drain().catch(() => undefined);
     return;

@@ -1,4 +1,4 @@
-import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import {
   BrokerUnavailableError,
   BuslineError,
@@ -9,7 +9,7 @@ import {
   type PublishOutcome,
 } from '@busline/core';
 import { Deque } from './deque.js';
-import { digits, headerBlock, protocolWriter, putAsciiText, putInt, writeHeaderBlock, type ProtocolWriter } from './wire.js';
+import { clientInternals, digits, protocolWriter, publicHeaders, putAsciiText, putInt, writeHeaderBlock, type ProtocolWriter } from './wire.js';
 
 /**
  * Pipelined JetStream publishing on the one connection.
@@ -78,14 +78,6 @@ export interface PublishItem {
   /** headerBlockSize(headers, msgId), already checked to be >= 0. */
   hlen: number;
 }
-
-class EncodedHeaders {
-  constructor(private readonly bytes: Uint8Array) {}
-  encode(): Uint8Array {
-    return this.bytes;
-  }
-}
-const textEncoder = new TextEncoder();
 
 const SWEEP_MS = 25;
 /** After a reconnect, JetStream may need a moment before streams answer again; "no responders" is retried this long. */
@@ -291,10 +283,12 @@ export class Publisher {
     return this.lastSubjectBytes;
   }
 
-  /** Fallback without access to the protocol writer: the public publish(). */
+  /** Fallback without access to the protocol writer: the public publish() with the client's own headers. */
   private writeOne(entry: Entry): void {
     try {
-      const headers = new EncodedHeaders(textEncoder.encode(headerBlock(entry.headers, entry.msgId) ?? '')) as unknown as MsgHdrs;
+      const headers = publicHeaders(entry.headers, entry.msgId);
+      // Cannot happen: the driver checked the headers (headerBlockSize) before queueing the message.
+      if (typeof headers === 'string') throw new Error(headers);
       this.nc.publish(entry.subject, entry.body, { reply: this.prefix + entry.token, headers });
     } catch (error) {
       const big = /max_payload|payload/i.test(errorMessage(error));
@@ -335,7 +329,7 @@ export class Publisher {
 
   /** The token at the end of the ack's subject, read from the raw bytes when the client exposes them. */
   private tokenOf(msg: Msg): number {
-    const raw = (msg as unknown as { _msg?: { subject?: Uint8Array } })._msg?.subject;
+    const raw = clientInternals ? (msg as unknown as { _msg?: { subject?: Uint8Array } })._msg?.subject : undefined;
     if (raw instanceof Uint8Array) {
       let n = 0;
       for (let i = this.prefixLength; i < raw.length; i++) {

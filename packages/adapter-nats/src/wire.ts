@@ -1,4 +1,4 @@
-import type { Msg, MsgHdrs } from '@nats-io/nats-core';
+import { headers as natsHeaders, type Msg, type MsgHdrs } from '@nats-io/nats-core';
 
 /**
  * Header encoding and decoding on the hot paths. The NATS client's own
@@ -10,6 +10,19 @@ import type { Msg, MsgHdrs } from '@nats-io/nats-core';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/**
+ * Whether the fast paths may use the NATS client's internals (see the README,
+ * "Client internals"). Always true in use; tests switch it off before making a
+ * bus to run every fallback (the public client API) against a real server. Not
+ * exported from the package: there is no user-facing way to change it.
+ */
+export let clientInternals = true;
+
+/** Test seam: false makes every fast path take its public-API fallback (for buses created afterwards). */
+export function setClientInternals(enabled: boolean): void {
+  clientInternals = enabled;
+}
 
 /** The header that makes JetStream drop a message it stored within the duplicate window. */
 export const MSG_ID_HEADER = 'Nats-Msg-Id';
@@ -167,11 +180,26 @@ export function headerProblem(headers: Record<string, string>, msgId: string | u
   return 'invalid headers';
 }
 
-/** Headers for `NatsConnection.publish` (ephemeral topics): the block, encoded. */
+/**
+ * Headers for `NatsConnection.publish` (ephemeral topics), or why they cannot
+ * be carried. Fast path: the block encoded once, in an object that has only
+ * the `encode()` the client's publish calls (not a real MsgHdrs; the guard
+ * test checks the client still accepts it). Fallback: the client's `headers()`.
+ */
 export function encodeHeaders(headers: Record<string, string>, msgId: string | undefined): MsgHdrs | string {
+  if (!clientInternals) return publicHeaders(headers, msgId);
   const block = headerBlock(headers, msgId);
   if (block === undefined) return headerProblem(headers, msgId);
   return new EncodedHeaders(encoder.encode(block)) as unknown as MsgHdrs;
+}
+
+/** Headers built with the client's public `headers()` (the fallbacks), or why they cannot be carried. */
+export function publicHeaders(headers: Record<string, string>, msgId: string | undefined): MsgHdrs | string {
+  if (headerBlock(headers, msgId) === undefined) return headerProblem(headers, msgId);
+  const h = natsHeaders();
+  for (const name in headers) h.append(name, headers[name]!);
+  if (msgId !== undefined) h.append(MSG_ID_HEADER, msgId);
+  return h;
 }
 
 /**
@@ -186,6 +214,7 @@ export interface ProtocolWriter {
 }
 
 export function protocolWriter(nc: unknown): ProtocolWriter | undefined {
+  if (!clientInternals) return undefined;
   const protocol = (nc as { protocol?: Partial<ProtocolWriter> }).protocol;
   return typeof protocol?.sendCommand === 'function' && typeof protocol.outMsgs === 'number' ? (protocol as ProtocolWriter) : undefined;
 }
@@ -241,12 +270,14 @@ function parseHeaderText(text: string): Status {
 
 /** Headers of a received message as a flat map, plus its status code (0 for a normal message). */
 export function decodeHeaders(msg: Msg): Status {
-  const internals = msg as unknown as MsgInternals;
-  const hdr = internals._msg?.hdr;
-  const raw = internals._rdata;
-  if (typeof hdr === 'number' && raw instanceof Uint8Array) {
-    if (hdr < 0) return { code: 0, description: '', headers: {} };
-    return parseHeaderText(decoder.decode(raw.subarray(0, hdr)));
+  if (clientInternals) {
+    const internals = msg as unknown as MsgInternals;
+    const hdr = internals._msg?.hdr;
+    const raw = internals._rdata;
+    if (typeof hdr === 'number' && raw instanceof Uint8Array) {
+      if (hdr < 0) return { code: 0, description: '', headers: {} };
+      return parseHeaderText(decoder.decode(raw.subarray(0, hdr)));
+    }
   }
   // Not the client internals this was written against: the public API.
   const h = msg.headers;
@@ -258,8 +289,10 @@ export function decodeHeaders(msg: Msg): Status {
 
 /** A received message's reply subject as bytes (no string decoding), or undefined when it has none. */
 export function replyBytes(msg: Msg): Uint8Array | undefined {
-  const raw = (msg as unknown as MsgInternals)._msg?.reply;
-  if (raw instanceof Uint8Array) return raw.length > 0 ? raw : undefined;
+  if (clientInternals) {
+    const raw = (msg as unknown as MsgInternals)._msg?.reply;
+    if (raw instanceof Uint8Array) return raw.length > 0 ? raw : undefined;
+  }
   const reply = msg.reply;
   return reply ? encoder.encode(reply) : undefined;
 }

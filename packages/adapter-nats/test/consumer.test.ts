@@ -1,10 +1,10 @@
-/** The pull consumer at driver level and through the bus: redelivery with delay, poison → dead letter → term, recovery, settling after close. */
+/** The pull consumer at driver level and through the bus: redelivery with delay (fast path and public-API fallback), poison → dead letter → term, recovery, settling after close. */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Msg } from '@nats-io/transport-node';
 import { Collector, deferred, uniqueName, waitFor } from '@busline/conformance';
 import type { DeliveredMessage, DriverHooks } from '@busline/core';
 import { NatsDriver, natsConfigSchema, type NatsConfigInput } from '../src/index.js';
-import { admin, Buses, SHARED_URL, SKIP, streamOf, topicName, type Admin } from './helpers.js';
+import { admin, Buses, PATHS, SHARED_URL, SKIP, streamOf, topicName, usePath, watchPublishCalls, type Admin } from './helpers.js';
 
 const hooks = (errors: Error[] = []): DriverHooks => ({ connection() {}, error: (e) => void errors.push(e), count() {} });
 
@@ -16,7 +16,8 @@ async function driverFor(config: NatsConfigInput = {}): Promise<NatsDriver> {
 
 const spec = (topic: string, group: string) => ({ topic, group, persistence: 'persistent' as const, maxInFlight: 100, startFrom: 'earliest' as const });
 
-describe.skipIf(SKIP)('nats: pull consumer', () => {
+describe.skipIf(SKIP).each(PATHS)('nats: nak with delay ($label)', ({ internals }) => {
+  usePath(internals);
   const buses = new Buses();
   const drivers: NatsDriver[] = [];
   let a: Admin;
@@ -40,6 +41,7 @@ describe.skipIf(SKIP)('nats: pull consumer', () => {
       const { id } = await publisher.publish(topic, { n: 1 }, { aggregateId: 'k1' });
       const driver = await driverFor({ ackMode });
       drivers.push(driver);
+      const publishCalls = watchPublishCalls(driver);
       const deliveries: { at: number; count: number; message: DeliveredMessage }[] = [];
       const second = deferred();
       await driver.subscribe(spec(topic, group), {
@@ -63,8 +65,28 @@ describe.skipIf(SKIP)('nats: pull consumer', () => {
         intervalMs: 50,
         message: 'the redelivered message to be acknowledged',
       });
+      const acks = publishCalls.filter((s) => s.startsWith('$JS.ACK.')).length;
+      if (internals) expect(acks, 'fast path: acks written through the protocol writer, not publish()').toBe(0);
+      else expect(acks, 'fallback: the nak and the ack each through publish()').toBe(2);
     });
   }
+});
+
+describe.skipIf(SKIP)('nats: pull consumer', () => {
+  const buses = new Buses();
+  const drivers: NatsDriver[] = [];
+  let a: Admin;
+  beforeAll(async () => {
+    a = await admin(SHARED_URL);
+  });
+  afterEach(async () => {
+    await buses.closeAll();
+    await Promise.allSettled(drivers.splice(0).map((d) => d.close()));
+  });
+  afterAll(async () => {
+    await a?.deleteStreams('BL_bl-cons');
+    await a?.close();
+  });
 
   it('explicit: a poison message goes to the dead-letter topic, then is terminated (TERM advisory), never redelivered', async () => {
     const topic = topicName('cons-poison');

@@ -1,12 +1,47 @@
 /** Shared pieces of the adapter tests: buses on a given server, an admin connection, reading a stream back. */
+import { afterAll, beforeAll } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { createEventBus, type BusConfigInput, type EventBus } from '@busline/core';
 import { uniqueName } from '@busline/conformance';
-import { adapter, streamNameFor, type NatsConfigInput } from '../src/index.js';
+import { adapter, streamNameFor, type NatsConfigInput, type NatsDriver } from '../src/index.js';
+import { setClientInternals } from '../src/wire.js';
 
 export const SKIP = process.env.BUSLINE_BROKERS === 'none';
 export const SHARED_URL = process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222';
+
+/**
+ * The two ways the adapter talks to the client: the fast path (client
+ * internals) and the public-API fallbacks. Tests that matter for both run
+ * once per path.
+ */
+export const PATHS = [
+  { label: 'fast path', internals: true },
+  { label: 'public-API fallback', internals: false },
+] as const;
+
+/** In a describe block: buses made in it use `internals` (true: fast path, false: the fallbacks). */
+export function usePath(internals: boolean): void {
+  beforeAll(() => setClientInternals(internals));
+  afterAll(() => setClientInternals(true));
+}
+
+/**
+ * Records the subject of every `publish()` the driver makes on its connection
+ * from now on. The fast path publishes persistent messages and acks without
+ * it (one buffer through the protocol writer); the fallbacks use it for each.
+ */
+export function watchPublishCalls(driver: NatsDriver): string[] {
+  const nc = driver.connection;
+  if (!nc) throw new Error('the driver is not connected');
+  const subjects: string[] = [];
+  const publish = nc.publish.bind(nc);
+  nc.publish = (subject, ...rest) => {
+    subjects.push(subject);
+    publish(subject, ...rest);
+  };
+  return subjects;
+}
 
 export function topicName(label: string): string {
   return uniqueName(label);

@@ -1,14 +1,15 @@
 /**
  * The shared conformance suite against a real nats-server with JetStream:
  * everything on BUSLINE_NATS_URL (the server from scripts/brokers), and the
- * broker-restart test on a server of its own that it may restart.
- * Skipped when BUSLINE_BROKERS=none.
+ * broker-restart test on a server of its own that it may restart. All of it
+ * runs twice: on the fast path (client internals) and on the public-API
+ * fallbacks. Skipped when BUSLINE_BROKERS=none.
  */
 import { afterAll, beforeAll, describe } from 'vitest';
 import { createEventBus } from '@busline/core';
 import { runConformance } from '@busline/conformance';
 import { adapter } from '../src/index.js';
-import { admin } from './helpers.js';
+import { admin, PATHS, usePath } from './helpers.js';
 import { PrivateNatsServer } from './nats-server.js';
 
 const skip = process.env.BUSLINE_BROKERS === 'none';
@@ -16,7 +17,8 @@ const skip = process.env.BUSLINE_BROKERS === 'none';
 // The suite's streams get a prefix of this run, so they can be deleted afterwards on the shared server.
 const streamPrefix = `BLC${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}_`;
 
-describe.skipIf(skip)('nats adapter on the scripted server', () => {
+describe.skipIf(skip).each(PATHS)('nats adapter on the scripted server ($label)', ({ label, internals }) => {
+  usePath(internals);
   const url = process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222';
   afterAll(async () => {
     const a = await admin(url);
@@ -24,20 +26,21 @@ describe.skipIf(skip)('nats adapter on the scripted server', () => {
     await a.close();
   }, 60_000);
   runConformance({
-    name: 'nats',
+    name: `nats, ${label}`,
     createBus: (overrides) => createEventBus({ type: 'nats', url, nats: { streamPrefix }, ...overrides } as never, { adapter }),
   });
 });
 
 // The broker-restart test restarts the server, so it gets a nats-server of its own (free port, own store).
-describe.skipIf(skip)('nats adapter on a private server', () => {
+describe.skipIf(skip).each(PATHS)('nats adapter on a private server ($label)', ({ label, internals }) => {
+  usePath(internals);
   let server: PrivateNatsServer | undefined;
   beforeAll(async () => {
     server = await PrivateNatsServer.start('conformance');
   }, 60_000);
   afterAll(() => server?.stop(), 60_000);
   runConformance({
-    name: 'nats (private server)',
+    name: `nats (private server), ${label}`,
     only: /broker restart/,
     createBus: (overrides) => createEventBus({ type: 'nats', url: server!.url, ...overrides } as never, { adapter }),
     hooks: { restartBroker: () => server!.restart() },

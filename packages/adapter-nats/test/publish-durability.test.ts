@@ -4,12 +4,13 @@
  * Nats-Msg-Id headers), with the publish window full, and with the server
  * restarted (SIGTERM) or killed (SIGKILL) in the middle of a run. Messages in
  * flight when the connection drops are re-sent after the reconnect; the
- * message id makes the server store each once.
+ * message id makes the server store each once. Everything runs twice: on the
+ * fast path (client internals) and on the public-API fallbacks.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BuslineError, type EventBus } from '@busline/core';
 import type { NatsDriver } from '../src/index.js';
-import { admin, Buses, SHARED_URL, SKIP, streamOf, topicName, type Admin } from './helpers.js';
+import { admin, Buses, PATHS, SHARED_URL, SKIP, streamOf, topicName, usePath, watchPublishCalls, type Admin } from './helpers.js';
 import { PrivateNatsServer } from './nats-server.js';
 
 interface Outcome {
@@ -44,7 +45,8 @@ function expectStoredExactly(acked: string[], stored: string[]): void {
   expect(missing.slice(0, 5), `${missing.length} acknowledged publishes are not in the stream`).toEqual([]);
 }
 
-describe.skipIf(SKIP)('nats: a publish succeeds only when stored', () => {
+describe.skipIf(SKIP).each(PATHS)('nats: a publish succeeds only when stored ($label)', ({ internals }) => {
+  usePath(internals);
   const buses = new Buses();
   let a: Admin;
   beforeAll(async () => {
@@ -62,6 +64,7 @@ describe.skipIf(SKIP)('nats: a publish succeeds only when stored', () => {
     const bus = await buses.make(SHARED_URL, { nats: { publishWindow: window } });
     await bus.configureTopic(topic, {});
     const driver = bus.driver as NatsDriver;
+    const publishCalls = watchPublishCalls(driver);
     let maxInFlight = 0;
     let maxWaiting = 0;
     const all = Array.from({ length: 4_000 }, (_, i) =>
@@ -81,6 +84,9 @@ describe.skipIf(SKIP)('nats: a publish succeeds only when stored', () => {
     const stored = await a.storedIds(streamOf(topic));
     expectStoredExactly(ids, stored);
     expect(stored.length).toBe(ids.length);
+    const perMessage = publishCalls.filter((s) => s === topic).length;
+    if (internals) expect(perMessage, 'fast path: messages written through the protocol writer, not publish()').toBe(0);
+    else expect(perMessage, 'fallback: one publish() per message').toBe(ids.length);
   });
 
   it('publishes from one caller are stored in call order (5,000 fired without awaiting)', async () => {
@@ -104,7 +110,8 @@ describe.skipIf(SKIP)('nats: a publish succeeds only when stored', () => {
   });
 });
 
-describe.skipIf(SKIP)('nats: server restart in the middle of publishing (own server)', () => {
+describe.skipIf(SKIP).each(PATHS)('nats: server restart in the middle of publishing (own server, $label)', ({ internals }) => {
+  usePath(internals);
   const buses = new Buses();
   let server: PrivateNatsServer;
   let a: Admin;
