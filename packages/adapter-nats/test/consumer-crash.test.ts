@@ -23,7 +23,7 @@ describe.skipIf(SKIP)('nats: a consumer killed mid-run loses nothing', () => {
   });
   afterEach(() => buses.closeAll());
   afterAll(async () => {
-    await a?.deleteStreams('BL_bl-crash');
+    await a?.deleteMadeStreams();
     await a?.close();
   });
 

@@ -29,7 +29,7 @@ describe.skipIf(SKIP).each(PATHS)('nats: nak with delay ($label)', ({ internals 
     await Promise.allSettled(drivers.splice(0).map((d) => d.close()));
   });
   afterAll(async () => {
-    await a?.deleteStreams('BL_bl-cons');
+    await a?.deleteMadeStreams();
     await a?.close();
   });
 
@@ -84,7 +84,7 @@ describe.skipIf(SKIP)('nats: pull consumer', () => {
     await Promise.allSettled(drivers.splice(0).map((d) => d.close()));
   });
   afterAll(async () => {
-    await a?.deleteStreams('BL_bl-cons');
+    await a?.deleteMadeStreams();
     await a?.close();
   });
 

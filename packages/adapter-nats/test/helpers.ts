@@ -43,8 +43,13 @@ export function watchPublishCalls(driver: NatsDriver): string[] {
   return subjects;
 }
 
+/** Topics this test process made: cleanup deletes exactly their streams, never another run's. */
+const madeTopics = new Set<string>();
+
 export function topicName(label: string): string {
-  return uniqueName(label);
+  const topic = uniqueName(label);
+  madeTopics.add(topic);
+  return topic;
 }
 
 export function streamOf(topic: string): string {
@@ -84,7 +89,10 @@ export interface Admin {
   count(stream: string): Promise<number>;
   /** The Nats-Msg-Id of every stored message, in stream order. */
   storedIds(stream: string): Promise<string[]>;
+  /** Deletes streams whose names start with `prefix` (a prefix unique to this run). */
   deleteStreams(prefix: string): Promise<void>;
+  /** Deletes the streams of the topics `topicName` made in this process. */
+  deleteMadeStreams(): Promise<void>;
 }
 
 /**
@@ -127,6 +135,12 @@ export async function admin(url: string): Promise<Admin> {
     },
     async deleteStreams(prefix) {
       for await (const s of jsm.streams.list()) if (s.config.name.startsWith(prefix)) await jsm.streams.delete(s.config.name).catch(() => undefined);
+    },
+    async deleteMadeStreams() {
+      for (const topic of madeTopics) {
+        await jsm.streams.delete(streamOf(topic)).catch(() => undefined);
+        await jsm.streams.delete(streamOf(`${topic}.dlq`)).catch(() => undefined);
+      }
     },
   };
 }

@@ -24,7 +24,7 @@ describe.skipIf(SKIP)('nats: JetStream API calls while publishing', () => {
   afterEach(() => buses.closeAll());
   afterAll(async () => {
     watch?.unsubscribe();
-    await a?.deleteStreams('BL_bl-api');
+    await a?.deleteMadeStreams();
     await a?.close();
   });
 

@@ -54,7 +54,7 @@ describe.skipIf(SKIP).each(PATHS)('nats: a publish succeeds only when stored ($l
   });
   afterEach(() => buses.closeAll());
   afterAll(async () => {
-    await a?.deleteStreams('BL_bl-dur');
+    await a?.deleteMadeStreams();
     await a?.close();
   });
 
