@@ -321,7 +321,7 @@ function markdown({ results, meta, fairnessRows, verdict: v, svgs }) {
     lines.push(markdownTable(['aspect', 'NATS JetStream', 'Kafka'], fairnessRows, 99));
     lines.push('');
   }
-  lines.push(`Payload ${meta.options.size} B of bytes (MB/s counts payload bytes only; busline adds CloudEvents headers — id, type, source, time, subject… — the raw baselines send the payload with only a key (Kafka) or a Nats-Msg-Id (NATS)). Kafka topics: ${meta.options.partitions} partitions each; memory topics: 1 partition, retention capped at a bounded message count so a 60 s run fits in RAM (loss would show in the "lost" column). Fresh topics / streams / groups per run, deleted afterwards.`);
+  lines.push(`Payload ${meta.options.size} B of bytes (MB/s counts payload bytes only; busline adds CloudEvents headers — id, type, source, time, subject… — the raw baselines send the payload with only a key (Kafka) or a Nats-Msg-Id (NATS)). Kafka topics: ${meta.options.partitions} partitions each; memory topics: 1 partition, retention capped at a message count so a 60 s run fits in RAM (1.5 × (lag cap + concurrency) per topic in closed loops, every message of the run in open loops; an eviction before delivery would show in the "lost" column). Fresh topics / streams / groups per run, deleted afterwards.`);
   lines.push('');
   lines.push('### Settings in effect');
   lines.push('');

@@ -64,7 +64,13 @@ export async function measureRun({ target, scenario, name, params, progress, dra
       partitions: params.partitions,
       size: params.size,
       onMessage: (bytes) => tracker.receive(bytes),
-      memoryMaxMessages: Math.max(50_000, Math.ceil((params.maxLag + params.concurrency) * 1.5)),
+      // Memory topics keep a bounded log so a long run fits in RAM. The cap must never evict a
+      // message not yet handed to the consumer (that would be counted as lost): closed loops are
+      // bounded by the lag cap, open loops (no lag cap) get room for every message of the run.
+      memoryMaxMessages:
+        params.mode === 'open'
+          ? Math.ceil((Math.round(/** @type {number} */ (params.rate) * /** @type {number} */ (params.durationS)) / params.topics) * 1.1) + 1_000
+          : Math.max(50_000, Math.ceil((params.maxLag + params.concurrency) * 1.5)),
     });
     opened = true;
     result.setupSeconds = r2((nowMs() - t0) / 1000);

@@ -7,6 +7,8 @@
 //   publish(t, key, b)   resolves once the broker durably accepted the message
 //   close()              close clients (what a service does at shutdown)
 //   cleanup()            delete the run's topics / streams / groups (best effort)
+import fs from 'node:fs';
+import path from 'node:path';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createEventBus } from '@busline/core';
@@ -40,6 +42,17 @@ export function clientVersions() {
     try {
       return require(`${name}/package.json`).version;
     } catch {
+      // packages whose "exports" hide package.json: walk up from the entry point
+      try {
+        let dir = path.dirname(require.resolve(name));
+        for (let i = 0; i < 6; i++, dir = path.dirname(dir)) {
+          const file = path.join(dir, 'package.json');
+          if (fs.existsSync(file)) {
+            const pkg = JSON.parse(fs.readFileSync(file, 'utf8'));
+            if (pkg.name === name) return pkg.version;
+          }
+        }
+      } catch {}
       return undefined;
     }
   };
