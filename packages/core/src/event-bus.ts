@@ -2,8 +2,9 @@ import { EventEmitter } from 'eventemitter3';
 import type { BusConfig } from './config.js';
 import type { Driver, DriverCapabilities, DriverHooks, PublishOutcome, WireMessage } from './driver.js';
 import {
-  buildEnvelope,
   encodeEnvelope,
+  encodeNewEnvelope,
+  Header,
   validateEnvelope,
   type Envelope,
   type EnvelopeOptions,
@@ -171,9 +172,8 @@ export class EventBus extends EventEmitter<BusEvents> {
     try {
       this.assertStarted();
       this.checkTopic(topic);
-      const envelope = buildEnvelope(payload, options, { type: topic, source: this.config.source });
-      id = envelope.id;
-      message = encodeEnvelope(envelope);
+      message = encodeNewEnvelope(payload, options, { type: topic, source: this.config.source });
+      id = message.headers[Header.id]!;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -224,9 +224,9 @@ export class EventBus extends EventEmitter<BusEvents> {
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       try {
-        const envelope = buildEnvelope(item.payload, item, defaults);
-        ids[i] = envelope.id;
-        messages.push(encodeEnvelope(envelope));
+        const message = encodeNewEnvelope(item.payload, item, defaults);
+        ids[i] = message.headers[Header.id]!;
+        messages.push(message);
         indexes.push(i);
       } catch (error) {
         ids[i] = item?.id ?? '';
