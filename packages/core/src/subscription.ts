@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { groupNameSchema, type SubscriptionDefaults } from './config.js';
 import type { ConsumerSpec, DeliveredMessage, DriverSubscription, MessageSink, PublishOutcome, WireMessage } from './driver.js';
-import { decodeEnvelope, Header, type Envelope, type Payload } from './envelope.js';
-import { BuslineError, ClosedError, errorMessage, isRetryable } from './errors.js';
+import { decodeMessage, Header, type Envelope, type Payload } from './envelope.js';
+import { BuslineError, ClosedError, EnvelopeError, errorMessage, isRetryable } from './errors.js';
 import type { BusEvents } from './events.js';
 import type { PoolLane } from './keyed-ordering-pool.js';
 import type { BusMetrics } from './metrics.js';
@@ -98,6 +98,10 @@ export function resolveSubscription(
   };
 }
 
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
+}
+
 /** Header values must stay on one line and bounded. */
 function headerText(text: string, max = 1024): string {
   const flat = text.replace(/[\r\n\0]+/g, ' ');
@@ -177,44 +181,69 @@ export class Subscription implements MessageSink {
   private process(message: DeliveredMessage): void | Promise<void> {
     let envelope: Envelope | undefined;
     if (this.handler.kind !== 'wire') {
-      const decoded = decodeEnvelope(message);
-      if (!decoded.ok) {
+      const decoded = decodeMessage(message);
+      if (decoded instanceof EnvelopeError) {
         this.host.metrics.malformed++;
-        this.host.emit('error', decoded.error, `decoding a message on topic "${this.topic}" (sent to the dead-letter topic)`);
-        return this.deadLetter(message, decoded.error, message.deliveryCount, undefined, true);
+        this.host.emit('error', decoded, `decoding a message on topic "${this.topic}" (sent to the dead-letter topic)`);
+        return this.deadLetter(message, decoded, message.deliveryCount, undefined, true);
       }
-      envelope = decoded.envelope;
+      envelope = decoded;
     }
     return this.attempt(message, envelope, message.deliveryCount);
   }
 
-  private async attempt(message: DeliveredMessage, envelope: Envelope | undefined, firstAttempt: number): Promise<void> {
-    const { retry } = this.config;
-    for (let attempt = firstAttempt; ; attempt++) {
-      try {
-        await this.call(message, envelope, attempt);
-        message.ack();
-        this.host.metrics.handled++;
-        return;
-      } catch (error) {
-        this.host.metrics.failed++;
-        if (!isRetryable(error) || attempt >= retry.maxAttempts) {
-          return this.deadLetter(message, error, attempt, envelope, false);
-        }
-        const delayMs = retryDelay(retry, attempt);
-        this.host.metrics.retried++;
-        this.host.emit('retry', { topic: this.topic, group: this.group, attempt, delayMs, error });
-        if (retry.redelivery === 'broker') {
-          message.nack(delayMs);
-          return;
-        }
-        if (!(await delay(delayMs, this.host.closing))) {
-          // Closing mid-backoff: hand the message back to the broker instead of waiting.
-          message.nack(0);
-          return;
-        }
-      }
+  /**
+   * One call of the handler. The success path allocates no async frame: a
+   * handler that returns a value is settled right here, one that returns a
+   * promise gets a single `.then`. Failures (and retries) take `failed`.
+   */
+  private attempt(message: DeliveredMessage, envelope: Envelope | undefined, attempt: number): void | Promise<void> {
+    let result: unknown;
+    let pending: Promise<unknown> | undefined;
+    try {
+      result = this.call(message, envelope, attempt);
+      // As `await` would: a native promise as is, any other thenable adopted.
+      if (result instanceof Promise) pending = result;
+      else if (isThenable(result)) pending = Promise.resolve(result);
+    } catch (error) {
+      return this.failed(message, envelope, attempt, error);
     }
+    if (pending === undefined) return this.succeeded(message, envelope, attempt);
+    return pending.then(
+      () => this.succeeded(message, envelope, attempt),
+      (error: unknown) => this.failed(message, envelope, attempt, error),
+    );
+  }
+
+  private succeeded(message: DeliveredMessage, envelope: Envelope | undefined, attempt: number): void | Promise<void> {
+    try {
+      message.ack();
+    } catch (error) {
+      return this.failed(message, envelope, attempt, error);
+    }
+    this.host.metrics.handled++;
+  }
+
+  /** Attempt `attempt` failed: retry (after a backoff, or by the broker) or dead-letter. */
+  private async failed(message: DeliveredMessage, envelope: Envelope | undefined, attempt: number, error: unknown): Promise<void> {
+    const { retry } = this.config;
+    this.host.metrics.failed++;
+    if (!isRetryable(error) || attempt >= retry.maxAttempts) {
+      return this.deadLetter(message, error, attempt, envelope, false);
+    }
+    const delayMs = retryDelay(retry, attempt);
+    this.host.metrics.retried++;
+    this.host.emit('retry', { topic: this.topic, group: this.group, attempt, delayMs, error });
+    if (retry.redelivery === 'broker') {
+      message.nack(delayMs);
+      return;
+    }
+    if (!(await delay(delayMs, this.host.closing))) {
+      // Closing mid-backoff: hand the message back to the broker instead of waiting.
+      message.nack(0);
+      return;
+    }
+    return this.attempt(message, envelope, attempt + 1);
   }
 
   private call(message: DeliveredMessage, envelope: Envelope | undefined, attempt: number): unknown {
