@@ -203,10 +203,18 @@ export class EventBus extends EventEmitter<BusEvents> {
   }
 
   private sendOne(topic: string, message: WireMessage, id: string, timeoutMs?: number): Promise<PublishReceipt> {
-    return this.send(topic, [message], timeoutMs).then((outcomes) => {
-      if (outcomes[0] !== undefined) throw outcomes[0];
-      return { id, topic };
-    });
+    // One `.then` from the driver's promise to the receipt: the accounting `send` does, then the receipt.
+    const messages = [message];
+    return this.dispatch(topic, messages, timeoutMs).then(
+      (outcomes) => {
+        this.accountOutcomes(outcomes, 1);
+        if (outcomes[0] !== undefined) throw outcomes[0];
+        return { id, topic };
+      },
+      (error: unknown) => {
+        throw this.accountRejection(messages, error)[0];
+      },
+    );
   }
 
   /**
@@ -241,33 +249,42 @@ export class EventBus extends EventEmitter<BusEvents> {
     return { ids, published: items.length - failed.length, failed };
   }
 
-  private send(topic: string, messages: readonly WireMessage[], timeoutMs = this.config.publish.timeoutMs): Promise<PublishOutcome[]> {
+  private send(topic: string, messages: readonly WireMessage[], timeoutMs?: number): Promise<PublishOutcome[]> {
     const count = messages.length;
-    this.publishing += count;
-    const call = () => this.driver.publish(topic, messages, { timeoutMs, topic: this.optionsOf(topic) });
-    let sent: Promise<PublishOutcome[]>;
+    return this.dispatch(topic, messages, timeoutMs).then(
+      (outcomes) => this.accountOutcomes(outcomes, count),
+      (error: unknown) => this.accountRejection(messages, error),
+    );
+  }
+
+  /** Counts the messages as publishing and hands them to the driver (after ensuring the topic, the first time). Never throws. */
+  private dispatch(topic: string, messages: readonly WireMessage[], timeoutMs = this.config.publish.timeoutMs): Promise<PublishOutcome[]> {
+    this.publishing += messages.length;
     try {
       const ensuring = this.ensureTopic(topic);
-      sent = ensuring ? ensuring.then(call) : call();
+      if (ensuring) return ensuring.then(() => this.driver.publish(topic, messages, { timeoutMs, topic: this.optionsOf(topic) }));
+      return this.driver.publish(topic, messages, { timeoutMs, topic: this.optionsOf(topic) });
     } catch (error) {
-      sent = Promise.reject(error);
+      return Promise.reject(error);
     }
-    return sent.then(
-      (outcomes) => {
-        let failed = 0;
-        for (const outcome of outcomes) if (outcome !== undefined) failed++;
-        this.stats.published += count - failed;
-        this.stats.publishFailed += failed;
-        this.settlePublishing(count);
-        return outcomes;
-      },
-      (error: unknown) => {
-        this.stats.publishFailed += count;
-        this.settlePublishing(count);
-        const failure = toBuslineError(error);
-        return messages.map(() => failure);
-      },
-    );
+  }
+
+  private accountOutcomes(outcomes: PublishOutcome[], count: number): PublishOutcome[] {
+    let failed = 0;
+    for (const outcome of outcomes) if (outcome !== undefined) failed++;
+    this.stats.published += count - failed;
+    this.stats.publishFailed += failed;
+    this.settlePublishing(count);
+    return outcomes;
+  }
+
+  /** The driver call rejected: every message failed with the same error. */
+  private accountRejection(messages: readonly WireMessage[], error: unknown): PublishOutcome[] {
+    const count = messages.length;
+    this.stats.publishFailed += count;
+    this.settlePublishing(count);
+    const failure = toBuslineError(error);
+    return messages.map(() => failure);
   }
 
   private settlePublishing(count: number): void {
