@@ -2,6 +2,7 @@
 // pnpm bench:compare [options] — one workload through the busline API on
 // memory, NATS JetStream and Kafka (and the raw clients), one after another.
 // See tools/bench-compare/README.md; `--help` lists the options.
+import fs from 'node:fs';
 import path from 'node:path';
 import { natsConfigSchema } from '@busline/adapter-nats';
 import { kafkaConfigSchema } from '@busline/adapter-kafka';
@@ -31,6 +32,7 @@ async function main() {
     console.log(HELP);
     return 0;
   }
+  if (o.render) return render(path.resolve(o.render));
   enableGc();
   const endpoints = { natsUrl: o.natsUrl, kafkaBrokers: o.kafkaBrokers, bus: o.bus };
   const env = machine();
@@ -119,7 +121,8 @@ async function main() {
     kafkaCfg: kafkaConfigSchema.parse({ brokers: o.kafkaBrokers, ...(o.bus.kafka ?? {}) }),
   });
   const outDir = path.resolve(REPO, o.out ?? path.join('bench-results', startedAt.replace(/[:]/g, '').replace(/\..*/, '').replace('T', '-')));
-  const command = `pnpm bench:compare${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
+  const quote = (a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  const command = ['pnpm bench:compare', ...process.argv.slice(2).map(quote)].join(' ');
   const meta = {
     startedAt,
     finishedAt: new Date().toISOString(),
@@ -144,6 +147,16 @@ async function main() {
   console.log(`\nreport: ${path.relative(process.cwd(), path.join(outDir, 'report.md'))} (+ results.json, ${files.length} SVG charts)`);
   if (v.warnings.length) console.log(`\nnotes:\n${v.warnings.map((w) => `  - ${w}`).join('\n')}`);
   console.log(v.ok ? '\nPASS: 0 order violations, 0 lost messages, no errors' : `\nFAIL:\n${v.failures.map((f) => `  - ${f}`).join('\n')}`);
+  return v.ok ? 0 : 1;
+}
+
+/** Re-writes report.md and the SVGs of a finished run from its results.json (same data, current report code). */
+function render(dir) {
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8'));
+  const { results, fairness: fair, verdict: _old, schema: _schema, ...meta } = json;
+  const v = verdict(results);
+  const files = writeReport({ dir, results, meta, fairnessRows: fair.map((f) => [f.aspect, f.nats, f.kafka]), verdict: v });
+  console.log(`re-rendered ${path.join(dir, 'report.md')} and ${files.length} charts from results.json (${v.ok ? 'PASS' : 'FAIL'})`);
   return v.ok ? 0 : 1;
 }
 

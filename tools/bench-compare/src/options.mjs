@@ -28,6 +28,7 @@ The same workload through busline on each adapter, plus raw-client baselines.
   --nats-url URL       default $BUSLINE_NATS_URL or nats://127.0.0.1:4222
   --kafka-brokers LIST default $BUSLINE_KAFKA_BROKERS or 127.0.0.1:9092
   --bus JSON           extra busline config for every bus, e.g. '{"nats":{"ackMode":"cumulative"}}'
+  --render DIR         only re-write DIR/report.md and the charts from DIR/results.json
   --no-progress        no progress bar
   --help
 
@@ -68,6 +69,7 @@ export function parseOptions(argv) {
       'kafka-brokers': { type: 'string', default: process.env.BUSLINE_KAFKA_BROKERS || '127.0.0.1:9092' },
       bus: { type: 'string', default: '{}' },
       'no-progress': { type: 'boolean', default: false },
+      render: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -115,5 +117,6 @@ export function parseOptions(argv) {
     kafkaBrokers: list(values['kafka-brokers']),
     bus,
     progress: !values['no-progress'],
+    render: values.render,
   };
 }

@@ -32,10 +32,15 @@ export function ratioText(results, r) {
 
 const pct = (f) => (f ? ` (${Math.round(f * 100)}% of max)` : '');
 
+/** An open-loop run that could not carry its offered rate: fell behind, or queued for 100 ms+ at the median. */
+export function saturated(r) {
+  return r.params?.mode === 'open' && !r.error && (r.e2e.msgPerSec < 0.97 * r.params.rate || (r.latency.p50 ?? 0) > 100);
+}
+
 function scenarioTitle(r) {
   if (r.scenario === 'levels') return `levels ${int(r.params.count)} (${int(r.params.keys)} aggregates)`;
   if (r.scenario === 'sustained') return r.params.durationS ? `sustained ${r.params.durationS} s` : `sustained ${int(r.params.count)}`;
-  if (r.scenario === 'latency') return `latency @ ${int(r.params.rate)}/s${pct(r.params.fraction)}${r.params.common ? ' common' : ''}`;
+  if (r.scenario === 'latency') return `latency @ ${int(r.params.rate)}/s${pct(r.params.fraction)}${r.params.common ? ' common' : ''}${saturated(r) ? ' SATURATED' : ''}`;
   return r.name;
 }
 
@@ -145,6 +150,7 @@ export function verdict(results) {
     if (leaked.length) warnings.push(`${what}: open handles leaked after close: ${leaked.map(([t, n]) => `${n} ${t}`).join(', ')}`);
     if (r.busErrors?.length) warnings.push(`${what}: bus error events: ${r.busErrors.slice(0, 3).join(' | ')}`);
     if (r.cleanupError) warnings.push(`${what}: cleanup failed: ${r.cleanupError}`);
+    if (saturated(r)) warnings.push(`${what}: could not carry the offered rate in open loop (handled ${r.e2e.msgPerSec.toLocaleString('en-US')} msg/s, p50 ${r.latency.p50} ms, publish-ack p50 ${r.publish.ackLatency?.p50 ?? '?'} ms) — its closed-loop maximum overstates what it takes without back-pressure`);
   }
   return { ok: failures.length === 0, failures, warnings };
 }
