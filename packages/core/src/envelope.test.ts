@@ -1,6 +1,17 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildEnvelope, decodeEnvelope, encodeEnvelope, Header, validateEnvelope, type Envelope } from './envelope.js';
+import { z } from 'zod';
+import {
+  buildEnvelope,
+  decodeEnvelope,
+  encodeEnvelope,
+  encodeNewEnvelope,
+  envelopeSchema,
+  Header,
+  newEventId,
+  validateEnvelope,
+  type Envelope,
+} from './envelope.js';
 import { EnvelopeError, ErrorCode } from './errors.js';
 
 const defaults = { type: 'orders', source: 'svc' };
@@ -114,5 +125,99 @@ describe('envelope', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('envelope fast checks are never looser than the schemas', () => {
+  // Characters that sit on the rules' edges: allowed ones, CR/LF/NUL, a space, non-ASCII.
+  const edgy = fc.constantFrom('a', 'Z', '0', '-', '.', '_', ':', '@', '/', '+', '=', '#', '|', '~', ' ', '\r', '\n', '\0', 'é', '!', "'", '`', '^', '$');
+  const text = fc.oneof(
+    fc.string({ unit: edgy, maxLength: 12 }),
+    fc.constantFrom(127, 128, 129, 255, 256, 257, 511, 512, 513).map((n) => 'a'.repeat(n)),
+  );
+  const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
+  const headerName = fc.oneof(fc.string({ unit: edgy, maxLength: 8 }), fc.constantFrom('ce-id', 'CE-Type', 'busline-x', 'Nats-Msg-Id', 'content-type', 'x-user'));
+  const options = fc.record(
+    {
+      type: maybe(text),
+      source: maybe(text),
+      aggregateId: maybe(text),
+      version: maybe(fc.oneof(fc.integer({ min: -2, max: 3 }), fc.constantFrom(1.5, Number.NaN, Infinity))),
+      traceId: maybe(text),
+      correlationId: maybe(text),
+      causationId: maybe(text),
+      tenantId: maybe(text),
+      headers: maybe(fc.dictionary(headerName, fc.string({ unit: edgy, maxLength: 6 }), { maxKeys: 3 })),
+    },
+    { requiredKeys: [] },
+  );
+  const payload = fc.oneof(fc.jsonValue(), fc.constant(new Uint8Array([1, 2])), fc.constant(undefined));
+
+  it('property: encodeNewEnvelope accepts only what the schema accepts, and encodes it as encodeEnvelope(buildEnvelope()) does', () => {
+    fc.assert(
+      fc.property(options, payload, fc.boolean(), (opts, p, explicit) => {
+        const o = explicit ? { ...opts, id: 'fixed-id', time: new Date('2026-01-02T03:04:05.678Z') } : opts;
+        let fast: ReturnType<typeof encodeNewEnvelope> | undefined;
+        let fastError: unknown;
+        try {
+          fast = encodeNewEnvelope(p as never, o as never, defaults);
+        } catch (e) {
+          fastError = e;
+        }
+        let slow: ReturnType<typeof encodeEnvelope> | undefined;
+        let slowError: unknown;
+        try {
+          slow = encodeEnvelope(buildEnvelope(p as never, o as never, defaults));
+        } catch (e) {
+          slowError = e;
+        }
+        if (fastError !== undefined || slowError !== undefined) {
+          expect(fastError).toBeInstanceOf(EnvelopeError);
+          expect(slowError).toBeInstanceOf(EnvelopeError);
+          expect((fastError as Error).message).toBe((slowError as Error).message);
+          return;
+        }
+        // What passed must pass zod too.
+        const candidate = {
+          id: fast!.headers[Header.id],
+          type: o.type ?? defaults.type,
+          source: o.source ?? defaults.source,
+          aggregateId: o.aggregateId,
+          version: o.version ?? 1,
+          time: new Date(fast!.headers[Header.time]!),
+          traceId: o.traceId,
+          correlationId: o.correlationId,
+          causationId: o.causationId,
+          tenantId: o.tenantId,
+          headers: o.headers ?? {},
+          payload: p,
+        };
+        expect(envelopeSchema.safeParse(candidate).success).toBe(true);
+        if (explicit) expect(fast).toEqual(slow);
+        else expect({ ...fast!.headers, [Header.id]: '', [Header.time]: '' }).toEqual({ ...slow!.headers, [Header.id]: '', [Header.time]: '' });
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('property: decodeEnvelope yields only envelopes the wire schema accepts', () => {
+    const wireSchema = envelopeSchema.extend({ headers: z.record(z.string(), z.string()) });
+    const valid = encodeEnvelope(buildEnvelope({ a: 1 }, { aggregateId: 'k', traceId: 't' }, defaults)).headers;
+    const headerValue = fc.oneof(text, fc.constantFrom('0', '1', '2.5', '-1', 'x', '2026-01-02T03:04:05.678Z', 'not a date', '1e3'));
+    fc.assert(
+      fc.property(fc.dictionary(fc.oneof(fc.constantFrom(...Object.values(Header)), headerName), headerValue, { maxKeys: 4 }), (overrides) => {
+        const r = decodeEnvelope({ headers: { ...valid, ...overrides }, body: new TextEncoder().encode('{"a":1}') });
+        if (r.ok) expect(wireSchema.safeParse(r.envelope).success).toBe(true);
+        else expect(r.error).toBeInstanceOf(EnvelopeError);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('ids are UUIDv7, unique and increasing within the process', () => {
+    const ids = Array.from({ length: 5000 }, () => newEventId());
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect([...ids].sort()).toEqual(ids);
   });
 });

@@ -124,6 +124,12 @@ let idSeq = 0;
 const idText = Buffer.alloc(36, 0x2d /* - */);
 let idTextMsecs = NaN;
 
+/** The id buffer as a string: Buffer's own latin1Slice where present (toString's dispatch costs as much again). */
+const idString: () => string =
+  typeof (idText as unknown as { latin1Slice?: unknown }).latin1Slice === 'function'
+    ? () => (idText as unknown as { latin1Slice(start: number, end: number): string }).latin1Slice(0, 36)
+    : () => idText.toString('latin1', 0, 36);
+
 function writeHex(at: number, byte: number): void {
   idText[at] = HEX_HIGH[byte]!;
   idText[at + 1] = HEX_LOW[byte]!;
@@ -137,6 +143,11 @@ function writeHex(at: number, byte: number): void {
  * one flat string (a concatenated one costs more later, e.g. as a Map key).
  */
 export function newEventId(): string {
+  return eventIdAt(Date.now());
+}
+
+/** `newEventId` with the clock already read (the publish path reads it once for the id and the time). */
+function eventIdAt(now: number): string {
   if (idRandomAt > idRandom.length - 10) {
     randomFillSync(idRandom);
     idRandomAt = 0;
@@ -144,7 +155,6 @@ export function newEventId(): string {
   const r = idRandom;
   const p = idRandomAt;
   idRandomAt = p + 10;
-  const now = Date.now();
   if (now > idMsecs) {
     idSeq = (r[p]! << 23) | (r[p + 1]! << 16) | (r[p + 2]! << 8) | r[p + 3]!;
     idMsecs = now;
@@ -174,7 +184,7 @@ export function newEventId(): string {
   writeHex(30, r[p + 7]!);
   writeHex(32, r[p + 8]!);
   writeHex(34, r[p + 9]!);
-  return idText.toString('latin1', 0, 36);
+  return idString();
 }
 
 let isoMsecs = NaN;
@@ -441,12 +451,14 @@ export function encodeNewEnvelope(payload: Payload, options: EnvelopeOptions, de
   ) {
     const bytes = payload instanceof Uint8Array;
     const body = bytes ? payload : jsonBody(payload);
+    // One clock read serves the defaulted id and the defaulted time.
+    const now = id === undefined || time === undefined ? Date.now() : 0;
     const wire = wireHeaders(
       headers,
-      id ?? newEventId(),
+      id ?? eventIdAt(now),
       type,
       source,
-      isoTime(time === undefined ? Date.now() : time.getTime()),
+      isoTime(time === undefined ? now : time.getTime()),
       version,
       bytes ? BYTES_CONTENT_TYPE : JSON_CONTENT_TYPE,
       aggregateId,
@@ -462,10 +474,30 @@ export function encodeNewEnvelope(payload: Payload, options: EnvelopeOptions, de
 
 export type DecodeResult = { ok: true; envelope: Envelope } | { ok: false; error: EnvelopeError };
 
-const RESERVED_WIRE_HEADERS = new Set<string>(Object.values(Header));
-/** 1 at the char codes a reserved wire header starts with, so most names skip the Set lookup. */
-const RESERVED_FIRST_CHAR = new Uint8Array(128);
-for (const name of RESERVED_WIRE_HEADERS) RESERVED_FIRST_CHAR[name.charCodeAt(0)] = 1;
+/**
+ * True for the header names `Header` lists (the envelope's metadata). A switch
+ * rather than a Set: property names are internalized strings, so each case
+ * is a pointer comparison and no hash lookup is made.
+ */
+function isReservedWireHeader(name: string): boolean {
+  switch (name) {
+    case Header.specVersion:
+    case Header.id:
+    case Header.type:
+    case Header.source:
+    case Header.time:
+    case Header.subject:
+    case Header.contentType:
+    case Header.version:
+    case Header.traceId:
+    case Header.correlationId:
+    case Header.causationId:
+    case Header.tenantId:
+      return true;
+    default:
+      return false;
+  }
+}
 /** Headers a broker adds for itself (NATS dedupe ids), not part of the envelope. */
 const BROKER_HEADER = /^nats-/i;
 
@@ -510,7 +542,7 @@ export function decodeMessage(message: Pick<WireMessage, 'headers' | 'body'>): E
 
     const body = message.body instanceof Uint8Array ? message.body : new Uint8Array(0);
     let payload: Payload;
-    if (contentType.startsWith(JSON_CONTENT_TYPE)) {
+    if (contentType === JSON_CONTENT_TYPE || contentType.startsWith(JSON_CONTENT_TYPE)) {
       try {
         let text: string;
         try {
@@ -528,8 +560,8 @@ export function decodeMessage(message: Pick<WireMessage, 'headers' | 'body'>): E
     }
     const headers: Record<string, string> = {};
     for (const name in h) {
+      if (isReservedWireHeader(name)) continue;
       const c = name.charCodeAt(0);
-      if (RESERVED_FIRST_CHAR[c] === 1 && RESERVED_WIRE_HEADERS.has(name)) continue;
       if ((c === 110 || c === 78) /* n, N */ && BROKER_HEADER.test(name)) continue;
       headers[name] = h[name]!;
     }
