@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import { randomFillSync } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import { EnvelopeError } from './errors.js';
 import type { WireMessage } from './driver.js';
@@ -114,15 +114,11 @@ for (let i = 0; i < 256; i++) {
   HEX_HIGH[i] = hex.charCodeAt(1);
   HEX_LOW[i] = hex.charCodeAt(2);
 }
-/** Random bytes for ids, refilled in bulk: one randomFillSync per ~1,600 ids instead of per 16. */
-const idRandom = new Uint8Array(16 * 1024);
-let idRandomAt = idRandom.length;
-/** UUIDv7 state, as in the uuid package: the last millisecond used and a counter within it. */
-let idMsecs = -Infinity;
-let idSeq = 0;
-/** The id being written, as ASCII; its timestamp part is rewritten only when the millisecond changes. */
+/** The id being written, as ASCII hex with dashes at 8, 13, 18 and 23. */
 const idText = Buffer.alloc(36, 0x2d /* - */);
-let idTextMsecs = NaN;
+const idBytes = new Uint8Array(16);
+/** Where each of the 16 bytes goes in the text. */
+const ID_HEX_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 
 /** The id buffer as a string: Buffer's own latin1Slice where present (toString's dispatch costs as much again). */
 const idString: () => string =
@@ -130,60 +126,20 @@ const idString: () => string =
     ? () => (idText as unknown as { latin1Slice(start: number, end: number): string }).latin1Slice(0, 36)
     : () => idText.toString('latin1', 0, 36);
 
-function writeHex(at: number, byte: number): void {
-  idText[at] = HEX_HIGH[byte]!;
-  idText[at + 1] = HEX_LOW[byte]!;
-}
-
 /**
- * A UUIDv7 (RFC 9562), monotonic within the process: the uuid package's v7
- * algorithm (a random 31-bit counter seeded each millisecond and incremented
- * within it, carrying into the timestamp on overflow), without its per-id
- * allocations, with the random bytes drawn from a larger pool, and made as
- * one flat string (a concatenated one costs more later, e.g. as a Map key).
+ * A UUIDv7 (RFC 9562) from the uuid package, monotonic within the process.
+ * The package writes the 16 bytes; they are formatted here as one flat string,
+ * because the concatenated string the package returns costs several times more
+ * wherever it is used later (a Map key in dedupe windows, a header value).
  */
 export function newEventId(): string {
-  return eventIdAt(Date.now());
-}
-
-/** `newEventId` with the clock already read (the publish path reads it once for the id and the time). */
-function eventIdAt(now: number): string {
-  if (idRandomAt > idRandom.length - 10) {
-    randomFillSync(idRandom);
-    idRandomAt = 0;
+  uuidv7(undefined, idBytes);
+  for (let i = 0; i < 16; i++) {
+    const at = ID_HEX_AT[i]!;
+    const byte = idBytes[i]!;
+    idText[at] = HEX_HIGH[byte]!;
+    idText[at + 1] = HEX_LOW[byte]!;
   }
-  const r = idRandom;
-  const p = idRandomAt;
-  idRandomAt = p + 10;
-  if (now > idMsecs) {
-    idSeq = (r[p]! << 23) | (r[p + 1]! << 16) | (r[p + 2]! << 8) | r[p + 3]!;
-    idMsecs = now;
-  } else {
-    idSeq = (idSeq + 1) | 0;
-    if (idSeq === 0) idMsecs++;
-  }
-  const msecs = idMsecs;
-  if (msecs !== idTextMsecs) {
-    idTextMsecs = msecs;
-    // xxxxxxxx-xxxx-: 48-bit big-endian milliseconds.
-    writeHex(0, (msecs / 0x10000000000) & 0xff);
-    writeHex(2, (msecs / 0x100000000) & 0xff);
-    writeHex(4, (msecs / 0x1000000) & 0xff);
-    writeHex(6, (msecs / 0x10000) & 0xff);
-    writeHex(9, (msecs / 0x100) & 0xff);
-    writeHex(11, msecs & 0xff);
-  }
-  const seq = idSeq;
-  writeHex(14, 0x70 | ((seq >>> 28) & 0x0f));
-  writeHex(16, (seq >>> 20) & 0xff);
-  writeHex(19, 0x80 | ((seq >>> 14) & 0x3f));
-  writeHex(21, (seq >>> 6) & 0xff);
-  writeHex(24, ((seq << 2) & 0xff) | (r[p + 4]! & 0x03));
-  writeHex(26, r[p + 5]!);
-  writeHex(28, r[p + 6]!);
-  writeHex(30, r[p + 7]!);
-  writeHex(32, r[p + 8]!);
-  writeHex(34, r[p + 9]!);
   return idString();
 }
 
@@ -451,14 +407,12 @@ export function encodeNewEnvelope(payload: Payload, options: EnvelopeOptions, de
   ) {
     const bytes = payload instanceof Uint8Array;
     const body = bytes ? payload : jsonBody(payload);
-    // One clock read serves the defaulted id and the defaulted time.
-    const now = id === undefined || time === undefined ? Date.now() : 0;
     const wire = wireHeaders(
       headers,
-      id ?? eventIdAt(now),
+      id ?? newEventId(),
       type,
       source,
-      isoTime(time === undefined ? now : time.getTime()),
+      isoTime(time === undefined ? Date.now() : time.getTime()),
       version,
       bytes ? BYTES_CONTENT_TYPE : JSON_CONTENT_TYPE,
       aggregateId,
