@@ -1,5 +1,6 @@
 /** Shared by the broker-backed tests: the broker address, skip flag, admin client and bus factory. */
 import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll } from 'vitest';
 import { createEventBus, type BusConfigInput, type EventBus } from '@busline/core';
 import kafkajs, { type Admin } from 'kafkajs';
 import { adapter } from '../src/index.js';
@@ -18,6 +19,38 @@ export function newAdmin(): Admin {
 
 export function kafkaBus(config: Omit<BusConfigInput, 'url' | 'type'> = {}): Promise<EventBus> {
   return createEventBus({ url: `kafka://${BROKERS}`, ...config }, { adapter });
+}
+
+/**
+ * What one describe block needs on the shared broker: an admin client, buses
+ * that are closed afterwards, and a list of the topics it made, deleted
+ * afterwards (only those: other runs share the broker).
+ */
+export function kafkaFixture() {
+  const buses: EventBus[] = [];
+  const topics: string[] = [];
+  let admin: Admin | undefined;
+  beforeAll(async () => {
+    admin = newAdmin();
+    await admin.connect();
+  });
+  afterAll(async () => {
+    await Promise.allSettled(buses.map((b) => b.close({ timeoutMs: 5_000 })));
+    if (topics.length) await admin?.deleteTopics({ topics }).catch(() => undefined);
+    await admin?.disconnect();
+  });
+  return {
+    topics,
+    get admin(): Admin {
+      return admin!;
+    },
+    /** A bus (closed after the block) with quick commits, so tests can watch committed offsets. */
+    async bus(config: Omit<BusConfigInput, 'url' | 'type'> = {}, commitIntervalMs?: number): Promise<EventBus> {
+      const b = await kafkaBus(commitIntervalMs === undefined ? config : { ...config, kafka: { brokers: [BROKERS], consumer: { commitIntervalMs } } });
+      buses.push(b);
+      return b;
+    },
+  };
 }
 
 /** Committed offsets of `group` for `topic`, by partition (-1 = none). */

@@ -8,38 +8,18 @@
  *   commit) and replaced: everything below the committed offsets was handled
  *   by the first consumer, and the replacement handles everything else.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Admin } from 'kafkajs';
-import type { EventBus } from '@busline/core';
+import { describe, expect, it } from 'vitest';
 import type { KafkaDriver } from '../src/index.js';
-import { BROKERS, NO_BROKER, committed, kafkaBus, locate, newAdmin, unique, until } from './helpers.js';
-
-const created: string[] = [];
+import { NO_BROKER, committed, kafkaFixture, locate, unique, until } from './helpers.js';
 
 describe.skipIf(NO_BROKER)('kafka commits: no loss, no premature commit', () => {
-  let admin: Admin;
-  const buses: EventBus[] = [];
-  const bus = async (group: string, extra: Record<string, unknown> = {}) => {
-    const b = await kafkaBus({ group, kafka: { brokers: [BROKERS], consumer: { commitIntervalMs: 100 } }, ...extra });
-    buses.push(b);
-    return b;
-  };
-
-  beforeAll(async () => {
-    admin = newAdmin();
-    await admin.connect();
-  });
-
-  afterAll(async () => {
-    await Promise.allSettled(buses.map((b) => b.close({ timeoutMs: 5_000 })));
-    if (created.length) await admin.deleteTopics({ topics: created }).catch(() => undefined);
-    await admin.disconnect();
-  });
+  const f = kafkaFixture();
+  const bus = (group: string, extra: Record<string, unknown> = {}) => f.bus({ group, ...extra }, 100);
 
   it('a failing record holds the commit back while later records are handled; handled, it is passed', async () => {
     const topic = unique('holdback');
     const group = unique('g-holdback');
-    created.push(topic, `${topic}.dlq`);
+    f.topics.push(topic, `${topic}.dlq`);
     const b = await bus(group, { topics: { [topic]: { partitions: 1 } } });
     await b.start();
     let released = false;
@@ -65,20 +45,20 @@ describe.skipIf(NO_BROKER)('kafka commits: no loss, no premature commit', () => 
     // Let several commits happen after everything but offset 5 was handled.
     const commitsNow = b.metrics().driver.commits ?? 0;
     await until(() => (b.metrics().driver.commits ?? 0) >= commitsNow + 3 || attemptsOfFailing > 50, 30_000, 'more commit rounds');
-    await until(async () => (await committed(admin, group, topic)).get(0) === 5, 30_000, 'the commit reaches offset 5');
-    expect((await committed(admin, group, topic)).get(0), 'never past the failing record').toBe(5);
+    await until(async () => (await committed(f.admin, group, topic)).get(0) === 5, 30_000, 'the commit reaches offset 5');
+    expect((await committed(f.admin, group, topic)).get(0), 'never past the failing record').toBe(5);
     const snapshot = (b.driver as KafkaDriver).consumerOf(group)!.snapshot();
     expect(snapshot.partitions.find((p) => p.topic === topic)?.watermark).toBe(4);
 
     released = true;
     await until(() => handled.has(5), 30_000, 'the failing record handled once released');
-    await until(async () => (await committed(admin, group, topic)).get(0) === 20, 30_000, 'the commit passes it');
+    await until(async () => (await committed(f.admin, group, topic)).get(0) === 20, 30_000, 'the commit passes it');
   });
 
   it('a record that exhausts its retries is dead-lettered, then the commit passes it', async () => {
     const topic = unique('deadletter');
     const group = unique('g-deadletter');
-    created.push(topic, `${topic}.dlq`);
+    f.topics.push(topic, `${topic}.dlq`);
     const b = await bus(group, { topics: { [topic]: { partitions: 1 } } });
     await b.start();
     const handled = new Set<number>();
@@ -96,13 +76,13 @@ describe.skipIf(NO_BROKER)('kafka commits: no loss, no premature commit', () => 
     for (let n = 0; n < 10; n++) await b.publish(topic, { n }, { aggregateId: `k-${n % 4}` });
     await until(() => handled.size === 9 && dead.length === 1, 30_000, () => `handled ${handled.size}, dead ${dead.length}`);
     expect(dead).toEqual(['3']);
-    await until(async () => (await committed(admin, group, topic)).get(0) === 10, 30_000, 'the commit passes the dead-lettered record');
+    await until(async () => (await committed(f.admin, group, topic)).get(0) === 10, 30_000, 'the commit passes the dead-lettered record');
   });
 
   it('a consumer killed mid-batch and replaced: committed offsets cover only handled records, the replacement handles the rest', async () => {
     const topic = unique('kill');
     const group = unique('g-kill');
-    created.push(topic);
+    f.topics.push(topic);
     const partitions = 3;
     const total = 3_000;
     const setup = await bus(unique('g-setup'), { topics: { [topic]: { partitions } } });
@@ -134,7 +114,7 @@ describe.skipIf(NO_BROKER)('kafka commits: no loss, no premature commit', () => 
     // Kill: leave the group now, no drain, no final commit; handlers still running finish unacknowledged.
     await (a.driver as KafkaDriver).consumerOf(group)!.kill();
     const handledAtKill = new Set(first);
-    const offsets = await committed(admin, group, topic);
+    const offsets = await committed(f.admin, group, topic);
 
     let committedCount = 0;
     for (const [id, at] of where) {
@@ -155,7 +135,7 @@ describe.skipIf(NO_BROKER)('kafka commits: no loss, no premature commit', () => 
     await until(() => uncommitted.every((id) => second.has(id)), 60_000, () => `replacement handled ${uncommitted.filter((id) => second.has(id)).length} of ${uncommitted.length} uncommitted`);
     expect(published.every((id) => first.has(id) || second.has(id)), 'every published record was handled').toBe(true);
     await until(async () => {
-      const now = await committed(admin, group, topic);
+      const now = await committed(f.admin, group, topic);
       return [...Array(partitions).keys()].every((p) => (now.get(p) ?? -1) >= 0) &&
         [...now.values()].reduce((s, v) => s + v, 0) === total;
     }, 30_000, 'the replacement commits everything');

@@ -1,29 +1,19 @@
 /**
  * Lifecycle details specific to the Kafka driver: start() may be retried after
- * it failed (core closes the driver on a failed start), and a topic mismatch
+ * it failed (the same driver connects again), and a topic mismatch
  * Kafka cannot fix is named.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { ErrorCode, type BuslineError, type EventBus } from '@busline/core';
-import { NO_BROKER, kafkaBus, newAdmin, unique, until } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { ErrorCode, type BuslineError } from '@busline/core';
+import { NO_BROKER, kafkaFixture, unique, until } from './helpers.js';
 
 describe.skipIf(NO_BROKER)('kafka lifecycle', () => {
-  const buses: EventBus[] = [];
-  const topics: string[] = [];
-
-  afterAll(async () => {
-    await Promise.allSettled(buses.map((b) => b.close({ timeoutMs: 5_000 })));
-    const admin = newAdmin();
-    await admin.connect();
-    await admin.deleteTopics({ topics }).catch(() => undefined);
-    await admin.disconnect();
-  });
+  const f = kafkaFixture();
 
   it('start() can be retried after it failed', async () => {
     const topic = unique('retry-start');
-    topics.push(topic);
-    const bus = await kafkaBus({ topics: { [topic]: {} }, topicStrategy: 'validateOnly' });
-    buses.push(bus);
+    f.topics.push(topic);
+    const bus = await f.bus({ topics: { [topic]: {} }, topicStrategy: 'validateOnly' });
     const got: string[] = [];
     await bus.subscribe(topic, async (_p, ctx) => void got.push(ctx.envelope.id));
     const error = await bus.start().then(
@@ -32,10 +22,7 @@ describe.skipIf(NO_BROKER)('kafka lifecycle', () => {
     );
     expect(error?.code).toBe(ErrorCode.TopicNotFound);
 
-    const admin = newAdmin();
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 2, replicationFactor: 1 }] });
-    await admin.disconnect();
+    await f.admin.createTopics({ topics: [{ topic, numPartitions: 2, replicationFactor: 1 }] });
     await until(async () => bus.start().then(() => true, () => false), 30_000, 'start() succeeds once the topic exists');
     const { id } = await bus.publish(topic, { ok: true });
     await until(() => got.includes(id), 30_000, 'the subscription made before the failed start receives messages');
@@ -43,9 +30,8 @@ describe.skipIf(NO_BROKER)('kafka lifecycle', () => {
 
   it('fewer partitions or another replication factor is a mismatch that names the fields', async () => {
     const topic = unique('shrink');
-    topics.push(topic);
-    const bus = await kafkaBus({ topicStrategy: 'createOrUpdate' });
-    buses.push(bus);
+    f.topics.push(topic);
+    const bus = await f.bus({ topicStrategy: 'createOrUpdate' });
     await bus.start();
     expect((await bus.configureTopic(topic, { partitions: 4 })).action).toBe('created');
     const grown = await bus.configureTopic(topic, { partitions: 6, retentionMs: 3_600_000 });

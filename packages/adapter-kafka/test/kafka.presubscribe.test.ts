@@ -3,30 +3,19 @@
  * group consumer that subscribed them all at once (no restart); a topic
  * added after start works through one controlled restart.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import type { EventBus } from '@busline/core';
+import { describe, expect, it } from 'vitest';
 import type { KafkaDriver } from '../src/index.js';
-import { NO_BROKER, kafkaBus, newAdmin, unique, until } from './helpers.js';
+import { NO_BROKER, kafkaFixture, unique, until } from './helpers.js';
 
 describe.skipIf(NO_BROKER)('kafka pre-subscription', () => {
-  const buses: EventBus[] = [];
-  const topics: string[] = [];
-
-  afterAll(async () => {
-    await Promise.allSettled(buses.map((b) => b.close({ timeoutMs: 5_000 })));
-    const admin = newAdmin();
-    await admin.connect();
-    await admin.deleteTopics({ topics }).catch(() => undefined);
-    await admin.disconnect();
-  });
+  const f = kafkaFixture();
 
   it('five topics subscribed before start all receive messages; a sixth added after start works via one restart', async () => {
     const group = unique('g-pre');
     const five = Array.from({ length: 5 }, (_, i) => unique(`pre${i}`));
-    topics.push(...five);
-    const consumer = await kafkaBus({ group });
-    const publisher = await kafkaBus({ group: unique('g-pub') });
-    buses.push(consumer, publisher);
+    f.topics.push(...five);
+    const consumer = await f.bus({ group });
+    const publisher = await f.bus({ group: unique('g-pub') });
     const got = new Map<string, Set<string>>();
     for (const topic of five) {
       got.set(topic, new Set());
@@ -49,7 +38,7 @@ describe.skipIf(NO_BROKER)('kafka pre-subscription', () => {
     expect(consumer.metrics().driver.consumerRestarts ?? 0, 'no restart for planned topics').toBe(0);
 
     const sixth = unique('pre5');
-    topics.push(sixth);
+    f.topics.push(sixth);
     got.set(sixth, new Set());
     await consumer.subscribe(sixth, async (_p, ctx) => void got.get(ctx.topic)!.add(ctx.envelope.id));
     expect(consumer.metrics().driver.consumerRestarts, 'one controlled restart').toBe(1);

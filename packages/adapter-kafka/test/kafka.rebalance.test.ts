@@ -4,36 +4,17 @@
  * throughout) covers a record that was not handled before the sample, and
  * the group ends committed at the end of every partition.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Admin } from 'kafkajs';
-import type { EventBus } from '@busline/core';
-import { BROKERS, NO_BROKER, committed, kafkaBus, locate, newAdmin, unique, until } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { NO_BROKER, committed, kafkaFixture, locate, unique, until } from './helpers.js';
 
 describe.skipIf(NO_BROKER)('kafka rebalance', () => {
-  let admin: Admin;
-  const buses: EventBus[] = [];
-  const topics: string[] = [];
-  const bus = async (group: string, extra: Record<string, unknown> = {}) => {
-    const b = await kafkaBus({ group, kafka: { brokers: [BROKERS], consumer: { commitIntervalMs: 100 } }, ...extra });
-    buses.push(b);
-    return b;
-  };
-
-  beforeAll(async () => {
-    admin = newAdmin();
-    await admin.connect();
-  });
-
-  afterAll(async () => {
-    await Promise.allSettled(buses.map((b) => b.close({ timeoutMs: 5_000 })));
-    await admin.deleteTopics({ topics }).catch(() => undefined);
-    await admin.disconnect();
-  });
+  const f = kafkaFixture();
+  const bus = (group: string, extra: Record<string, unknown> = {}) => f.bus({ group, ...extra }, 100);
 
   it('a member joining a live stream: no loss, no commit past an unhandled record, all committed at the end', async () => {
     const topic = unique('rebalance');
     const group = unique('g-rebalance');
-    topics.push(topic);
+    f.topics.push(topic);
     const partitions = 6;
     const total = 6_000;
     const publisher = await bus(unique('g-pub'), { topics: { [topic]: { partitions } } });
@@ -66,7 +47,7 @@ describe.skipIf(NO_BROKER)('kafka rebalance', () => {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const offsets = await committed(admin, group, topic);
+        const offsets = await committed(f.admin, group, topic);
         samples.push({ at: performance.now(), offsets });
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
@@ -87,7 +68,7 @@ describe.skipIf(NO_BROKER)('kafka rebalance', () => {
     const ends = new Map<number, number>();
     for (const { partition, offset } of where.values()) ends.set(partition, Math.max(ends.get(partition) ?? 0, offset + 1));
     await until(async () => {
-      const offsets = await committed(admin, group, topic);
+      const offsets = await committed(f.admin, group, topic);
       return [...ends].every(([p, end]) => offsets.get(p) === end);
     }, 60_000, 'every partition committed to its end');
     sampling = false;
