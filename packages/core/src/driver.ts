@@ -77,7 +77,9 @@ export interface DriverContext {
 /**
  * One delivery of a message. Exactly one of `ack`, `nack`, `term` is called per
  * delivery. Drivers may batch the acknowledgements (cumulative acks, commits)
- * but must never acknowledge past a delivery that was not settled.
+ * but must never acknowledge past a delivery that was not settled, and must
+ * accept settle calls after `close` (as no-ops). `headers` and `body` are
+ * read-only for everyone downstream: a driver may share them between groups.
  */
 export interface DeliveredMessage extends WireMessage {
   readonly topic: string;
