@@ -9,23 +9,15 @@
 import { fork } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Collector, uniqueName, waitFor } from '@busline/conformance';
-import { admin, Buses, SHARED_URL, SKIP, streamOf, topicName, type Admin } from './helpers.js';
+import { sharedServerFixture, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
 
 const fixture = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'crash-consumer.mjs');
 
 describe.skipIf(SKIP)('nats: a consumer killed mid-run loses nothing', () => {
-  const buses = new Buses();
-  let a: Admin;
-  beforeAll(async () => {
-    a = await admin(SHARED_URL);
-  });
-  afterEach(() => buses.closeAll());
-  afterAll(async () => {
-    await a?.deleteMadeStreams();
-    await a?.close();
-  });
+  const f = sharedServerFixture();
+  const { buses } = f;
 
   for (const ackMode of ['cumulative', 'explicit'] as const) {
     it(`${ackMode} acks: the next bus gets everything the killed one did not handle`, async () => {
@@ -67,7 +59,7 @@ describe.skipIf(SKIP)('nats: a consumer killed mid-run loses nothing', () => {
       const notHandled = ids.filter((id) => !first.has(id));
       await second.waitForIds(notHandled, 30_000, `messages the killed bus (${handledByFirst} handled) did not handle`);
       const stream = streamOf(topic);
-      expect((await a.jsm.consumers.info(stream, group)).config.ack_policy).toBe(ackMode === 'cumulative' ? 'all' : 'explicit');
+      expect((await f.admin.jsm.consumers.info(stream, group)).config.ack_policy).toBe(ackMode === 'cumulative' ? 'all' : 'explicit');
       // And in the end everything is acknowledged: the ack floor at the last message, and (explicit) nothing
       // pending. With AckPolicy all, nats-server 2.9 was seen (about 1 run in 5 under heavy CPU load) to keep
       // one message pending *below* the ack floor: it redelivers it every ack wait and ignores acks for it
@@ -76,7 +68,7 @@ describe.skipIf(SKIP)('nats: a consumer killed mid-run loses nothing', () => {
       let last = '';
       await waitFor(
         async () => {
-          const info = await a.jsm.consumers.info(stream, group);
+          const info = await f.admin.jsm.consumers.info(stream, group);
           last = JSON.stringify({ pending: info.num_ack_pending, floor: info.ack_floor, delivered: info.delivered, redelivered: info.num_redelivered, driver: bus.metrics().driver });
           return info.ack_floor.stream_seq === total && (ackMode === 'cumulative' ? info.num_ack_pending <= 1 : info.num_ack_pending === 0);
         },

@@ -1,10 +1,10 @@
 /** The pull consumer at driver level and through the bus: redelivery with delay (fast path and public-API fallback), poison → dead letter → term, recovery, settling after close. */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Msg } from '@nats-io/transport-node';
 import { Collector, deferred, uniqueName, waitFor } from '@busline/conformance';
 import type { DeliveredMessage, DriverHooks } from '@busline/core';
 import { NatsDriver, natsConfigSchema, type NatsConfigInput } from '../src/index.js';
-import { admin, Buses, PATHS, SHARED_URL, SKIP, streamOf, topicName, usePath, watchPublishCalls, type Admin } from './helpers.js';
+import { sharedServerFixture, PATHS, SHARED_URL, SKIP, streamOf, topicName, usePath, watchPublishCalls } from './helpers.js';
 
 const hooks = (errors: Error[] = []): DriverHooks => ({ connection() {}, error: (e) => void errors.push(e), count() {} });
 
@@ -18,20 +18,8 @@ const spec = (topic: string, group: string) => ({ topic, group, persistence: 'pe
 
 describe.skipIf(SKIP).each(PATHS)('nats: nak with delay ($label)', ({ internals }) => {
   usePath(internals);
-  const buses = new Buses();
-  const drivers: NatsDriver[] = [];
-  let a: Admin;
-  beforeAll(async () => {
-    a = await admin(SHARED_URL);
-  });
-  afterEach(async () => {
-    await buses.closeAll();
-    await Promise.allSettled(drivers.splice(0).map((d) => d.close()));
-  });
-  afterAll(async () => {
-    await a?.deleteMadeStreams();
-    await a?.close();
-  });
+  const f = sharedServerFixture();
+  const { buses, drivers } = f;
 
   for (const ackMode of ['explicit', 'cumulative'] as const) {
     it(`${ackMode}: nack(delay) makes the server redeliver after the delay, with deliveryCount 2; then nothing is pending`, async () => {
@@ -60,7 +48,7 @@ describe.skipIf(SKIP).each(PATHS)('nats: nak with delay ($label)', ({ internals 
       expect(deliveries.map((d) => d.count)).toEqual([1, 2]);
       expect(deliveries[0]!.message.headers['ce-id']).toBe(id);
       expect(deliveries[1]!.at - deliveries[0]!.at, 'redelivered after the nak delay').toBeGreaterThanOrEqual(380);
-      await waitFor(async () => (await a.jsm.consumers.info(streamOf(topic), group)).num_ack_pending === 0, {
+      await waitFor(async () => (await f.admin.jsm.consumers.info(streamOf(topic), group)).num_ack_pending === 0, {
         timeoutMs: 10_000,
         intervalMs: 50,
         message: 'the redelivered message to be acknowledged',
@@ -73,30 +61,18 @@ describe.skipIf(SKIP).each(PATHS)('nats: nak with delay ($label)', ({ internals 
 });
 
 describe.skipIf(SKIP)('nats: pull consumer', () => {
-  const buses = new Buses();
-  const drivers: NatsDriver[] = [];
-  let a: Admin;
-  beforeAll(async () => {
-    a = await admin(SHARED_URL);
-  });
-  afterEach(async () => {
-    await buses.closeAll();
-    await Promise.allSettled(drivers.splice(0).map((d) => d.close()));
-  });
-  afterAll(async () => {
-    await a?.deleteMadeStreams();
-    await a?.close();
-  });
+  const f = sharedServerFixture();
+  const { buses, drivers } = f;
 
   it('explicit: a poison message goes to the dead-letter topic, then is terminated (TERM advisory), never redelivered', async () => {
     const topic = topicName('cons-poison');
     const group = uniqueName('g');
     const stream = streamOf(topic);
     const terminated: string[] = [];
-    const advisories = a.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.${stream}.${group}`, {
+    const advisories = f.admin.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.${stream}.${group}`, {
       callback: (_e: Error | null, m: Msg) => terminated.push(m.string()),
     });
-    await a.nc.flush();
+    await f.admin.nc.flush();
     try {
       const bus = await buses.make(SHARED_URL, { group, nats: { ackWaitMs: 1_000 } });
       const dead = new Collector();
@@ -108,12 +84,12 @@ describe.skipIf(SKIP)('nats: pull consumer', () => {
       await handled.waitForIds([good.id], 10_000);
       await dead.waitForCount(1, 10_000, 'the dead letter');
       await waitFor(() => terminated.length === 1, { timeoutMs: 10_000, message: 'a MSG_TERMINATED advisory' });
-      await waitFor(async () => (await a.jsm.consumers.info(stream, group)).num_ack_pending === 0, {
+      await waitFor(async () => (await f.admin.jsm.consumers.info(stream, group)).num_ack_pending === 0, {
         timeoutMs: 10_000,
         intervalMs: 50,
         message: 'nothing pending',
       });
-      const info = await a.jsm.consumers.info(stream, group);
+      const info = await f.admin.jsm.consumers.info(stream, group);
       expect(info.num_redelivered, 'the poison message was never redelivered').toBe(0);
       expect(bus.metrics().malformed).toBe(1);
     } finally {
@@ -135,7 +111,7 @@ describe.skipIf(SKIP)('nats: pull consumer', () => {
     await dead.waitForCount(1, 10_000);
     await waitFor(
       async () => {
-        const info = await a.jsm.consumers.info(streamOf(topic), group);
+        const info = await f.admin.jsm.consumers.info(streamOf(topic), group);
         return info.num_ack_pending === 0 && info.ack_floor.stream_seq === 51;
       },
       { timeoutMs: 10_000, intervalMs: 50, message: 'everything acknowledged up to the last message' },
@@ -150,10 +126,10 @@ describe.skipIf(SKIP)('nats: pull consumer', () => {
     await bus.subscribe(topic, async (_p, ctx) => got.add(ctx.envelope.id, null));
     const before = (await bus.publishBatch(topic, Array.from({ length: 10 }, (_, i) => ({ payload: { i } })))).ids;
     await got.waitForIds(before, 10_000);
-    await a.jsm.consumers.delete(streamOf(topic), group);
+    await f.admin.jsm.consumers.delete(streamOf(topic), group);
     const after = (await bus.publishBatch(topic, Array.from({ length: 10 }, (_, i) => ({ payload: { i } })))).ids;
     await got.waitForIds(after, 20_000, 'messages after the consumer was deleted');
-    expect((await a.jsm.consumers.info(streamOf(topic), group)).config.durable_name).toBe(group);
+    expect((await f.admin.jsm.consumers.info(streamOf(topic), group)).config.durable_name).toBe(group);
   });
 
   it('settling after the driver closed does not throw', async () => {
@@ -189,7 +165,7 @@ describe.skipIf(SKIP)('nats: pull consumer', () => {
     const bus = await buses.make(SHARED_URL, { nats: { streamMode: 'shared', sharedStream: shared } });
     await bus.configureTopic(t1, { retentionMs: 3_600_000 });
     await bus.configureTopic(t2, { retentionMs: 3_600_000 });
-    const info = await a.jsm.streams.info(shared);
+    const info = await f.admin.jsm.streams.info(shared);
     expect(info.config.subjects).toEqual([t1, t2]);
     const c1 = new Collector();
     const c2 = new Collector();

@@ -1,5 +1,5 @@
 /** Shared pieces of the adapter tests: buses on a given server, an admin connection, reading a stream back. */
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { createEventBus, type BusConfigInput, type EventBus } from '@busline/core';
@@ -79,6 +79,35 @@ export class Buses {
     this.open.clear();
     await Promise.allSettled(buses.map((b) => b.close({ timeoutMs: 10_000 })));
   }
+}
+
+/**
+ * What a describe block on the shared server needs: buses and drivers closed
+ * after each test, an admin connection, and at the end the streams of the
+ * topics this process made deleted (only those: other runs share the server).
+ */
+export function sharedServerFixture() {
+  const buses = new Buses();
+  const drivers: { close(): Promise<void> }[] = [];
+  let a: Admin | undefined;
+  beforeAll(async () => {
+    a = await admin(SHARED_URL);
+  });
+  afterEach(async () => {
+    await buses.closeAll();
+    await Promise.allSettled(drivers.splice(0).map((d) => d.close()));
+  });
+  afterAll(async () => {
+    await a?.deleteMadeStreams();
+    await a?.close();
+  });
+  return {
+    buses,
+    drivers,
+    get admin(): Admin {
+      return a!;
+    },
+  };
 }
 
 export interface Admin {

@@ -10,7 +10,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BuslineError, type EventBus } from '@busline/core';
 import type { NatsDriver } from '../src/index.js';
-import { admin, Buses, PATHS, SHARED_URL, SKIP, streamOf, topicName, usePath, watchPublishCalls, type Admin } from './helpers.js';
+import { admin, Buses, sharedServerFixture, PATHS, SHARED_URL, SKIP, streamOf, topicName, usePath, watchPublishCalls, type Admin } from './helpers.js';
 import { PrivateNatsServer } from './nats-server.js';
 
 interface Outcome {
@@ -47,16 +47,8 @@ function expectStoredExactly(acked: string[], stored: string[]): void {
 
 describe.skipIf(SKIP).each(PATHS)('nats: a publish succeeds only when stored ($label)', ({ internals }) => {
   usePath(internals);
-  const buses = new Buses();
-  let a: Admin;
-  beforeAll(async () => {
-    a = await admin(SHARED_URL);
-  });
-  afterEach(() => buses.closeAll());
-  afterAll(async () => {
-    await a?.deleteMadeStreams();
-    await a?.close();
-  });
+  const f = sharedServerFixture();
+  const { buses } = f;
 
   it('with the window full: callers wait, at most `publishWindow` are in flight, every success is stored', async () => {
     const window = 8;
@@ -81,7 +73,7 @@ describe.skipIf(SKIP).each(PATHS)('nats: a publish succeeds only when stored ($l
     const ids = await Promise.all(all);
     expect(maxInFlight).toBeLessThanOrEqual(window);
     expect(maxWaiting).toBeGreaterThan(0);
-    const stored = await a.storedIds(streamOf(topic));
+    const stored = await f.admin.storedIds(streamOf(topic));
     expectStoredExactly(ids, stored);
     expect(stored.length).toBe(ids.length);
     const perMessage = publishCalls.filter((s) => s === topic).length;
@@ -96,7 +88,7 @@ describe.skipIf(SKIP).each(PATHS)('nats: a publish succeeds only when stored ($l
     const calls: Promise<{ id: string }>[] = [];
     for (let i = 0; i < 5_000; i++) calls.push(bus.publish(topic, { i }, { aggregateId: 'one-key' }));
     const ids = (await Promise.all(calls)).map((r) => r.id);
-    expect(await a.storedIds(streamOf(topic))).toEqual(ids);
+    expect(await f.admin.storedIds(streamOf(topic))).toEqual(ids);
   });
 
   it('a batch resolves when every message is acked and reports failures by index', async () => {
@@ -106,7 +98,7 @@ describe.skipIf(SKIP).each(PATHS)('nats: a publish succeeds only when stored ($l
     const r = await bus.publishBatch(topic, Array.from({ length: 2_500 }, (_, i) => ({ payload: { i }, aggregateId: i === 7 ? 'bad key' : `k${i}` })));
     expect(r.published).toBe(2_499);
     expect(r.failed.map((f) => f.index)).toEqual([7]);
-    expect(await a.count(streamOf(topic))).toBe(2_499);
+    expect(await f.admin.count(streamOf(topic))).toBe(2_499);
   });
 });
 
