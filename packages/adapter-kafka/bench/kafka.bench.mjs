@@ -24,18 +24,17 @@
  *
  * Knobs: BENCH_MESSAGES (100000), BENCH_AWAITED (5000), BENCH_WINDOW (2000),
  * BENCH_ROUNDS (3), BENCH_PARTITIONS (6), BENCH_RATE (2000 msg/s), BENCH_LATENCY_SECONDS (10),
- * BENCH_KAFKA_LIBS (directory of Kafka's jars; default <repo>/.cache/kafka-*\/libs).
+ * BUSLINE_KAFKA_LIBS (directory of Kafka's jars; default <repo>/.cache/kafka-*\/libs).
  * Bench topics are deleted at the end.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import kafkajs from 'kafkajs';
 import hdr from 'hdr-histogram-js';
 import { buildEnvelope, createEventBus, encodeEnvelope } from '@busline/core';
 import { adapter } from '../dist/index.js';
+import { kafkaLibs } from '../test/kafka-libs.mjs';
 
 const env = (name, fallback) => (process.env[name] === undefined || process.env[name] === '' ? fallback : Number(process.env[name]));
 const BROKERS = (process.env.BUSLINE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
@@ -48,7 +47,6 @@ const RATE = env('BENCH_RATE', 2_000);
 const LATENCY_SECONDS = env('BENCH_LATENCY_SECONDS', 10);
 const KEYS = 1_000;
 const SIZE = 256;
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 const run = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 const topic = (label) => `bench-kafka-${label}-${run}`;
@@ -316,20 +314,9 @@ async function benchLatency() {
 
 // ---- 6. Kafka's Java ProducerPerformance ---------------------------------------------
 
-function kafkaLibs() {
-  if (process.env.BENCH_KAFKA_LIBS) return process.env.BENCH_KAFKA_LIBS;
-  const cache = join(REPO, '.cache');
-  if (!existsSync(cache)) return undefined;
-  const dir = readdirSync(cache)
-    .filter((d) => /^kafka-\d/.test(d) && existsSync(join(cache, d, 'libs')))
-    .sort()
-    .pop();
-  return dir ? join(cache, dir, 'libs') : undefined;
-}
-
 function benchJava() {
   const libs = kafkaLibs();
-  if (!libs) return Promise.resolve({ skipped: 'no Kafka jars (run scripts/brokers up kafka, or set BENCH_KAFKA_LIBS)' });
+  if (!libs) return Promise.resolve({ skipped: 'no Kafka jars (run scripts/brokers up kafka, or set BUSLINE_KAFKA_LIBS)' });
   const args = [
     '-Xmx512m',
     '-cp',

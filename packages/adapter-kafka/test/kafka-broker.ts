@@ -6,24 +6,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import kafkajs from 'kafkajs';
+import { kafkaLibs } from './kafka-libs.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-
-export function kafkaLibs(): string | undefined {
-  if (process.env.BUSLINE_KAFKA_LIBS) return process.env.BUSLINE_KAFKA_LIBS;
-  const cache = join(REPO, '.cache');
-  if (!existsSync(cache)) return undefined;
-  const dir = readdirSync(cache)
-    .filter((d) => /^kafka-\d/.test(d) && existsSync(join(cache, d, 'libs')))
-    .sort()
-    .pop();
-  return dir ? join(cache, dir, 'libs') : undefined;
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
