@@ -19,6 +19,7 @@ import {
 } from '@busline/core';
 import type { NatsConfig } from './config.js';
 import { ACK, CumulativeAcks, type AckSender } from './cumulative-acks.js';
+import { HeaderReader } from './header-reader.js';
 import { adminError } from './streams.js';
 import { clientInternals, decodeHeaders, parseAckBytes, protocolWriter, replyBytes, type ProtocolWriter, type Status } from './wire.js';
 
@@ -326,6 +327,7 @@ export class PullConsumer implements DriverSubscription {
   private seenActivity = 0;
   private lastActivity = Date.now();
   private buffer: NatsDelivery[] = [];
+  private readonly headerReader = new HeaderReader();
   private flushQueued = false;
   private blocked = false;
   private stopped = false;
@@ -442,7 +444,7 @@ export class PullConsumer implements DriverSubscription {
       this.hub.hooks.count('unexpected_messages');
       return;
     }
-    const { headers } = decodeHeaders(msg);
+    const headers = this.headerReader.read(msg);
     const delivery = new NatsDelivery(this, this.topic, headers[SUBJECT_HEADER], headers, msg.data, info.deliveryCount, info.streamSeq, reply);
     if (this.acks !== undefined && !this.acks.admit(info.streamSeq, reply, delivery)) {
       this.maybePull();
@@ -712,6 +714,7 @@ export class PullConsumer implements DriverSubscription {
 export class EphemeralConsumer implements DriverSubscription {
   private readonly sub: Subscription;
   private buffer: DeliveredMessage[] = [];
+  private readonly headerReader = new HeaderReader();
   private flushQueued = false;
   private blocked = false;
   private stopped = false;
@@ -732,7 +735,7 @@ export class EphemeralConsumer implements DriverSubscription {
       this.hub.hooks.count('ephemeral_dropped');
       return;
     }
-    const { headers } = decodeHeaders(msg);
+    const headers = this.headerReader.read(msg);
     this.buffer.push({
       topic: this.topic,
       key: headers[SUBJECT_HEADER],

@@ -268,17 +268,24 @@ function parseHeaderText(text: string): Status {
   return { code, description, headers };
 }
 
+/**
+ * The header block of a received message as text (`''` when it has none),
+ * read from the client's internal buffer; undefined when the internals are
+ * not available (then use `msg.headers`).
+ */
+export function headerText(msg: Msg): string | undefined {
+  if (!clientInternals) return undefined;
+  const internals = msg as unknown as MsgInternals;
+  const hdr = internals._msg?.hdr;
+  const raw = internals._rdata;
+  if (typeof hdr !== 'number' || !(raw instanceof Uint8Array)) return undefined;
+  return hdr < 0 ? '' : decoder.decode(raw.subarray(0, hdr));
+}
+
 /** Headers of a received message as a flat map, plus its status code (0 for a normal message). */
 export function decodeHeaders(msg: Msg): Status {
-  if (clientInternals) {
-    const internals = msg as unknown as MsgInternals;
-    const hdr = internals._msg?.hdr;
-    const raw = internals._rdata;
-    if (typeof hdr === 'number' && raw instanceof Uint8Array) {
-      if (hdr < 0) return { code: 0, description: '', headers: {} };
-      return parseHeaderText(decoder.decode(raw.subarray(0, hdr)));
-    }
-  }
+  const text = headerText(msg);
+  if (text !== undefined) return text === '' ? { code: 0, description: '', headers: {} } : parseHeaderText(text);
   // Not the client internals this was written against: the public API.
   const h = msg.headers;
   if (!h) return { code: 0, description: '', headers: {} };
