@@ -16,7 +16,10 @@
 // Each case uses fresh streams, deleted afterwards. Cases:
 //   publish   raw: js.publish() (with a msgID, like ours), W at a time, each window awaited
 //             ours: bus.publish() with W calls in flight (sliding), and publishBatch() of 1,000
-//   consume   raw: consumer.consume({max_messages: 500}) with m.ack() on every message
+//   consume   raw: consumer.consume({max_messages: 500}) with m.ack() on every message, reading
+//                  the same stored messages as ours (busline-published: 256-byte body plus the
+//                  envelope headers), so only the consuming client differs (the baseline)
+//             raw: the same on bare 256-byte messages without headers (for reference)
 //             raw: the same, acking cumulatively (AckPolicy all) every 250 messages (for reference)
 //             ours: subscribe() with per-key order over 1,000 keys (order checked), explicit acks
 //             ours: the same with ackMode "cumulative"
@@ -27,8 +30,12 @@
 // envelope validation, ordering pool and handler dispatch.
 // Besides msg/s, each row shows the Node process's CPU time per message (user + system):
 // on a shared machine wall-clock rates move with other load, CPU per message much less.
+// When the server is the one scripts/brokers started here, its CPU time per message is
+// shown too: client and server share this machine's cores, so msg/s is bounded by
+// cores / (client + server CPU per message).
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createEventBus, buildEnvelope, encodeEnvelope } from '@busline/core';
 import { connect, nuid, createInbox } from '@nats-io/transport-node';
@@ -101,21 +108,48 @@ function rate(count, ms) {
   return Math.round(count / (ms / 1000));
 }
 
-function record(group, label, msgs, ms, cpuMicros, note = '') {
-  const r = { group, label, msgs, ms, rate: rate(msgs, ms), cpu: cpuMicros / msgs, note };
+function record(group, label, msgs, t, note = '') {
+  const r = { group, label, msgs, ms: t.ms, rate: rate(msgs, t.ms), cpu: t.cpu / msgs, serverCpu: t.serverCpu / msgs, note };
   results.push(r);
-  console.log(`  ${label.padEnd(64)} ${String(r.rate).padStart(8)} msg/s  ${r.cpu.toFixed(2).padStart(6)} µs CPU/msg${note ? `  ${note}` : ''}`);
+  const server = Number.isFinite(r.serverCpu) ? `  server ${r.serverCpu.toFixed(2).padStart(5)} µs/msg` : '';
+  console.log(`  ${label.padEnd(64)} ${String(r.rate).padStart(8)} msg/s  ${r.cpu.toFixed(2).padStart(6)} µs CPU/msg${server}${note ? `  ${note}` : ''}`);
   return r;
 }
 
-/** Times `run` (wall and this process's CPU). */
+/**
+ * The nats-server started by scripts/brokers (its pid file), when on this machine: its CPU time
+ * per message is printed beside ours, because on one machine the two share the cores.
+ */
+const serverPid = (() => {
+  try {
+    const pid = readFileSync(new URL('../../../.tmp/brokers/nats/pid', import.meta.url), 'utf8').trim();
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('nats-server') ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+const TICK_US = 1e6 / Number(process.env.BENCH_CLK_TCK ?? 100);
+
+/** CPU time of the server so far in µs (utime + stime from /proc), or NaN. */
+function serverCpu() {
+  if (serverPid === undefined) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${serverPid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Times `run` (wall, this process's CPU and the server's). */
 async function timed(run) {
   const c0 = process.cpuUsage();
+  const s0 = serverCpu();
   const t0 = performance.now();
   const value = await run();
   const ms = performance.now() - t0;
   const c = process.cpuUsage(c0);
-  return { ms, cpu: c.user + c.system, value };
+  return { ms, cpu: c.user + c.system, serverCpu: serverCpu() - s0, value };
 }
 
 async function streamCount(name) {
@@ -138,7 +172,7 @@ async function rawPublish() {
   });
   const stored = await streamCount(name);
   await jsm.streams.delete(name);
-  return record('publish', `raw js.publish, windows of ${WINDOW} awaited`, N, t.ms, t.cpu, stored === N ? '' : `STORED ${stored}`);
+  return record('publish', `raw js.publish, windows of ${WINDOW} awaited`, N, t, stored === N ? '' : `STORED ${stored}`);
 }
 
 async function ourPublish() {
@@ -161,7 +195,7 @@ async function ourPublish() {
   const stored = await streamCount(streamNameFor(topic, 'BL_'));
   await bus.close();
   await jsm.streams.delete(streamNameFor(topic, 'BL_'));
-  return record('publish', `busline bus.publish, ${WINDOW} calls in flight`, N, t.ms, t.cpu, stored === N && failed === 0 ? '' : `STORED ${stored} FAILED ${failed}`);
+  return record('publish', `busline bus.publish, ${WINDOW} calls in flight`, N, t, stored === N && failed === 0 ? '' : `STORED ${stored} FAILED ${failed}`);
 }
 
 async function ourPublishBatch() {
@@ -184,7 +218,7 @@ async function ourPublishBatch() {
   const stored = await streamCount(streamNameFor(topic, 'BL_'));
   await bus.close();
   await jsm.streams.delete(streamNameFor(topic, 'BL_'));
-  return record('publish', `busline publishBatch of ${CHUNK}, ${inflight} in flight`, N, t.ms, t.cpu, stored === N && failed === 0 ? '' : `STORED ${stored} FAILED ${failed}`);
+  return record('publish', `busline publishBatch of ${CHUNK}, ${inflight} in flight`, N, t, stored === N && failed === 0 ? '' : `STORED ${stored} FAILED ${failed}`);
 }
 
 /** The driver alone: envelopes built and encoded before the clock starts; one message per call, WINDOW calls in flight. */
@@ -205,7 +239,7 @@ async function driverPublish() {
   const stored = await streamCount(streamNameFor(topic, 'BL_'));
   await bus.close();
   await jsm.streams.delete(streamNameFor(topic, 'BL_'));
-  return record('publish', `busline driver.publish alone (envelopes pre-built), ${WINDOW} in flight`, N, t.ms, t.cpu, stored === N && failed === 0 ? '' : `STORED ${stored} FAILED ${failed}`);
+  return record('publish', `busline driver.publish alone (envelopes pre-built), ${WINDOW} in flight`, N, t, stored === N && failed === 0 ? '' : `STORED ${stored} FAILED ${failed}`);
 }
 
 // ---------------------------------------------------------------- consume
@@ -231,8 +265,14 @@ async function rawFill(label) {
   return s;
 }
 
-async function rawConsume(ackEvery) {
-  const s = await rawFill(ackEvery === 1 ? 'rawexp' : 'rawall');
+/**
+ * Raw nats.js `consume()` on a fresh stream. `messages` = 'busline': the very messages our
+ * subscribe cases read (envelope headers included), so only the consuming client differs;
+ * 'bare': 256-byte bodies without any header (less for the server to send and the client to parse).
+ */
+async function rawConsume(ackEvery, messages = 'busline') {
+  const label = `raw${ackEvery === 1 ? 'exp' : 'all'}${messages}`;
+  const s = messages === 'bare' ? await rawFill(label) : await busFill(label);
   const durable = 'raw';
   await jsm.consumers.add(s.name, {
     durable_name: durable,
@@ -244,7 +284,7 @@ async function rawConsume(ackEvery) {
   const consumer = await js.consumers.get(s.name, durable);
   let n = 0;
   const t = await timed(() => new Promise((resolve) => {
-    let messages;
+    let iter;
     consumer
       .consume({
         max_messages: 500,
@@ -253,29 +293,33 @@ async function rawConsume(ackEvery) {
           if (ackEvery === 1 || n % ackEvery === 0 || n === N) m.ack();
           if (n === N) {
             resolve();
-            messages.stop();
+            iter.stop();
           }
         },
       })
-      .then((m) => (messages = m));
+      .then((m) => (iter = m));
   }));
   await jsm.streams.delete(s.name);
-  return record('consume', ackEvery === 1 ? 'raw consume(), m.ack() each message' : `raw consume(), AckPolicy all, ack every ${ackEvery}`, N, t.ms, t.cpu);
+  const what = messages === 'bare' ? 'bare 256-byte messages' : 'busline messages';
+  return record('consume', ackEvery === 1 ? `raw consume(), m.ack() each, ${what}` : `raw consume(), AckPolicy all, ack every ${ackEvery}, ${what}`, N, t);
 }
 
-async function ourConsume(ackMode) {
-  const publisher = await newBus({ group: 'fill' });
-  const topic = await ourTopic(publisher, `our${ackMode}`);
-  const items = Array.from({ length: 1_000 }, (_, j) => ({ payload: payload(j % KEYS, Math.floor(j / KEYS)), aggregateId: `k${j % KEYS}` }));
-  // Fill: per-key sequence = message index / KEYS, so order can be checked.
+/** N busline messages over KEYS keys on a fresh topic; per-key sequence = index / KEYS, so order can be checked. */
+async function busFill(label) {
+  const publisher = await newBus({ group: `fill${label}` });
+  const topic = await ourTopic(publisher, label);
   for (let i = 0; i < N; i += 1_000) {
     const n = Math.min(1_000, N - i);
-    const batch = items.slice(0, n).map((it, j) => ({ ...it, payload: payload((i + j) % KEYS, Math.floor((i + j) / KEYS)) }));
+    const batch = Array.from({ length: n }, (_, j) => ({ payload: payload((i + j) % KEYS, Math.floor((i + j) / KEYS)), aggregateId: `k${(i + j) % KEYS}` }));
     const r = await publisher.publishBatch(topic, batch);
     if (r.failed.length) throw new Error(`fill failed: ${r.failed[0].error.message}`);
   }
   await publisher.close();
+  return { topic, name: streamNameFor(topic, 'BL_') };
+}
 
+async function ourConsume(ackMode) {
+  const { topic } = await busFill(`our${ackMode}`);
   const consumer = await newBus({ group: `c${ackMode}`, nats: { ackMode } });
   const next = new Int32Array(KEYS);
   let handled = 0;
@@ -304,21 +348,14 @@ async function ourConsume(ackMode) {
     'consume',
     `busline subscribe, per-key order (1,000 keys), ${ackMode} acks`,
     N,
-    t.ms,
-    t.cpu,
+    t,
     `${violations} order violations${ackMode === 'cumulative' ? `, ${driver.ack_all_sent ?? 0} ack-alls` : ''}`,
   );
 }
 
 /** The driver alone: a sink that acks every message without decoding it. */
 async function driverConsume(ackMode) {
-  const publisher = await newBus({ group: 'filld' });
-  const topic = await ourTopic(publisher, `drv${ackMode}`);
-  for (let i = 0; i < N; i += 1_000) {
-    const r = await publisher.publishBatch(topic, Array.from({ length: Math.min(1_000, N - i) }, (_, j) => ({ payload: payload((i + j) % KEYS, 0), aggregateId: `k${(i + j) % KEYS}` })));
-    if (r.failed.length) throw new Error(`fill failed: ${r.failed[0].error.message}`);
-  }
-  await publisher.close();
+  const { topic } = await busFill(`drv${ackMode}`);
   const driver = new NatsDriver(natsConfigSchema.parse({ servers: [URL_], ackMode }));
   await driver.connect({ hooks: { connection() {}, error(e) { console.error(`  driver error: ${e.message}`); }, count() {} }, plannedConsumers: [] });
   let handled = 0;
@@ -340,7 +377,7 @@ async function driverConsume(ackMode) {
   });
   await driver.close();
   await jsm.streams.delete(streamNameFor(topic, 'BL_'));
-  return record('consume', `busline driver alone (no decode), ${ackMode} acks`, N, t.ms, t.cpu);
+  return record('consume', `busline driver alone (no decode), ${ackMode} acks`, N, t);
 }
 
 // ---------------------------------------------------------------- latency
@@ -419,6 +456,7 @@ try {
     }
     if (CASES.has('consume')) {
       await rawConsume(1);
+      await rawConsume(1, 'bare');
       await ourConsume('explicit');
       await rawConsume(250);
       await ourConsume('cumulative');
@@ -439,8 +477,8 @@ function median(prefix) {
   const runs = results.filter((r) => r.label.startsWith(prefix)).sort((x, y) => x.rate - y.rate);
   if (runs.length === 0) return undefined;
   const mid = runs[Math.floor((runs.length - 1) / 2)];
-  const cpus = runs.map((r) => r.cpu).sort((x, y) => x - y);
-  return { ...mid, cpu: cpus[Math.floor((cpus.length - 1) / 2)], runs: runs.length, all: runs.map((r) => r.rate) };
+  const mid2 = (xs) => xs.sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)];
+  return { ...mid, cpu: mid2(runs.map((r) => r.cpu)), serverCpu: mid2(runs.map((r) => r.serverCpu)), runs: runs.length, all: runs.map((r) => r.rate) };
 }
 
 const find = median;
@@ -448,7 +486,8 @@ const rawPub = find('raw js.publish');
 const ourPub = find('busline bus.publish');
 const ourBatch = find('busline publishBatch');
 const drvPub = find('busline driver.publish');
-const rawExp = find('raw consume(), m.ack()');
+const rawExp = find('raw consume(), m.ack() each, busline');
+const rawExpBare = find('raw consume(), m.ack() each, bare');
 const rawAll = find('raw consume(), AckPolicy all');
 const ourExp = find('busline subscribe, per-key order (1,000 keys), explicit');
 const ourCum = find('busline subscribe, per-key order (1,000 keys), cumulative');
@@ -461,20 +500,21 @@ const ratio = (a, b) => (a && b ? `${(a.rate / b.rate).toFixed(2)}x` : '');
 const line = (what, r, base, target, pass) => {
   if (!r) return;
   const judged = target !== undefined && !target.startsWith('(');
-  rows.push([what, String(r.rate), r.cpu.toFixed(2), base ? ratio(r, base) : '', target ?? '', judged ? (pass ? 'yes' : 'NO') : '']);
+  rows.push([what, String(r.rate), r.cpu.toFixed(2), Number.isFinite(r.serverCpu) ? r.serverCpu.toFixed(2) : 'n/a', base ? ratio(r, base) : '', target ?? '', judged ? (pass ? 'yes' : 'NO') : '']);
 };
 line('raw js.publish, awaited windows (baseline)', rawPub);
 line('busline bus.publish', ourPub, rawPub, '>= 5x raw js.publish', ourPub && rawPub && ourPub.rate >= 5 * rawPub.rate);
 line('busline publishBatch (1,000 per call)', ourBatch, rawPub, '(info)');
 line('busline driver.publish alone', drvPub, rawPub, '(info)');
-line('raw consume(), ack each (baseline)', rawExp);
-line('raw consume(), ack-all every 250', rawAll, rawExp, '(info)');
+line('raw consume(), ack each, same messages (baseline)', rawExp);
+line('raw consume(), ack each, bare 256 B, no headers', rawExpBare, rawExp, '(info)');
+line('raw consume(), ack-all every 250, same messages', rawAll, rawExp, '(info)');
 line('busline subscribe, key order, explicit acks', ourExp, rawExp, '>= 1x raw ack each', ourExp && rawExp && ourExp.rate >= rawExp.rate);
 line('busline subscribe, key order, cumulative acks', ourCum, rawExp, '>= 2x raw ack each', ourCum && rawExp && ourCum.rate >= 2 * rawExp.rate);
 line('busline driver alone, explicit acks', drvExp, rawExp, '(info)');
 line('busline driver alone, cumulative acks', drvCum, rawExp, '(info)');
 console.log(`\nmedians of ${REPEATS} interleaved round(s), ${N} messages of ${SIZE} bytes, window ${WINDOW}`);
-console.log('| case | msg/s | Node CPU µs/msg | vs baseline | target | met |\n| --- | ---: | ---: | ---: | --- | --- |');
+console.log('| case | msg/s | Node CPU µs/msg | server CPU µs/msg | vs baseline | target | met |\n| --- | ---: | ---: | ---: | ---: | --- | --- |');
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 if (lat) console.log(`\nlatency at ${RATE} msg/s (open loop, ${LATENCY_SECONDS} s): p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms, p99.9 ${lat.p999.toFixed(2)} ms, max ${lat.max.toFixed(2)} ms, ${lat.failures} failed`);
 await nc.close();
