@@ -18,17 +18,18 @@
  *                 measured from each message's scheduled send time, hdr-histogram)
  *   6. ceiling  — Kafka's org.apache.kafka.tools.ProducerPerformance (Java) on the broker
  *
- * Throughput figures are the best of BENCH_ROUNDS (3) rounds, with busline and
+ * Throughput figures are the best of BENCH_ROUNDS (5) rounds, with busline and
  * raw taking turns going first, so neither a burst of load from elsewhere on
  * the machine nor JIT warm-up decides a ratio.
  *
  * Knobs: BENCH_MESSAGES (100000), BENCH_AWAITED (5000), BENCH_WINDOW (2000),
- * BENCH_ROUNDS (3), BENCH_PARTITIONS (6), BENCH_RATE (2000 msg/s), BENCH_LATENCY_SECONDS (10),
+ * BENCH_ROUNDS (5), BENCH_PARTITIONS (6), BENCH_RATE (2000 msg/s), BENCH_LATENCY_SECONDS (10),
  * BUSLINE_KAFKA_LIBS (directory of Kafka's jars; default <repo>/.cache/kafka-*\/libs).
  * Bench topics are deleted at the end.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import kafkajs from 'kafkajs';
 import hdr from 'hdr-histogram-js';
@@ -42,7 +43,7 @@ const N = env('BENCH_MESSAGES', 100_000);
 const AWAITED = env('BENCH_AWAITED', 5_000);
 const WINDOW = env('BENCH_WINDOW', 2_000);
 const PARTITIONS = env('BENCH_PARTITIONS', 6);
-const ROUNDS = env('BENCH_ROUNDS', 3);
+const ROUNDS = env('BENCH_ROUNDS', 5);
 const RATE = env('BENCH_RATE', 2_000);
 const LATENCY_SECONDS = env('BENCH_LATENCY_SECONDS', 10);
 const KEYS = 1_000;
@@ -61,6 +62,41 @@ const T = {
 const kafka = new kafkajs.Kafka({ brokers: BROKERS, clientId: 'busline-bench', logLevel: kafkajs.logLevel.NOTHING });
 const admin = kafka.admin();
 const rate = (count, ms) => Math.round((count / ms) * 1000);
+
+/** The Kafka broker scripts/brokers started here (its pid file), to show its CPU beside ours: the two share the cores. */
+const brokerPid = (() => {
+  try {
+    const pid = readFileSync(new URL('../../../.tmp/brokers/kafka/pid', import.meta.url), 'utf8').trim();
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('kafka') ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+const TICK_US = 1e6 / Number(process.env.BENCH_CLK_TCK ?? 100);
+function brokerCpu() {
+  if (brokerPid === undefined) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${brokerPid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Starts a clock; calling the result gives wall ms, this process's CPU µs and the broker's CPU µs since. */
+function clock() {
+  const c0 = process.cpuUsage();
+  const b0 = brokerCpu();
+  const t0 = performance.now();
+  return () => {
+    const ms = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    return { ms, cpu: c.user + c.system, broker: brokerCpu() - b0 };
+  };
+}
+/** A publish result: msg/s and CPU µs per message (ours, the broker's). */
+const figures = (count, t, extra = {}) => ({ rate: rate(count, t.ms), cpu: t.cpu / count, broker: t.broker / count, ...extra });
+const cpuText = (r) => `${r.cpu.toFixed(1)} µs CPU/msg${Number.isFinite(r.broker) ? `, broker ${r.broker.toFixed(1)} µs/msg` : ''}`;
 const log = (...args) => console.error('[bench]', ...args);
 
 /** 256 bytes: key index and per-key sequence in the first 8, the send time (ms, float) in the next 8. */
@@ -130,7 +166,7 @@ async function benchOursPublish(target) {
   const sentBefore = batcher.sentMessages;
   let next = 1;
   let failed = 0;
-  const start = performance.now();
+  const stop = clock();
   const worker = async () => {
     while (next < N) {
       const i = next++;
@@ -143,12 +179,12 @@ async function benchOursPublish(target) {
     }
   };
   await Promise.all(Array.from({ length: WINDOW }, worker));
-  const ms = performance.now() - start;
+  const t = stop();
   const batches = batcher.batches - batchesBefore;
   const avgBatch = Math.round((batcher.sentMessages - sentBefore) / batches);
   await bus.close();
   if (failed) throw new Error(`${failed} busline publishes failed`);
-  return { rate: rate(N - 1, ms), avgBatch, batches };
+  return figures(N - 1, t, { avgBatch, batches });
 }
 
 // ---- 2./3. raw kafkajs ---------------------------------------------------------------
@@ -184,7 +220,7 @@ async function benchRawSendBatch(batchSize, prebuilt) {
   if (prebuilt) {
     for (let i = 0; i < N; i += batchSize) batches.push(Array.from({ length: Math.min(batchSize, N - i) }, (_, j) => rawRecord(i + j)));
   }
-  const start = performance.now();
+  const stop = clock();
   if (prebuilt) {
     for (const messages of batches) await producer.sendBatch({ acks: -1, topicMessages: [{ topic: T.batch, messages }] });
   } else {
@@ -193,9 +229,9 @@ async function benchRawSendBatch(batchSize, prebuilt) {
       await producer.sendBatch({ acks: -1, topicMessages: [{ topic: T.batch, messages }] });
     }
   }
-  const ms = performance.now() - start;
+  const t = stop();
   await producer.disconnect();
-  return { rate: rate(N, ms) };
+  return figures(N, t);
 }
 
 async function benchRawAwaited() {
@@ -367,18 +403,18 @@ async function main() {
         log(`round ${round}/${ROUNDS}: busline publish…`);
         const ours = await benchOursPublish(round === 1 ? T.ours : T.oursMore);
         oursRuns.push(ours);
-        log(`  ${fmt(ours.rate)} msg/s, ${ours.batches} batches, avg ${ours.avgBatch} messages`);
+        log(`  ${fmt(ours.rate)} msg/s, ${cpuText(ours)}, ${ours.batches} batches, avg ${ours.avgBatch} messages`);
       };
       const publishRaw = async () => {
         const size = oursRuns[0]?.avgBatch ?? Math.min(WINDOW / 2, 1_600);
         log(`round ${round}/${ROUNDS}: raw kafkajs sendBatch (batch ${size}, records built in the loop)…`);
         const rawBatch = await benchRawSendBatch(size, false);
         rawBatchRuns.push(rawBatch);
-        log(`  ${fmt(rawBatch.rate)} msg/s`);
+        log(`  ${fmt(rawBatch.rate)} msg/s, ${cpuText(rawBatch)}`);
         log(`round ${round}/${ROUNDS}: raw kafkajs sendBatch (batch ${size}, records pre-built)…`);
         const rawPrebuilt = await benchRawSendBatch(size, true);
         rawPrebuiltRuns.push(rawPrebuilt);
-        log(`  ${fmt(rawPrebuilt.rate)} msg/s`);
+        log(`  ${fmt(rawPrebuilt.rate)} msg/s, ${cpuText(rawPrebuilt)}`);
       };
       const consumeOurs = async () => {
         log(`round ${round}/${ROUNDS}: busline consume (per-key order)…`);
@@ -455,6 +491,12 @@ async function main() {
     console.log(
       `publish-to-handle latency at ${fmt(latency.rate)} msg/s offered (open loop, ${fmt(latency.count)} measured): ` +
         `p50 ${latency.p50} ms, p99 ${latency.p99} ms, p99.9 ${latency.p999} ms, max ${latency.max} ms${latency.failed ? `, ${latency.failed} failed` : ''}`,
+    );
+    const median = (runs, field) => runs.map((r) => r[field]).sort((a, b) => a - b)[Math.floor((runs.length - 1) / 2)];
+    console.log(
+      `CPU per message, median of rounds (client; broker): busline publish ${median(oursRuns, 'cpu').toFixed(1)}; ${median(oursRuns, 'broker').toFixed(1)} µs, ` +
+        `raw sendBatch ${median(rawBatchRuns, 'cpu').toFixed(1)}; ${median(rawBatchRuns, 'broker').toFixed(1)} µs, ` +
+        `raw pre-built ${median(rawPrebuiltRuns, 'cpu').toFixed(1)}; ${median(rawPrebuiltRuns, 'broker').toFixed(1)} µs`,
     );
     if (java.line) console.log(`Java: ${java.line}`);
     else console.log(`Java: skipped — ${java.skipped}`);
