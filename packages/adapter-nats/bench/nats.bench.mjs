@@ -11,6 +11,7 @@
 //   BENCH_LATENCY_SECONDS   duration of the latency case (default 10)
 //   BENCH_CASES             comma list to run a subset: publish,consume,latency (default all)
 //   BENCH_REPEATS           rounds of each throughput case, interleaved raw/ours; medians reported (default 3)
+//   BENCH_MAX_ACK_PENDING   max_ack_pending of every consume case, raw and ours (default 2000)
 //
 // Every message is 256 bytes of payload on a persistent topic (file storage).
 // Each case uses fresh streams, deleted afterwards. Cases:
@@ -50,6 +51,7 @@ const RATE = Number(process.env.BENCH_RATE ?? 5_000);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10);
 const CASES = new Set((process.env.BENCH_CASES ?? 'publish,consume,latency').split(','));
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
+const MAX_ACK_PENDING = Number(process.env.BENCH_MAX_ACK_PENDING ?? 2_000);
 const SIZE = 256;
 const KEYS = 1_000;
 const RUN = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
@@ -84,7 +86,7 @@ function busConfig(extra = {}) {
     concurrency: 256,
     maxPending: 20_000,
     topicStrategy: 'createOnly',
-    subscription: { maxInFlight: 2_000, concurrency: 256 },
+    subscription: { maxInFlight: MAX_ACK_PENDING, concurrency: 256 },
     ...extra,
     nats: { publishWindow: WINDOW, ...(extra.nats ?? {}) },
   };
@@ -278,7 +280,7 @@ async function rawConsume(ackEvery, messages = 'busline') {
     durable_name: durable,
     ack_policy: ackEvery === 1 ? AckPolicy.Explicit : AckPolicy.All,
     deliver_policy: DeliverPolicy.All,
-    max_ack_pending: 2_000,
+    max_ack_pending: MAX_ACK_PENDING,
   });
   const js = jetstream(nc);
   const consumer = await js.consumers.get(s.name, durable);
@@ -363,7 +365,7 @@ async function driverConsume(ackMode) {
   const done = new Promise((r) => (resolveDone = r));
   const t = await timed(async () => {
     await driver.subscribe(
-      { topic, group: 'drv', persistence: 'persistent', maxInFlight: 2_000, startFrom: 'earliest' },
+      { topic, group: 'drv', persistence: 'persistent', maxInFlight: MAX_ACK_PENDING, startFrom: 'earliest' },
       {
         deliver(batch) {
           for (const m of batch) {
