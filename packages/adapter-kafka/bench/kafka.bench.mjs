@@ -29,13 +29,13 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import kafkajs from 'kafkajs';
 import hdr from 'hdr-histogram-js';
 import { buildEnvelope, createEventBus, encodeEnvelope } from '@busline/core';
 import { adapter } from '../dist/index.js';
 import { kafkaLibs } from '../test/kafka-libs.mjs';
+import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
 
 const env = (name, fallback) => (process.env[name] === undefined || process.env[name] === '' ? fallback : Number(process.env[name]));
 const BROKERS = (process.env.BUSLINE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
@@ -63,25 +63,8 @@ const kafka = new kafkajs.Kafka({ brokers: BROKERS, clientId: 'busline-bench', l
 const admin = kafka.admin();
 const rate = (count, ms) => Math.round((count / ms) * 1000);
 
-/** The Kafka broker scripts/brokers started here (its pid file), to show its CPU beside ours: the two share the cores. */
-const brokerPid = (() => {
-  try {
-    const pid = readFileSync(new URL('../../../.tmp/brokers/kafka/pid', import.meta.url), 'utf8').trim();
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('kafka') ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-})();
-const TICK_US = 1e6 / Number(process.env.BENCH_CLK_TCK ?? 100);
-function brokerCpu() {
-  if (brokerPid === undefined) return NaN;
-  try {
-    const fields = readFileSync(`/proc/${brokerPid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-  } catch {
-    return NaN;
-  }
-}
+/** The broker's CPU time (µs) when scripts/brokers started it here: client and broker share the cores. */
+const brokerCpu = brokerCpuReader('kafka', 'kafka');
 
 /** Starts a clock; calling the result gives wall ms, this process's CPU µs and the broker's CPU µs since. */
 function clock() {

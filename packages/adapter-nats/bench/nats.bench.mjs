@@ -36,12 +36,12 @@
 // cores / (client + server CPU per message).
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createEventBus, buildEnvelope, encodeEnvelope } from '@busline/core';
 import { connect, nuid, createInbox } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import hdr from 'hdr-histogram-js';
+import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
 import { adapter, streamNameFor, NatsDriver, natsConfigSchema } from '../dist/index.js';
 
 const URL_ = process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -118,30 +118,8 @@ function record(group, label, msgs, t, note = '') {
   return r;
 }
 
-/**
- * The nats-server started by scripts/brokers (its pid file), when on this machine: its CPU time
- * per message is printed beside ours, because on one machine the two share the cores.
- */
-const serverPid = (() => {
-  try {
-    const pid = readFileSync(new URL('../../../.tmp/brokers/nats/pid', import.meta.url), 'utf8').trim();
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('nats-server') ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-})();
-const TICK_US = 1e6 / Number(process.env.BENCH_CLK_TCK ?? 100);
-
-/** CPU time of the server so far in µs (utime + stime from /proc), or NaN. */
-function serverCpu() {
-  if (serverPid === undefined) return NaN;
-  try {
-    const fields = readFileSync(`/proc/${serverPid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-  } catch {
-    return NaN;
-  }
-}
+/** nats-server's CPU time (µs) when scripts/brokers started it here: client and server share the cores. */
+const serverCpu = brokerCpuReader('nats', 'nats-server');
 
 /** Times `run` (wall, this process's CPU and the server's). */
 async function timed(run) {
