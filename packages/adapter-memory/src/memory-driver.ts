@@ -1,5 +1,6 @@
 import {
   ClosedError,
+  NO_DRIVER_HOOKS,
   type ConsumerSpec,
   type Driver,
   type DriverCapabilities,
@@ -31,8 +32,6 @@ export const MEMORY_CAPABILITIES: DriverCapabilities = Object.freeze({
   subscribeAfterStartRestartsConsumer: false,
 });
 
-const noHooks: DriverHooks = { connection() {}, error() {}, count() {} };
-
 /**
  * The driver contract mapped onto a process-wide `MemoryBroker`. Thin on
  * purpose: validation, ordering within a handler pool, retries and dead
@@ -48,7 +47,7 @@ export class MemoryDriver implements Driver {
   readonly capabilities = MEMORY_CAPABILITIES;
   readonly config: MemoryConfig;
   readonly broker: MemoryBroker;
-  private hooks: DriverHooks = noHooks;
+  private hooks: DriverHooks = NO_DRIVER_HOOKS;
   private closed = false;
   private readonly subscriptions = new Set<MemorySubscription>();
 

@@ -6,6 +6,7 @@ import {
   BrokerUnavailableError,
   BuslineError,
   ClosedError,
+  NO_DRIVER_HOOKS,
   ErrorCode,
   errorMessage,
   type ConsumerSpec,
@@ -45,8 +46,6 @@ export const NATS_CAPABILITIES: DriverCapabilities = Object.freeze({
   subscribeAfterStartRestartsConsumer: false,
 });
 
-const noHooks: DriverHooks = { connection() {}, error() {}, count() {} };
-
 interface Session {
   nc: NatsConnection;
   jsm: JetStreamManager;
@@ -67,7 +66,7 @@ export class NatsDriver implements Driver {
   // Private (#) so credentials in the config never show in inspect/JSON output of the driver.
   readonly #config: NatsConfig;
   #session: Session | undefined;
-  #hooks: DriverHooks = noHooks;
+  #hooks: DriverHooks = NO_DRIVER_HOOKS;
   #closing = false;
 
   constructor(config: NatsConfig) {

@@ -50,6 +50,9 @@ export interface DriverHooks {
   count(name: string, by?: number): void;
 }
 
+/** Hooks that do nothing: what a driver holds before `connect` hands it the bus's. */
+export const NO_DRIVER_HOOKS: DriverHooks = Object.freeze({ connection() {}, error() {}, count() {} });
+
 export interface ConsumerSpec {
   topic: string;
   group: string;
