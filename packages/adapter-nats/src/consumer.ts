@@ -19,9 +19,9 @@ import {
 } from '@busline/core';
 import type { NatsConfig } from './config.js';
 import { ACK, CumulativeAcks, type AckSender } from './cumulative-acks.js';
-import { HeaderReader } from './header-reader.js';
+import { decodeHeaders, HeaderReader, type Status } from './header-reader.js';
 import { adminError } from './streams.js';
-import { clientInternals, decodeHeaders, parseAckBytes, protocolWriter, replyBytes, type ProtocolWriter, type Status } from './wire.js';
+import { clientInternals, parseAckBytes, protocolWriter, replyBytes, type ProtocolWriter } from './wire.js';
 
 /**
  * The unified consumer: per (topic, group) one durable pull consumer and

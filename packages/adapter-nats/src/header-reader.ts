@@ -1,5 +1,5 @@
 import type { Msg } from '@nats-io/nats-core';
-import { decodeHeaders, headerText } from './wire.js';
+import { headerText } from './wire.js';
 
 /** Remembered names per reader; a block with more lines takes the general path. */
 const MAX_LINES = 64;
@@ -95,4 +95,39 @@ export class HeaderReader {
     }
     return headers;
   }
+}
+
+/** A received message's status (heartbeat, request timeout, no responders; 0 for a normal message) and headers. */
+export interface Status {
+  code: number;
+  description: string;
+  headers: Record<string, string>;
+}
+
+/** For status messages, which are rare and of changing shapes. */
+const statusReader = new HeaderReader();
+
+/** Code and description of a header block's status line (`NATS/1.0 408 Request Timeout`). */
+function statusLine(text: string): { code: number; description: string } {
+  let lineEnd = text.indexOf('\r\n');
+  if (lineEnd < 0) lineEnd = text.length;
+  if (lineEnd <= 8) return { code: 0, description: '' };
+  const rest = text.slice(8, lineEnd).trim();
+  const space = rest.indexOf(' ');
+  return {
+    code: parseInt(space < 0 ? rest : rest.slice(0, space), 10) || 0,
+    description: space < 0 ? '' : rest.slice(space + 1).trim(),
+  };
+}
+
+/** Headers of a received message as a flat map, plus its status code (0 for a normal message). */
+export function decodeHeaders(msg: Msg): Status {
+  const text = headerText(msg);
+  if (text !== undefined) return { ...statusLine(text), headers: statusReader.readText(text) };
+  // Not the client internals this was written against: the public API.
+  const h = msg.headers;
+  if (!h) return { code: 0, description: '', headers: {} };
+  const headers: Record<string, string> = {};
+  for (const [name, values] of h) if (values.length > 0 && headers[name] === undefined) headers[name] = values[0]!;
+  return { code: h.code, description: h.description, headers };
 }

@@ -1,7 +1,7 @@
 import { headers as natsHeaders, type Msg, type MsgHdrs } from '@nats-io/nats-core';
 
 /**
- * Header encoding and decoding on the hot paths. The NATS client's own
+ * Header encoding on the hot paths (decoding: header-reader.ts). The NATS client's own
  * `MsgHdrs` keeps a Map of arrays and matches keys by scanning them, which is
  * a noticeable share of the per-message cost at 100k msg/s; busline headers
  * are a flat string map, so they are written and read directly in the NATS
@@ -219,53 +219,9 @@ export function protocolWriter(nc: unknown): ProtocolWriter | undefined {
   return typeof protocol?.sendCommand === 'function' && typeof protocol.outMsgs === 'number' ? (protocol as ProtocolWriter) : undefined;
 }
 
-/** A status message (heartbeat, request timeout, no responders): code and headers. */
-export interface Status {
-  code: number;
-  description: string;
-  headers: Record<string, string>;
-}
-
 interface MsgInternals {
   _msg?: { hdr?: number; reply?: Uint8Array };
   _rdata?: Uint8Array;
-}
-
-/**
- * Parses a NATS header block: the status line (`NATS/1.0 408 Request Timeout`)
- * and `Name: value` lines into a flat map (the first value of a repeated name
- * wins). One decode of the block, then index scanning and substrings.
- */
-function parseHeaderText(text: string): Status {
-  const headers: Record<string, string> = {};
-  let lineEnd = text.indexOf('\r\n');
-  if (lineEnd < 0) lineEnd = text.length;
-  let code = 0;
-  let description = '';
-  if (lineEnd > 8) {
-    const rest = text.slice(8, lineEnd).trim();
-    const space = rest.indexOf(' ');
-    code = parseInt(space < 0 ? rest : rest.slice(0, space), 10) || 0;
-    description = space < 0 ? '' : rest.slice(space + 1).trim();
-  }
-  const len = text.length;
-  let pos = lineEnd + 2;
-  while (pos < len) {
-    let end = text.indexOf('\r\n', pos);
-    if (end < 0) end = len;
-    if (end === pos) break;
-    const colon = text.indexOf(':', pos);
-    if (colon > pos && colon < end) {
-      let from = colon + 1;
-      while (text.charCodeAt(from) === 32) from++;
-      let to = end;
-      while (to > from && text.charCodeAt(to - 1) === 32) to--;
-      const name = text.substring(pos, colon);
-      if (headers[name] === undefined) headers[name] = text.substring(from, to);
-    }
-    pos = end + 2;
-  }
-  return { code, description, headers };
 }
 
 /**
@@ -280,18 +236,6 @@ export function headerText(msg: Msg): string | undefined {
   const raw = internals._rdata;
   if (typeof hdr !== 'number' || !(raw instanceof Uint8Array)) return undefined;
   return hdr < 0 ? '' : decoder.decode(raw.subarray(0, hdr));
-}
-
-/** Headers of a received message as a flat map, plus its status code (0 for a normal message). */
-export function decodeHeaders(msg: Msg): Status {
-  const text = headerText(msg);
-  if (text !== undefined) return text === '' ? { code: 0, description: '', headers: {} } : parseHeaderText(text);
-  // Not the client internals this was written against: the public API.
-  const h = msg.headers;
-  if (!h) return { code: 0, description: '', headers: {} };
-  const headers: Record<string, string> = {};
-  for (const [name, values] of h) if (values.length > 0 && headers[name] === undefined) headers[name] = values[0]!;
-  return { code: h.code, description: h.description, headers };
 }
 
 /** A received message's reply subject as bytes (no string decoding), or undefined when it has none. */

@@ -10,8 +10,8 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { AckPolicy } from '@nats-io/jetstream';
 import { Collector, deferred, uniqueName, waitFor } from '@busline/conformance';
 import { NatsDriver, natsConfigSchema } from '../src/index.js';
-import { HeaderReader } from '../src/header-reader.js';
-import { decodeHeaders, encodeHeaders, headerBlockSize, parseAckBytes, protocolWriter, replyBytes, setClientInternals, writeHeaderBlock } from '../src/wire.js';
+import { decodeHeaders, HeaderReader } from '../src/header-reader.js';
+import { encodeHeaders, headerBlockSize, parseAckBytes, protocolWriter, replyBytes, setClientInternals, writeHeaderBlock } from '../src/wire.js';
 import { admin, Buses, SHARED_URL, SKIP, streamOf, watchPublishCalls, type Admin } from './helpers.js';
 
 const PINNED = '@nats-io/nats-core 3.4.0 (see package.json)';
