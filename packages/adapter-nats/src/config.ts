@@ -2,6 +2,8 @@ import { z } from 'zod';
 
 export const DEFAULT_SERVER = 'nats://127.0.0.1:4222';
 export const DEFAULT_PUBLISH_WINDOW = 2_048;
+/** Acks normally come in milliseconds; after 2 s one is taken as lost (a stream leader died) and the message sent again. */
+export const DEFAULT_PUBLISH_RESEND_MS = 2_000;
 export const DEFAULT_PULL_BATCH = 500;
 export const DEFAULT_PULL_EXPIRES_MS = 30_000;
 export const DEFAULT_IDLE_HEARTBEAT_MS = 5_000;
@@ -97,6 +99,15 @@ export const natsConfigSchema = z
       .max(1_000_000)
       .default(DEFAULT_PUBLISH_WINDOW)
       .describe('Persistent publishes in flight (sent, not yet acknowledged by the server) per bus; beyond it callers wait.'),
+    publishResendMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(DEFAULT_PUBLISH_RESEND_MS)
+      .describe(
+        'A persistent publish not acknowledged after this long is sent again (same Nats-Msg-Id, so stored once), then after twice as long, ' +
+          'and so on within its timeout: recovers messages a stream leader took with it when it died. 0 turns resending off.',
+      ),
 
     pullBatch: z
       .number()

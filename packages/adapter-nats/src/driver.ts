@@ -110,7 +110,7 @@ export class NatsDriver implements Driver {
       throw new BrokerUnavailableError(`JetStream is not available at ${where} (start nats-server with -js): ${errorMessage(error)}`, error);
     }
     const apiPrefix = jsm.getOptions().apiPrefix ?? '$JS.API';
-    const publisher = new Publisher(nc, config.publishWindow, hooks, config.inboxPrefix);
+    const publisher = new Publisher(nc, config.publishWindow, config.publishResendMs, hooks, config.inboxPrefix);
     publisher.start();
     const hub = new ConsumerHub(nc, jsm, hooks, config, apiPrefix);
     this.#session = { nc, jsm, admin: new StreamAdmin(jsm, config), publisher, hub };

@@ -34,6 +34,14 @@ import { clientInternals, digits, protocolWriter, publicHeaders, putAsciiText, p
  * already stored is answered as a duplicate and stored once. While
  * disconnected, new publishes wait in the queue (within their deadline).
  *
+ * Lost acks without a reconnect: in a cluster, a stream leader that dies
+ * takes the messages it had not yet replicated with it, while this client's
+ * own connection (to another node) stays up; no ack ever comes for them. A
+ * message unacknowledged for `resendAfterMs` is therefore sent again (same
+ * Nats-Msg-Id: stored once), together with every other overdue one, in send
+ * order, and again after twice as long, and so on until its deadline (a
+ * stalled server is not flooded with copies).
+ *
  * Deadlines cost no timer per message: entries sit in one FIFO per distinct
  * timeout (deadlines in a FIFO are then in order), and one sweep timer, running
  * only while anything is pending, pops expired heads.
@@ -53,6 +61,10 @@ interface Entry {
   state: number;
   /** 0 until first sent; then the number in its reply subject. */
   token: number;
+  /** When it was last written (Date.now()); 0 while waiting. */
+  sentAt: number;
+  /** Times it was sent again because its ack was overdue (each doubles the next wait). */
+  resends: number;
   readonly subject: string;
   readonly topic: string;
   readonly body: Uint8Array;
@@ -107,6 +119,8 @@ export class Publisher {
   constructor(
     private readonly nc: NatsConnection,
     private readonly window: number,
+    /** Unacknowledged this long: sent again (0: never). */
+    private readonly resendAfterMs: number,
     private readonly hooks: DriverHooks,
     inboxPrefix: string | undefined,
   ) {
@@ -157,6 +171,8 @@ export class Publisher {
       const entry: Entry = {
         state: WAITING,
         token: 0,
+        sentAt: 0,
+        resends: 0,
         subject,
         topic,
         body: item.body,
@@ -231,11 +247,13 @@ export class Publisher {
       count++;
     }
     if (count === 0) return;
+    const now = Date.now();
     const buf = Buffer.allocUnsafe(total);
     let off = 0;
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]!;
       if (entry.state !== INFLIGHT) continue;
+      entry.sentAt = now;
       const size = entry.hlen + entry.body.length;
       off = putAsciiText(buf, off, 'HPUB ');
       off = putAsciiText(buf, off, entry.subject);
@@ -285,6 +303,7 @@ export class Publisher {
 
   /** Fallback without access to the protocol writer: the public publish() with the client's own headers. */
   private writeOne(entry: Entry): void {
+    entry.sentAt = Date.now();
     try {
       const headers = publicHeaders(entry.headers, entry.msgId);
       // Cannot happen: the driver checked the headers (headerBlockSize) before queueing the message.
@@ -365,13 +384,22 @@ export class Publisher {
     }
   }
 
-  /** Expires what passed its deadline; re-sends "no responders" retries that are due. */
+  /** Expires what passed its deadline; re-sends "no responders" retries that are due and messages whose ack is overdue. */
   private sweep(): void {
     const now = Date.now();
-    if (this.retries.length > 0 && this.connected) {
-      const due = this.retries.filter((e) => e.state === INFLIGHT && e.retryAt <= now);
-      this.retries = this.retries.filter((e) => e.state === INFLIGHT && e.retryAt > now);
-      this.write(due);
+    if (this.connected) {
+      let again: Entry[] = [];
+      if (this.retries.length > 0) {
+        again = this.retries.filter((e) => e.state === INFLIGHT && e.retryAt <= now);
+        this.retries = this.retries.filter((e) => e.state === INFLIGHT && e.retryAt > now);
+      }
+      const overdue = this.overdue(now);
+      if (overdue.length > 0) {
+        this.hooks.count('publish_ack_overdue_resent', overdue.length);
+        again = again.length > 0 ? [...new Set([...again, ...overdue])] : overdue;
+      }
+      // In the order they were first sent, as one write.
+      if (again.length > 0) this.write(again.sort((a, b) => a.token - b.token));
     }
     for (const [timeoutMs, queue] of this.deadlines) {
       while (queue.length > 0) {
@@ -386,6 +414,28 @@ export class Publisher {
       clearInterval(this.timer);
       this.timer = undefined;
     }
+  }
+
+  /**
+   * In-flight messages whose ack is overdue (`resendAfterMs`, doubled per
+   * resend) and that are not waiting for a 503 retry. The map is in
+   * first-send order, so while its head is recent and was never re-sent (the
+   * usual case) nothing behind it is overdue and the scan stops there.
+   */
+  private overdue(now: number): Entry[] {
+    const found: Entry[] = [];
+    if (this.resendAfterMs === 0) return found;
+    let head = true;
+    for (const entry of this.inflight.values()) {
+      const due = entry.sentAt + this.resendAfterMs * 2 ** entry.resends;
+      if (head && due > now && entry.resends === 0 && entry.retryAt === 0) return found;
+      head = false;
+      if (entry.state === INFLIGHT && due <= now && entry.retryAt <= now) {
+        entry.resends++;
+        found.push(entry);
+      }
+    }
+    return found;
   }
 
   private expire(entry: Entry, now: number): void {

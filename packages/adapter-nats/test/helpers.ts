@@ -1,7 +1,7 @@
 /** Shared pieces of the adapter tests: buses on a given server, an admin connection, reading a stream back. */
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { createEventBus, type BusConfigInput, type EventBus } from '@busline/core';
 import { uniqueName } from '@busline/conformance';
 import { adapter, streamNameFor, type NatsConfigInput, type NatsDriver } from '../src/index.js';
@@ -116,6 +116,8 @@ export interface Admin {
   close(): Promise<void>;
   /** Messages stored in a stream now. */
   count(stream: string): Promise<number>;
+  /** Stream info, retried while the admin connection reconnects (after a server restart or a node kill). */
+  info(stream: string): Promise<StreamInfo>;
   /** The Nats-Msg-Id of every stored message, in stream order. */
   storedIds(stream: string): Promise<string[]>;
   /** Deletes streams whose names start with `prefix` (a prefix unique to this run). */
@@ -142,25 +144,28 @@ async function retrying<T>(nc: NatsConnection, run: () => Promise<T>): Promise<T
 }
 
 export async function admin(url: string): Promise<Admin> {
-  const nc = await connect({ servers: url.replace(/^nats:\/\//, ''), name: 'test-admin', maxReconnectAttempts: -1, reconnectTimeWait: 100, timeout: 5_000 });
-  const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+  const nc = await connect({ servers: url.replace(/^nats:\/\//, '').split(','), name: 'test-admin', maxReconnectAttempts: -1, reconnectTimeWait: 100, timeout: 5_000 });
+  const jsm = await jetstreamManager(nc, { timeout: 5_000, checkAPI: false });
   return {
     nc,
     jsm,
     close: () => nc.close(),
     count: (stream) => retrying(nc, async () => (await jsm.streams.info(stream)).state.messages),
+    info: (stream) => retrying(nc, () => jsm.streams.info(stream)),
     async storedIds(stream) {
       const info = await retrying(nc, () => jsm.streams.info(stream));
       const total = info.state.messages;
-      const ids: string[] = [];
-      if (total === 0) return ids;
-      const consumer = await jetstream(nc).consumers.get(stream);
-      const messages = await consumer.consume({ max_messages: 1_000 });
-      for await (const m of messages) {
-        ids.push(m.headers?.get('Nats-Msg-Id') ?? '');
-        if (m.info.pending === 0) break;
-      }
-      return ids;
+      if (total === 0) return [];
+      return retrying(nc, async () => {
+        const ids: string[] = [];
+        const consumer = await jetstream(nc).consumers.get(stream);
+        const messages = await consumer.consume({ max_messages: 1_000 });
+        for await (const m of messages) {
+          ids.push(m.headers?.get('Nats-Msg-Id') ?? '');
+          if (m.info.pending === 0) break;
+        }
+        return ids;
+      });
     },
     async deleteStreams(prefix) {
       for await (const s of jsm.streams.list()) if (s.config.name.startsWith(prefix)) await jsm.streams.delete(s.config.name).catch(() => undefined);

@@ -50,14 +50,19 @@ export class PrivateNatsServer {
     return this.child?.pid;
   }
 
-  static async start(label: string, extraArgs: string[] = []): Promise<PrivateNatsServer> {
+  static async start(label: string, extraArgs: string[] = [], port?: number): Promise<PrivateNatsServer> {
     const binary = natsServerBinary();
     if (!binary) throw new Error('nats-server is not on PATH (run bash scripts/brokers up nats once, or set BUSLINE_NATS_SERVER)');
     const dir = join(ROOT, '.tmp', 'nats-adapter-tests', `${label}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
     mkdirSync(dir, { recursive: true });
-    const server = new PrivateNatsServer(binary, await freePort(), dir, extraArgs);
+    const server = new PrivateNatsServer(binary, port ?? (await freePort()), dir, extraArgs);
     await server.launch();
     return server;
+  }
+
+  /** The name the server reports (stream info's cluster.leader, for one). */
+  get name(): string {
+    return `test-${this.port}`;
   }
 
   private launch(): Promise<void> {
@@ -110,5 +115,40 @@ export class PrivateNatsServer {
   async stop(): Promise<void> {
     await this.stopProcess('SIGTERM');
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Three private servers routed into one JetStream cluster (R3 streams need
+ * three). `url` lists all three, as a client configured for a cluster would.
+ */
+export class PrivateNatsCluster {
+  private constructor(readonly nodes: PrivateNatsServer[]) {}
+
+  get url(): string {
+    return `nats://${this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`;
+  }
+
+  node(name: string): PrivateNatsServer | undefined {
+    return this.nodes.find((n) => n.name === name);
+  }
+
+  static async start(label: string): Promise<PrivateNatsCluster> {
+    const ports = new Set<number>();
+    while (ports.size < 6) ports.add(await freePort());
+    const [c1, c2, c3, r1, r2, r3] = [...ports] as [number, number, number, number, number, number];
+    const clientPorts = [c1, c2, c3];
+    const routePorts = [r1, r2, r3];
+    const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
+    const nodes = await Promise.all(
+      clientPorts.map((port, i) =>
+        PrivateNatsServer.start(`${label}-${i + 1}`, ['--cluster_name', `busline-${label}`, '--cluster', `nats://127.0.0.1:${routePorts[i]}`, '--routes', routes], port),
+      ),
+    );
+    return new PrivateNatsCluster(nodes);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled(this.nodes.map((n) => n.stop()));
   }
 }
