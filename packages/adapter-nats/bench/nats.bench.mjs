@@ -15,12 +15,17 @@
 //
 // Every message is 256 bytes of payload on a persistent topic (file storage).
 // Each case uses fresh streams, deleted afterwards. Cases:
-//   publish   raw: js.publish() (with a msgID, like ours), W at a time, each window awaited
+//   publish   raw: js.publish() (with a msgID, like ours), W at a time, each window awaited (the
+//                  baseline), and the same in windows of 256 (for reference: here the raw client
+//                  is faster with 256 than with 2,048)
 //             ours: bus.publish() with W calls in flight (sliding), and publishBatch() of 1,000
 //   consume   raw: consumer.consume({max_messages: 500}) with m.ack() on every message, reading
 //                  the same stored messages as ours (busline-published: 256-byte body plus the
 //                  envelope headers), so only the consuming client differs (the baseline)
 //             raw: the same on bare 256-byte messages without headers (for reference)
+//             raw: the same messages read with `for await (const m of await consumer.consume())`,
+//                  the form the nats.js README shows (for reference; the callback form above is
+//                  the faster raw client and so the baseline)
 //             raw: the same, acking cumulatively (AckPolicy all) every 250 messages (for reference)
 //             ours: subscribe() with per-key order over 1,000 keys (order checked), explicit acks
 //             ours: the same with ackMode "cumulative"
@@ -138,13 +143,13 @@ async function streamCount(name) {
 
 // ---------------------------------------------------------------- publish
 
-async function rawPublish() {
-  const { subject, name } = await freshStream('rawpub');
+async function rawPublish(window = WINDOW) {
+  const { subject, name } = await freshStream(`rawpub${window}`);
   const js = jetstream(nc);
   const body = payload(0, 0);
   const t = await timed(async () => {
-    for (let i = 0; i < N; i += WINDOW) {
-      const n = Math.min(WINDOW, N - i);
+    for (let i = 0; i < N; i += window) {
+      const n = Math.min(window, N - i);
       const batch = new Array(n);
       for (let j = 0; j < n; j++) batch[j] = js.publish(subject, body, { msgID: nuid.next() });
       await Promise.all(batch);
@@ -152,7 +157,7 @@ async function rawPublish() {
   });
   const stored = await streamCount(name);
   await jsm.streams.delete(name);
-  return record('publish', `raw js.publish, windows of ${WINDOW} awaited`, N, t, stored === N ? '' : `STORED ${stored}`);
+  return record('publish', `raw js.publish, windows of ${window} awaited`, N, t, stored === N ? '' : `STORED ${stored}`);
 }
 
 async function ourPublish() {
@@ -250,8 +255,8 @@ async function rawFill(label) {
  * subscribe cases read (envelope headers included), so only the consuming client differs;
  * 'bare': 256-byte bodies without any header (less for the server to send and the client to parse).
  */
-async function rawConsume(ackEvery, messages = 'busline') {
-  const label = `raw${ackEvery === 1 ? 'exp' : 'all'}${messages}`;
+async function rawConsume(ackEvery, messages = 'busline', form = 'callback') {
+  const label = `raw${ackEvery === 1 ? 'exp' : 'all'}${messages}${form}`;
   const s = messages === 'bare' ? await rawFill(label) : await busFill(label);
   const durable = 'raw';
   await jsm.consumers.add(s.name, {
@@ -263,25 +268,37 @@ async function rawConsume(ackEvery, messages = 'busline') {
   const js = jetstream(nc);
   const consumer = await js.consumers.get(s.name, durable);
   let n = 0;
-  const t = await timed(() => new Promise((resolve) => {
-    let iter;
-    consumer
-      .consume({
-        max_messages: 500,
-        callback: (m) => {
-          n++;
-          if (ackEvery === 1 || n % ackEvery === 0 || n === N) m.ack();
-          if (n === N) {
-            resolve();
-            iter.stop();
-          }
-        },
-      })
-      .then((m) => (iter = m));
-  }));
+  const t = await timed(async () => {
+    if (form === 'iterator') {
+      // The form nats.js documents: an async iterator of messages.
+      const messages = await consumer.consume({ max_messages: 500 });
+      for await (const m of messages) {
+        m.ack();
+        if (++n === N) break;
+      }
+      return;
+    }
+    await new Promise((resolve) => {
+      let iter;
+      consumer
+        .consume({
+          max_messages: 500,
+          callback: (m) => {
+            n++;
+            if (ackEvery === 1 || n % ackEvery === 0 || n === N) m.ack();
+            if (n === N) {
+              resolve();
+              iter.stop();
+            }
+          },
+        })
+        .then((m) => (iter = m));
+    });
+  });
   await jsm.streams.delete(s.name);
   const what = messages === 'bare' ? 'bare 256-byte messages' : 'busline messages';
-  return record('consume', ackEvery === 1 ? `raw consume(), m.ack() each, ${what}` : `raw consume(), AckPolicy all, ack every ${ackEvery}, ${what}`, N, t);
+  const how = form === 'iterator' ? 'raw consume() as async iterator' : 'raw consume()';
+  return record('consume', ackEvery === 1 ? `${how}, m.ack() each, ${what}` : `${how}, AckPolicy all, ack every ${ackEvery}, ${what}`, N, t);
 }
 
 /** N busline messages over KEYS keys on a fresh topic; per-key sequence = index / KEYS, so order can be checked. */
@@ -430,6 +447,7 @@ try {
     console.log(`round ${round} of ${REPEATS}`);
     if (CASES.has('publish')) {
       await rawPublish();
+      await rawPublish(256);
       await ourPublish();
       await ourPublishBatch();
       await driverPublish();
@@ -437,6 +455,7 @@ try {
     if (CASES.has('consume')) {
       await rawConsume(1);
       await rawConsume(1, 'bare');
+      await rawConsume(1, 'busline', 'iterator');
       await ourConsume('explicit');
       await rawConsume(250);
       await ourConsume('cumulative');
@@ -462,11 +481,13 @@ function median(prefix) {
 }
 
 const find = median;
-const rawPub = find('raw js.publish');
+const rawPub = find(`raw js.publish, windows of ${WINDOW} `);
+const rawPub256 = WINDOW === 256 ? undefined : find('raw js.publish, windows of 256 ');
 const ourPub = find('busline bus.publish');
 const ourBatch = find('busline publishBatch');
 const drvPub = find('busline driver.publish');
 const rawExp = find('raw consume(), m.ack() each, busline');
+const rawExpIter = find('raw consume() as async iterator, m.ack() each');
 const rawExpBare = find('raw consume(), m.ack() each, bare');
 const rawAll = find('raw consume(), AckPolicy all');
 const ourExp = find('busline subscribe, per-key order (1,000 keys), explicit');
@@ -482,15 +503,19 @@ const line = (what, r, base, target, pass) => {
   const judged = target !== undefined && !target.startsWith('(');
   rows.push([what, String(r.rate), r.cpu.toFixed(2), Number.isFinite(r.serverCpu) ? r.serverCpu.toFixed(2) : 'n/a', base ? ratio(r, base) : '', target ?? '', judged ? (pass ? 'yes' : 'NO') : '']);
 };
-line('raw js.publish, awaited windows (baseline)', rawPub);
+line(`raw js.publish, awaited windows of ${WINDOW} (baseline)`, rawPub);
+line('raw js.publish, awaited windows of 256', rawPub256, rawPub, '(info)');
 line('busline bus.publish', ourPub, rawPub, '>= 5x raw js.publish', ourPub && rawPub && ourPub.rate >= 5 * rawPub.rate);
+line('busline bus.publish vs raw at window 256', ourPub, rawPub256, '(info)');
 line('busline publishBatch (1,000 per call)', ourBatch, rawPub, '(info)');
 line('busline driver.publish alone', drvPub, rawPub, '(info)');
 line('raw consume(), ack each, same messages (baseline)', rawExp);
 line('raw consume(), ack each, bare 256 B, no headers', rawExpBare, rawExp, '(info)');
+line('raw consume() as async iterator, ack each, same messages', rawExpIter, rawExp, '(info)');
 line('raw consume(), ack-all every 250, same messages', rawAll, rawExp, '(info)');
 line('busline subscribe, key order, explicit acks', ourExp, rawExp, '>= 1x raw ack each', ourExp && rawExp && ourExp.rate >= rawExp.rate);
 line('busline subscribe, key order, cumulative acks', ourCum, rawExp, '>= 2x raw ack each', ourCum && rawExp && ourCum.rate >= 2 * rawExp.rate);
+line('busline subscribe, explicit acks, vs the async iterator', ourExp, rawExpIter, '(info)');
 line('busline driver alone, explicit acks', drvExp, rawExp, '(info)');
 line('busline driver alone, cumulative acks', drvCum, rawExp, '(info)');
 console.log(`\nmedians of ${REPEATS} interleaved round(s), ${N} messages of ${SIZE} bytes, window ${WINDOW}`);
