@@ -6,10 +6,10 @@
  * order, through the leader change. On the fast path and the public-API
  * fallbacks.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type BuslineError } from '@busline/core';
 import { waitFor } from '@busline/conformance';
-import { admin, Buses, PATHS, SKIP, streamOf, topicName, usePath, type Admin } from './helpers.js';
+import { ownServerFixture, PATHS, SKIP, streamOf, topicName, usePath } from './helpers.js';
 import { PrivateNatsCluster, type PrivateNatsServer } from './nats-server.js';
 
 const CALLERS = 32;
@@ -18,32 +18,25 @@ const KILL_AFTER = 1_500;
 
 describe.skipIf(SKIP).each(PATHS)('nats: 3-node cluster, R3 topic, stream leader killed mid-run (own servers, $label)', ({ internals }) => {
   usePath(internals);
-  const buses = new Buses();
-  let cluster: PrivateNatsCluster;
-  let a: Admin;
-  beforeAll(async () => {
-    cluster = await PrivateNatsCluster.start('cluster');
-    a = await admin(cluster.url);
-    // JetStream answers once the nodes have elected a meta leader.
-    await waitFor(() => a.jsm.getAccountInfo().then(() => true, () => false), {
-      timeoutMs: 60_000,
-      intervalMs: 250,
-      message: 'the JetStream cluster to elect a meta leader',
-    });
-  }, 90_000);
-  afterEach(() => buses.closeAll());
-  afterAll(async () => {
-    await a?.close();
-    await cluster?.stop();
-  }, 60_000);
+  // JetStream answers once the nodes have elected a meta leader.
+  const f = ownServerFixture(
+    () => PrivateNatsCluster.start('cluster'),
+    (a) =>
+      waitFor(() => a.jsm.getAccountInfo().then(() => true, () => false), {
+        timeoutMs: 60_000,
+        intervalMs: 250,
+        message: 'the JetStream cluster to elect a meta leader',
+      }),
+  );
+  const { buses } = f;
 
   it('nothing acknowledged is lost or stored twice; per-caller store order and per-key handling order hold', async () => {
     const topic = topicName('cluster-r3');
     const stream = streamOf(topic);
     const options = { publish: { timeoutMs: 30_000 }, nats: { publishWindow: 256, reconnect: { timeWaitMs: 100, jitterMs: 50 } } };
-    const publisher = await buses.make(cluster.url, options);
+    const publisher = await buses.make(f.server.url, options);
     expect((await publisher.configureTopic(topic, { replicas: 3 })).action).toBe('created');
-    const before = await a.info(stream);
+    const before = await f.admin.info(stream);
     expect(before.config.num_replicas, 'the topic option became the stream config').toBe(3);
     expect(before.cluster?.replicas ?? [], 'two followers beside the leader').toHaveLength(2);
     // The actual config reported back to core's provisioner: asking again for R3 finds no difference.
@@ -52,7 +45,7 @@ describe.skipIf(SKIP).each(PATHS)('nats: 3-node cluster, R3 topic, stream leader
     // Each handled message: caller (= key) and its position in that caller's sequence.
     const handled = new Map<string, number[]>();
     const seen = new Set<string>();
-    const subscriber = await buses.make(cluster.url, { ...options, nats: { ...options.nats, ackWaitMs: 3_000 } });
+    const subscriber = await buses.make(f.server.url, { ...options, nats: { ...options.nats, ackWaitMs: 3_000 } });
     await subscriber.subscribe(
       topic,
       (payload, ctx) => {
@@ -80,9 +73,9 @@ describe.skipIf(SKIP).each(PATHS)('nats: 3-node cluster, R3 topic, stream leader
             failures.push(error as BuslineError);
           }
           if (++acked === KILL_AFTER && killed === undefined) {
-            const leader = (await a.info(stream)).cluster?.leader ?? '';
-            const node = cluster.node(leader);
-            if (!node) throw new Error(`stream leader "${leader}" is not one of ${cluster.nodes.map((n) => n.name).join(', ')}`);
+            const leader = (await f.admin.info(stream)).cluster?.leader ?? '';
+            const node = f.server.node(leader);
+            if (!node) throw new Error(`stream leader "${leader}" is not one of ${f.server.nodes.map((n) => n.name).join(', ')}`);
             killed = { node, done: node.stopProcess('SIGKILL') };
           }
         }
@@ -97,9 +90,9 @@ describe.skipIf(SKIP).each(PATHS)('nats: 3-node cluster, R3 topic, stream leader
     expect(recovered, JSON.stringify(m)).toBeGreaterThan(0);
     process.stdout.write(`cluster failover: ${JSON.stringify(m)}\n`);
 
-    const after = await a.info(stream);
+    const after = await f.admin.info(stream);
     expect(after.cluster?.leader, 'a new leader took over').not.toBe(killed!.node.name);
-    const stored = await a.storedIds(stream);
+    const stored = await f.admin.storedIds(stream);
     expect(new Set(stored).size, 'no message stored twice').toBe(stored.length);
     expect(stored).toHaveLength(CALLERS * PER_CALLER);
     // Each caller awaited its publishes one by one: the stream holds them in that order.
@@ -122,7 +115,7 @@ describe.skipIf(SKIP).each(PATHS)('nats: 3-node cluster, R3 topic, stream leader
     await killed!.node.startProcess();
     await waitFor(
       async () => {
-        const info = await a.info(stream);
+        const info = await f.admin.info(stream);
         return (info.cluster?.replicas ?? []).length === 2 && info.cluster!.replicas!.every((r) => r.current);
       },
       { timeoutMs: 60_000, intervalMs: 250, message: 'the restarted node to catch up' },

@@ -70,7 +70,7 @@ describe.skipIf(SKIP)('nats: pull consumer', () => {
     const stream = streamOf(topic);
     const terminated: string[] = [];
     const advisories = f.admin.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.${stream}.${group}`, {
-      callback: (_e: Error | null, m: Msg) => terminated.push(m.string()),
+      callback: (_e: Error | null, m: Msg) => void terminated.push(m.string()),
     });
     await f.admin.nc.flush();
     try {

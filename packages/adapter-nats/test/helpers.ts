@@ -110,6 +110,37 @@ export function sharedServerFixture() {
   };
 }
 
+/**
+ * What a describe block on servers of its own needs (tests that stop, kill or
+ * restart them): the servers started before its tests, with an admin
+ * connection; buses closed after each test; admin and servers stopped at the
+ * end. `ready` waits for what the block needs beyond a listening server.
+ */
+export function ownServerFixture<S extends { url: string; stop(): Promise<void> }>(start: () => Promise<S>, ready?: (admin: Admin) => Promise<void>) {
+  const buses = new Buses();
+  let server: S | undefined;
+  let a: Admin | undefined;
+  beforeAll(async () => {
+    server = await start();
+    a = await admin(server.url);
+    await ready?.(a);
+  }, 90_000);
+  afterEach(() => buses.closeAll());
+  afterAll(async () => {
+    await a?.close();
+    await server?.stop();
+  }, 60_000);
+  return {
+    buses,
+    get server(): S {
+      return server!;
+    },
+    get admin(): Admin {
+      return a!;
+    },
+  };
+}
+
 export interface Admin {
   nc: NatsConnection;
   jsm: JetStreamManager;

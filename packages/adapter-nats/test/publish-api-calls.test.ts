@@ -18,7 +18,7 @@ describe.skipIf(SKIP)('nats: JetStream API calls while publishing', () => {
 
   beforeAll(async () => {
     a = await admin(SHARED_URL);
-    watch = a.nc.subscribe('$JS.API.>', { callback: (_e: Error | null, m: Msg) => seen.push(m.subject) });
+    watch = a.nc.subscribe('$JS.API.>', { callback: (_e: Error | null, m: Msg) => void seen.push(m.subject) });
     await a.nc.flush();
   });
   afterEach(() => buses.closeAll());

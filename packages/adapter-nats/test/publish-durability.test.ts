@@ -7,10 +7,10 @@
  * message id makes the server store each once. Everything runs twice: on the
  * fast path (client internals) and on the public-API fallbacks.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BuslineError, type EventBus } from '@busline/core';
 import type { NatsDriver } from '../src/index.js';
-import { admin, Buses, sharedServerFixture, PATHS, SHARED_URL, SKIP, streamOf, topicName, usePath, watchPublishCalls, type Admin } from './helpers.js';
+import { ownServerFixture, sharedServerFixture, PATHS, SHARED_URL, SKIP, streamOf, topicName, usePath, watchPublishCalls } from './helpers.js';
 import { PrivateNatsServer } from './nats-server.js';
 
 interface Outcome {
@@ -104,35 +104,25 @@ describe.skipIf(SKIP).each(PATHS)('nats: a publish succeeds only when stored ($l
 
 describe.skipIf(SKIP).each(PATHS)('nats: server restart in the middle of publishing (own server, $label)', ({ internals }) => {
   usePath(internals);
-  const buses = new Buses();
-  let server: PrivateNatsServer;
-  let a: Admin;
-  beforeAll(async () => {
-    server = await PrivateNatsServer.start('durability');
-    a = await admin(server.url);
-  }, 60_000);
-  afterEach(() => buses.closeAll());
-  afterAll(async () => {
-    await a?.close();
-    await server?.stop();
-  }, 60_000);
+  const f = ownServerFixture(() => PrivateNatsServer.start('durability'));
+  const { buses } = f;
 
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`${signal}: nothing acknowledged is lost, nothing is stored twice, nothing fails needlessly`, async () => {
       const topic = topicName(`dur-${signal.toLowerCase()}`);
-      const bus = await buses.make(server.url, { publish: { timeoutMs: 30_000 }, nats: { publishWindow: 256, reconnect: { timeWaitMs: 100, jitterMs: 50 } } });
+      const bus = await buses.make(f.server.url, { publish: { timeoutMs: 30_000 }, nats: { publishWindow: 256, reconnect: { timeWaitMs: 100, jitterMs: 50 } } });
       const states: string[] = [];
       bus.on('connection', (state: string) => states.push(state));
       await bus.configureTopic(topic, {});
       const total = 20_000;
       let restarting: Promise<void> | undefined;
       const result = await publishMany(bus, topic, total, 1_000, (n) => {
-        if (n === 5_000) restarting = server.restart(signal);
+        if (n === 5_000) restarting = f.server.restart(signal);
       });
       await restarting;
       expect(result.failed.map((e) => `${e.code}: ${e.message}`).slice(0, 3), `${result.failed.length} publishes failed`).toEqual([]);
       expect(result.ok).toHaveLength(total);
-      const stored = await a.storedIds(streamOf(topic));
+      const stored = await f.admin.storedIds(streamOf(topic));
       expectStoredExactly(result.ok, stored);
       expect(stored.length).toBe(total);
       expect(states).toContain('disconnected');
@@ -143,11 +133,11 @@ describe.skipIf(SKIP).each(PATHS)('nats: server restart in the middle of publish
 
   it('a publish during an outage longer than its timeout fails with a retryable BROKER_UNAVAILABLE', async () => {
     const topic = topicName('dur-outage');
-    const bus = await buses.make(server.url, { publish: { timeoutMs: 1_000 }, nats: { reconnect: { timeWaitMs: 100, jitterMs: 0 } } });
+    const bus = await buses.make(f.server.url, { publish: { timeoutMs: 1_000 }, nats: { reconnect: { timeWaitMs: 100, jitterMs: 0 } } });
     await bus.configureTopic(topic, {});
     await bus.publish(topic, { before: true });
     const disconnected = new Promise<void>((resolve) => bus.on('connection', (s: string) => s === 'disconnected' && resolve()));
-    await server.stopProcess('SIGTERM');
+    await f.server.stopProcess('SIGTERM');
     try {
       await disconnected;
       const started = Date.now();
@@ -160,7 +150,7 @@ describe.skipIf(SKIP).each(PATHS)('nats: server restart in the middle of publish
       expect(error?.message).toMatch(/not connected to NATS/);
       expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     } finally {
-      await server.startProcess();
+      await f.server.startProcess();
     }
     // The same bus publishes again once reconnected.
     for (;;) {
