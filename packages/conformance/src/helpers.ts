@@ -5,6 +5,7 @@
  * message that says what was missing.
  */
 import { randomBytes } from 'node:crypto';
+import type { BuslineError } from '@busline/core';
 
 /** A name safe as a topic and as a group on every adapter: letters, digits and `-`. */
 export function uniqueName(prefix: string): string {
@@ -31,6 +32,16 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, optio
     }
     await new Promise((resolve) => setTimeout(resolve, interval));
   }
+}
+
+/** The error `promise` rejects with; fails the test when it resolves. */
+export async function rejection<E = BuslineError>(promise: Promise<unknown>): Promise<E> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as E;
+  }
+  throw new Error('expected the call to reject, but it resolved');
 }
 
 export interface Deferred<T> {

@@ -7,16 +7,7 @@
 import { expect } from 'vitest';
 import { BuslineError, ErrorCode, type EventBus } from '@busline/core';
 import type { Harness } from '../harness.js';
-import { Collector, deferred, jitter, waitFor } from '../helpers.js';
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to reject, but it resolved');
-}
+import { Collector, deferred, jitter, rejection, waitFor } from '../helpers.js';
 
 function expectCode(error: unknown, code: string, what: string): void {
   expect(error, `${what} rejects with a BuslineError`).toBeInstanceOf(Error);

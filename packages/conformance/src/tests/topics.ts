@@ -7,19 +7,10 @@
 import { expect } from 'vitest';
 import { ErrorCode, type BuslineError, type EventBus, type TopicMismatchEvent } from '@busline/core';
 import type { Harness } from '../harness.js';
-import { waitFor } from '../helpers.js';
+import { rejection, waitFor } from '../helpers.js';
 
 const HOUR = 3_600_000;
 const TWO_HOURS = 7_200_000;
-
-async function rejection(promise: Promise<unknown>): Promise<BuslineError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as BuslineError;
-  }
-  throw new Error('expected the call to reject, but it resolved');
-}
 
 /** Asserts the broker has `retentionMs` for `topic` (validateOnly: verified with no differences). */
 async function expectRetention(bus: EventBus, topic: string, retentionMs: number): Promise<void> {

@@ -6,15 +6,7 @@
 import { expect } from 'vitest';
 import { ErrorCode, type BuslineError } from '@busline/core';
 import type { BusConfigLike, Harness } from '../harness.js';
-
-async function rejection(promise: Promise<unknown>): Promise<BuslineError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as BuslineError;
-  }
-  throw new Error('expected the call to reject, but it resolved');
-}
+import { rejection } from '../helpers.js';
 
 const INVALID_TOPICS: { name: string; label: string; why: RegExp }[] = [
   { name: '', label: 'empty', why: /empty/i },
