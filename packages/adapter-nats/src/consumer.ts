@@ -21,6 +21,7 @@ import type { NatsConfig } from './config.js';
 import { ACK, CumulativeAcks, type AckSender } from './cumulative-acks.js';
 import { decodeHeaders, HeaderReader, type Status } from './header-reader.js';
 import { adminError } from './streams.js';
+import { TurnBatch } from './turn-batch.js';
 import { clientInternals, parseAckBytes, protocolWriter, replyBytes, type ProtocolWriter } from './wire.js';
 
 /**
@@ -70,8 +71,8 @@ export class ConsumerHub {
   private dirty = new Set<PullConsumer>();
   private flushScheduled = false;
   /** Subject, payload, subject, payload, ... written at the end of this event-loop turn. */
-  private outbox: Uint8Array[] = [];
-  private writeScheduled = false;
+  /** Subject and payload of each reply, flat. */
+  private readonly outbox = new TurnBatch<Uint8Array>((outbox) => this.writeOutbox(outbox));
   private readonly writer: ProtocolWriter | undefined;
 
   constructor(
@@ -122,17 +123,11 @@ export class ConsumerHub {
       if (this.deferred.length < 1_000_000) this.deferred.push([subject, payload]);
       return;
     }
-    this.outbox.push(subject, payload);
-    if (!this.writeScheduled) {
-      this.writeScheduled = true;
-      setImmediate(this.writeOutbox);
-    }
+    this.outbox.push(subject);
+    this.outbox.push(payload);
   }
 
-  private readonly writeOutbox = (): void => {
-    this.writeScheduled = false;
-    const outbox = this.outbox;
-    this.outbox = [];
+  private writeOutbox(outbox: Uint8Array[]): void {
     if (outbox.length === 0) return;
     if (this.nc.isClosed()) {
       this.hooks.count('acks_dropped_closed', outbox.length / 2);
@@ -181,7 +176,7 @@ export class ConsumerHub {
       this.hooks.count('acks_dropped_closed', outbox.length / 2);
       if (!this.nc.isClosed()) this.hooks.error(error instanceof Error ? error : new Error(String(error)), 'sending acknowledgements');
     }
-  };
+  }
 
   scheduleFlush(consumer: PullConsumer): void {
     this.dirty.add(consumer);

@@ -9,6 +9,7 @@ import {
   type PublishOutcome,
 } from '@busline/core';
 import { Deque } from './deque.js';
+import { TurnBatch } from './turn-batch.js';
 import { clientInternals, digits, protocolWriter, publicHeaders, putAsciiText, putInt, writeHeaderBlock, type ProtocolWriter } from './wire.js';
 
 /**
@@ -105,8 +106,10 @@ export class Publisher {
   private readonly queue = new Deque<Entry>();
   private readonly deadlines = new Map<number, Deque<Entry>>();
   private retries: Entry[] = [];
-  private outbox: Entry[] = [];
-  private writeScheduled = false;
+  // Settled meanwhile, or to be re-sent after a reconnect: skipped.
+  private readonly outbox = new TurnBatch<Entry>((entries) => {
+    if (this.connected) this.write(entries.filter((e) => e.state === INFLIGHT));
+  });
   private timer: NodeJS.Timeout | undefined;
   private seq = 0;
   private connected = true;
@@ -198,21 +201,8 @@ export class Publisher {
     if (entry.token === 0) entry.token = ++this.seq;
     entry.state = INFLIGHT;
     this.inflight.set(entry.token, entry);
-    // Written together once per event-loop turn: one buffer, one socket write for everything published in it.
     this.outbox.push(entry);
-    if (!this.writeScheduled) {
-      this.writeScheduled = true;
-      setImmediate(this.writeOutbox);
-    }
   }
-
-  private readonly writeOutbox = (): void => {
-    this.writeScheduled = false;
-    const outbox = this.outbox;
-    this.outbox = [];
-    // Settled meanwhile, or to be re-sent after a reconnect: skip.
-    if (this.connected) this.write(outbox.filter((e) => e.state === INFLIGHT));
-  };
 
   /**
    * Writes entries as `HPUB <subject> <inbox>.<token> <hlen> <tlen>` frames,
@@ -472,7 +462,7 @@ export class Publisher {
     this.connected = true;
     this.reconnectedAt = Date.now();
     this.retries = [];
-    this.outbox = [];
+    this.outbox.clear();
     const resend = [...this.inflight.values()].filter((e) => e.state === INFLIGHT);
     const resent = resend.length;
     this.write(resend);
