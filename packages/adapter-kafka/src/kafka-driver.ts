@@ -43,6 +43,7 @@ export const KAFKA_CAPABILITIES: DriverCapabilities = Object.freeze({
   // Emulated: a short-retention topic whose consumers start at the end of the log.
   ephemeral: true,
   perKeyOrder: true,
+  keyAffinity: true,
   consumerGroups: true,
   // Kafka cannot redeliver one record later; core retries in process.
   nativeRedeliveryDelay: false,

@@ -128,6 +128,7 @@ describe('MemoryDriver: topics', () => {
       survivesBrokerRestart: false,
       ephemeral: true,
       perKeyOrder: true,
+      keyAffinity: true,
       consumerGroups: true,
       nativeRedeliveryDelay: true,
       dedupe: true,

@@ -24,6 +24,7 @@ export const MEMORY_CAPABILITIES: DriverCapabilities = Object.freeze({
   survivesBrokerRestart: false,
   ephemeral: true,
   perKeyOrder: true,
+  keyAffinity: true,
   consumerGroups: true,
   nativeRedeliveryDelay: true,
   dedupe: true,

@@ -39,6 +39,8 @@ export const NATS_CAPABILITIES: DriverCapabilities = Object.freeze({
   survivesBrokerRestart: true,
   ephemeral: true,
   perKeyOrder: true,
+  // Members of a group share one JetStream consumer with no key affinity (partitioned groups: issue 11).
+  keyAffinity: false,
   consumerGroups: true,
   nativeRedeliveryDelay: true,
   dedupe: true,

@@ -27,6 +27,13 @@ export interface DriverCapabilities {
   ephemeral: boolean;
   /** Messages with the same key reach the consumer in publish order. */
   perKeyOrder: boolean;
+  /**
+   * Members of one group (several buses, processes or hosts subscribing one
+   * topic under one group name) receive disjoint sets of keys, and a key moves
+   * to another member only after its old owner settled or gave back what it
+   * held: per-key order holds across the whole group, not just in one member.
+   */
+  keyAffinity: boolean;
   /** Competing consumers within a group; every group gets every message. */
   consumerGroups: boolean;
   /** `nack(delayMs)` makes the broker redeliver after the delay. */
@@ -88,6 +95,19 @@ export interface DeliveredMessage extends WireMessage {
   readonly topic: string;
   /** 1 on the first delivery, as counted by the broker where it counts. */
   readonly deliveryCount: number;
+  /**
+   * The stored message's identity within its group (stream sequence,
+   * partition:offset), equal for every delivery of one message. Core collapses
+   * a redelivered copy of a message it still holds into the one in hand (the
+   * copy's handle is the one settled), so a handler never runs on a copy.
+   */
+  readonly deliveryId?: string;
+  /**
+   * Tells the broker the message is still in hand (NATS in-progress ack), so
+   * its redelivery deadline starts again. Present only where the subscription
+   * declares `leaseMs`.
+   */
+  extendLease?(): void;
   /** Handled: never deliver again. */
   ack(): void;
   /**
@@ -108,6 +128,12 @@ export interface MessageSink {
 }
 
 export interface DriverSubscription {
+  /**
+   * The broker's deadline for a delivered, unsettled message (NATS ack_wait),
+   * after which it hands the message out again. Core calls `extendLease` on
+   * every message it holds longer than a third of it. Undefined: no deadline.
+   */
+  readonly leaseMs?: number;
   /** Stop fetching. Delivered messages can still be settled until `close`. */
   stop(): Promise<void>;
   /** Flush pending acknowledgements/commits and release the consumer. */

@@ -18,6 +18,10 @@ export const ErrorCode = {
   Unsupported: 'UNSUPPORTED',
   HandlerFailed: 'HANDLER_FAILED',
   DrainTimeout: 'DRAIN_TIMEOUT',
+  /** The message (with its headers) exceeds what the broker accepts; it must shrink. */
+  MessageTooLarge: 'MESSAGE_TOO_LARGE',
+  /** Too many publishes are waiting for room in the bus's publish window. */
+  PublishQueueFull: 'PUBLISH_QUEUE_FULL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -38,6 +42,7 @@ const PERMANENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.PayloadInvalid,
   ErrorCode.AdapterMissing,
   ErrorCode.Unsupported,
+  ErrorCode.MessageTooLarge,
 ]);
 
 export class BuslineError extends Error {
@@ -142,11 +147,73 @@ export class NonRetryableError extends Error {
   }
 }
 
-export function isRetryable(error: unknown): boolean {
-  return !(typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false);
+const CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+/**
+ * The busline error code of `error`, read by shape rather than `instanceof`, so
+ * errors from another copy of @busline/core (an adapter that bundled or pinned
+ * its own) are classified the same.
+ */
+export function errorCode(error: unknown): ErrorCode | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  let code: unknown;
+  try {
+    code = (error as { code?: unknown }).code;
+  } catch {
+    return undefined;
+  }
+  return typeof code === 'string' && CODES.has(code) ? (code as ErrorCode) : undefined;
 }
 
+/** True for a BuslineError from any copy of core (see `errorCode`). */
+export function isBuslineError(error: unknown): error is BuslineError {
+  return errorCode(error) !== undefined && error instanceof Error;
+}
+
+export function isRetryable(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return true;
+  try {
+    return (error as { retryable?: unknown }).retryable !== false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * A one-line description of anything a handler may throw or reject with: an
+ * Error, a string, undefined, a Symbol, a BigInt, a function, a circular or
+ * hostile object (a throwing getter or toString). Never throws.
+ */
 export function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return typeof error === 'string' ? error : JSON.stringify(error);
+  try {
+    if (error instanceof Error) {
+      const message = error.message;
+      return typeof message === 'string' && message !== '' ? message : error.name || 'Error';
+    }
+    switch (typeof error) {
+      case 'string':
+        return error;
+      case 'undefined':
+        return 'undefined (the handler threw or rejected without a value)';
+      case 'symbol':
+        return error.toString();
+      case 'bigint':
+        return `${error.toString()}n`;
+      case 'function':
+        return `function ${error.name || '(anonymous)'}`;
+      case 'object':
+        if (error === null) return 'null';
+        try {
+          const json = JSON.stringify(error);
+          if (json !== undefined) return json;
+        } catch {
+          // circular or a throwing toJSON: fall through to a shape description
+        }
+        return `[object ${Object.prototype.toString.call(error).slice(8, -1)}]`;
+      default:
+        return String(error);
+    }
+  } catch {
+    return '(an unprintable thrown value)';
+  }
 }
