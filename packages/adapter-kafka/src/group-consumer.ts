@@ -120,6 +120,8 @@ const EMPTY = new Uint8Array(0);
 class KafkaDelivery implements DeliveredMessage {
   readonly deliveryCount = 1;
   private settled = false;
+  /** `partition:offset`: the record's identity within its group, the same on every delivery of it. */
+  readonly deliveryId: string;
 
   constructor(
     private readonly owner: GroupConsumer,
@@ -130,7 +132,9 @@ class KafkaDelivery implements DeliveredMessage {
     readonly key: string | undefined,
     readonly headers: Record<string, string>,
     readonly body: Uint8Array,
-  ) {}
+  ) {
+    this.deliveryId = `${state.partition}:${offset}`;
+  }
 
   ack(): void {
     if (this.settled) return;
