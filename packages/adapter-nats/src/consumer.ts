@@ -44,6 +44,8 @@ import { clientInternals, parseAckBytes, protocolWriter, replyBytes, type Protoc
 
 const NAK = Uint8Array.of(0x2d, 0x4e, 0x41, 0x4b); // -NAK
 const TERM = Uint8Array.of(0x2b, 0x54, 0x45, 0x52, 0x4d); // +TERM
+/** In progress: restarts the ack wait of the one message (also on an AckPolicy all consumer, where it acknowledges nothing). */
+const WPI = Uint8Array.of(0x2b, 0x57, 0x50, 0x49); // +WPI
 const encoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 const SUBJECT_HEADER = 'ce-subject';
@@ -217,6 +219,7 @@ export class ConsumerHub {
 /** One delivery of a JetStream message. */
 class NatsDelivery implements DeliveredMessage {
   private settled = false;
+  private id: string | undefined;
 
   constructor(
     private readonly owner: PullConsumer,
@@ -229,6 +232,15 @@ class NatsDelivery implements DeliveredMessage {
     /** The ack subject, as bytes. */
     readonly reply: Uint8Array,
   ) {}
+
+  /** The stream sequence: the same for every delivery of the message (made on first read, not per message). */
+  get deliveryId(): string {
+    return (this.id ??= String(this.seq));
+  }
+
+  extendLease(): void {
+    if (!this.settled) this.owner.extendLease(this);
+  }
 
   ack(): void {
     if (this.settled) return;
@@ -336,6 +348,8 @@ export class PullConsumer implements DriverSubscription {
   private readonly acks: CumulativeAcks | undefined;
   private leftoverCheckAt = 0;
   readonly topic: string;
+  /** The consumer's ack_wait (ms): core extends every message it holds longer than a third of it. */
+  readonly leaseMs: number;
 
   constructor(
     private readonly hub: ConsumerHub,
@@ -352,6 +366,8 @@ export class PullConsumer implements DriverSubscription {
     this.expiresNs = config.pullExpiresMs * NS_PER_MS;
     this.heartbeatNs = config.idleHeartbeatMs * NS_PER_MS;
     this.staleAfterMs = 2 * config.idleHeartbeatMs + 2_000;
+    // What the server has (an existing consumer may have refused the update), not what was asked for.
+    this.leaseMs = Math.round((options.info.config.ack_wait ?? config.ackWaitMs * NS_PER_MS) / NS_PER_MS);
     if (options.info.config.ack_policy === AckPolicy.All) {
       const sender: AckSender = {
         send: (reply, payload) => this.hub.reply(reply, payload),
@@ -600,6 +616,17 @@ export class PullConsumer implements DriverSubscription {
     }
     // Ack-all consumer: a +TERM would acknowledge everything below it too, so a term is a completion.
     acks.complete(delivery.seq, delivery);
+  }
+
+  /**
+   * `+WPI` for one unsettled delivery: the server restarts its ack wait. The
+   * server keys it by stream sequence, so an older delivery's reply subject
+   * works too. With AckPolicy all it touches only that message (nats-server
+   * `progressUpdate`), so it is safe in cumulative mode. Nothing after close.
+   */
+  extendLease(delivery: NatsDelivery): void {
+    if (this.closed) return;
+    this.hub.reply(delivery.reply, WPI);
   }
 
   flushAcks(): void {
