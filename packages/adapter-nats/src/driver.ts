@@ -27,7 +27,7 @@ import type { NatsConfig } from './config.js';
 import { connectionOptions, redactServer } from './connection.js';
 import { ConsumerHub, EphemeralConsumer, PullConsumer, consumerConfig, ensureConsumer } from './consumer.js';
 import { durableNameFor } from './names.js';
-import { Publisher, type PublishItem } from './publisher.js';
+import { Publisher, isMaxPayloadError, messageTooLarge, type PublishItem } from './publisher.js';
 import { StreamAdmin } from './streams.js';
 import { encodeHeaders, headerBlockSize, headerProblem } from './wire.js';
 
@@ -230,6 +230,7 @@ export class NatsDriver implements Driver {
       const error = new BrokerUnavailableError(`not connected to NATS; ephemeral messages to "${topic}" are not queued`);
       return messages.map(() => error);
     }
+    const maxPayload = session.nc.info?.max_payload;
     return messages.map((message) => {
       const headers = encodeHeaders(message.headers, undefined);
       if (typeof headers === 'string') return new BuslineError(ErrorCode.PublishRejected, `cannot publish to "${topic}": ${headers}`, { retryable: false });
@@ -237,6 +238,8 @@ export class NatsDriver implements Driver {
         session.nc.publish(topic, message.body, { headers });
         return undefined;
       } catch (error) {
+        // The client checks max_payload itself (before writing: the server would drop the connection over it).
+        if (isMaxPayloadError(error)) return messageTooLarge(topic, headerBlockSize(message.headers, undefined) + message.body.length, maxPayload, error);
         return new BrokerUnavailableError(`publishing to "${topic}" failed: ${errorMessage(error)}`, error);
       }
     });

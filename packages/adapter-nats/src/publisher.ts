@@ -230,7 +230,7 @@ export class Publisher {
       const entry = entries[i]!;
       const size = entry.hlen + entry.body.length;
       if (size > maxPayload) {
-        this.finish(entry, tooBig(entry, `${size} bytes with headers; the server allows ${maxPayload}`));
+        this.finish(entry, messageTooLarge(entry.topic, size, maxPayload));
         continue;
       }
       total += fixed + this.subjectBytes(entry.subject) + digits(entry.token) + digits(entry.hlen) + digits(size) + size;
@@ -294,14 +294,24 @@ export class Publisher {
   /** Fallback without access to the protocol writer: the public publish() with the client's own headers. */
   private writeOne(entry: Entry): void {
     entry.sentAt = Date.now();
+    const size = entry.hlen + entry.body.length;
+    const maxPayload = this.nc.info?.max_payload;
+    if (maxPayload !== undefined && size > maxPayload) {
+      this.finish(entry, messageTooLarge(entry.topic, size, maxPayload));
+      return;
+    }
     try {
       const headers = publicHeaders(entry.headers, entry.msgId);
       // Cannot happen: the driver checked the headers (headerBlockSize) before queueing the message.
       if (typeof headers === 'string') throw new Error(headers);
       this.nc.publish(entry.subject, entry.body, { reply: this.prefix + entry.token, headers });
     } catch (error) {
-      const big = /max_payload|payload/i.test(errorMessage(error));
-      this.finish(entry, big ? tooBig(entry, errorMessage(error)) : new BrokerUnavailableError(`publishing to "${entry.topic}" failed: ${errorMessage(error)}`, error));
+      this.finish(
+        entry,
+        isMaxPayloadError(error)
+          ? messageTooLarge(entry.topic, size, this.nc.info?.max_payload, error)
+          : new BrokerUnavailableError(`publishing to "${entry.topic}" failed: ${errorMessage(error)}`, error),
+      );
     }
   }
 
@@ -503,12 +513,30 @@ function noStream(entry: Entry): BuslineError {
   );
 }
 
-function tooBig(entry: Entry, detail: string): BuslineError {
-  return new BuslineError(ErrorCode.PublishRejected, `message to "${entry.topic}" is larger than the server's max_payload (${detail})`, {
-    retryable: false,
-    details: { topic: entry.topic },
-  });
+/**
+ * A message the server will not take because of its size: over the server's
+ * max_payload (checked before sending: the server would close the connection
+ * over it), or refused by the stream (max_msg_size, headers over 64 KiB).
+ * Not retryable: the message must shrink (core's dead-lettering then tries a
+ * smaller copy).
+ */
+export function messageTooLarge(topic: string, size: number | undefined, limit: number | undefined, cause?: unknown, limitName = "the server's max_payload"): BuslineError {
+  const what = size === undefined ? 'the message' : `the message (${size} bytes with headers)`;
+  return new BuslineError(
+    ErrorCode.MessageTooLarge,
+    `publish to "${topic}" refused: ${what} exceeds ${limitName}${limit === undefined ? '' : ` (${limit} bytes)`}; shrink the payload or headers`,
+    { cause, retryable: false, details: { topic, ...(size === undefined ? {} : { size }), ...(limit === undefined ? {} : { limit }) } },
+  );
 }
+
+/** The client's own refusal (`InvalidArgumentError: 'payload' max_payload size exceeded` in nats.js 3.4). */
+export function isMaxPayloadError(error: unknown): boolean {
+  return /max_payload/i.test(errorMessage(error));
+}
+
+/** JetStream error codes for a message too large for the stream: max_msg_size, and headers over 64 KiB. */
+const STREAM_MESSAGE_TOO_LARGE = 10054;
+const STREAM_HEADERS_TOO_LARGE = 10097;
 
 function errorAck(entry: Entry, data: Uint8Array): BuslineError {
   let code: number | undefined;
@@ -523,6 +551,10 @@ function errorAck(entry: Entry, data: Uint8Array): BuslineError {
     }
   } catch {
     // not JSON: keep the text
+  }
+  if (errCode === STREAM_MESSAGE_TOO_LARGE || errCode === STREAM_HEADERS_TOO_LARGE) {
+    const limitName = errCode === STREAM_MESSAGE_TOO_LARGE ? "the stream's max_msg_size" : "the server's 64 KiB limit for headers";
+    return messageTooLarge(entry.topic, entry.hlen + entry.body.length, undefined, new Error(description), limitName);
   }
   return new BuslineError(ErrorCode.PublishRejected, `JetStream refused the message to "${entry.topic}": ${description}`, {
     retryable: code === 503 || code === 408,
