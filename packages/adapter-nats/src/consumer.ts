@@ -22,7 +22,7 @@ import { ACK, CumulativeAcks, type AckSender } from './cumulative-acks.js';
 import { decodeHeaders, HeaderReader, type Status } from './header-reader.js';
 import { adminError } from './streams.js';
 import { TurnBatch } from './turn-batch.js';
-import { clientInternals, parseAckBytes, protocolWriter, replyBytes, type ProtocolWriter } from './wire.js';
+import { clientInternals, parseAckBytes, protocolWriter, replyBytes, takeKey, type ProtocolWriter } from './wire.js';
 
 /**
  * The unified consumer: per (topic, group) one durable pull consumer and
@@ -48,7 +48,6 @@ const TERM = Uint8Array.of(0x2b, 0x54, 0x45, 0x52, 0x4d); // +TERM
 const WPI = Uint8Array.of(0x2b, 0x57, 0x50, 0x49); // +WPI
 const encoder = new TextEncoder();
 const textDecoder = new TextDecoder();
-const SUBJECT_HEADER = 'ce-subject';
 const CONSUMER_NOT_FOUND = 10014;
 const NS_PER_MS = 1_000_000;
 const TICK_MS = 1_000;
@@ -456,7 +455,7 @@ export class PullConsumer implements DriverSubscription {
       return;
     }
     const headers = this.headerReader.read(msg);
-    const delivery = new NatsDelivery(this, this.topic, headers[SUBJECT_HEADER], headers, msg.data, info.deliveryCount, info.streamSeq, reply);
+    const delivery = new NatsDelivery(this, this.topic, takeKey(headers), headers, msg.data, info.deliveryCount, info.streamSeq, reply);
     if (this.acks !== undefined && !this.acks.admit(info.streamSeq, reply, delivery)) {
       this.maybePull();
       return;
@@ -760,7 +759,7 @@ export class EphemeralConsumer implements DriverSubscription {
     const headers = this.headerReader.read(msg);
     this.buffer.push({
       topic: this.topic,
-      key: headers[SUBJECT_HEADER],
+      key: takeKey(headers),
       headers,
       body: msg.data,
       deliveryCount: 1,

@@ -29,7 +29,7 @@ import { ConsumerHub, EphemeralConsumer, PullConsumer, consumerConfig, ensureCon
 import { durableNameFor } from './names.js';
 import { Publisher, isMaxPayloadError, messageTooLarge, type PublishItem } from './publisher.js';
 import { StreamAdmin } from './streams.js';
-import { encodeHeaders, headerBlockSize, headerProblem } from './wire.js';
+import { encodeHeaders, headerBlockSize, headerProblem, headersWithKey } from './wire.js';
 
 /** The header whose value is the event id (CloudEvents `id`); it becomes `Nats-Msg-Id`. */
 const EVENT_ID_HEADER = 'ce-id';
@@ -202,17 +202,18 @@ export class NatsDriver implements Driver {
     const items: PublishItem[] = [];
     for (let i = 0; i < count; i++) {
       const message = messages[i]!;
+      const headers = headersWithKey(message.key, message.headers);
       // The event id dedupes a re-sent copy; a message without one gets a fresh id so re-sends after a reconnect still dedupe.
-      const msgId = message.headers[EVENT_ID_HEADER] ?? nuid.next();
-      const hlen = headerBlockSize(message.headers, msgId);
+      const msgId = headers[EVENT_ID_HEADER] ?? nuid.next();
+      const hlen = headerBlockSize(headers, msgId);
       if (hlen < 0) {
         outcomes ??= new Array<PublishOutcome>(count).fill(undefined);
         positions ??= Array.from({ length: i }, (_, j) => j);
-        outcomes[i] = new BuslineError(ErrorCode.PublishRejected, `cannot publish to "${topic}": ${headerProblem(message.headers, msgId)}`, { retryable: false });
+        outcomes[i] = new BuslineError(ErrorCode.PublishRejected, `cannot publish to "${topic}": ${headerProblem(headers, msgId)}`, { retryable: false });
         continue;
       }
       positions?.push(i);
-      items.push({ body: message.body, headers: message.headers, msgId, hlen });
+      items.push({ body: message.body, headers, msgId, hlen });
     }
     const sent = session.publisher.publish(topic, topic, items, options.timeoutMs);
     if (outcomes === undefined || positions === undefined) return sent;
@@ -232,14 +233,15 @@ export class NatsDriver implements Driver {
     }
     const maxPayload = session.nc.info?.max_payload;
     return messages.map((message) => {
-      const headers = encodeHeaders(message.headers, undefined);
+      const flat = headersWithKey(message.key, message.headers);
+      const headers = encodeHeaders(flat, undefined);
       if (typeof headers === 'string') return new BuslineError(ErrorCode.PublishRejected, `cannot publish to "${topic}": ${headers}`, { retryable: false });
       try {
         session.nc.publish(topic, message.body, { headers });
         return undefined;
       } catch (error) {
         // The client checks max_payload itself (before writing: the server would drop the connection over it).
-        if (isMaxPayloadError(error)) return messageTooLarge(topic, headerBlockSize(message.headers, undefined) + message.body.length, maxPayload, error);
+        if (isMaxPayloadError(error)) return messageTooLarge(topic, headerBlockSize(flat, undefined) + message.body.length, maxPayload, error);
         return new BrokerUnavailableError(`publishing to "${topic}" failed: ${errorMessage(error)}`, error);
       }
     });

@@ -24,6 +24,30 @@ export function setClientInternals(enabled: boolean): void {
   clientInternals = enabled;
 }
 
+/** The envelope's subject (the aggregate id): the ordering key of a busline message. */
+export const SUBJECT_HEADER = 'ce-subject';
+
+/**
+ * Carries `WireMessage.key` when the envelope's subject does not already
+ * (a `publishWire` with a key of its own): NATS has no key field. Taken off
+ * the headers again on delivery, so it never shows as a user header.
+ */
+export const KEY_HEADER = 'busline-key';
+
+/** The headers to send for `message`: its own, plus KEY_HEADER only when the key is not the subject already (not on the normal path). */
+export function headersWithKey(key: string | undefined, headers: Record<string, string>): Record<string, string> {
+  if (key === undefined || key === headers[SUBJECT_HEADER] || key === headers[KEY_HEADER]) return headers;
+  return { ...headers, [KEY_HEADER]: key };
+}
+
+/** A delivered message's key: KEY_HEADER (removed from `headers`) if present, else the envelope's subject. */
+export function takeKey(headers: Record<string, string>): string | undefined {
+  const key = headers[KEY_HEADER];
+  if (key === undefined) return headers[SUBJECT_HEADER];
+  delete headers[KEY_HEADER];
+  return key;
+}
+
 /** The header that makes JetStream drop a message it stored within the duplicate window. */
 export const MSG_ID_HEADER = 'Nats-Msg-Id';
 
