@@ -17,6 +17,14 @@
  *   PublishTimeoutError; if it was still queued it is never sent.
  * - Memory is bounded: beyond `maxQueuedMessages` queued messages a publish
  *   call waits (FIFO) for room before its messages are queued.
+ * - Failures stay with what caused them. A record over its topic's
+ *   `max.message.bytes` (when the caller knows the limit) is refused before
+ *   it is queued, and a batch stays under the smallest limit of its topics.
+ *   When a batch fails with an error that belongs to one topic (unknown,
+ *   not authorized) or one record (too large), its topics are sent again
+ *   apart, and a too-large topic record by record, so only the culprit fails.
+ * - A call's `timeoutMs` must be a positive number of milliseconds (at most
+ *   2^31-1, Node's timer limit); anything else fails the call at once.
  *
  * Cost: per message one queue entry and one kafkajs record; per call one
  * promise. Timeouts need no timer per call: calls with the same timeout
@@ -26,7 +34,8 @@
  * the next publishes overlaps the broker's round trip instead of delaying
  * the next request.
  */
-import { ClosedError, PublishTimeoutError, type BuslineError, type PublishOutcome, type WireMessage } from '@busline/core';
+import { BuslineError, ClosedError, ErrorCode, PublishTimeoutError, type PublishOutcome, type WireMessage } from '@busline/core';
+import { messageTooLarge } from './kafka-errors.js';
 
 /** A record as kafkajs takes it. */
 export interface OutgoingRecord {
@@ -50,11 +59,35 @@ export interface PublishBatcherOptions {
   send(batch: TopicRecords[]): Promise<unknown>;
   /** Turns a failed send into what each of its publishes reports. */
   mapError(error: unknown, topic: string, timeoutMs: number): BuslineError;
+  /** What part of a failed batch an error belongs to (default: the whole batch). */
+  scopeOf?(error: unknown): 'batch' | 'topic' | 'record';
+  /**
+   * Starts a new producer session before the records of a failed request are
+   * sent one by one: kafkajs rolled back the idempotence sequence numbers of
+   * every partition in it, also of partitions the broker did store.
+   */
+  reset?(): Promise<void>;
 }
+
+/** setTimeout's largest delay; longer ones fire after 1 ms (and would loop). */
+const MAX_TIMER_MS = 2_147_483_647;
+/** Record batch header of the v2 message format, counted against `max.message.bytes`. */
+const BATCH_OVERHEAD = 61;
 
 /** Bytes a record adds to a produce request beyond its key, value and header text (varints, attributes, offsets). */
 const RECORD_OVERHEAD = 24;
 const HEADER_OVERHEAD = 4;
+
+/**
+ * An upper bound of `message`'s bytes in a record batch of its own (UTF-8
+ * text, widest varints), for the check against `max.message.bytes`.
+ */
+export function maxRecordBytes(message: WireMessage): number {
+  let size = BATCH_OVERHEAD + 36 + message.body.byteLength + (message.key === undefined ? 0 : Buffer.byteLength(message.key));
+  const headers = message.headers;
+  for (const name in headers) size += 10 + Buffer.byteLength(name) + Buffer.byteLength(headers[name]!);
+  return size;
+}
 
 /**
  * Estimated bytes of `message` in a produce request. Header names and values
@@ -83,11 +116,13 @@ class Request {
     readonly topic: string,
     readonly count: number,
     readonly timeoutMs: number,
-    now: number,
+    startedAt: number,
+    /** The topic's `max.message.bytes`, when known (Infinity otherwise). */
+    readonly limit: number,
   ) {
     this.outcomes = new Array<Slot>(count).fill(OPEN);
     this.remaining = count;
-    this.deadline = now + timeoutMs;
+    this.deadline = startedAt + timeoutMs;
     this.promise = new Promise((resolve) => (this.resolve = resolve));
   }
 
@@ -143,8 +178,9 @@ class DeadlineQueue {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
-    const delay = Math.max(0, this.items[this.head]!.deadline - performance.now());
-    this.timer = setTimeout(this.fire, delay + 1);
+    // Capped: a longer delay would fire after 1 ms, and re-arm, in a loop.
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, this.items[this.head]!.deadline - performance.now()) + 1);
+    this.timer = setTimeout(this.fire, delay);
     // A pending publish keeps the process alive through its socket; this timer alone must not.
     this.timer.unref();
   }
@@ -194,17 +230,34 @@ export class PublishBatcher {
     return this.inFlight;
   }
 
-  /** Queues `messages` for `topic` in order; resolves with one outcome per message. Never rejects. */
-  publish(topic: string, messages: readonly WireMessage[], timeoutMs: number): Promise<PublishOutcome[]> {
-    const request = new Request(topic, messages.length, timeoutMs, performance.now());
+  /**
+   * Queues `messages` for `topic` in order; resolves with one outcome per
+   * message. Never rejects. `limit` is the topic's `max.message.bytes` where
+   * known; `startedAt` (performance.now()) is when the call began, if before now.
+   */
+  publish(topic: string, messages: readonly WireMessage[], timeoutMs: number, limit = Number.POSITIVE_INFINITY, startedAt = performance.now()): Promise<PublishOutcome[]> {
+    const valid = timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS; // false for NaN too
+    const request = new Request(topic, messages.length, valid ? timeoutMs : 0, startedAt, limit);
     if (messages.length === 0) {
       request.resolve([]);
       return request.promise;
     }
-    if (this.closed) {
-      const closed = new ClosedError('Kafka producer');
-      for (let i = 0; i < messages.length; i++) request.settle(i, closed);
+    if (!valid || this.closed) {
+      const failure = this.closed
+        ? new ClosedError('Kafka producer')
+        : new BuslineError(ErrorCode.ConfigInvalid, `publish timeoutMs must be a positive number of milliseconds (at most ${MAX_TIMER_MS}), got ${String(timeoutMs)}`);
+      for (let i = 0; i < messages.length; i++) request.settle(i, failure);
       return request.promise;
+    }
+    if (limit !== Number.POSITIVE_INFINITY) {
+      // Refuse only the records over the limit; the cheap estimate rules most out (UTF-8 is at most 3 bytes per UTF-16 unit).
+      for (let i = 0; i < messages.length; i++) {
+        const m = messages[i]!;
+        if (3 * recordSize(m) + BATCH_OVERHEAD + 36 <= limit) continue;
+        const size = maxRecordBytes(m);
+        if (size > limit) request.settle(i, messageTooLarge(topic, size, limit));
+      }
+      if (request.done) return request.promise;
     }
     let deadlines = this.deadlines.get(timeoutMs);
     if (deadlines === undefined) this.deadlines.set(timeoutMs, (deadlines = new DeadlineQueue(this.expire)));
@@ -254,6 +307,7 @@ export class PublishBatcher {
   private enqueue(request: Request, messages: readonly WireMessage[]): void {
     if (this.queued === 0) this.oldestQueuedAt = performance.now();
     for (let i = 0; i < messages.length; i++) {
+      if (request.settled(i)) continue; // refused as too large
       const m = messages[i]!;
       const body = m.body;
       const size = recordSize(m);
@@ -312,8 +366,10 @@ export class PublishBatcher {
   private sendNext(): void {
     const { maxBatchMessages, maxBatchBytes } = this.options;
     const entries: Entry[] = [];
-    const byTopic = new Map<string, OutgoingRecord[]>();
+    const byTopic = new Map<string, Entry[]>();
     let bytes = 0;
+    // The smallest max.message.bytes of the batch's topics bounds it too: one partition's share must fit.
+    let cap = maxBatchBytes;
     const queue = this.queue;
     let i = this.head;
     for (; i < queue.length; i++) {
@@ -322,7 +378,9 @@ export class PublishBatcher {
         this.queuedBytes -= e.size;
         continue;
       }
-      if (entries.length >= maxBatchMessages || (entries.length > 0 && bytes + e.size > maxBatchBytes)) break;
+      const limit = e.request.limit - BATCH_OVERHEAD;
+      if (entries.length >= maxBatchMessages || (entries.length > 0 && bytes + e.size > Math.min(cap, limit))) break;
+      if (limit < cap) cap = limit;
       bytes += e.size;
       this.queuedBytes -= e.size;
       entries.push(e);
@@ -347,38 +405,99 @@ export class PublishBatcher {
       this.checkIdle();
       return;
     }
-    const batch: TopicRecords[] = [];
-    for (const [topic, messages] of byTopic) batch.push({ topic, messages });
     this.inFlight++;
     this.batches++;
     this.sentMessages += entries.length;
+    void this.sendIsolating(entries, byTopic).then((failures) => this.complete(entries, failures));
+    // More may be ready right away (several batches in flight, or a full queue).
+    if (this.inFlight < this.options.maxInFlightBatches) this.schedule();
+  }
+
+  /** One `sendBatch`; resolves with its error, or undefined when the broker acknowledged it. */
+  private sendOnce(byTopic: Map<string, Entry[]>): Promise<unknown> {
+    const batch: TopicRecords[] = [];
+    for (const [topic, messages] of byTopic) batch.push({ topic, messages });
     let sending: Promise<unknown>;
     try {
       sending = this.options.send(batch);
     } catch (error) {
       sending = Promise.reject(error);
     }
-    sending.then(
-      () => this.complete(entries, undefined),
-      (error: unknown) => this.complete(entries, error),
+    return sending.then(
+      () => undefined,
+      (error: unknown) => error ?? new Error('sendBatch failed without a reason'),
     );
-    // More may be ready right away (several batches in flight, or a full queue).
-    if (this.inFlight < this.options.maxInFlightBatches) this.schedule();
   }
 
-  private complete(entries: Entry[], error: unknown): void {
+  /**
+   * Sends a batch; when it fails with an error of one topic or one record,
+   * sends the parts apart so only the culprit fails. Resolves with the error
+   * of every entry that failed (none: all stored). The batch holds its
+   * in-flight slot throughout, so later batches cannot overtake it.
+   */
+  private async sendIsolating(entries: Entry[], byTopic: Map<string, Entry[]>): Promise<Map<Entry, unknown> | undefined> {
+    const error = await this.sendOnce(byTopic);
+    if (error === undefined) return undefined;
+    const scopeOf = this.options.scopeOf ?? (() => 'batch' as const);
+    const failures = new Map<Entry, unknown>();
+    if (scopeOf(error) === 'batch' || (byTopic.size === 1 && entries.length === 1)) {
+      for (const e of entries) failures.set(e, error);
+      return failures;
+    }
+    // Each topic again on its own (in parallel: their partitions are disjoint) with the same
+    // records per partition, so what the broker stored of the failed request is recognised
+    // by the idempotent producer as a duplicate and not stored twice.
+    const parts: [Entry[], unknown][] =
+      byTopic.size === 1
+        ? [[entries, error]]
+        : await Promise.all([...byTopic].map(async ([topic, list]): Promise<[Entry[], unknown]> => [list, await this.sendOnce(new Map([[topic, list]]))]));
+    let reset = false;
+    for (const [list, failure] of parts) {
+      if (failure === undefined) continue;
+      if (list.length === 1 || scopeOf(failure) !== 'record') {
+        for (const e of list) failures.set(e, failure);
+        continue;
+      }
+      // Too large somewhere in this topic: record by record in a new producer session (a
+      // record the broker stored from the failed request may be stored twice: at-least-once).
+      if (!reset) {
+        reset = true;
+        try {
+          await this.options.reset?.();
+        } catch (resetError) {
+          for (const e of list) failures.set(e, resetError);
+          continue;
+        }
+      }
+      for (const e of list) {
+        const alone = await this.sendOnce(new Map([[list[0]!.request.topic, [e]]]));
+        if (alone !== undefined) failures.set(e, alone);
+      }
+    }
+    return failures;
+  }
+
+  private complete(entries: Entry[], failures: Map<Entry, unknown> | undefined): void {
     this.inFlight--;
     this.admitWaiters();
     // The next batch goes to kafkajs first; its callers are resolved a macrotask later.
     this.schedule();
     setImmediate(() => {
-      if (error === undefined) {
+      if (failures === undefined) {
         for (const e of entries) e.request.settle(e.index, undefined);
       } else {
-        const mapped = new Map<Request, BuslineError>();
+        // One mapped error per call and cause.
+        const mapped = new Map<unknown, Map<Request, BuslineError>>();
         for (const e of entries) {
-          let failure = mapped.get(e.request);
-          if (failure === undefined) mapped.set(e.request, (failure = this.options.mapError(error, e.request.topic, e.request.timeoutMs)));
+          const error = failures.get(e);
+          if (error === undefined) {
+            e.request.settle(e.index, undefined);
+            continue;
+          }
+          let byRequest = mapped.get(error);
+          if (byRequest === undefined) mapped.set(error, (byRequest = new Map()));
+          let failure = byRequest.get(e.request);
+          if (failure === undefined) byRequest.set(e.request, (failure = this.options.mapError(error, e.request.topic, e.request.timeoutMs)));
           e.request.settle(e.index, failure);
         }
       }

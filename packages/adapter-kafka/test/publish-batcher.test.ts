@@ -2,7 +2,7 @@
  * The publish batcher on its own (no broker): batching, limits, order,
  * per-message outcomes, timeouts and backpressure.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { BrokerUnavailableError, ErrorCode, type BuslineError, type WireMessage } from '@busline/core';
 import { PublishBatcher, recordSize, type PublishBatcherOptions, type TopicRecords } from '../src/publish-batcher.js';
 import { publishError } from '../src/kafka-errors.js';
@@ -180,5 +180,28 @@ describe('PublishBatcher', () => {
     sent[2]!.resolve();
     expect(await c).toEqual([undefined]);
     expect(((await batcher.publish('t', [message(4)], 10_000))[0] as BuslineError).code).toBe(ErrorCode.Closed);
+  });
+
+  it('the longest valid timeout arms one capped timer, not a 1 ms timer loop; invalid ones fail at once', async () => {
+    const { batcher, sent, sentCount } = harness();
+    const spy = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      const call = batcher.publish('t', [message(0)], 2_147_483_647);
+      await sentCount(1);
+      // A timer beyond 2^31-1 ms would fire after 1 ms and re-arm: watch a few event-loop turns.
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+      const delays = spy.mock.calls.map((c) => c[1]);
+      expect(delays.filter((d) => d === undefined || d <= 1).length, `timer delays ${delays.join(',')}`).toBe(0);
+      expect(delays.every((d) => d! <= 2_147_483_647)).toBe(true);
+      sent[0]!.resolve();
+      expect(await call).toEqual([undefined]);
+    } finally {
+      spy.mockRestore();
+    }
+    for (const timeoutMs of [0, -5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
+      const [outcome] = await batcher.publish('t', [message(1)], timeoutMs);
+      expect(outcome?.code, String(timeoutMs)).toBe(ErrorCode.ConfigInvalid);
+    }
+    expect(sent).toHaveLength(1);
   });
 });
