@@ -4,7 +4,8 @@
  * - publish: the PublishBatcher gathers concurrent publishes into one
  *   `sendBatch` (idempotent producer, acks all, the aggregate id as the record
  *   key, envelope metadata as record headers, the Java client's murmur2
- *   partitioner).
+ *   partitioner). A topic is looked up once before its first publish
+ *   (ProducerTopics), so a missing one never shares a batch.
  * - topics: TopicAdmin (admin client).
  * - subscribe: one GroupConsumer per consumer group, pre-subscribed to the
  *   topics planned before start.
@@ -13,6 +14,7 @@ import {
   BuslineError,
   ClosedError,
   ErrorCode,
+  PublishTimeoutError,
   type ConsumerSpec,
   type Driver,
   type DriverCapabilities,
@@ -30,8 +32,9 @@ import {
 import kafkajs, { type Admin, type Kafka, type KafkaConfig as KafkaJSConfig, type Producer } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
 import { GroupConsumer } from './group-consumer.js';
-import { kafkaError, publishError } from './kafka-errors.js';
+import { failureScope, kafkaError, publishError } from './kafka-errors.js';
 import { createLogCreator } from './log.js';
+import { ProducerTopics } from './producer-topics.js';
 import { PublishBatcher } from './publish-batcher.js';
 import { TopicAdmin } from './topic-admin.js';
 
@@ -70,6 +73,7 @@ export class KafkaDriver implements Driver {
   private admin: Admin | undefined;
   private topics: TopicAdmin | undefined;
   private batcher: PublishBatcher | undefined;
+  private producerTopics: ProducerTopics | undefined;
   private hooks: DriverHooks | undefined;
   private readonly groups = new Map<string, GroupConsumer>();
   /** Planned (topic → count) per group, from the DriverContext. */
@@ -117,19 +121,8 @@ export class KafkaDriver implements Driver {
     if (c.ssl !== undefined) clientConfig.ssl = c.ssl as KafkaJSConfig['ssl'];
     if (c.sasl !== undefined) clientConfig.sasl = c.sasl as KafkaJSConfig['sasl'];
     const kafka = new KafkaClient(clientConfig);
-    const producer = kafka.producer({
-      // The Java client's partitioner (murmur2 of the key), named explicitly: this is also what
-      // silences kafkajs's "switched default partitioner" warning.
-      createPartitioner: Partitioners.DefaultPartitioner,
-      idempotent: c.producer.idempotent,
-      maxInFlightRequests: c.producer.idempotent ? 1 : undefined,
-      allowAutoTopicCreation: false,
-      retry: { retries: c.producer.retries, initialRetryTime: c.retry.initialRetryTimeMs, maxRetryTime: c.retry.maxRetryTimeMs },
-    });
+    const producer = this.newProducer(kafka, hooks);
     const admin = kafka.admin();
-    producer.on(producer.events.DISCONNECT, () => {
-      if (!this.closed) hooks.connection('disconnected', 'the Kafka producer lost its connection; it reconnects on the next publish');
-    });
     try {
       await admin.connect();
       await producer.connect();
@@ -141,7 +134,9 @@ export class KafkaDriver implements Driver {
     this.kafka = kafka;
     this.producer = producer;
     this.admin = admin;
-    this.topics = new TopicAdmin(admin, c.topics);
+    const topics = new TopicAdmin(admin, c.topics);
+    this.topics = topics;
+    this.producerTopics = new ProducerTopics((topic) => topics.producerLimit(topic));
     const acks = ACKS[c.producer.acks];
     const compression = c.producer.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
     this.batcher = new PublishBatcher({
@@ -150,10 +145,52 @@ export class KafkaDriver implements Driver {
       maxBatchBytes: c.producer.maxBatchBytes,
       maxInFlightBatches: c.producer.maxInFlightBatches,
       maxQueuedMessages: c.producer.maxQueuedMessages,
-      send: (batch) => producer.sendBatch({ topicMessages: batch, acks, compression, timeout: c.requestTimeoutMs }),
-      mapError: publishError,
+      // this.producer, not producer: `reset` replaces it.
+      send: (batch) => this.producer!.sendBatch({ topicMessages: batch, acks, compression, timeout: c.requestTimeoutMs }),
+      mapError: (error, topic, timeoutMs) => {
+        // A topic that failed as a whole (deleted, not authorized) is looked up again before its next publish.
+        if (failureScope(error) === 'topic') this.producerTopics?.forget(topic);
+        return publishError(error, topic, timeoutMs);
+      },
+      scopeOf: failureScope,
+      reset: () => this.resetProducer(),
     });
     hooks.connection('connected');
+  }
+
+  private newProducer(kafka: Kafka, hooks: DriverHooks): Producer {
+    const c = this.config;
+    const producer = kafka.producer({
+      // The Java client's partitioner (murmur2 of the key), named explicitly: this is also what
+      // silences kafkajs's "switched default partitioner" warning.
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: c.producer.idempotent,
+      maxInFlightRequests: c.producer.idempotent ? 1 : undefined,
+      allowAutoTopicCreation: false,
+      retry: { retries: c.producer.retries, initialRetryTime: c.retry.initialRetryTimeMs, maxRetryTime: c.retry.maxRetryTimeMs },
+    });
+    producer.on(producer.events.DISCONNECT, () => {
+      if (!this.closed && producer === this.producer) hooks.connection('disconnected', 'the Kafka producer lost its connection; it reconnects on the next publish');
+    });
+    return producer;
+  }
+
+  /**
+   * A new producer (new idempotence session) in place of the current one.
+   * kafkajs rolls back the sequence numbers of every partition of a produce
+   * request that failed, also of partitions the broker stored; sending other
+   * records to those partitions with the old session would be refused
+   * (out of order) or silently dropped as duplicates. The batcher calls this
+   * before it re-sends a too-large request record by record.
+   */
+  private async resetProducer(): Promise<void> {
+    const old = this.producer;
+    if (!this.kafka || !this.hooks || !old || this.closed) return;
+    const fresh = this.newProducer(this.kafka, this.hooks);
+    await fresh.connect();
+    this.producer = fresh;
+    this.hooks.count('producerResets');
+    void old.disconnect().catch(() => undefined);
   }
 
   private ready(): { topics: TopicAdmin; batcher: PublishBatcher } {
@@ -184,7 +221,30 @@ export class KafkaDriver implements Driver {
   // ---- publishing ---------------------------------------------------------
 
   publish(topic: string, messages: readonly WireMessage[], options: PublishCallOptions): Promise<PublishOutcome[]> {
-    return this.ready().batcher.publish(topic, messages, options.timeoutMs);
+    const { batcher } = this.ready();
+    const known = this.producerTopics!.get(topic);
+    if (known !== undefined) return batcher.publish(topic, messages, options.timeoutMs, this.limitOf(known.limit));
+    return this.publishUnknown(batcher, topic, messages, options.timeoutMs);
+  }
+
+  /** The first publish to `topic` (or the next after it failed as missing): look it up, within the call's timeout. */
+  private async publishUnknown(batcher: PublishBatcher, topic: string, messages: readonly WireMessage[], timeoutMs: number): Promise<PublishOutcome[]> {
+    if (!(timeoutMs > 0)) return batcher.publish(topic, messages, timeoutMs); // refused there, at once
+    const startedAt = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), Math.min(timeoutMs, 2_147_483_647));
+    });
+    const found = await Promise.race([this.producerTopics!.lookup(topic), timedOut]);
+    clearTimeout(timer);
+    if (found === 'timeout') return messages.map(() => new PublishTimeoutError(topic, timeoutMs));
+    if (found instanceof BuslineError) return messages.map(() => found);
+    return batcher.publish(topic, messages, timeoutMs, this.limitOf(found.limit), startedAt);
+  }
+
+  /** The batcher checks sizes uncompressed: with compression only the broker can tell. */
+  private limitOf(limit: number): number {
+    return this.config.producer.compression === 'none' ? limit : Number.POSITIVE_INFINITY;
   }
 
   // ---- subscribing --------------------------------------------------------

@@ -1,12 +1,13 @@
 /**
  * Maps kafkajs errors onto busline's errors, so callers branch on stable codes:
  * connection loss → BrokerUnavailableError (retryable), broker or request
- * timeouts → PublishTimeoutError (retryable), everything else the broker
- * refused → PUBLISH_REJECTED with kafkajs's reason (retryable when kafkajs
- * says so). The kafkajs error is kept as `cause`; no config ever goes into a
- * message.
+ * timeouts → PublishTimeoutError (retryable), a record over the topic's
+ * `max.message.bytes` → MESSAGE_TOO_LARGE (not retryable), a missing topic →
+ * TOPIC_NOT_FOUND, everything else the broker refused → PUBLISH_REJECTED with
+ * kafkajs's reason (retryable when kafkajs says so). The kafkajs error is kept
+ * as `cause`; no config ever goes into a message.
  */
-import { BrokerUnavailableError, BuslineError, ErrorCode, PublishTimeoutError, errorMessage } from '@busline/core';
+import { BrokerUnavailableError, BuslineError, ErrorCode, PublishTimeoutError, TopicError, errorMessage } from '@busline/core';
 
 interface KafkaJSErrorLike {
   name?: string;
@@ -37,6 +38,50 @@ const UNAVAILABLE_TYPES = new Set([
   'NETWORK_EXCEPTION',
 ]);
 
+/** The broker refused a record batch as too large: only a smaller record can succeed. */
+const TOO_LARGE_TYPES = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
+/** Failures of one topic as a whole: the other topics of a request are not at fault. */
+const TOPIC_TYPES = new Set([
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'INVALID_TOPIC_EXCEPTION',
+  'POLICY_VIOLATION',
+  'INVALID_RECORD',
+  'CORRUPT_MESSAGE',
+]);
+
+/**
+ * What part of a failed `sendBatch` an error belongs to: the whole request
+ * (connection, timeouts, anything unknown), one topic of it, or one record
+ * (too large). The batcher re-sends the parts apart for the narrower scopes.
+ */
+export function failureScope(error: unknown): 'batch' | 'topic' | 'record' {
+  const type = protocolType(error);
+  if (type !== undefined && TOO_LARGE_TYPES.has(type)) return 'record';
+  if (type !== undefined && TOPIC_TYPES.has(type)) return 'topic';
+  return 'batch';
+}
+
+/** A record over the topic's limit, refused before it was sent (`limit` known) or by the broker. */
+export function messageTooLarge(topic: string, size: number | undefined, limit: number | undefined, cause?: unknown): BuslineError {
+  const what = size === undefined ? 'a record' : `a record of about ${size} bytes`;
+  const max = limit === undefined ? "the topic's max.message.bytes" : `the topic's max.message.bytes (${limit})`;
+  return new BuslineError(ErrorCode.MessageTooLarge, `publish to "${topic}" refused: ${what} exceeds ${max}; shrink the payload or headers`, {
+    cause,
+    retryable: false,
+    details: { topic, ...(size === undefined ? {} : { size }), ...(limit === undefined ? {} : { limit }) },
+  });
+}
+
+/** A publish to a topic the broker does not have (topic strategy "skip", or deleted). Retryable: it may be created. */
+export function topicNotFound(topic: string, cause?: unknown): BuslineError {
+  return new TopicError(ErrorCode.TopicNotFound, topic, `publish to "${topic}" failed: the Kafka topic does not exist (nothing was sent; create it, or use a topic strategy that does)`, {
+    cause,
+    retryable: true,
+    details: { topic },
+  });
+}
+
 /** The chain of causes, outermost first (kafkajs wraps retries in KafkaJSNumberOfRetriesExceeded). */
 export function causeChain(error: unknown): KafkaJSErrorLike[] {
   const chain: KafkaJSErrorLike[] = [];
@@ -62,6 +107,9 @@ export function protocolType(error: unknown): string | undefined {
 export function publishError(error: unknown, topic: string, timeoutMs: number): BuslineError {
   if (error instanceof BuslineError) return error;
   const chain = causeChain(error);
+  const kafkaType = protocolType(error);
+  if (kafkaType !== undefined && TOO_LARGE_TYPES.has(kafkaType)) return messageTooLarge(topic, undefined, undefined, error);
+  if (kafkaType === 'UNKNOWN_TOPIC_OR_PARTITION') return topicNotFound(topic, error);
   if (chain.some((e) => TIMEOUT_ERRORS.has(e.name ?? '') || TIMEOUT_TYPES.has(e.type ?? ''))) {
     return new PublishTimeoutError(topic, timeoutMs, error);
   }

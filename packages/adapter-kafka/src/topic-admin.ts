@@ -163,6 +163,24 @@ export class TopicAdmin {
     await this.admin.deleteTopics({ topics });
   }
 
+  /**
+   * The topic's effective `max.message.bytes` (its own setting or the
+   * broker's), null when the broker does not say, or undefined when the topic
+   * does not exist. One DescribeConfigs request: a missing topic is answered
+   * at once, without the client's metadata retries.
+   */
+  async producerLimit(topic: string): Promise<number | null | undefined> {
+    try {
+      const entries = await this.describeConfigs(topic, ['max.message.bytes']);
+      const value = Number(entries.find((e) => e.configName === 'max.message.bytes')?.configValue);
+      return Number.isFinite(value) && value > 0 ? value : null;
+    } catch (error) {
+      // Kafka answers a missing topic in the resource, or (KRaft) as the request's error.
+      if ((error instanceof TopicError && error.code === ErrorCode.TopicNotFound) || protocolType(error) === 'UNKNOWN_TOPIC_OR_PARTITION') return undefined;
+      throw error;
+    }
+  }
+
   /** The topic's partitions, or undefined when it does not exist. */
   private async partitions(topic: string): Promise<{ partitionId: number; leader: number; replicas: number[] }[] | undefined> {
     try {
