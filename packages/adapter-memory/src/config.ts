@@ -4,6 +4,8 @@ export const DEFAULT_BROKER_NAME = 'default';
 /** Two minutes, like the default NATS JetStream duplicate window. */
 export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
 export const DEFAULT_DELIVERY_BATCH_SIZE = 256;
+/** NATS's default max_payload; Kafka's default message.max.bytes is about the same. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 
 /** The `memory` section of a busline config (also what `memory://<broker>` turns into). */
 export const memoryConfigSchema = z
@@ -33,6 +35,15 @@ export const memoryConfigSchema = z
       .max(100_000)
       .default(DEFAULT_DELIVERY_BATCH_SIZE)
       .describe('Most messages handed to a consumer in one batch (also bounded by the consumer\'s maxInFlight).'),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(DEFAULT_MAX_MESSAGE_BYTES)
+      .describe(
+        'Largest message (body plus headers) a publish may store; larger ones fail with MESSAGE_TOO_LARGE, as on ' +
+          'NATS and Kafka, so a message that works in development also fits in production.',
+      ),
   })
   .strict()
   .describe('In-memory broker adapter (@busline/adapter-memory): process-local, not durable across restarts.');

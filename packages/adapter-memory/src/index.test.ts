@@ -12,12 +12,12 @@ describe('adapter module', () => {
   });
 
   it('config: defaults, strictness, described fields', () => {
-    expect(memoryConfigSchema.parse({})).toEqual({ broker: 'default', dedupeWindowMs: 120_000, deliveryBatchSize: 256 });
-    const bad = memoryConfigSchema.safeParse({ broker: '', dedupeWindowMs: -1, deliveryBatchSize: 0, nope: 1 });
+    expect(memoryConfigSchema.parse({})).toEqual({ broker: 'default', dedupeWindowMs: 120_000, deliveryBatchSize: 256, maxMessageBytes: 1_048_576 });
+    const bad = memoryConfigSchema.safeParse({ broker: '', dedupeWindowMs: -1, deliveryBatchSize: 0, maxMessageBytes: 0, nope: 1 });
     expect(bad.success).toBe(false);
     const paths = bad.error!.issues.map((i) => (i.path.length ? i.path.join('.') : i.code));
-    expect(paths).toEqual(expect.arrayContaining(['broker', 'dedupeWindowMs', 'deliveryBatchSize', 'unrecognized_keys']));
-    for (const field of ['broker', 'dedupeWindowMs', 'deliveryBatchSize'] as const) {
+    expect(paths).toEqual(expect.arrayContaining(['broker', 'dedupeWindowMs', 'deliveryBatchSize', 'maxMessageBytes', 'unrecognized_keys']));
+    for (const field of ['broker', 'dedupeWindowMs', 'deliveryBatchSize', 'maxMessageBytes'] as const) {
       expect(memoryConfigSchema.shape[field].description).toBeTruthy();
     }
   });

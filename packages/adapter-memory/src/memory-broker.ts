@@ -113,6 +113,8 @@ export interface PublishSettings {
   dedupeWindowMs?: number;
   /** Options for a topic this publish creates because it did not exist yet. */
   createWith?: Partial<TopicOptions>;
+  /** Messages larger than this (body plus headers) are refused with MESSAGE_TOO_LARGE. Default: no limit. */
+  maxMessageBytes?: number;
 }
 
 function normalizeOptions(options: Partial<TopicOptions>): TopicOptions {
@@ -191,7 +193,7 @@ class Topic {
     this.bytes = bytes;
   }
 
-  publish(messages: readonly WireMessage[], dedupeWindowMs: number): PublishOutcome[] {
+  publish(messages: readonly WireMessage[], dedupeWindowMs: number, maxMessageBytes = Infinity): PublishOutcome[] {
     const count = messages.length;
     const outcomes = new Array<PublishOutcome>(count).fill(undefined);
     if (count === 0) return outcomes;
@@ -203,9 +205,17 @@ class Topic {
     for (let i = 0; i < count; i++) {
       const message = messages[i]!;
       const headers = message.headers;
-      let size = 0;
+      const size = messageSize(headers, message.body);
+      if (size > maxMessageBytes) {
+        // As NATS (max_payload) and Kafka (message.max.bytes) do: what works here must work there.
+        outcomes[i] = new BuslineError(
+          ErrorCode.MessageTooLarge,
+          `message of ${size} bytes (body and headers) is larger than the broker accepts (maxMessageBytes ${maxMessageBytes}); make it smaller`,
+          { details: { topic: this.name, size, maxMessageBytes } },
+        );
+        continue;
+      }
       if (maxBytes !== undefined) {
-        size = messageSize(headers, message.body);
         if (size > maxBytes) {
           outcomes[i] = new BuslineError(
             ErrorCode.PublishRejected,
@@ -1026,7 +1036,7 @@ export class MemoryBroker {
       t = new Topic(topic, settings.createWith ?? {});
       this.topics.set(topic, t);
     }
-    return t.publish(messages, settings.dedupeWindowMs ?? this.dedupeWindowMs);
+    return t.publish(messages, settings.dedupeWindowMs ?? this.dedupeWindowMs, settings.maxMessageBytes);
   }
 
   /**

@@ -81,7 +81,11 @@ export class MemoryDriver implements Driver {
       return Promise.resolve(messages.map(() => error));
     }
     return Promise.resolve(
-      this.broker.publish(topic, messages, { dedupeWindowMs: this.config.dedupeWindowMs, createWith: options?.topic }),
+      this.broker.publish(topic, messages, {
+        dedupeWindowMs: this.config.dedupeWindowMs,
+        createWith: options?.topic,
+        maxMessageBytes: this.config.maxMessageBytes,
+      }),
     );
   }
 

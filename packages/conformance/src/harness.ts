@@ -15,6 +15,11 @@ export interface BusConfigLike {
   onMismatch: 'warn' | 'fail' | 'ignore';
   /** Topics ensured at `start()`. */
   topics: Record<string, TopicOptionsInput>;
+  /** Handlers running at once across the bus. */
+  concurrency: number;
+  publish: { timeoutMs?: number; maxInFlight?: number; maxWaiting?: number };
+  /** Appended to a topic's name to name its dead-letter topic; false: no dead letters by default. */
+  deadLetterSuffix: string | false;
 }
 
 export interface ConformanceOptions {
@@ -39,6 +44,19 @@ export interface ConformanceOptions {
    * server it may restart, beside the full suite on a shared one.
    */
   only?: RegExp;
+  /**
+   * The most bytes (body plus headers) the broker accepts in one message, for
+   * the tests of messages at the limit. Default 1 MiB (NATS max_payload and the
+   * in-memory broker's default; Kafka's message.max.bytes is a little more).
+   */
+  maxMessageBytes?: number;
+  /**
+   * A bus whose broker hands a delivered, unsettled message out again after
+   * `ms` (NATS: a short ack_wait), for the tests of messages held longer than
+   * the broker's deadline. Adapters without such a deadline leave it out (the
+   * tests then run on an ordinary bus).
+   */
+  deadline?: { ms: number; createBus(overrides?: Partial<BusConfigLike>): Promise<EventBus> };
   /** Multiplies every deadline (Kafka: ~3). Default 1. */
   timeoutScale?: number;
   /** Lowest acceptable msg/s for publish and end to end; only catches collapse. Default 200. */
@@ -72,6 +90,10 @@ export class Harness {
 
   constructor(readonly options: ConformanceOptions) {}
 
+  get maxMessageBytes(): number {
+    return this.options.maxMessageBytes ?? 1024 * 1024;
+  }
+
   get scale(): number {
     return this.options.timeoutScale ?? 1;
   }
@@ -102,8 +124,9 @@ export class Harness {
    * Creates a bus through the adapter's factory, starts it (unless `start: false`), and
    * closes it after the test.
    */
-  async bus(overrides: Partial<BusConfigLike> = {}, options: { start?: boolean } = {}): Promise<EventBus> {
-    const bus = await this.options.createBus({ group: this.group('svc'), ...overrides });
+  async bus(overrides: Partial<BusConfigLike> = {}, options: { start?: boolean; deadline?: boolean } = {}): Promise<EventBus> {
+    const create = options.deadline && this.options.deadline ? this.options.deadline.createBus : this.options.createBus;
+    const bus = await create({ group: this.group('svc'), ...overrides });
     this.open.add(bus);
     bus.on('error', (error: Error, context: string) => {
       this.busErrors.push({ error, context });

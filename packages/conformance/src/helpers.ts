@@ -5,7 +5,8 @@
  * message that says what was missing.
  */
 import { randomBytes } from 'node:crypto';
-import type { BuslineError } from '@busline/core';
+import { DeadLetterHeader, type BuslineError, type EventBus, type WireMessage } from '@busline/core';
+import type { Harness } from './harness.js';
 
 /** A name safe as a topic and as a group on every adapter: letters, digits and `-`. */
 export function uniqueName(prefix: string): string {
@@ -191,4 +192,25 @@ export function shuffle<T>(items: T[]): T[] {
     [items[i], items[j]] = [items[j]!, items[i]!];
   }
   return items;
+}
+
+export type DeadLetter = WireMessage & { topic: string };
+
+/**
+ * Reads a dead-letter topic raw (it may hold bytes that are not envelopes),
+ * keyed by the original event id (or the body, for messages without one).
+ * With `all`, every copy is kept under `<original id>/<group>`.
+ */
+export async function readDeadLetters(h: Harness, bus: EventBus, dlqTopic: string, options: { all?: boolean } = {}): Promise<Collector<DeadLetter>> {
+  const c = new Collector<DeadLetter>();
+  await bus.subscribeWire(
+    dlqTopic,
+    async (message) => {
+      // Copies written before dead letters had ids of their own carry the original's ce-id.
+      const original = message.headers[DeadLetterHeader.originalId] ?? message.headers['ce-id'] ?? `body:${Buffer.from(message.body).toString('hex')}`;
+      c.add(options.all ? `${original}/${message.headers[DeadLetterHeader.group]}` : original, message);
+    },
+    { group: h.group('dlq-reader'), startFrom: 'earliest' },
+  );
+  return c;
 }

@@ -16,11 +16,17 @@ import { registerLifecycleTests } from './tests/lifecycle.js';
 import { registerTopicTests } from './tests/topics.js';
 import { registerValidationTests } from './tests/validation.js';
 import { registerThroughputTests } from './tests/throughput.js';
+import { registerHandlerFaultTests } from './tests/handler-faults.js';
+import { registerShutdownTests } from './tests/shutdown.js';
+import { registerPublishingTests } from './tests/publishing.js';
+import { registerGroupMemberTests } from './tests/group-members.js';
 
 export type { BusConfigLike, CapabilityName, ConformanceOptions, TestSpec } from './harness.js';
 export { Harness } from './harness.js';
 export { Collector, deferred, jitter, nextEvent, runWithConcurrency, shuffle, uniqueName, waitFor } from './helpers.js';
-export type { Deferred, WaitOptions } from './helpers.js';
+export type { Deferred, WaitOptions, DeadLetter } from './helpers.js';
+export { readDeadLetters } from './helpers.js';
+export { OrderChecker, monotonicNs, type Handling, type OrderReport } from './order-checker.js';
 
 /** Reads `BUSLINE_CONFORMANCE_REPEAT` (stress mode): how many times the whole suite runs. */
 export function repeatCount(env: NodeJS.ProcessEnv = process.env): number {
@@ -41,6 +47,10 @@ function registerAll(h: Harness): void {
   group('publish and subscribe', registerPubSubTests);
   group('delivery', registerDeliveryTests);
   group('retries and dead letters', registerDeadLetterTests);
+  group('handler faults', registerHandlerFaultTests);
+  group('shutdown mid-flight', registerShutdownTests);
+  group('group members', registerGroupMemberTests);
+  group('publishing', registerPublishingTests);
   group('lifecycle', registerLifecycleTests);
   group('topic strategies', registerTopicTests);
   group('validation', registerValidationTests);

@@ -51,9 +51,16 @@ export const busConfigSchema = z
     topicStrategy: topicStrategySchema.default('createOnly'),
     onMismatch: mismatchActionSchema.default('warn'),
     publish: z
-      .object({ timeoutMs: z.number().int().positive().default(10_000) })
+      .object({
+        /** A publish not acknowledged within this time rejects with PUBLISH_TIMEOUT. */
+        timeoutMs: z.number().int().positive().default(10_000),
+        /** Messages handed to the broker and not yet acknowledged, across the bus; beyond it publishes wait. */
+        maxInFlight: z.number().int().positive().default(10_000),
+        /** Messages waiting for room in that window; beyond it a publish rejects at once with PUBLISH_QUEUE_FULL. */
+        maxWaiting: z.number().int().positive().default(20_000),
+      })
       .strict()
-      .default({ timeoutMs: 10_000 }),
+      .default({ timeoutMs: 10_000, maxInFlight: 10_000, maxWaiting: 20_000 }),
     /** Handlers running at once across every subscription of this bus. */
     concurrency: z.number().int().positive().default(256),
     /** Messages accepted by the ordering pool but not finished, across the bus; beyond it fetching waits. */

@@ -10,10 +10,11 @@ import {
   type EnvelopeOptions,
   type Payload,
 } from './envelope.js';
-import { BuslineError, ClosedError, ErrorCode, EnvelopeError, errorMessage, type FieldDifference } from './errors.js';
+import { BuslineError, ClosedError, ErrorCode, EnvelopeError, errorMessage, isBuslineError, type FieldDifference } from './errors.js';
 import type { BusEvents } from './events.js';
 import { KeyedOrderingPool } from './keyed-ordering-pool.js';
 import { BusMetrics, type MetricsSnapshot } from './metrics.js';
+import { PublishAdmission } from './publish-admission.js';
 import {
   resolveSubscription,
   Subscription,
@@ -59,9 +60,11 @@ export class EventBus extends EventEmitter<BusEvents> {
   private state: State = 'created';
   private starting: Promise<void> | undefined;
   private closingPromise: Promise<void> | undefined;
-  private readonly abort = new AbortController();
   private readonly stats = new BusMetrics();
   private readonly pool: KeyedOrderingPool;
+  private readonly admission: PublishAdmission;
+  /** Rejections made before a publish reached the driver: they hold no room in the window. */
+  private readonly unadmitted = new WeakSet<object>();
   private readonly provisioner: TopicProvisioner;
   private readonly topicOptions = new Map<string, TopicOptions>();
   private readonly validTopics = new Set<string>();
@@ -78,6 +81,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     super();
     this.capabilities = driver.capabilities;
     this.pool = new KeyedOrderingPool({ concurrency: config.concurrency, maxPending: config.maxPending });
+    this.admission = new PublishAdmission(config.publish);
     this.pool.on('backpressure', (event) => this.emit('backpressure', event));
     this.pool.on('error', (error) => this.emit('error', error instanceof Error ? error : new Error(String(error)), 'ordering pool'));
     this.provisioner = new TopicProvisioner(
@@ -117,8 +121,11 @@ export class EventBus extends EventEmitter<BusEvents> {
       for (const [topic, options] of this.topicOptions) await this.provisioner.ensure(topic, options);
       // Subscriptions made while starting join this queue too; none is dropped if start fails.
       while (this.unattached.length > 0) {
-        await this.open(this.unattached[0]!);
-        this.unattached.shift();
+        const next = this.unattached[0]!;
+        await this.open(next);
+        // Not shift(): an unsubscribe while it opened has already taken it out.
+        const at = this.unattached.indexOf(next);
+        if (at >= 0) this.unattached.splice(at, 1);
       }
       this.state = 'started';
     } catch (error) {
@@ -199,7 +206,16 @@ export class EventBus extends EventEmitter<BusEvents> {
     if (!(message?.body instanceof Uint8Array) || typeof message.headers !== 'object' || message.headers === null) {
       throw new EnvelopeError('a wire message needs headers (an object of strings) and a Uint8Array body');
     }
-    await this.sendOne(topic, message, '', options.timeoutMs);
+    if (message.key !== undefined && typeof message.key !== 'string') {
+      throw new EnvelopeError(`a wire message's key must be a string, got ${typeof message.key}`);
+    }
+    // A copy: the broker may keep (and freeze) what it is given; the caller's object stays the caller's.
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(message.headers)) {
+      if (typeof value !== 'string') throw new EnvelopeError(`header "${name}" of a wire message must be a string, got ${typeof value}`);
+      headers[name] = value;
+    }
+    await this.sendOne(topic, { key: message.key, headers, body: message.body }, '', options.timeoutMs);
   }
 
   private sendOne(topic: string, message: WireMessage, id: string, timeoutMs?: number): Promise<PublishReceipt> {
@@ -257,9 +273,33 @@ export class EventBus extends EventEmitter<BusEvents> {
     );
   }
 
-  /** Counts the messages as publishing and hands them to the driver (after ensuring the topic, the first time). Never throws. */
+  /**
+   * Counts the messages as publishing, waits for room in the publish window
+   * if there is none, and hands them to the driver (after ensuring the topic,
+   * the first time). Never throws.
+   */
   private dispatch(topic: string, messages: readonly WireMessage[], timeoutMs = this.config.publish.timeoutMs): Promise<PublishOutcome[]> {
     this.publishing += messages.length;
+    let waiting: Promise<void> | undefined;
+    try {
+      checkTimeout(timeoutMs);
+      waiting = this.admission.admit(messages.length, topic, timeoutMs);
+    } catch (error) {
+      return this.unadmittedRejection(error);
+    }
+    if (waiting === undefined) return this.handOver(topic, messages, timeoutMs);
+    return waiting.then(
+      () => this.handOver(topic, messages, timeoutMs),
+      (error: unknown) => this.unadmittedRejection(error),
+    );
+  }
+
+  private unadmittedRejection(error: unknown): Promise<never> {
+    if (typeof error === 'object' && error !== null) this.unadmitted.add(error);
+    return Promise.reject(error);
+  }
+
+  private handOver(topic: string, messages: readonly WireMessage[], timeoutMs: number): Promise<PublishOutcome[]> {
     try {
       const ensuring = this.ensureTopic(topic);
       if (ensuring) return ensuring.then(() => this.driver.publish(topic, messages, { timeoutMs, topic: this.optionsOf(topic) }));
@@ -274,14 +314,16 @@ export class EventBus extends EventEmitter<BusEvents> {
     for (const outcome of outcomes) if (outcome !== undefined) failed++;
     this.stats.published += count - failed;
     this.stats.publishFailed += failed;
+    this.admission.release(count);
     this.settlePublishing(count);
     return outcomes;
   }
 
-  /** The driver call rejected: every message failed with the same error. */
+  /** The publish rejected as a whole: every message failed with the same error. */
   private accountRejection(messages: readonly WireMessage[], error: unknown): PublishOutcome[] {
     const count = messages.length;
     this.stats.publishFailed += count;
+    if (!(typeof error === 'object' && error !== null && this.unadmitted.has(error))) this.admission.release(count);
     this.settlePublishing(count);
     const failure = toBuslineError(error);
     return messages.map(() => failure);
@@ -342,7 +384,6 @@ export class EventBus extends EventEmitter<BusEvents> {
     const subscription = new Subscription(
       {
         metrics: this.stats,
-        closing: this.abort.signal,
         emit: this.emit.bind(this) as SubscriptionHost['emit'],
         publishDeadLetter: this.publishDeadLetter,
         lane: (run, concurrency) => this.pool.lane(run, { concurrency }),
@@ -368,7 +409,9 @@ export class EventBus extends EventEmitter<BusEvents> {
   private async open(subscription: Subscription): Promise<void> {
     const ensuring = this.ensureTopic(subscription.topic);
     if (ensuring) await ensuring;
-    subscription.attach(await this.driver.subscribe(subscription.config.spec, subscription));
+    // Unsubscribed while the topic was ensured: nothing to open.
+    if (subscription.stopped) return;
+    await subscription.opened(this.driver.subscribe(subscription.config.spec, subscription.inlet));
   }
 
   private forget(subscription: Subscription): void {
@@ -392,6 +435,7 @@ export class EventBus extends EventEmitter<BusEvents> {
       malformed: s.malformed,
       inFlight: this.pool.pending,
       publishing: this.publishing,
+      publishWaiting: this.admission.waiting,
       driver: { ...s.driver },
     };
   }
@@ -418,8 +462,8 @@ export class EventBus extends EventEmitter<BusEvents> {
     }
     // Messages waiting out a retry backoff go back to the broker now instead of
     // holding the close; running handlers see their signal aborted.
-    this.abort.abort();
     const subscriptions = [...this.subscriptions];
+    for (const s of subscriptions) s.stop();
     await Promise.all(subscriptions.map((s) => s.unsubscribe(Math.max(0, deadline - Date.now()))));
     this.state = 'closed';
     try {
@@ -446,9 +490,16 @@ export class EventBus extends EventEmitter<BusEvents> {
 }
 
 function toBuslineError(error: unknown, code: ErrorCode = ErrorCode.PublishRejected, prefix?: string): BuslineError {
-  if (error instanceof BuslineError) return error;
+  if (isBuslineError(error)) return error;
   const message = prefix ? `${prefix}: ${errorMessage(error)}` : errorMessage(error);
   return new BuslineError(code, message, { cause: error });
+}
+
+/** A per-call publish timeout must be a positive, finite number of milliseconds. */
+function checkTimeout(timeoutMs: unknown): void {
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > 2_147_483_647) {
+    throw new BuslineError(ErrorCode.ConfigInvalid, `publish timeoutMs must be a positive number of milliseconds (at most 2147483647), got ${String(timeoutMs)}`);
+  }
 }
 
 export type { FieldDifference };

@@ -10,5 +10,8 @@ export * from './metrics.js';
 export * from './events.js';
 export * from './config.js';
 export * from './subscription.js';
+export * from './dead-letter.js';
+export * from './delivery-inlet.js';
+export * from './publish-admission.js';
 export * from './event-bus.js';
 export * from './create-event-bus.js';

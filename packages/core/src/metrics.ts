@@ -30,7 +30,9 @@ export interface MetricsSnapshot {
   malformed: number;
   /** Messages accepted by the ordering pool and not finished yet. */
   inFlight: number;
-  /** Publishes awaiting the broker's acknowledgement. */
+  /** Publishes awaiting the broker's acknowledgement (waiting for room included). */
   publishing: number;
+  /** Of those, messages waiting for room in the publish window (publish.maxInFlight). */
+  publishWaiting: number;
   driver: Record<string, number>;
 }

@@ -31,18 +31,38 @@ export function retryDelay(policy: RetryPolicy, attempt: number): number {
   return Math.max(0, Math.round(base - spread + Math.random() * 2 * spread));
 }
 
-/** Resolves after `ms`, or early (with false) when `signal` aborts. No timer survives an abort. */
-export function delay(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = () => {
+/**
+ * Every backoff wait of one owner (a subscription), cancelled together. One
+ * abort listener for the owner instead of one per waiting message, so a
+ * thousand messages in backoff add nothing to a shared signal.
+ */
+export class BackoffTimers {
+  private readonly waiting = new Map<ReturnType<typeof setTimeout>, (ran: boolean) => void>();
+  private cancelled = false;
+
+  /** Resolves true after `ms`, or false at once / early once `cancelAll` was called. */
+  sleep(ms: number): Promise<boolean> {
+    if (this.cancelled) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(timer);
+        resolve(true);
+      }, ms);
+      this.waiting.set(timer, resolve);
+    });
+  }
+
+  /** Ends every wait (now and later) with false. */
+  cancelAll(): void {
+    this.cancelled = true;
+    for (const [timer, resolve] of this.waiting) {
       clearTimeout(timer);
       resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+    }
+    this.waiting.clear();
+  }
+
+  get size(): number {
+    return this.waiting.size;
+  }
 }

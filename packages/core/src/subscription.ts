@@ -1,12 +1,15 @@
 import { z } from 'zod';
 import { groupNameSchema, type SubscriptionDefaults } from './config.js';
-import type { ConsumerSpec, DeliveredMessage, DriverSubscription, MessageSink, PublishOutcome, WireMessage } from './driver.js';
+import { deadLetterCopies, publishDeadLetter } from './dead-letter.js';
+import { DeliveryInlet, type HeldMessage, type InletProcessor } from './delivery-inlet.js';
+import type { ConsumerSpec, DriverSubscription, PublishOutcome, WireMessage } from './driver.js';
 import { decodeMessage, Header, type Envelope, type Payload } from './envelope.js';
-import { BuslineError, ClosedError, EnvelopeError, errorMessage, isRetryable } from './errors.js';
+import { BuslineError, ErrorCode, EnvelopeError, errorCode, errorMessage, isRetryable } from './errors.js';
 import type { BusEvents } from './events.js';
 import type { PoolLane } from './keyed-ordering-pool.js';
 import type { BusMetrics } from './metrics.js';
-import { delay, retryDelay, retryOptionsSchema, type RetryPolicy } from './retry.js';
+import { BackoffTimers, retryDelay, retryOptionsSchema, type RetryPolicy } from './retry.js';
+import { topicNameProblem } from './topic.js';
 
 export interface MessageContext {
   topic: string;
@@ -38,24 +41,12 @@ export const subscribeOptionsSchema = z
   .strict();
 export type SubscribeOptions = z.input<typeof subscribeOptionsSchema>;
 
-/** Dead-letter headers, readable by whoever drains the dead-letter topic. */
-export const DeadLetterHeader = {
-  error: 'busline-dlq-error',
-  errorCode: 'busline-dlq-error-code',
-  attempts: 'busline-dlq-attempts',
-  topic: 'busline-dlq-topic',
-  group: 'busline-dlq-group',
-  time: 'busline-dlq-time',
-} as const;
-
 /** What a subscription needs from the bus that owns it. */
 export interface SubscriptionHost {
   readonly metrics: BusMetrics;
-  /** Aborted when the bus starts closing. */
-  readonly closing: AbortSignal;
   emit<E extends keyof BusEvents>(event: E, ...args: BusEvents[E]): boolean;
   publishDeadLetter(topic: string, message: WireMessage): Promise<PublishOutcome>;
-  lane(run: (message: DeliveredMessage) => void | Promise<void>, concurrency: number): PoolLane<DeliveredMessage>;
+  lane(run: (message: HeldMessage) => void | Promise<void>, concurrency: number): PoolLane<HeldMessage>;
 }
 
 export type HandlerKind =
@@ -83,6 +74,11 @@ export function resolveSubscription(
     o.deadLetter === false || defaults.deadLetterSuffix === false && o.deadLetter?.topic === undefined
       ? undefined
       : (o.deadLetter?.topic ?? `${topic}${defaults.deadLetterSuffix}`);
+  // Checked here, not at the first dead letter: a name the broker refuses would block that message's key forever.
+  const problem = deadLetterTopic === undefined ? undefined : topicNameProblem(deadLetterTopic);
+  if (problem !== undefined) {
+    throw new BuslineError(ErrorCode.ConfigInvalid, `dead-letter topic ${JSON.stringify(deadLetterTopic)} of "${topic}" ${problem}; set deadLetter.topic (or the bus's deadLetterSuffix) to a valid topic name`);
+  }
   return {
     spec: {
       topic,
@@ -102,23 +98,27 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
 
-/** Header values must stay on one line and bounded. */
-function headerText(text: string, max = 1024): string {
-  const flat = text.replace(/[\r\n\0]+/g, ' ');
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
-}
-
 /**
- * One subscription: the sink a driver's fetch loop delivers into. It feeds the
- * bus's shared KeyedOrderingPool (per-key order, parallel across keys), decodes
- * envelopes (malformed ones go to the dead-letter topic and never reach the
- * handler), retries failures with backoff, dead-letters exhausted messages and
- * settles every delivery exactly once.
+ * One subscription: the handling policy for messages its DeliveryInlet holds.
+ * It feeds the bus's shared KeyedOrderingPool (per-key order, parallel across
+ * keys), decodes envelopes (malformed ones go to the dead-letter topic and
+ * never reach the handler), retries failures with backoff, dead-letters
+ * exhausted messages and settles every message exactly once.
+ *
+ * Once it stops (unsubscribe or bus close), a message whose handling has not
+ * started is given back to the broker unhandled, and so is one waiting out a
+ * retry backoff; its key's later messages are given back too, because each of
+ * them reaches `process` only after the one before it finished. So no later
+ * message of a key is ever handled here after an earlier one was given back.
  */
-export class Subscription implements MessageSink {
-  private readonly lane: PoolLane<DeliveredMessage>;
+export class Subscription implements InletProcessor {
+  /** What the driver delivers into. */
+  readonly inlet: DeliveryInlet;
+  private readonly lane: PoolLane<HeldMessage>;
+  private readonly stopper = new AbortController();
+  private readonly backoff = new BackoffTimers();
   private driverSubscription: DriverSubscription | undefined;
-  private stopped = false;
+  private opening: Promise<unknown> | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -128,6 +128,7 @@ export class Subscription implements MessageSink {
     private readonly onClosed: (subscription: Subscription) => void,
   ) {
     this.lane = host.lane((message) => this.process(message), config.concurrency);
+    this.inlet = new DeliveryInlet(this, { maxInFlight: config.spec.maxInFlight, failureDelayMs: config.retry.initialDelayMs });
   }
 
   get topic(): string {
@@ -136,29 +137,22 @@ export class Subscription implements MessageSink {
   get group(): string {
     return this.config.spec.group;
   }
-
-  /** @internal called by the bus once the driver consumer is open. */
-  attach(driverSubscription: DriverSubscription): void {
-    this.driverSubscription = driverSubscription;
+  /** True once unsubscribe or the bus's close began: nothing new starts. */
+  get stopped(): boolean {
+    return this.stopper.signal.aborted;
   }
 
-  deliver(batch: DeliveredMessage[]): void | Promise<void> {
-    this.host.metrics.consumed += batch.length;
-    for (let i = 0; i < batch.length; i++) {
-      const wait = this.submit(batch[i]!);
-      if (wait) return this.deliverRest(wait, batch, i + 1);
-    }
+  /** @internal The bus is opening the driver consumer; unsubscribe waits for it. */
+  opened(opening: Promise<DriverSubscription>): Promise<DriverSubscription> {
+    this.opening = opening.then((driverSubscription) => {
+      this.driverSubscription = driverSubscription;
+      this.inlet.setLease(driverSubscription.leaseMs);
+    });
+    return opening;
   }
 
-  private async deliverRest(wait: Promise<void>, batch: DeliveredMessage[], from: number): Promise<void> {
-    await wait;
-    for (let i = from; i < batch.length; i++) {
-      const next = this.submit(batch[i]!);
-      if (next) await next;
-    }
-  }
-
-  private submit(message: DeliveredMessage): Promise<void> | undefined {
+  accept(message: HeldMessage): void | Promise<void> {
+    this.host.metrics.consumed++;
     if (this.stopped) {
       message.nack(0);
       return undefined;
@@ -168,17 +162,30 @@ export class Subscription implements MessageSink {
       const wait = this.lane.submit(key, message);
       // A submit still waiting when the lane drains is refused: hand the message back.
       return wait?.catch((error: unknown) => {
-        if (!(error instanceof ClosedError)) throw error;
+        if (errorCode(error) !== ErrorCode.Closed) throw error;
         message.nack(0);
       });
     } catch (error) {
-      if (!(error instanceof ClosedError)) throw error;
+      if (errorCode(error) !== ErrorCode.Closed) throw error;
       message.nack(0);
       return undefined;
     }
   }
 
-  private process(message: DeliveredMessage): void | Promise<void> {
+  report(error: unknown, context: string): void {
+    this.host.emit('error', asError(error), `subscription "${this.topic}" / "${this.group}": ${context}`);
+  }
+
+  count(name: string, by?: number): void {
+    this.host.metrics.count(name, by);
+  }
+
+  private process(message: HeldMessage): void | Promise<void> {
+    if (this.stopped) {
+      // Not started yet: back to the broker, so the key's order is kept by whoever handles it next.
+      message.nack(0);
+      return undefined;
+    }
     let envelope: Envelope | undefined;
     if (this.handler.kind !== 'wire') {
       const decoded = decodeMessage(message);
@@ -197,35 +204,30 @@ export class Subscription implements MessageSink {
    * handler that returns a value is settled right here, one that returns a
    * promise gets a single `.then`. Failures (and retries) take `failed`.
    */
-  private attempt(message: DeliveredMessage, envelope: Envelope | undefined, attempt: number): void | Promise<void> {
-    let result: unknown;
+  private attempt(message: HeldMessage, envelope: Envelope | undefined, attempt: number): void | Promise<void> {
     let pending: Promise<unknown> | undefined;
     try {
-      result = this.call(message, envelope, attempt);
+      const result = this.call(message, envelope, attempt);
       // As `await` would: a native promise as is, any other thenable adopted.
       if (result instanceof Promise) pending = result;
       else if (isThenable(result)) pending = Promise.resolve(result);
     } catch (error) {
       return this.failed(message, envelope, attempt, error);
     }
-    if (pending === undefined) return this.succeeded(message, envelope, attempt);
+    if (pending === undefined) return this.succeeded(message);
     return pending.then(
-      () => this.succeeded(message, envelope, attempt),
+      () => this.succeeded(message),
       (error: unknown) => this.failed(message, envelope, attempt, error),
     );
   }
 
-  private succeeded(message: DeliveredMessage, envelope: Envelope | undefined, attempt: number): void | Promise<void> {
-    try {
-      message.ack();
-    } catch (error) {
-      return this.failed(message, envelope, attempt, error);
-    }
+  private succeeded(message: HeldMessage): void {
+    message.ack();
     this.host.metrics.handled++;
   }
 
   /** Attempt `attempt` failed: retry (after a backoff, or by the broker) or dead-letter. */
-  private async failed(message: DeliveredMessage, envelope: Envelope | undefined, attempt: number, error: unknown): Promise<void> {
+  private async failed(message: HeldMessage, envelope: Envelope | undefined, attempt: number, error: unknown): Promise<void> {
     const { retry } = this.config;
     this.host.metrics.failed++;
     if (!isRetryable(error) || attempt >= retry.maxAttempts) {
@@ -238,17 +240,17 @@ export class Subscription implements MessageSink {
       message.nack(delayMs);
       return;
     }
-    if (!(await delay(delayMs, this.host.closing))) {
-      // Closing mid-backoff: hand the message back to the broker instead of waiting.
+    if (!(await this.backoff.sleep(delayMs))) {
+      // Stopping mid-backoff: hand the message back to the broker instead of waiting.
       message.nack(0);
       return;
     }
     return this.attempt(message, envelope, attempt + 1);
   }
 
-  private call(message: DeliveredMessage, envelope: Envelope | undefined, attempt: number): unknown {
+  private call(message: HeldMessage, envelope: Envelope | undefined, attempt: number): unknown {
     const { topic, group } = this.config.spec;
-    const signal = this.host.closing;
+    const signal = this.stopper.signal;
     switch (this.handler.kind) {
       case 'wire':
         return this.handler.handler(
@@ -263,12 +265,12 @@ export class Subscription implements MessageSink {
   }
 
   /**
-   * Publishes the message to the dead-letter topic, then settles it. A failed
-   * dead-letter publish is retried with backoff; the original is never
-   * acknowledged before its copy is stored.
+   * Publishes a copy to the dead-letter topic, then settles the message. A
+   * failed dead-letter publish is retried with backoff while the subscription
+   * runs; the original is never acknowledged before its copy is stored.
    */
   private async deadLetter(
-    message: DeliveredMessage,
+    message: HeldMessage,
     error: unknown,
     attempts: number,
     envelope: Envelope | undefined,
@@ -277,20 +279,18 @@ export class Subscription implements MessageSink {
     const reason = errorMessage(error);
     const dlq = this.config.deadLetterTopic;
     if (dlq !== undefined) {
-      const headers: Record<string, string> = {
-        ...message.headers,
-        [DeadLetterHeader.error]: headerText(reason),
-        [DeadLetterHeader.attempts]: String(attempts),
-        [DeadLetterHeader.topic]: this.topic,
-        [DeadLetterHeader.group]: this.group,
-        [DeadLetterHeader.time]: new Date().toISOString(),
-      };
-      if (error instanceof BuslineError) headers[DeadLetterHeader.errorCode] = error.code;
+      const copies = deadLetterCopies({ message, error, attempts, topic: this.topic, group: this.group });
       for (let retry = 1; ; retry++) {
-        const failure = await this.host.publishDeadLetter(dlq, { key: message.key, headers, body: message.body });
+        const failure = await publishDeadLetter(copies, (copy) => this.host.publishDeadLetter(dlq, copy));
         if (failure === undefined) break;
+        if (errorCode(failure) === ErrorCode.MessageTooLarge) {
+          // Even the copy without its body is refused: nothing retrying can change.
+          this.host.emit('error', failure, `dead-lettering a message of "${this.topic}" to "${dlq}" is impossible (the message is terminated where it is stored)`);
+          message.term();
+          return;
+        }
         this.host.emit('error', failure, `publishing to dead-letter topic "${dlq}" (will retry; the message stays unacknowledged)`);
-        if (!(await delay(retryDelay(this.config.retry, Math.min(retry, 10)), this.host.closing))) {
+        if (!(await this.backoff.sleep(retryDelay(this.config.retry, Math.min(retry, 10))))) {
           message.nack(0);
           return;
         }
@@ -311,18 +311,40 @@ export class Subscription implements MessageSink {
     });
   }
 
-  /** Stops fetching, lets accepted messages finish (up to `timeoutMs`), then releases the consumer. */
+  /**
+   * Nothing new starts; messages waiting out a backoff go back to the broker;
+   * running handlers see their signal aborted. (The bus calls it for every
+   * subscription as it starts closing; unsubscribe calls it first.)
+   */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopper.abort();
+    this.backoff.cancelAll();
+  }
+
+  /**
+   * Stops: handlers already running may finish (up to `timeoutMs`), every
+   * message not started and every one in backoff goes back to the broker, then
+   * the consumer is released.
+   */
   unsubscribe(timeoutMs = 30_000): Promise<void> {
     this.closing ??= (async () => {
-      this.stopped = true;
+      this.stop();
+      // A consumer still being opened is closed once it is open, never left attached.
+      await this.opening?.catch(() => undefined);
       await this.driverSubscription?.stop();
       const drained = await this.lane.drain(timeoutMs);
       if (!drained) {
-        this.host.emit('error', new BuslineError('DRAIN_TIMEOUT', `handlers on "${this.topic}" did not finish within ${timeoutMs} ms; unfinished messages will be redelivered`), 'unsubscribe');
+        this.host.emit('error', new BuslineError('DRAIN_TIMEOUT', `handlers on "${this.topic}" did not finish within ${timeoutMs} ms; their messages stay unsettled and will be redelivered`), 'unsubscribe');
       }
       await this.driverSubscription?.close();
+      this.inlet.close();
       this.onClosed(this);
     })();
     return this.closing;
   }
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(errorMessage(error));
 }

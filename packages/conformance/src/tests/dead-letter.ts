@@ -4,31 +4,11 @@
  * (Watermill TestContinueAfterErrors; Dapr's dead-letter conformance).
  */
 import { expect } from 'vitest';
-import { NonRetryableError, type DeadLetterEvent, type EventBus, type WireMessage } from '@busline/core';
+import { DeadLetterHeader, ErrorCode, NonRetryableError, type DeadLetterEvent, type WireMessage } from '@busline/core';
 import type { Harness } from '../harness.js';
-import { Collector, waitFor } from '../helpers.js';
+import { Collector, readDeadLetters, rejection, waitFor } from '../helpers.js';
 
-export const DLQ_HEADERS = {
-  error: 'busline-dlq-error',
-  attempts: 'busline-dlq-attempts',
-  topic: 'busline-dlq-topic',
-  group: 'busline-dlq-group',
-} as const;
-
-type DeadLetter = WireMessage & { topic: string };
-
-/** Reads a dead-letter topic raw (it may hold bytes that are not envelopes), keyed by original event id or body. */
-async function readDeadLetters(h: Harness, bus: EventBus, dlqTopic: string): Promise<Collector<DeadLetter>> {
-  const c = new Collector<DeadLetter>();
-  await bus.subscribeWire(
-    dlqTopic,
-    async (message) => {
-      c.add(message.headers['ce-id'] ?? `body:${Buffer.from(message.body).toString('hex')}`, message);
-    },
-    { group: h.group('dlq-reader'), startFrom: 'earliest' },
-  );
-  return c;
-}
+const DLQ_HEADERS = DeadLetterHeader;
 
 export function registerDeadLetterTests(h: Harness): void {
   h.test('a handler that always fails is retried maxAttempts times, then dead-lettered with error headers', {}, async () => {
@@ -182,5 +162,66 @@ export function registerDeadLetterTests(h: Harness): void {
       message: () => `a 'deadLetter' event per malformed message: ${events.length} of ${garbage.length}`,
     });
     expect(bus.metrics().deadLettered - before.deadLettered).toBeGreaterThanOrEqual(garbage.length);
+  });
+
+  h.test('two groups that dead-letter the same event store two copies, one per group', { requires: ['persistent', 'consumerGroups'] }, async () => {
+    const bus = await h.bus();
+    const topic = h.topic('dlq-two-groups');
+    const dead = await readDeadLetters(h, bus, `${topic}.dlq`, { all: true });
+    const groups = [h.group('billing'), h.group('shipping')];
+    for (const group of groups) {
+      await bus.subscribe(topic, () => {
+        throw new NonRetryableError(`${group} cannot handle it`);
+      }, { group });
+    }
+    const { id } = await bus.publish(topic, { total: 1 });
+    await dead.waitForIds(groups.map((g) => `${id}/${g}`), h.ms(20_000), 'a dead-letter copy per group');
+    const copies = groups.map((g) => dead.items.get(`${id}/${g}`)!);
+    expect(copies[0]!.headers['ce-id'], 'each copy has an id of its own').not.toBe(copies[1]!.headers['ce-id']);
+    expect(copies.map((c) => c.headers[DeadLetterHeader.error])).toEqual(groups.map((g) => `${g} cannot handle it`));
+  });
+
+  h.test(
+    'a message close to the broker size limit whose dead-letter copy would be too large is still dead-lettered (without its body), and its key goes on',
+    { requires: ['persistent'] },
+    async () => {
+      const bus = await h.bus();
+      const topic = h.topic('dlq-big');
+      const dead = await readDeadLetters(h, bus, `${topic}.dlq`);
+      const handled = new Collector();
+      await bus.subscribe(topic, (payload, ctx) => {
+        if (payload instanceof Uint8Array) throw new NonRetryableError(`refused: ${'x'.repeat(2_000)}`);
+        handled.add(ctx.envelope.id, null);
+      });
+      // Fits with the envelope's own headers, not with the dead-letter headers on top.
+      const big = new Uint8Array(h.maxMessageBytes - 500).fill(7);
+      const { id } = await bus.publish(topic, big, { aggregateId: 'big-key' });
+      const next = await bus.publish(topic, { after: true }, { aggregateId: 'big-key' });
+      await dead.waitForIds([id], h.ms(20_000), 'the dead-letter copy of the big message');
+      await handled.waitForIds([next.id], h.ms(20_000), 'the next message of the key');
+      const copy = dead.items.get(id)!;
+      // Which shrunk copy fits depends on each broker's header overhead; both say what happened.
+      if (copy.headers[DeadLetterHeader.bodyOmitted] !== undefined) {
+        expect(copy.headers[DeadLetterHeader.bodyOmitted]).toBe(String(big.byteLength));
+        expect(copy.body.byteLength).toBe(0);
+      } else {
+        expect(copy.body.byteLength, 'the body, when the copy kept it').toBe(big.byteLength);
+      }
+      expect(copy.headers[DeadLetterHeader.error]!.length, 'the error text, shortened to fit').toBeLessThan(200);
+      expect(copy.headers[DeadLetterHeader.error]).toMatch(/^refused: x+/);
+    },
+  );
+
+  h.test('a dead-letter topic no broker can carry is refused at subscribe (CONFIG_INVALID), not at the first dead letter', {}, async () => {
+    const bus = await h.bus();
+    const topic = h.topic('dlq-names');
+    for (const bad of ['has space', 'orders.*', '', 'orders.']) {
+      const error = await rejection(bus.subscribe(topic, () => undefined, { deadLetter: { topic: bad } }));
+      expect(error.code, `dead-letter topic ${JSON.stringify(bad)}`).toBe(ErrorCode.ConfigInvalid);
+      expect(error.message).toMatch(/dead-letter topic/);
+    }
+    const dotted = await h.bus({ deadLetterSuffix: '.' });
+    const error = await rejection(dotted.subscribe(topic, () => undefined));
+    expect(error.code, 'a suffix that makes an invalid name').toBe(ErrorCode.ConfigInvalid);
   });
 }

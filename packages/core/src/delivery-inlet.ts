@@ -1,0 +1,242 @@
+/**
+ * DeliveryInlet: where a driver's deliveries enter core, for every broker.
+ *
+ * It owns the delivery bookkeeping that used to be rebuilt by each adapter:
+ * - **settle once**: each held message is acked, nacked or termed exactly
+ *   once; later calls are no-ops, and a driver whose settle call throws is
+ *   reported, never retried through the handler.
+ * - **in hand**: a message is held from delivery until settled. A redelivered
+ *   copy (same `deliveryId`) of a message still held is collapsed into it: the
+ *   copy's handle becomes the one that is settled, and the handler never runs
+ *   on the copy (a broker deadline that expired while the message waited
+ *   behind its key must not produce a second, out-of-order handling).
+ * - **lease**: where the driver has a redelivery deadline (`leaseMs`), every
+ *   held message is extended once it has been held for a third of it.
+ * - **in-flight budget**: at most `maxInFlight` messages are held; past it
+ *   `deliver` returns a promise, and the driver's fetch loop waits.
+ * - **failure policy**: if handing a message on throws, the message goes back
+ *   to the broker (nack) and the error is reported; the fetch loop never sees
+ *   an exception from core.
+ *
+ * The processor (a subscription) receives `HeldMessage`s and settles them
+ * through the held message, never through the driver's handle.
+ */
+import type { DeliveredMessage, MessageSink } from './driver.js';
+
+export interface InletProcessor {
+  /**
+   * Takes a new held message. May return a promise when it cannot accept more
+   * now (backpressure); the inlet waits for it before taking the next one.
+   */
+  accept(message: HeldMessage): void | Promise<void>;
+  /** Something the inlet could not hand on or settle; reported, never thrown. */
+  report(error: unknown, context: string): void;
+  /** A driver-level counter (collapsed redeliveries, lease extensions). */
+  count(name: string, by?: number): void;
+}
+
+export interface InletOptions {
+  /** Most messages held at once (the subscription's maxInFlight). */
+  maxInFlight: number;
+  /** Delay for a message handed back because accepting it failed. */
+  failureDelayMs: number;
+}
+
+/** One message core holds, from delivery until it is settled. */
+export class HeldMessage {
+  /** The driver's handle that settling goes to: the newest delivery of the message. */
+  private handle: DeliveredMessage;
+  private settled = false;
+  /** When the lease was last started or extended (ms since epoch). */
+  leasedAt: number;
+
+  constructor(
+    private readonly inlet: DeliveryInlet,
+    first: DeliveredMessage,
+    now: number,
+  ) {
+    this.handle = first;
+    this.leasedAt = now;
+  }
+
+  get topic(): string {
+    return this.handle.topic;
+  }
+  get key(): string | undefined {
+    return this.handle.key;
+  }
+  get headers(): Record<string, string> {
+    return this.handle.headers;
+  }
+  get body(): Uint8Array {
+    return this.handle.body;
+  }
+  get deliveryId(): string | undefined {
+    return this.handle.deliveryId;
+  }
+  /** The broker's count for the newest delivery of this message (1 the first time). */
+  get deliveryCount(): number {
+    return this.handle.deliveryCount;
+  }
+  get isSettled(): boolean {
+    return this.settled;
+  }
+
+  /** Handled: never deliver again. */
+  ack(): void {
+    if (this.begin()) this.call('ack', (h) => h.ack());
+  }
+  /** Not handled: deliver again after `delayMs` (or at once). */
+  nack(delayMs = 0): void {
+    if (this.begin()) this.call('nack', (h) => h.nack(delayMs));
+  }
+  /** Poison or dead-lettered: never deliver again. */
+  term(): void {
+    if (this.begin()) this.call('term', (h) => h.term());
+  }
+
+  /** @internal A redelivered copy arrived while this message is held. */
+  adopt(copy: DeliveredMessage, now: number): void {
+    this.handle = copy;
+    this.leasedAt = now;
+  }
+
+  /** @internal Tells the broker the message is still in hand. */
+  extend(now: number): void {
+    this.leasedAt = now;
+    const handle = this.handle;
+    if (handle.extendLease === undefined) return;
+    try {
+      handle.extendLease();
+    } catch (error) {
+      this.inlet.processor.report(error, `extending the lease of a message on "${handle.topic}"`);
+    }
+  }
+
+  private begin(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.inlet.release(this);
+    return true;
+  }
+
+  private call(what: string, settle: (handle: DeliveredMessage) => void): void {
+    try {
+      settle(this.handle);
+    } catch (error) {
+      this.inlet.processor.report(error, `${what} of a message on "${this.handle.topic}" (the driver threw)`);
+    }
+  }
+}
+
+export class DeliveryInlet implements MessageSink {
+  /** Held messages by delivery id (only those whose driver gives one). */
+  private readonly inHand = new Map<string, HeldMessage>();
+  private heldCount = 0;
+  private leaseMs: number | undefined;
+  private leaseTimer: ReturnType<typeof setInterval> | undefined;
+  private roomWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly processor: InletProcessor,
+    private readonly options: InletOptions,
+  ) {}
+
+  /** Messages held now (delivered, not settled). */
+  get held(): number {
+    return this.heldCount;
+  }
+
+  /**
+   * The driver's redelivery deadline, known once its subscription is open.
+   * Starts one timer that extends every held message older than a third of it.
+   */
+  setLease(leaseMs: number | undefined): void {
+    if (leaseMs === undefined || !(leaseMs > 0) || this.leaseMs !== undefined) return;
+    this.leaseMs = leaseMs;
+    const every = Math.max(50, Math.floor(leaseMs / 3));
+    this.leaseTimer = setInterval(() => this.extendLeases(every), Math.max(25, Math.floor(every / 2)));
+    this.leaseTimer.unref?.();
+  }
+
+  deliver(batch: DeliveredMessage[]): void | Promise<void> {
+    const now = Date.now();
+    for (let i = 0; i < batch.length; i++) {
+      const wait = this.take(batch[i]!, now);
+      if (wait !== undefined) return this.deliverRest(wait, batch, i + 1);
+    }
+    if (this.heldCount >= this.options.maxInFlight) return this.room();
+  }
+
+  private async deliverRest(wait: Promise<void>, batch: DeliveredMessage[], from: number): Promise<void> {
+    await wait;
+    for (let i = from; i < batch.length; i++) {
+      const next = this.take(batch[i]!, Date.now());
+      if (next !== undefined) await next;
+    }
+    if (this.heldCount >= this.options.maxInFlight) await this.room();
+  }
+
+  /** Holds one delivery and hands it on; a copy of a held message is collapsed. Never throws. */
+  private take(message: DeliveredMessage, now: number): Promise<void> | undefined {
+    const id = message.deliveryId;
+    if (id !== undefined) {
+      const held = this.inHand.get(id);
+      if (held !== undefined) {
+        held.adopt(message, now);
+        this.processor.count('redelivery_collapsed');
+        return undefined;
+      }
+    }
+    const held = new HeldMessage(this, message, now);
+    if (id !== undefined) this.inHand.set(id, held);
+    this.heldCount++;
+    try {
+      const wait = this.processor.accept(held);
+      return wait === undefined ? undefined : wait.catch((error: unknown) => this.refuse(held, error));
+    } catch (error) {
+      this.refuse(held, error);
+      return undefined;
+    }
+  }
+
+  private refuse(held: HeldMessage, error: unknown): void {
+    this.processor.report(error, `handing a message on "${held.topic}" to its handler (it goes back to the broker)`);
+    held.nack(this.options.failureDelayMs);
+  }
+
+  /** @internal A held message was settled. */
+  release(held: HeldMessage): void {
+    this.heldCount--;
+    const id = held.deliveryId;
+    if (id !== undefined && this.inHand.get(id) === held) this.inHand.delete(id);
+    if (this.roomWaiters.length > 0 && this.heldCount < this.options.maxInFlight) {
+      const waiters = this.roomWaiters;
+      this.roomWaiters = [];
+      for (const resume of waiters) resume();
+    }
+  }
+
+  private room(): Promise<void> {
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  private extendLeases(every: number): void {
+    const now = Date.now();
+    for (const held of this.inHand.values()) {
+      if (now - held.leasedAt >= every) {
+        held.extend(now);
+        this.processor.count('lease_extended');
+      }
+    }
+  }
+
+  /** Stops the lease timer and lets a waiting fetch loop go (it will find the consumer stopped). */
+  close(): void {
+    if (this.leaseTimer !== undefined) clearInterval(this.leaseTimer);
+    this.leaseTimer = undefined;
+    const waiters = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const resume of waiters) resume();
+  }
+}
