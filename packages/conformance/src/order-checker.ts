@@ -5,11 +5,13 @@
  *
  * Per-key order holds when, across the whole group and across time:
  * - no two handlings of one key overlap in time, anywhere;
- * - the first handling of each message of a key happens in publish order
- *   (message n+1 is never first handled before message n was);
- * - every published message was handled at least once (nothing lost).
+ * - the first handling of each message of a key happens in publish order,
+ *   across retries: message n+1 is first handled only after a handling of
+ *   message n succeeded (a failed attempt of n followed by n+1 is a reorder,
+ *   even if n succeeds later);
+ * - every published message was handled successfully at least once.
  * Handling a message again after later ones (an at-least-once redelivery of
- * a message whose first handling was in order) is allowed and counted.
+ * a message that was already handled in order) is allowed and counted.
  *
  * Handlings are recorded as intervals and judged after the run, so members
  * in other processes (whose reports arrive late and interleaved) are judged
@@ -30,6 +32,8 @@ export interface Handling {
   start: bigint;
   /** Undefined while running (or when the member died: see memberDied). */
   end?: bigint;
+  /** The handler returned normally (false: it threw, or never ended). */
+  ok?: boolean;
 }
 
 export interface OrderReport {
@@ -37,9 +41,9 @@ export interface OrderReport {
   keys: number;
   /** Two handlings of one key that overlapped in time: the later-starting one's description. */
   concurrent: string[];
-  /** First handlings out of publish order. */
+  /** First handlings out of publish order, or before the previous message of the key succeeded. */
   outOfOrder: string[];
-  /** Published messages never handled, as `key#seq`. */
+  /** Published messages never handled successfully, as `key#seq`. */
   missing: string[];
   /** Handlings beyond the first of a message (at-least-once redeliveries). */
   repeated: number;
@@ -64,12 +68,13 @@ export class OrderChecker {
     this.published.set(key, count);
   }
 
-  /** Starts a local handling; call the returned function when it ends (however it ends). */
-  begin(member: string, key: string, seq: number): () => void {
+  /** Starts a local handling; call the returned function when it ends, saying whether it succeeded. */
+  begin(member: string, key: string, seq: number): (ok?: boolean) => void {
     const handling: Handling = { member, key, seq, start: monotonicNs() };
     this.handlings.push(handling);
-    return () => {
+    return (ok = true) => {
       handling.end = monotonicNs();
+      handling.ok = ok;
     };
   }
 
@@ -83,17 +88,20 @@ export class OrderChecker {
     this.deaths.set(member, at);
   }
 
-  /** Distinct messages first-handled so far. */
-  get handledCount(): number {
+  private succeeded(): Set<string> {
     const seen = new Set<string>();
-    for (const h of this.handlings) seen.add(`${h.key}#${h.seq}`);
-    return seen.size;
+    for (const h of this.handlings) if (h.ok === true) seen.add(`${h.key}#${h.seq}`);
+    return seen;
   }
 
-  /** Every published message handled at least once. */
+  /** Distinct messages handled successfully so far. */
+  get handledCount(): number {
+    return this.succeeded().size;
+  }
+
+  /** Every published message handled successfully at least once. */
   complete(): boolean {
-    const seen = new Set<string>();
-    for (const h of this.handlings) seen.add(`${h.key}#${h.seq}`);
+    const seen = this.succeeded();
     for (const [key, count] of this.published) for (let s = 0; s < count; s++) if (!seen.has(`${key}#${s}`)) return false;
     return true;
   }
@@ -109,10 +117,16 @@ export class OrderChecker {
     const endOf = (h: Handling): bigint => h.end ?? this.deaths.get(h.member) ?? BigInt(Number.MAX_SAFE_INTEGER) * 1_000_000n;
     for (const [key, list] of byKey) {
       list.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+      // When each message of the key was first handled successfully (the end of that handling).
+      const okEnd = new Map<number, bigint>();
+      for (const h of list) {
+        if (h.ok !== true || h.end === undefined) continue;
+        const was = okEnd.get(h.seq);
+        if (was === undefined || h.end < was) okEnd.set(h.seq, h.end);
+      }
       let latestEnd = -1n;
       let latestOwner: Handling | undefined;
       const firstSeen = new Set<number>();
-      let nextFirst = 0;
       const count = this.published.get(key) ?? 0;
       for (const h of list) {
         if (latestOwner !== undefined && h.start < latestEnd) {
@@ -129,17 +143,15 @@ export class OrderChecker {
           continue;
         }
         firstSeen.add(h.seq);
-        if (h.seq !== nextFirst) {
-          report.outOfOrder.push(`${key}#${h.seq} first handled on ${h.member} before ${key}#${nextFirst}`);
-          nextFirst = Math.max(nextFirst, h.seq + 1);
-        } else {
-          nextFirst++;
-          while (firstSeen.has(nextFirst)) nextFirst++;
+        if (h.seq === 0) continue;
+        const previousDone = okEnd.get(h.seq - 1);
+        if (previousDone === undefined || previousDone > h.start) {
+          report.outOfOrder.push(`${key}#${h.seq} first handled on ${h.member} before ${key}#${h.seq - 1} was handled successfully`);
         }
       }
     }
     for (const [key, count] of this.published) {
-      const seen = new Set((byKey.get(key) ?? []).map((h) => h.seq));
+      const seen = new Set((byKey.get(key) ?? []).filter((h) => h.ok === true).map((h) => h.seq));
       for (let s = 0; s < count; s++) if (!seen.has(s)) report.missing.push(`${key}#${s}`);
     }
     return report;
@@ -152,7 +164,7 @@ export class OrderChecker {
     const sample = (list: string[]) => `${list.length} (e.g. ${list.slice(0, 3).join('; ')})`;
     if (r.concurrent.length) problems.push(`concurrent handlings of one key: ${sample(r.concurrent)}`);
     if (r.outOfOrder.length) problems.push(`first handlings out of publish order: ${sample(r.outOfOrder)}`);
-    if (r.missing.length) problems.push(`never handled: ${sample(r.missing)}`);
+    if (r.missing.length) problems.push(`never handled successfully: ${sample(r.missing)}`);
     if (r.unexpected.length) problems.push(`handled but never published: ${sample(r.unexpected)}`);
     if (problems.length) throw new Error(`${what} broken over ${r.handlings} handlings of ${r.keys} keys:\n  - ${problems.join('\n  - ')}`);
     return r;

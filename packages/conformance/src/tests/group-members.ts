@@ -37,12 +37,10 @@ export function registerGroupMemberTests(h: Harness): void {
           async (payload, ctx) => {
             const { key, seq } = payload as { key: string; seq: number };
             const end = checker.begin(name, key, seq);
-            try {
-              await new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
-              if (ctx.attempt === 1 && failsFirst(ctx.envelope.id, 3)) throw new Error('transient');
-            } finally {
-              end();
-            }
+            await new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
+            const fail = ctx.attempt === 1 && failsFirst(ctx.envelope.id, 3);
+            end(!fail);
+            if (fail) throw new Error('transient');
           },
           { group, concurrency: 8, retry: { maxAttempts: 5, initialDelayMs: 5, maxDelayMs: 50 } },
         );

@@ -20,9 +20,11 @@ function member(bus: EventBus, topic: string, group: string, checker: OrderCheck
       const end = checker.begin(name, ctx.envelope.aggregateId!, (payload as { seq: number }).seq);
       try {
         await handle((payload as { seq: number }).seq, ctx.attempt);
-      } finally {
-        end();
+      } catch (error) {
+        end(false);
+        throw error;
       }
+      end();
     },
     { group, ...options },
   );

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { deadLetterCopies, DeadLetterHeader, deadLetterId, publishDeadLetter } from './dead-letter.js';
+import { BuslineError, ErrorCode } from './errors.js';
+import type { WireMessage } from './driver.js';
+
+const original = { key: 'k', headers: { 'ce-id': 'evt-1', 'ce-type': 'orders' }, body: new Uint8Array(100), deliveryId: '42' };
+
+describe('dead-letter copies', () => {
+  it('get an id of their own per group, stable for one group, and keep the original id and delivery id in headers', () => {
+    const [a] = deadLetterCopies({ message: original, error: new Error('no'), attempts: 3, topic: 'orders', group: 'billing' });
+    const [b] = deadLetterCopies({ message: original, error: new Error('no'), attempts: 3, topic: 'orders', group: 'shipping' });
+    expect(a!.headers['ce-id']).toBe(deadLetterId('evt-1', 'billing'));
+    expect(a!.headers['ce-id']).not.toBe(b!.headers['ce-id']);
+    expect(a!.headers[DeadLetterHeader.originalId]).toBe('evt-1');
+    expect(a!.headers[DeadLetterHeader.deliveryId]).toBe('42');
+    expect(original.headers['ce-id'], 'the original is untouched').toBe('evt-1');
+  });
+
+  it('describe anything thrown, with the code of a BuslineError', () => {
+    for (const error of [undefined, Symbol('s'), 10n, () => 1, { self: null as unknown }]) {
+      const [copy] = deadLetterCopies({ message: original, error, attempts: 1, topic: 't', group: 'g' });
+      expect(copy!.headers[DeadLetterHeader.error]).toMatch(/\S/);
+    }
+    const [coded] = deadLetterCopies({ message: original, error: new BuslineError(ErrorCode.EnvelopeInvalid, 'bad'), attempts: 1, topic: 't', group: 'g' });
+    expect(coded!.headers[DeadLetterHeader.errorCode]).toBe(ErrorCode.EnvelopeInvalid);
+  });
+
+  it('shrink while the broker says too large: short error text, then no body; other failures are returned as they are', async () => {
+    const copies = deadLetterCopies({ message: original, error: new Error('x'.repeat(5_000)), attempts: 1, topic: 't', group: 'g' });
+    expect(copies[0]!.headers[DeadLetterHeader.error]!.length).toBe(1024);
+    expect(copies[1]!.headers[DeadLetterHeader.error]!.length).toBe(96);
+    expect(copies[2]!.body.byteLength).toBe(0);
+    expect(copies[2]!.headers[DeadLetterHeader.bodyOmitted]).toBe('100');
+
+    const tooLarge = new BuslineError(ErrorCode.MessageTooLarge, 'too large');
+    const tried: WireMessage[] = [];
+    expect(await publishDeadLetter(copies, async (c) => (tried.push(c), c.body.byteLength > 0 ? tooLarge : undefined))).toBeUndefined();
+    expect(tried).toHaveLength(3);
+
+    const down = new BuslineError(ErrorCode.BrokerUnavailable, 'down');
+    const once: WireMessage[] = [];
+    expect(await publishDeadLetter(copies, async (c) => (once.push(c), down))).toBe(down);
+    expect(once).toHaveLength(1);
+  });
+});
