@@ -127,6 +127,7 @@ class KafkaDelivery implements DeliveredMessage {
     private readonly owner: GroupConsumer,
     private readonly entry: SinkEntry,
     private readonly state: PartitionState,
+    private readonly record: KafkaMessage,
     private readonly offset: number,
     readonly topic: string,
     readonly key: string | undefined,
@@ -139,7 +140,7 @@ class KafkaDelivery implements DeliveredMessage {
   ack(): void {
     if (this.settled) return;
     this.settled = true;
-    this.owner.settle(this.entry, this.state, this.offset, true);
+    this.owner.settle(this.entry, this.state, this.offset, true, this.record);
   }
 
   term(): void {
@@ -149,7 +150,7 @@ class KafkaDelivery implements DeliveredMessage {
   nack(_delayMs: number): void {
     if (this.settled) return;
     this.settled = true;
-    this.owner.settle(this.entry, this.state, this.offset, false);
+    this.owner.settle(this.entry, this.state, this.offset, false, this.record);
   }
 }
 
@@ -266,8 +267,10 @@ export class GroupConsumer {
     if (!entry.active) return;
     entry.active = false;
     this.removeRoute(entry);
-    for (const state of entry.waiting) this.pausePartition(state);
+    // Its waiting partitions go to the topic's other subscriptions, once this one settled what it holds of them.
+    const waiting = [...entry.waiting];
     entry.waiting.clear();
+    for (const state of waiting) this.pump(state);
     if (!this.closed && this.consumer) this.scheduleRemoval();
   }
 
@@ -680,6 +683,11 @@ export class GroupConsumer {
     if (state.backlogSize === 0) return this.resumePartition(state);
     const entry = this.route(state);
     if (entry === undefined || !this.accepting || this.rebalancing) return this.pausePartition(state);
+    // Another subscription still holds records of this partition: nothing for this one before they are settled.
+    if (state.unsettled > 0 && state.holder !== entry) {
+      if (this.shouldPause(state)) this.pausePartition(state);
+      return;
+    }
     const budget = entry.spec.maxInFlight - entry.inflight;
     if (entry.blocked || budget <= 0) {
       entry.waiting.add(state);
@@ -690,6 +698,7 @@ export class GroupConsumer {
     const deliveries = new Array<DeliveredMessage>(records.length);
     for (let i = 0; i < records.length; i++) deliveries[i] = this.delivery(entry, state, records[i]!);
     entry.inflight += records.length;
+    state.holder = entry;
     state.unsettled += records.length;
     this.unsettled += records.length;
     if (state.backlogSize > 0) entry.waiting.add(state);
@@ -716,7 +725,11 @@ export class GroupConsumer {
 
   private delivery(entry: SinkEntry, state: PartitionState, m: KafkaMessage): KafkaDelivery {
     const offset = Number(m.offset);
-    state.watermark.track(offset);
+    // A requeued record is tracked already.
+    if (offset > state.tracked) {
+      state.watermark.track(offset);
+      state.tracked = offset;
+    }
     const headers: Record<string, string> = {};
     const raw = m.headers;
     if (raw) {
@@ -733,6 +746,7 @@ export class GroupConsumer {
       this,
       entry,
       state,
+      m,
       offset,
       state.topic,
       m.key === null || m.key === undefined ? undefined : m.key.toString(),
@@ -755,13 +769,19 @@ export class GroupConsumer {
   }
 
   /** @internal called by a delivery, exactly once. */
-  settle(entry: SinkEntry, state: PartitionState, offset: number, handled: boolean): void {
+  settle(entry: SinkEntry, state: PartitionState, offset: number, handled: boolean, record: KafkaMessage): void {
     entry.inflight--;
     state.unsettled--;
     this.unsettled--;
     if (!state.revoked) {
       if (handled) state.watermark.complete(offset);
+      // Handed back by an unsubscribed subscription: the topic's next one gets it (Kafka would only after a restart).
+      else if (!entry.active && this.states.get(state.key) === state) state.requeue(record);
       else state.nacked = true;
+      if (state.unsettled === 0 && state.backlogSize > 0 && this.route(state) !== entry) {
+        // The partition is free for the subscription it is routed to now.
+        queueMicrotask(() => this.pump(state));
+      }
     } else if (state.unsettled === 0 && state.onSettled) {
       const done = state.onSettled;
       state.onSettled = undefined;

@@ -11,6 +11,12 @@
  *   maxInFlight budget or the ordering pool's backpressure held them back).
  *   The partition keeps fetching ahead while the backlog is below its share
  *   of the consumer's `maxBufferedBytes` and is paused in kafkajs beyond it.
+ * - One subscription at a time holds a partition: records go to another
+ *   subscription of the topic (after an unsubscribe or a new one re-routed
+ *   it) only once the `holder` settled every record it was given, so two
+ *   handlers of this process never run one key at once. A record the old
+ *   holder hands back (nack after its unsubscribe) goes back to the front of
+ *   the backlog for the next one (`requeue`).
  * - A revoked state ignores late settlements (its offsets may already belong
  *   to another member); a successor state for the same partition waits for
  *   the revoked one's unsettled records (`waitFor`) before delivering, so a
@@ -35,6 +41,10 @@ export class PartitionState {
   backlogBytes = 0;
   /** Highest offset accepted from a fetch (delivered or in the backlog); re-fetched records at or below it are skipped. */
   lastAccepted = -1;
+  /** The subscription the unsettled records were delivered to (meaningful while `unsettled > 0`). */
+  holder: unknown;
+  /** Highest offset tracked in `watermark`; a requeued record at or below it is not tracked again. */
+  tracked = -1;
   /** Paused in kafkajs by this driver. */
   paused = false;
   revoked = false;
@@ -84,6 +94,19 @@ export class PartitionState {
       this.backlogBytes = 0;
     }
     return out;
+  }
+
+  /** Puts a delivered record back into the backlog, in offset order (it stays tracked, so commits stop before it). */
+  requeue(m: KafkaMessage): void {
+    if (this.backlogHead > 0) {
+      this.backlog = this.backlog.slice(this.backlogHead);
+      this.backlogHead = 0;
+    }
+    const offset = Number(m.offset);
+    let i = 0;
+    while (i < this.backlog.length && Number(this.backlog[i]!.offset) < offset) i++;
+    this.backlog.splice(i, 0, m);
+    this.backlogBytes += messageBytes(m);
   }
 
   clearBacklog(): void {
