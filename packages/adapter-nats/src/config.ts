@@ -143,7 +143,7 @@ export const natsConfigSchema = z
       .describe(
         '`explicit`: each message is acknowledged on its own (AckPolicy explicit); safe with any number of members per group. ' +
           '`cumulative`: AckPolicy all, one acknowledgement covers every message up to the watermark of settled ones (fewer acks, ' +
-          'faster); safe only when one bus at a time consumes a (topic, group). Applies to consumers this adapter creates; ' +
+          'faster); one bus at a time per (topic, group): a second member is refused at subscribe (UNSUPPORTED). Applies to consumers this adapter creates; ' +
           'an existing consumer keeps its ack policy and is acknowledged accordingly.',
       ),
   })

@@ -308,6 +308,27 @@ export async function ensureConsumer(
   return info;
 }
 
+/**
+ * Cumulative acks (AckPolicy all) need one member per (topic, group): an
+ * ack-all from one member covers the other's unsettled messages, and if that
+ * member dies they are never redelivered. The server's consumer info counts
+ * the pull requests waiting on the consumer (`num_waiting`), after dropping
+ * those whose reply subject has no interest left (a member that closed,
+ * crashed or lost its connection), so a count above zero is a live member. A
+ * cumulative member keeps a pull request open even while it is blocked (see
+ * `maybePull`), so a busy member is seen too.
+ */
+export function refuseSecondMember(info: ConsumerInfo, topic: string, durable: string): void {
+  if (info.config.ack_policy !== AckPolicy.All || info.num_waiting === 0) return;
+  throw new BuslineError(
+    ErrorCode.Unsupported,
+    `consumer ${durable} of "${topic}" acknowledges cumulatively (AckPolicy all) and another member is consuming it (${info.num_waiting} pull request(s) waiting): ` +
+      "ackMode 'cumulative' needs a single member per group, since one member's ack-all would acknowledge the other's unhandled messages " +
+      "and lose them if it dies. Use ackMode 'explicit' for groups with several members, or stop the other member first.",
+    { details: { topic, durable, numWaiting: info.num_waiting } },
+  );
+}
+
 export interface PullConsumerOptions {
   spec: ConsumerSpec;
   stream: string;
@@ -346,6 +367,9 @@ export class PullConsumer implements DriverSubscription {
   private failures = 0;
   private readonly acks: CumulativeAcks | undefined;
   private leftoverCheckAt = 0;
+  /** Cumulative mode: the highest consumer delivery sequence seen since the last reset (0: none). */
+  private lastDeliverySeq = 0;
+  private otherMemberReported = false;
   readonly topic: string;
   /** The consumer's ack_wait (ms): core extends every message it holds longer than a third of it. */
   readonly leaseMs: number;
@@ -399,16 +423,6 @@ export class PullConsumer implements DriverSubscription {
   async prepare(): Promise<void> {
     if (!this.acks) return;
     const info = this.options.info;
-    if (info.num_waiting > 0) {
-      this.hub.hooks.error(
-        new BuslineError(
-          ErrorCode.Unsupported,
-          `another bus is pulling from consumer ${this.options.durable} (topic "${this.topic}") while this one uses cumulative acks (AckPolicy all); ` +
-            'an ack-all from either covers the other\'s unsettled messages. Use ackMode "explicit" for groups with several members.',
-        ),
-        'nats consumer',
-      );
-    }
     const floor = info.ack_floor.stream_seq;
     const delivered = info.delivered.stream_seq;
     if (info.num_ack_pending === 0 || delivered <= floor) {
@@ -454,6 +468,7 @@ export class PullConsumer implements DriverSubscription {
       this.hub.hooks.count('unexpected_messages');
       return;
     }
+    if (this.acks !== undefined) this.checkDeliverySeq(info.deliverySeq);
     const headers = this.headerReader.read(msg);
     const delivery = new NatsDelivery(this, this.topic, takeKey(headers), headers, msg.data, info.deliveryCount, info.streamSeq, reply);
     if (this.acks !== undefined && !this.acks.admit(info.streamSeq, reply, delivery)) {
@@ -471,6 +486,33 @@ export class PullConsumer implements DriverSubscription {
     }
     if (this.requested <= this.threshold) this.maybePull();
   };
+
+  /**
+   * Cumulative mode: the consumer numbers its deliveries (to any member) one by
+   * one, so a member alone sees them without gaps (reset after a reconnect or
+   * a leadership change, when deliveries in transit may be lost). A gap means
+   * another member got deliveries of this consumer, which subscribe refuses
+   * but cannot fully rule out (two members starting within one round trip, or
+   * one that was disconnected while another started). Reported loudly: ack-alls
+   * may already cover that member's messages.
+   */
+  private checkDeliverySeq(dseq: number): void {
+    const last = this.lastDeliverySeq;
+    if (dseq > last) this.lastDeliverySeq = dseq;
+    if (last === 0 || dseq <= last + 1) return;
+    this.hub.hooks.count('deliveries_to_other_members', dseq - last - 1);
+    if (this.otherMemberReported) return;
+    this.otherMemberReported = true;
+    this.hub.hooks.error(
+      new BuslineError(
+        ErrorCode.Unsupported,
+        `another member is consuming ${this.options.durable} of "${this.topic}" (deliveries ${last + 1}..${dseq - 1} went elsewhere) while it acknowledges cumulatively: ` +
+          "each member's ack-all covers the other's unhandled messages, which are lost if that member dies. Run one member per group with ackMode 'cumulative', or use 'explicit'.",
+        { details: { topic: this.topic, durable: this.options.durable } },
+      ),
+      'nats consumer',
+    );
+  }
 
   private onStatus(status: Status): void {
     const left = Number(status.headers['Nats-Pending-Messages']);
@@ -493,6 +535,7 @@ export class PullConsumer implements DriverSubscription {
         }
         if (d.includes('leadership change')) {
           this.requested = 0;
+          this.lastDeliverySeq = 0;
           this.maybePull();
           return;
         }
@@ -536,6 +579,7 @@ export class PullConsumer implements DriverSubscription {
         this.hub.hooks.error(error instanceof Error ? error : new Error(String(error)), `delivering to the subscription of "${this.topic}"`);
         this.unblock();
       });
+      if (this.acks !== undefined && this.requested === 0) this.maybePull();
     } else if (this.requested <= this.threshold) this.maybePull();
   };
 
@@ -546,7 +590,13 @@ export class PullConsumer implements DriverSubscription {
   };
 
   private maybePull(): void {
-    if (this.stopped || this.blocked || this.recovering || !this.hub.isConnected) return;
+    if (this.stopped || this.recovering || !this.hub.isConnected) return;
+    if (this.blocked) {
+      // Cumulative: keep one request open while blocked, so a second member sees this one (refuseSecondMember).
+      // The server holds it back while max_ack_pending is reached, and never has more than that unsettled.
+      if (this.acks !== undefined && this.requested === 0 && Date.now() >= this.pauseUntil) this.pull(1);
+      return;
+    }
     if (this.requested > this.threshold) return;
     if (this.pauseUntil > 0) {
       if (Date.now() < this.pauseUntil) return;
@@ -555,8 +605,8 @@ export class PullConsumer implements DriverSubscription {
     this.pull();
   }
 
-  private pull(): void {
-    const n = this.batchSize - this.requested;
+  private pull(max = this.batchSize): void {
+    const n = Math.min(max, this.batchSize - this.requested);
     if (n <= 0 || this.stopped) return;
     const body = `{"batch":${n},"expires":${this.expiresNs},"idle_heartbeat":${this.heartbeatNs}}`;
     try {
@@ -574,6 +624,7 @@ export class PullConsumer implements DriverSubscription {
     if (this.recovering || this.stopped) return;
     this.recovering = true;
     this.requested = 0;
+    this.lastDeliverySeq = 0;
     try {
       try {
         await this.hub.jsm.consumers.info(this.options.stream, this.options.durable);
@@ -635,6 +686,7 @@ export class PullConsumer implements DriverSubscription {
   onReconnect(): void {
     if (this.stopped) return;
     this.requested = 0;
+    this.lastDeliverySeq = 0;
     this.lastActivity = Date.now();
     this.pauseUntil = 0;
     this.acks?.resend();

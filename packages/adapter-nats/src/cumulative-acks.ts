@@ -30,8 +30,9 @@ import { Deque } from './deque.js';
  *   passed, is closed by `resolveLeftovers`.
  * - Another bus consuming the same (topic, group) at the same time would have
  *   its unsettled messages covered by this bus's ack-all: cumulative acks need
- *   one consuming bus per (topic, group). The driver warns when it sees
- *   another member's pull requests.
+ *   one consuming bus per (topic, group). The driver refuses to subscribe a
+ *   second member it can see (`refuseSecondMember` in consumer.ts) and reports
+ *   deliveries that went to another member.
  */
 
 const UNSETTLED = 0;

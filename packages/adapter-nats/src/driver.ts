@@ -25,7 +25,7 @@ import {
 } from '@busline/core';
 import type { NatsConfig } from './config.js';
 import { connectionOptions, redactServer } from './connection.js';
-import { ConsumerHub, EphemeralConsumer, PullConsumer, consumerConfig, ensureConsumer } from './consumer.js';
+import { ConsumerHub, EphemeralConsumer, PullConsumer, consumerConfig, ensureConsumer, refuseSecondMember } from './consumer.js';
 import { durableNameFor } from './names.js';
 import { Publisher, isMaxPayloadError, messageTooLarge, type PublishItem } from './publisher.js';
 import { StreamAdmin } from './streams.js';
@@ -267,6 +267,7 @@ export class NatsDriver implements Driver {
         `consumer ${durable} on shared stream ${stream} uses AckPolicy all; busline acknowledges cumulatively only in perTopic stream mode`,
       );
     }
+    refuseSecondMember(info, spec.topic, durable);
     const consumer = new PullConsumer(session.hub, sink, { spec, stream, durable, wanted, info });
     await consumer.prepare();
     consumer.start();

@@ -97,6 +97,7 @@ describe('nats config', () => {
       survivesBrokerRestart: true,
       ephemeral: true,
       perKeyOrder: true,
+      keyAffinity: false,
       consumerGroups: true,
       nativeRedeliveryDelay: true,
       dedupe: true,
