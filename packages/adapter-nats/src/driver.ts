@@ -29,7 +29,7 @@ import { ConsumerHub, EphemeralConsumer, PullConsumer, consumerConfig, ensureCon
 import { durableNameFor } from './names.js';
 import { Publisher, isMaxPayloadError, messageTooLarge, type PublishItem } from './publisher.js';
 import { StreamAdmin } from './streams.js';
-import { encodeHeaders, headerBlockSize, headerProblem, headersWithKey } from './wire.js';
+import { MSG_ID_HEADER, encodeHeaders, headerBlockSize, headerProblem, outgoingHeaders } from './wire.js';
 
 /** The header whose value is the event id (CloudEvents `id`); it becomes `Nats-Msg-Id`. */
 const EVENT_ID_HEADER = 'ce-id';
@@ -202,9 +202,9 @@ export class NatsDriver implements Driver {
     const items: PublishItem[] = [];
     for (let i = 0; i < count; i++) {
       const message = messages[i]!;
-      const headers = headersWithKey(message.key, message.headers);
+      const headers = outgoingHeaders(message.key, message.headers);
       // The event id dedupes a re-sent copy; a message without one gets a fresh id so re-sends after a reconnect still dedupe.
-      const msgId = headers[EVENT_ID_HEADER] ?? nuid.next();
+      const msgId = headers[EVENT_ID_HEADER] ?? message.headers[MSG_ID_HEADER] ?? nuid.next();
       const hlen = headerBlockSize(headers, msgId);
       if (hlen < 0) {
         outcomes ??= new Array<PublishOutcome>(count).fill(undefined);
@@ -233,7 +233,7 @@ export class NatsDriver implements Driver {
     }
     const maxPayload = session.nc.info?.max_payload;
     return messages.map((message) => {
-      const flat = headersWithKey(message.key, message.headers);
+      const flat = outgoingHeaders(message.key, message.headers);
       const headers = encodeHeaders(flat, undefined);
       if (typeof headers === 'string') return new BuslineError(ErrorCode.PublishRejected, `cannot publish to "${topic}": ${headers}`, { retryable: false });
       try {

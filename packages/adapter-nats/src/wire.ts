@@ -34,10 +34,21 @@ export const SUBJECT_HEADER = 'ce-subject';
  */
 export const KEY_HEADER = 'busline-key';
 
-/** The headers to send for `message`: its own, plus KEY_HEADER only when the key is not the subject already (not on the normal path). */
-export function headersWithKey(key: string | undefined, headers: Record<string, string>): Record<string, string> {
-  if (key === undefined || key === headers[SUBJECT_HEADER] || key === headers[KEY_HEADER]) return headers;
-  return { ...headers, [KEY_HEADER]: key };
+/**
+ * The headers to send for a message: its own, plus KEY_HEADER only when the
+ * key is not the subject already, minus a `Nats-Msg-Id` it carries (delivered
+ * headers include the stored one; a copy such as a dead letter would otherwise
+ * be deduped as the original, since the server reads the first one). A copy
+ * is made only in those cases, never on the normal path.
+ */
+export function outgoingHeaders(key: string | undefined, headers: Record<string, string>): Record<string, string> {
+  let out = headers;
+  if (key !== undefined && key !== headers[SUBJECT_HEADER] && key !== headers[KEY_HEADER]) out = { ...headers, [KEY_HEADER]: key };
+  if (out[MSG_ID_HEADER] !== undefined) {
+    if (out === headers) out = { ...headers };
+    delete out[MSG_ID_HEADER];
+  }
+  return out;
 }
 
 /** A delivered message's key: KEY_HEADER (removed from `headers`) if present, else the envelope's subject. */

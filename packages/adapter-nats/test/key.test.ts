@@ -52,6 +52,21 @@ describe.skipIf(SKIP).each(PATHS)('nats: WireMessage.key ($label)', ({ internals
     expect(stored.map((m) => m!.header.get('busline-key'))).toEqual(['', '', 'k3']);
   });
 
+  it("a delivered message's headers republished with an id of their own are stored, not deduped by the stored Nats-Msg-Id they carry", async () => {
+    const topic = topicName('key-republish');
+    const bus = await buses.make(SHARED_URL);
+    const got = new Collector<WireMessage>();
+    await bus.subscribeWire(topic, async (m) => void got.add(m.headers['ce-id'] ?? '', m), { group: uniqueName('g') });
+    const { id } = await bus.publish(topic, { n: 1 });
+    await got.waitForIds([id], 10_000);
+    const delivered = got.items.get(id)!;
+    expect(delivered.headers['Nats-Msg-Id'], 'delivered headers include the stored id').toBe(id);
+    // What core does for a dead-letter copy per group: the same headers, a new ce-id.
+    await bus.publishWire(topic, { headers: { ...delivered.headers, 'ce-id': 'copy-1' }, body: delivered.body });
+    await got.waitForIds(['copy-1'], 10_000, 'the copy, stored');
+    expect(await f.admin.count(streamOf(topic))).toBe(2);
+  });
+
   it('core orders by the wire key: a second message of key k1 waits for the first; another key does not', async () => {
     const topic = topicName('key-order');
     const bus = await buses.make(SHARED_URL);
