@@ -17,6 +17,18 @@ const skip = process.env.BUSLINE_BROKERS === 'none';
 // The suite's streams get a prefix of this run, so they can be deleted afterwards on the shared server.
 const streamPrefix = `BLC${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}_`;
 
+/** The scripted server's max_payload (scripts/brokers sets 8 MB), for the suite's tests of messages at the limit. */
+async function maxPayloadOf(url: string): Promise<number | undefined> {
+  if (skip) return undefined;
+  const a = await admin(url);
+  try {
+    return a.nc.info?.max_payload;
+  } finally {
+    await a.close();
+  }
+}
+const sharedMaxPayload = await maxPayloadOf(process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222');
+
 describe.skipIf(skip).each(PATHS)('nats adapter on the scripted server ($label)', ({ label, internals }) => {
   usePath(internals);
   const url = process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -28,6 +40,12 @@ describe.skipIf(skip).each(PATHS)('nats adapter on the scripted server ($label)'
   runConformance({
     name: `nats, ${label}`,
     createBus: (overrides) => createEventBus({ type: 'nats', url, nats: { streamPrefix }, ...overrides } as never, { adapter }),
+    maxMessageBytes: sharedMaxPayload,
+    // A short ack_wait, so messages held in core outlive the server's redelivery deadline within a test.
+    deadline: {
+      ms: 1_000,
+      createBus: (overrides) => createEventBus({ type: 'nats', url, nats: { streamPrefix, ackWaitMs: 1_000 }, ...overrides } as never, { adapter }),
+    },
   });
 });
 
