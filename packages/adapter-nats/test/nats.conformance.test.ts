@@ -41,6 +41,8 @@ describe.skipIf(skip).each(PATHS)('nats adapter on the scripted server ($label)'
     name: `nats, ${label}`,
     createBus: (overrides) => createEventBus({ type: 'nats', url, nats: { streamPrefix }, ...overrides } as never, { adapter }),
     maxMessageBytes: sharedMaxPayload,
+    // scripts/brokers runs nats-server with max_payload 8MB.
+    maxMessageBytes: 8 * 1024 * 1024,
     // A short ack_wait, so messages held in core outlive the server's redelivery deadline within a test.
     deadline: {
       ms: 1_000,

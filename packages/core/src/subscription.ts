@@ -120,6 +120,13 @@ export class Subscription implements InletProcessor {
   private driverSubscription: DriverSubscription | undefined;
   private opening: Promise<unknown> | undefined;
   private closing: Promise<void> | undefined;
+  /**
+   * Messages given back while the driver may still fetch, in the order given
+   * back. Handed to the broker only once fetching stopped: a broker that still
+   * has our pull open would hand them straight back to us, possibly after the
+   * key's later messages that other members are waiting for.
+   */
+  private givenBack: HeldMessage[] | undefined = [];
 
   constructor(
     private readonly host: SubscriptionHost,
@@ -154,7 +161,7 @@ export class Subscription implements InletProcessor {
   accept(message: HeldMessage): void | Promise<void> {
     this.host.metrics.consumed++;
     if (this.stopped) {
-      message.nack(0);
+      this.giveBack(message);
       return undefined;
     }
     const key = this.config.ordered ? (message.key ?? message.headers[Header.subject]) : undefined;
@@ -163,13 +170,19 @@ export class Subscription implements InletProcessor {
       // A submit still waiting when the lane drains is refused: hand the message back.
       return wait?.catch((error: unknown) => {
         if (errorCode(error) !== ErrorCode.Closed) throw error;
-        message.nack(0);
+        this.giveBack(message);
       });
     } catch (error) {
       if (errorCode(error) !== ErrorCode.Closed) throw error;
-      message.nack(0);
+      this.giveBack(message);
       return undefined;
     }
+  }
+
+  /** Not handled here: back to the broker, once it no longer fetches for us. */
+  private giveBack(message: HeldMessage): void {
+    if (this.givenBack !== undefined) this.givenBack.push(message);
+    else message.nack(0);
   }
 
   report(error: unknown, context: string): void {
@@ -183,7 +196,7 @@ export class Subscription implements InletProcessor {
   private process(message: HeldMessage): void | Promise<void> {
     if (this.stopped) {
       // Not started yet: back to the broker, so the key's order is kept by whoever handles it next.
-      message.nack(0);
+      this.giveBack(message);
       return undefined;
     }
     let envelope: Envelope | undefined;
@@ -242,7 +255,7 @@ export class Subscription implements InletProcessor {
     }
     if (!(await this.backoff.sleep(delayMs))) {
       // Stopping mid-backoff: hand the message back to the broker instead of waiting.
-      message.nack(0);
+      this.giveBack(message);
       return;
     }
     return this.attempt(message, envelope, attempt + 1);
@@ -291,7 +304,7 @@ export class Subscription implements InletProcessor {
         }
         this.host.emit('error', failure, `publishing to dead-letter topic "${dlq}" (will retry; the message stays unacknowledged)`);
         if (!(await this.backoff.sleep(retryDelay(this.config.retry, Math.min(retry, 10))))) {
-          message.nack(0);
+          this.giveBack(message);
           return;
         }
       }
@@ -333,6 +346,9 @@ export class Subscription implements InletProcessor {
       // A consumer still being opened is closed once it is open, never left attached.
       await this.opening?.catch(() => undefined);
       await this.driverSubscription?.stop();
+      const givenBack = this.givenBack ?? [];
+      this.givenBack = undefined;
+      for (const message of givenBack) message.nack(0);
       const drained = await this.lane.drain(timeoutMs);
       if (!drained) {
         this.host.emit('error', new BuslineError('DRAIN_TIMEOUT', `handlers on "${this.topic}" did not finish within ${timeoutMs} ms; their messages stay unsettled and will be redelivered`), 'unsubscribe');
