@@ -273,6 +273,11 @@ export class KafkaDriver implements Driver {
     return group.register(spec, sink);
   }
 
+  /** Core says the rest of the plan was unsubscribed before it opened: start what registered. */
+  plannedConsumersOpened(): void {
+    if (this.plannedLeft > 0) this.abandonPlans();
+  }
+
   /** Every planned subscription registered, or one arrived that was not planned: start what is waiting. */
   private abandonPlans(): void {
     this.plannedLeft = 0;

@@ -173,6 +173,13 @@ export interface Driver {
 
   subscribe(spec: ConsumerSpec, sink: MessageSink): Promise<DriverSubscription>;
 
+  /**
+   * Core opened every consumer planned at `connect` that is still wanted; the
+   * rest were unsubscribed before they opened and will never reach
+   * `subscribe`. A driver that waits for its whole plan (Kafka) starts now.
+   */
+  plannedConsumersOpened?(): void;
+
   close(): Promise<void>;
 }
 

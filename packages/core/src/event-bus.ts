@@ -127,6 +127,7 @@ export class EventBus extends EventEmitter<BusEvents> {
         const at = this.unattached.indexOf(next);
         if (at >= 0) this.unattached.splice(at, 1);
       }
+      this.driver.plannedConsumersOpened?.();
       this.state = 'started';
     } catch (error) {
       // A failed start can be retried; the connection (if made) stays until close().
