@@ -17,18 +17,6 @@ const skip = process.env.BUSLINE_BROKERS === 'none';
 // The suite's streams get a prefix of this run, so they can be deleted afterwards on the shared server.
 const streamPrefix = `BLC${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}_`;
 
-/** The scripted server's max_payload (scripts/brokers sets 8 MB), for the suite's tests of messages at the limit. */
-async function maxPayloadOf(url: string): Promise<number | undefined> {
-  if (skip) return undefined;
-  const a = await admin(url);
-  try {
-    return a.nc.info?.max_payload;
-  } finally {
-    await a.close();
-  }
-}
-const sharedMaxPayload = await maxPayloadOf(process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222');
-
 describe.skipIf(skip).each(PATHS)('nats adapter on the scripted server ($label)', ({ label, internals }) => {
   usePath(internals);
   const url = process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -40,7 +28,6 @@ describe.skipIf(skip).each(PATHS)('nats adapter on the scripted server ($label)'
   runConformance({
     name: `nats, ${label}`,
     createBus: (overrides) => createEventBus({ type: 'nats', url, nats: { streamPrefix }, ...overrides } as never, { adapter }),
-    maxMessageBytes: sharedMaxPayload,
     // scripts/brokers runs nats-server with max_payload 8MB.
     maxMessageBytes: 8 * 1024 * 1024,
     // A short ack_wait, so messages held in core outlive the server's redelivery deadline within a test.
