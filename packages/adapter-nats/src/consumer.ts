@@ -650,6 +650,8 @@ export class PullConsumer implements DriverSubscription {
 
   /** A delivery was settled by the subscription. */
   settle(delivery: NatsDelivery, kind: number, delayMs: number): void {
+    // After close the message may already be with another member: an ack by stream sequence would settle its copy.
+    if (this.closed) return;
     const acks = this.acks;
     if (kind === KIND_NAK) {
       if (acks !== undefined && !acks.nacked(delivery.seq, delivery)) return;

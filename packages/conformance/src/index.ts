@@ -20,6 +20,7 @@ import { registerHandlerFaultTests } from './tests/handler-faults.js';
 import { registerShutdownTests } from './tests/shutdown.js';
 import { registerPublishingTests } from './tests/publishing.js';
 import { registerGroupMemberTests } from './tests/group-members.js';
+import { registerDriverTests } from './tests/driver.js';
 
 export type { BusConfigLike, CapabilityName, ConformanceOptions, TestSpec } from './harness.js';
 export { Harness } from './harness.js';
@@ -51,6 +52,7 @@ function registerAll(h: Harness): void {
   group('shutdown mid-flight', registerShutdownTests);
   group('group members', registerGroupMemberTests);
   group('publishing', registerPublishingTests);
+  group('driver contract', registerDriverTests);
   group('lifecycle', registerLifecycleTests);
   group('topic strategies', registerTopicTests);
   group('validation', registerValidationTests);

@@ -151,10 +151,14 @@ export class Subscription implements InletProcessor {
 
   /** @internal The bus is opening the driver consumer; unsubscribe waits for it. */
   opened(opening: Promise<DriverSubscription>): Promise<DriverSubscription> {
-    this.opening = opening.then((driverSubscription) => {
-      this.driverSubscription = driverSubscription;
-      this.inlet.setLease(driverSubscription.leaseMs);
-    });
+    // The caller sees a failure through `opening`; unsubscribe only needs to know it is over.
+    this.opening = opening.then(
+      (driverSubscription) => {
+        this.driverSubscription = driverSubscription;
+        this.inlet.setLease(driverSubscription.leaseMs);
+      },
+      () => undefined,
+    );
     return opening;
   }
 
@@ -344,7 +348,7 @@ export class Subscription implements InletProcessor {
     this.closing ??= (async () => {
       this.stop();
       // A consumer still being opened is closed once it is open, never left attached.
-      await this.opening?.catch(() => undefined);
+      await this.opening;
       await this.driverSubscription?.stop();
       const givenBack = this.givenBack ?? [];
       this.givenBack = undefined;
