@@ -212,6 +212,8 @@ export class ConsumerHub {
 
   async closeAll(): Promise<void> {
     await Promise.all([...this.consumers].map((c) => c.close()));
+    // Naks and acks the closes just made must be on the socket before the connection drains.
+    this.outbox.flush();
   }
 }
 

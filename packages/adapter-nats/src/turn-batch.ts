@@ -22,7 +22,8 @@ export class TurnBatch<T> {
     this.items = [];
   }
 
-  private readonly flush = (): void => {
+  /** Hands over what was collected now (also run after the turn, where it finds nothing left). */
+  readonly flush = (): void => {
     this.scheduled = false;
     const items = this.items;
     this.items = [];
