@@ -61,7 +61,7 @@ import {
   type DriverHooks,
   type DriverSubscription,
   type MessageSink,
-} from '@busline/core';
+} from '@busline/core/driver';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
 import { kafkaError, protocolType } from './kafka-errors.js';

@@ -6,7 +6,7 @@
  * const bus = await createEventBus('kafka://127.0.0.1:9092');
  * ```
  */
-import type { AdapterModule } from '@busline/core';
+import type { AdapterModule } from '@busline/core/driver';
 import { kafkaConfigSchema, sectionFromUrl, type KafkaConfig } from './config.js';
 import { KafkaDriver } from './kafka-driver.js';
 

@@ -28,7 +28,7 @@ import {
   type TopicOptions,
   type TopicState,
   type WireMessage,
-} from '@busline/core';
+} from '@busline/core/driver';
 import kafkajs, { type Admin, type Kafka, type KafkaConfig as KafkaJSConfig, type Producer } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
 import { GroupConsumer } from './group-consumer.js';

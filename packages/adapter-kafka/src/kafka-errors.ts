@@ -7,7 +7,7 @@
  * kafkajs's reason (retryable when kafkajs says so). The kafkajs error is kept
  * as `cause`; no config ever goes into a message.
  */
-import { BrokerUnavailableError, BuslineError, ErrorCode, PublishTimeoutError, TopicError, errorMessage } from '@busline/core';
+import { BrokerUnavailableError, BuslineError, ErrorCode, PublishTimeoutError, TopicError, errorMessage } from '@busline/core/driver';
 
 interface KafkaJSErrorLike {
   name?: string;

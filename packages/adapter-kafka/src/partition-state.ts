@@ -22,7 +22,7 @@
  *   the revoked one's unsettled records (`waitFor`) before delivering, so a
  *   key never runs twice at once in this process.
  */
-import { AckWatermark } from '@busline/core';
+import { AckWatermark } from '@busline/core/driver';
 import type { KafkaMessage } from 'kafkajs';
 
 export class PartitionState {

@@ -14,7 +14,7 @@
  * When the lookup itself fails (broker down, no DescribeConfigs permission),
  * the publish goes ahead without a limit: the send reports what is wrong.
  */
-import type { BuslineError } from '@busline/core';
+import type { BuslineError } from '@busline/core/driver';
 import { topicNotFound } from './kafka-errors.js';
 
 export interface ProducerTopic {

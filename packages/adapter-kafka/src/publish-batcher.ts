@@ -34,7 +34,7 @@
  * the next publishes overlaps the broker's round trip instead of delaying
  * the next request.
  */
-import { BuslineError, ClosedError, ErrorCode, PublishTimeoutError, type PublishOutcome, type WireMessage } from '@busline/core';
+import { BuslineError, ClosedError, ErrorCode, PublishTimeoutError, type PublishOutcome, type WireMessage } from '@busline/core/driver';
 import { messageTooLarge } from './kafka-errors.js';
 
 /** A record as kafkajs takes it. */

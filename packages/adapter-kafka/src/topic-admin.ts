@@ -20,7 +20,7 @@ import {
   type FieldDifference,
   type TopicOptions,
   type TopicState,
-} from '@busline/core';
+} from '@busline/core/driver';
 import kafkajs, { type Admin, type IResourceConfig } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
 import { kafkaError, protocolType } from './kafka-errors.js';

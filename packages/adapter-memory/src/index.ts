@@ -1,4 +1,4 @@
-import type { AdapterModule } from '@busline/core';
+import type { AdapterModule } from '@busline/core/driver';
 import { memoryConfigSchema, type MemoryConfig } from './config.js';
 import { MemoryDriver } from './memory-driver.js';
 

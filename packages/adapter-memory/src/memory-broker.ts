@@ -22,7 +22,7 @@ import {
   type TopicOptions,
   type TopicState,
   type WireMessage,
-} from '@busline/core';
+} from '@busline/core/driver';
 import { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_DELIVERY_BATCH_SIZE } from './config.js';
 
 /** The header whose value identifies an event for deduplication (CloudEvents `id`). */

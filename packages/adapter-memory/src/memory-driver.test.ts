@@ -9,7 +9,7 @@ import {
   type PublishCallOptions,
   type TopicOptions,
   type WireMessage,
-} from '@busline/core';
+} from '@busline/core/driver';
 import { MemoryDriver } from './memory-driver.js';
 import { getMemoryBroker } from './memory-broker.js';
 import type { MemoryConfigInput } from './config.js';

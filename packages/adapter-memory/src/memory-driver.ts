@@ -14,7 +14,7 @@ import {
   type TopicOptions,
   type TopicState,
   type WireMessage,
-} from '@busline/core';
+} from '@busline/core/driver';
 import { memoryConfigSchema, type MemoryConfig, type MemoryConfigInput } from './config.js';
 import { getMemoryBroker, type MemoryBroker, type MemorySubscription } from './memory-broker.js';
 

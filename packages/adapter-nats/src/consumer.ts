@@ -16,7 +16,7 @@ import {
   type DriverHooks,
   type DriverSubscription,
   type MessageSink,
-} from '@busline/core';
+} from '@busline/core/driver';
 import type { NatsConfig } from './config.js';
 import { ACK, CumulativeAcks, type AckSender } from './cumulative-acks.js';
 import { decodeHeaders, HeaderReader, type Status } from './header-reader.js';

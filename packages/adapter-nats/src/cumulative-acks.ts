@@ -1,4 +1,4 @@
-import { AckWatermark, type DriverHooks } from '@busline/core';
+import { AckWatermark, type DriverHooks } from '@busline/core/driver';
 import { Deque } from './deque.js';
 
 /**

@@ -22,7 +22,7 @@ import {
   type TopicOptions,
   type TopicState,
   type WireMessage,
-} from '@busline/core';
+} from '@busline/core/driver';
 import type { NatsConfig } from './config.js';
 import { connectionOptions, redactServer } from './connection.js';
 import { ConsumerHub, EphemeralConsumer, PullConsumer, consumerConfig, ensureConsumer, refuseSecondMember } from './consumer.js';

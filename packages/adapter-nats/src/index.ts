@@ -6,7 +6,7 @@
  * const bus = await createEventBus({ url: 'nats://127.0.0.1:4222', group: 'billing' });
  * ```
  */
-import type { AdapterModule } from '@busline/core';
+import type { AdapterModule } from '@busline/core/driver';
 import { natsConfigSchema, sectionFromUrl, type NatsConfig } from './config.js';
 import { NatsDriver } from './driver.js';
 

@@ -7,7 +7,7 @@ import {
   errorMessage,
   type DriverHooks,
   type PublishOutcome,
-} from '@busline/core';
+} from '@busline/core/driver';
 import { Deque } from './deque.js';
 import { TurnBatch } from './turn-batch.js';
 import { clientInternals, digits, protocolWriter, publicHeaders, putAsciiText, putInt, writeHeaderBlock, type ProtocolWriter } from './wire.js';

@@ -17,7 +17,7 @@ import {
   type FieldDifference,
   type TopicOptions,
   type TopicState,
-} from '@busline/core';
+} from '@busline/core/driver';
 import type { NatsConfig } from './config.js';
 import { streamNameFor } from './names.js';
 
