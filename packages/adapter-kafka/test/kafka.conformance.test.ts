@@ -39,6 +39,11 @@ describe.skipIf(NO_BROKER)('kafka adapter on the scripted broker', () => {
     name: 'kafka',
     // `adapter` is passed so the suite also runs where the app root does not depend on @busline/adapter-kafka.
     createBus: (o) => createEventBus({ type: 'kafka', url: `kafka://${BROKERS}`, ...o }, { adapter: tracking }),
+    // Members in processes of their own; a short session so a killed member's partitions move within the test.
+    memberProcess: {
+      config: { type: 'kafka', kafka: { brokers: BROKERS.split(','), consumer: { sessionTimeoutMs: 6_000, heartbeatIntervalMs: 1_000 } } },
+      adapterModule: new URL('../dist/index.js', import.meta.url).href,
+    },
     timeoutScale: 3,
   });
 });

@@ -57,6 +57,12 @@ export interface ConformanceOptions {
    * tests then run on an ordinary bus).
    */
   deadline?: { ms: number; createBus(overrides?: Partial<BusConfigLike>): Promise<EventBus> };
+  /**
+   * How a member process reaches the broker: the bus config (JSON) and, where
+   * core cannot load the adapter by type, its module URL. Enables the tests
+   * with members in processes of their own (kill -9, SIGTERM restarts).
+   */
+  memberProcess?: { config: Record<string, unknown>; adapterModule?: string };
   /** Multiplies every deadline (Kafka: ~3). Default 1. */
   timeoutScale?: number;
   /** Lowest acceptable msg/s for publish and end to end; only catches collapse. Default 200. */
@@ -78,6 +84,8 @@ export interface TestSpec {
   requiresNot?: CapabilityName[];
   /** Skipped unless these hooks were given. */
   hooks?: (keyof NonNullable<ConformanceOptions['hooks']>)[];
+  /** Skipped unless `memberProcess` was given. */
+  memberProcess?: boolean;
   /** Test timeout before scaling; default 30 s. */
   timeoutMs?: number;
 }
@@ -157,6 +165,7 @@ export class Harness {
       ...(spec.requires ?? []).map((c) => `requires ${c}`),
       ...(spec.requiresNot ?? []).map((c) => `requires !${c}`),
       ...(spec.hooks ?? []).map((hook) => `requires hooks.${hook}`),
+      ...(spec.memberProcess ? ['requires memberProcess'] : []),
     ];
     const title = gates.length ? `${name} [${gates.join(', ')}]` : name;
     const register = () => it(
@@ -171,6 +180,7 @@ export class Harness {
         for (const hook of spec.hooks ?? []) {
           if (!this.options.hooks?.[hook]) ctx.skip(`no hooks.${hook} given for ${this.options.name}`);
         }
+        if (spec.memberProcess && !this.options.memberProcess) ctx.skip(`no memberProcess given for ${this.options.name} (an in-process broker has no other processes)`);
         await fn(ctx);
       },
       this.ms(spec.timeoutMs ?? 30_000),

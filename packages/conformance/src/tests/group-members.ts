@@ -4,9 +4,11 @@
  * restarted one after another while messages flow. The OrderChecker judges
  * every handling of every member together.
  */
+import { expect } from 'vitest';
 import type { EventBus } from '@busline/core';
 import type { Harness } from '../harness.js';
 import { runWithConcurrency, waitFor } from '../helpers.js';
+import { MemberProcess, type MemberSpec } from '../member-process.js';
 import { OrderChecker } from '../order-checker.js';
 
 /** Deterministic "transient failure" of about `percent` % of first attempts. */
@@ -72,6 +74,56 @@ export function registerGroupMemberTests(h: Harness): void {
         message: () => `handled ${checker.handledCount} of ${total}`,
       });
       checker.assertHeld();
+    },
+  );
+
+  h.test(
+    'member processes of one group: kill -9 of one, SIGTERM restart of another, one added and one removed while 20 keys flow: no key runs twice at once anywhere, first handlings in publish order, nothing lost',
+    { requires: ['keyAffinity', 'consumerGroups', 'persistent', 'perKeyOrder'], memberProcess: true, timeoutMs: 180_000 },
+    async () => {
+      const topic = h.topic('members');
+      const group = h.group('members');
+      const checker = new OrderChecker();
+      const spec: MemberSpec = { ...h.options.memberProcess!, topic, group, handlerMs: 3, failPercent: 3 };
+      // Create the topic first, so members that start together do not race to create it.
+      const publisher = await h.bus();
+      await publisher.configureTopic(topic, { persistence: 'persistent' });
+      let n = 0;
+      const start = () => MemberProcess.start(`member-${n++}`, spec, checker, h.ms(60_000));
+      const members = await Promise.all([start(), start(), start()]);
+      try {
+        const keys = Array.from({ length: 20 }, (_, i) => `acct-${i}`);
+        const perKey = 60;
+        const total = keys.length * perKey;
+        const publishing = runWithConcurrency(keys.length, keys.length, async (k) => {
+          const key = keys[k]!;
+          for (let seq = 0; seq < perKey; seq++) {
+            await publisher.publish(topic, { key, seq }, { aggregateId: key });
+            checker.publishedOne(key);
+          }
+        });
+        const at = async (fraction: number, what: string) =>
+          waitFor(() => checker.handledCount >= total * fraction, {
+            timeoutMs: h.ms(90_000),
+            message: () => `handled ${checker.handledCount} of ${Math.round(total * fraction)} before ${what}`,
+          });
+        await at(0.2, 'kill -9');
+        await members[0]!.kill();
+        members[0] = await start();
+        await at(0.45, 'the SIGTERM restart');
+        await members[1]!.stop();
+        members[1] = await start();
+        await at(0.7, 'adding a member');
+        members.push(await start());
+        await at(0.8, 'removing a member');
+        await members[2]!.stop();
+        await publishing;
+        await waitFor(() => checker.complete(), { timeoutMs: h.ms(90_000), message: () => `handled ${checker.handledCount} of ${total}` });
+        const report = checker.assertHeld();
+        expect(report.handlings).toBeGreaterThanOrEqual(total);
+      } finally {
+        await Promise.all(members.map((m) => m.stop()));
+      }
     },
   );
 }

@@ -1,0 +1,41 @@
+/**
+ * One member of a group in a process of its own, for the conformance tests
+ * that kill or restart members. Started by `MemberProcess` with an IPC
+ * channel and its spec in BUSLINE_MEMBER (JSON). It subscribes, reports every
+ * handling to the parent (begin and end, on the machine's monotonic clock),
+ * closes gracefully on SIGTERM and dies on SIGKILL like any process.
+ */
+import { createEventBus, type AdapterModule } from '@busline/core';
+import type { MemberSpec } from './member-process.js';
+
+const spec = JSON.parse(process.env.BUSLINE_MEMBER ?? '{}') as MemberSpec;
+const send = (message: unknown) => process.send?.(message);
+
+function failsFirst(id: string, percent: number): boolean {
+  let h = 0;
+  for (let i = 0; i < id.length; i++) h = (Math.imul(h, 31) + id.charCodeAt(i)) | 0;
+  return Math.abs(h) % 100 < percent;
+}
+
+const options = spec.adapterModule ? { adapter: ((await import(spec.adapterModule)) as { adapter: AdapterModule }).adapter } : {};
+const bus = await createEventBus(spec.config as never, options);
+bus.on('error', (error, context) => send({ t: 'error', message: `${context}: ${error.message}` }));
+await bus.start();
+let next = 0;
+await bus.subscribe(
+  spec.topic,
+  async (payload, ctx) => {
+    const { key, seq } = payload as { key: string; seq: number };
+    const id = next++;
+    send({ t: 'b', id, key, seq, at: String(process.hrtime.bigint()) });
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * spec.handlerMs));
+    const fail = ctx.attempt === 1 && failsFirst(ctx.envelope.id, spec.failPercent);
+    send({ t: 'e', id, ok: !fail, at: String(process.hrtime.bigint()) });
+    if (fail) throw new Error('transient');
+  },
+  { group: spec.group, concurrency: 8, retry: { maxAttempts: 5, initialDelayMs: 5, maxDelayMs: 50 } },
+);
+send({ t: 'ready' });
+process.on('SIGTERM', () => {
+  void bus.close({ timeoutMs: 10_000 }).finally(() => process.exit(0));
+});

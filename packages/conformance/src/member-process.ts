@@ -1,0 +1,88 @@
+/**
+ * MemberProcess: a group member in a child process (member-main), whose
+ * handlings feed an OrderChecker in this process. Lets a test kill a member
+ * with SIGKILL mid-handling, or stop it gracefully with SIGTERM, the way
+ * deployments restart and crash.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Handling, OrderChecker } from './order-checker.js';
+
+export interface MemberSpec {
+  /** A bus config `createEventBus` accepts, JSON only (URL, adapter section). */
+  config: Record<string, unknown>;
+  /** Absolute URL of the adapter module to pass as `{ adapter }` (when core cannot resolve it by type). */
+  adapterModule?: string;
+  topic: string;
+  group: string;
+  /** Each handling takes up to this long. */
+  handlerMs: number;
+  /** Percent of first attempts that fail (and are retried). */
+  failPercent: number;
+}
+
+const MAIN = fileURLToPath(new URL('./member-main.js', import.meta.url));
+
+export class MemberProcess {
+  private readonly open = new Map<number, Handling>();
+  readonly errors: string[] = [];
+  private readonly exited: Promise<void>;
+
+  private constructor(
+    readonly name: string,
+    private readonly child: ChildProcess,
+    private readonly checker: OrderChecker,
+  ) {
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    child.on('message', (m: { t: string; id: number; key: string; seq: number; at: string; ok: boolean; message: string }) => {
+      if (m.t === 'b') {
+        const handling: Handling = { member: name, key: m.key, seq: m.seq, start: BigInt(m.at) };
+        this.open.set(m.id, handling);
+        checker.record(handling);
+      } else if (m.t === 'e') {
+        const handling = this.open.get(m.id);
+        if (handling === undefined) return;
+        this.open.delete(m.id);
+        handling.end = BigInt(m.at);
+        handling.ok = m.ok;
+      } else if (m.t === 'error') {
+        this.errors.push(m.message);
+      }
+    });
+  }
+
+  /** Starts a member and resolves once it is subscribed. */
+  static start(name: string, spec: MemberSpec, checker: OrderChecker, timeoutMs: number): Promise<MemberProcess> {
+    const child = fork(MAIN, [], { env: { ...process.env, BUSLINE_MEMBER: JSON.stringify(spec) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const member = new MemberProcess(name, child, checker);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`member ${name} did not subscribe within ${timeoutMs} ms`));
+      }, timeoutMs);
+      child.on('message', (m: { t: string }) => {
+        if (m.t !== 'ready') return;
+        clearTimeout(timer);
+        resolve(member);
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`member ${name} exited before it subscribed (code ${code}, signal ${signal})`));
+      });
+    });
+  }
+
+  /** kill -9: its unfinished handlings end now, as far as the checker is concerned. */
+  async kill(): Promise<void> {
+    this.child.kill('SIGKILL');
+    await this.exited;
+    this.checker.memberDied(this.name);
+  }
+
+  /** SIGTERM: the member closes its bus (handlers finish, the rest goes back) and exits. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGTERM');
+    await this.exited;
+  }
+}
