@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe } from 'vitest';
 import { createEventBus, type AdapterModule } from '@busline/core';
-import { runConformance } from '@busline/conformance';
+import { runConformance } from '@busline/conformance/vitest';
 import { adapter, type KafkaConfig, type KafkaDriver } from '../src/index.js';
 import { BROKERS, NO_BROKER, newAdmin } from './helpers.js';
 import { PrivateKafkaBroker } from './kafka-broker.js';

@@ -977,6 +977,11 @@ export interface MemoryBrokerOptions {
 
 export class MemoryBroker {
   private readonly topics = new Map<string, Topic>();
+
+  /** Forgets a topic with its messages and groups (members still attached keep what they hold); false if there was none. */
+  deleteTopic(name: string): boolean {
+    return this.topics.delete(name);
+  }
   readonly dedupeWindowMs: number;
 
   constructor(readonly name = 'anonymous', options: MemoryBrokerOptions = {}) {

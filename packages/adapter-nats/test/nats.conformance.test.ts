@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe } from 'vitest';
 import { createEventBus } from '@busline/core';
-import { runConformance } from '@busline/conformance';
+import { runConformance } from '@busline/conformance/vitest';
 import { adapter } from '../src/index.js';
 import { admin, PATHS, usePath } from './helpers.js';
 import { PrivateNatsServer } from './nats-server.js';

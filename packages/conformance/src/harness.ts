@@ -3,7 +3,6 @@
  * capabilities, the buses a test opened (closed after each test), and
  * deadline scaling for slow brokers.
  */
-import { it, type TestContext } from 'vitest';
 import type { DriverCapabilities, EventBus, TopicOptionsInput } from '@busline/core';
 import { uniqueName } from './helpers.js';
 
@@ -38,6 +37,12 @@ export interface ConformanceOptions {
     /** Restarts the broker process and resolves once it accepts connections again. */
     restartBroker?(): Promise<void>;
   };
+  /**
+   * Called once after the suite with every topic name it made (some may not
+   * exist: not every test creates its dead-letter topic), so a run on a
+   * shared broker deletes what it created.
+   */
+  cleanup?(created: { topics: string[] }): Promise<void>;
   /**
    * Registers only the tests whose names match (the rest are not registered
    * at all). Lets an adapter run, say, the broker-restart test on a private
@@ -111,8 +116,14 @@ export class Harness {
     return Math.round(base * this.scale);
   }
 
+  /** Every topic name the suite made, for `cleanup` (dead-letter topics included). */
+  readonly topics = new Set<string>();
+
   topic(label: string): string {
-    return uniqueName(label);
+    const name = uniqueName(label);
+    this.topics.add(name);
+    this.topics.add(`${name}.dlq`);
+    return name;
   }
 
   group(label: string): string {
@@ -158,8 +169,12 @@ export class Harness {
     if (failed.length) throw new AggregateError(failed.map((f) => f.reason as unknown), `${failed.length} bus(es) failed to close`);
   }
 
-  /** Registers a test that is skipped, with the reason, when the adapter lacks what it needs. */
-  test(name: string, spec: TestSpec, fn: (ctx: TestContext) => Promise<void>): void {
+  /**
+   * Declares a test; it is skipped, with the reason, when the adapter lacks
+   * what it needs. Definitions are data: a runner binding (`bindConformance`)
+   * turns them into that runner's tests.
+   */
+  test(name: string, spec: TestSpec, fn: () => Promise<void>): void {
     if (this.options.only && !this.options.only.test(name)) return;
     const gates = [
       ...(spec.requires ?? []).map((c) => `requires ${c}`),
@@ -168,34 +183,27 @@ export class Harness {
       ...(spec.memberProcess ? ['requires memberProcess'] : []),
     ];
     const title = gates.length ? `${name} [${gates.join(', ')}]` : name;
-    const register = () => it(
+    this.collected?.push({
       title,
-      async (ctx) => {
-        for (const cap of spec.requires ?? []) {
-          if (!this.caps[cap]) ctx.skip(`adapter ${this.options.name} does not declare capability ${cap}`);
-        }
-        for (const cap of spec.requiresNot ?? []) {
-          if (this.caps[cap]) ctx.skip(`adapter ${this.options.name} declares capability ${cap}`);
-        }
-        for (const hook of spec.hooks ?? []) {
-          if (!this.options.hooks?.[hook]) ctx.skip(`no hooks.${hook} given for ${this.options.name}`);
-        }
-        if (spec.memberProcess && !this.options.memberProcess) ctx.skip(`no memberProcess given for ${this.options.name} (an in-process broker has no other processes)`);
-        await fn(ctx);
-      },
-      this.ms(spec.timeoutMs ?? 30_000),
-    );
-    if (this.collected) this.collected.push(register);
-    else register();
+      timeoutMs: this.ms(spec.timeoutMs ?? 30_000),
+      skipReason: () => this.skipReason(spec),
+      run: fn,
+    });
   }
 
-  private collected: (() => void)[] | undefined;
+  /** Why a test cannot run on this adapter, or undefined when it can. */
+  private skipReason(spec: TestSpec): string | undefined {
+    for (const cap of spec.requires ?? []) if (!this.caps[cap]) return `adapter ${this.options.name} does not declare capability ${cap}`;
+    for (const cap of spec.requiresNot ?? []) if (this.caps[cap]) return `adapter ${this.options.name} declares capability ${cap}`;
+    for (const hook of spec.hooks ?? []) if (!this.options.hooks?.[hook]) return `no hooks.${hook} given for ${this.options.name}`;
+    if (spec.memberProcess && !this.options.memberProcess) return `no memberProcess given for ${this.options.name} (an in-process broker has no other processes)`;
+    return undefined;
+  }
 
-  /**
-   * Runs `register` and returns the tests it declared, unregistered, so a group
-   * that `only` leaves empty gets no (failing) empty describe block.
-   */
-  collect(register: () => void): (() => void)[] {
+  private collected: ConformanceTest[] | undefined;
+
+  /** Runs `register` and returns the tests it declared. */
+  collect(register: () => void): ConformanceTest[] {
     this.collected = [];
     try {
       register();
@@ -204,4 +212,14 @@ export class Harness {
       this.collected = undefined;
     }
   }
+}
+
+/** One conformance test, as data, for any runner. */
+export interface ConformanceTest {
+  /** The name, with the capabilities it needs in brackets. */
+  title: string;
+  timeoutMs: number;
+  /** Asked when the test is about to run (capabilities are known then). */
+  skipReason(): string | undefined;
+  run(): Promise<void>;
 }

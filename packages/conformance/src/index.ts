@@ -1,14 +1,15 @@
 /**
- * @busline/conformance — the promises every busline adapter keeps, as one
- * vitest suite. An adapter's test file calls `runConformance` with a factory
- * that makes buses on its broker; tests needing a capability the adapter does
- * not declare are skipped by name, never silently passed.
+ * @busline/conformance — the promises every busline adapter keeps, as test
+ * definitions any runner can bind (`defineConformance`, `bindConformance`);
+ * `@busline/conformance/vitest` has the one-call vitest binding
+ * (`runConformance`). An adapter's test file passes a factory that makes
+ * buses on its broker; tests needing a capability the adapter does not
+ * declare are skipped by name, never silently passed.
  *
  * Modelled on Watermill's universal Pub/Sub tests (capability-flag driven),
  * Go CDK's pubsub drivertest and Dapr's pub/sub conformance tests.
  */
-import { afterEach, beforeAll, describe } from 'vitest';
-import { Harness, type ConformanceOptions } from './harness.js';
+import { Harness, type ConformanceOptions, type ConformanceTest } from './harness.js';
 import { registerPubSubTests } from './tests/pubsub.js';
 import { registerDeliveryTests } from './tests/delivery.js';
 import { registerDeadLetterTests } from './tests/dead-letter.js';
@@ -22,7 +23,9 @@ import { registerPublishingTests } from './tests/publishing.js';
 import { registerGroupMemberTests } from './tests/group-members.js';
 import { registerDriverTests } from './tests/driver.js';
 
-export type { BusConfigLike, CapabilityName, ConformanceOptions, TestSpec } from './harness.js';
+export type { BusConfigLike, CapabilityName, ConformanceOptions, ConformanceTest, TestSpec } from './harness.js';
+export { bindConformance, type RunnerBinding } from './binding.js';
+export { MemberProcess, type MemberSpec } from './member-process.js';
 export { Harness } from './harness.js';
 export { Collector, deferred, jitter, nextEvent, runWithConcurrency, shuffle, uniqueName, waitFor } from './helpers.js';
 export type { Deferred, WaitOptions, DeadLetter } from './helpers.js';
@@ -38,44 +41,46 @@ export function repeatCount(env: NodeJS.ProcessEnv = process.env): number {
   return n;
 }
 
-function registerAll(h: Harness): void {
-  beforeAll(() => h.resolveCapabilities(), h.ms(30_000));
-  afterEach(() => h.closeAll(), h.ms(60_000));
-  const group = (title: string, register: (h: Harness) => void) => {
-    const tests = h.collect(() => register(h));
-    if (tests.length > 0) describe(title, () => tests.forEach((t) => t()));
-  };
-  group('publish and subscribe', registerPubSubTests);
-  group('delivery', registerDeliveryTests);
-  group('retries and dead letters', registerDeadLetterTests);
-  group('handler faults', registerHandlerFaultTests);
-  group('shutdown mid-flight', registerShutdownTests);
-  group('group members', registerGroupMemberTests);
-  group('publishing', registerPublishingTests);
-  group('driver contract', registerDriverTests);
-  group('lifecycle', registerLifecycleTests);
-  group('topic strategies', registerTopicTests);
-  group('validation', registerValidationTests);
-  group('throughput', registerThroughputTests);
+/** The suite for one adapter: its tests as data, and what runs around them. */
+export interface ConformanceSuite {
+  readonly name: string;
+  readonly groups: readonly { title: string; tests: readonly ConformanceTest[] }[];
+  /** Before the first test: learns the adapter's capabilities from a probe bus. */
+  setup(): Promise<void>;
+  /** After each test: closes the buses it opened. */
+  afterEach(): Promise<void>;
+  /** After the last test: hands every topic the suite named to `options.cleanup`. */
+  teardown(): Promise<void>;
+  readonly hookTimeoutMs: number;
 }
 
-/**
- * Registers the conformance suite with vitest. Call it at the top level of a
- * test file:
- *
- * ```ts
- * runConformance({ name: 'memory', createBus: (o) => createEventBus({ type: 'memory', ...o }) });
- * ```
- */
-export function runConformance(options: ConformanceOptions): void {
-  const rounds = repeatCount();
-  describe(`busline conformance: ${options.name}`, () => {
-    if (rounds === 1) {
-      registerAll(new Harness(options));
-      return;
-    }
-    for (let round = 1; round <= rounds; round++) {
-      describe(`round ${round} of ${rounds}`, () => registerAll(new Harness(options)));
-    }
-  });
+const GROUPS: [string, (h: Harness) => void][] = [
+  ['publish and subscribe', registerPubSubTests],
+  ['delivery', registerDeliveryTests],
+  ['retries and dead letters', registerDeadLetterTests],
+  ['handler faults', registerHandlerFaultTests],
+  ['shutdown mid-flight', registerShutdownTests],
+  ['group members', registerGroupMemberTests],
+  ['publishing', registerPublishingTests],
+  ['driver contract', registerDriverTests],
+  ['lifecycle', registerLifecycleTests],
+  ['topic strategies', registerTopicTests],
+  ['validation', registerValidationTests],
+  ['throughput', registerThroughputTests],
+];
+
+/** The conformance suite for one adapter, independent of any test runner. */
+export function defineConformance(options: ConformanceOptions): ConformanceSuite {
+  const h = new Harness(options);
+  const groups = GROUPS.map(([title, register]) => ({ title, tests: h.collect(() => register(h)) })).filter((g) => g.tests.length > 0);
+  return {
+    name: options.name,
+    groups,
+    setup: () => h.resolveCapabilities(),
+    afterEach: () => h.closeAll(),
+    teardown: async () => {
+      await options.cleanup?.({ topics: [...h.topics] });
+    },
+    hookTimeoutMs: h.ms(60_000),
+  };
 }

@@ -3,7 +3,7 @@
  * dead-letter topic with headers saying why; none of them stops the consumer
  * (Watermill TestContinueAfterErrors; Dapr's dead-letter conformance).
  */
-import { expect } from 'vitest';
+import { expect } from '../expect.js';
 import { DeadLetterHeader, ErrorCode, NonRetryableError, type DeadLetterEvent, type WireMessage } from '@busline/core';
 import type { Harness } from '../harness.js';
 import { Collector, readDeadLetters, rejection, waitFor } from '../helpers.js';

@@ -5,7 +5,7 @@
  * (TestNewSubscriberReceivesOldMessages) and resuming a group
  * (TestContinueAfterSubscribeClose).
  */
-import { expect } from 'vitest';
+import { expect } from '../expect.js';
 import type { RetryEvent } from '@busline/core';
 import type { Harness } from '../harness.js';
 import { Collector, jitter, runWithConcurrency, shuffle, waitFor } from '../helpers.js';

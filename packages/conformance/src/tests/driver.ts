@@ -3,7 +3,7 @@
  * a started bus's driver with a sink of the test's own: what core relies on
  * from every adapter, checked below the EventBus.
  */
-import { expect } from 'vitest';
+import { expect } from '../expect.js';
 import { ErrorCode, type ConsumerSpec, type DeliveredMessage, type Driver, type DriverSubscription, type EventBus, type WireMessage } from '@busline/core';
 import type { Harness } from '../harness.js';
 import { deferred, waitFor } from '../helpers.js';

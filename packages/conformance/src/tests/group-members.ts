@@ -4,7 +4,7 @@
  * restarted one after another while messages flow. The OrderChecker judges
  * every handling of every member together.
  */
-import { expect } from 'vitest';
+import { expect } from '../expect.js';
 import type { EventBus } from '@busline/core';
 import type { Harness } from '../harness.js';
 import { runWithConcurrency, waitFor } from '../helpers.js';

@@ -4,7 +4,7 @@
  * them on one key. None of it may kill the consumer, block other keys or
  * topics, lose a message, or run a message of a key twice at once.
  */
-import { expect } from 'vitest';
+import { expect } from '../expect.js';
 import { DeadLetterHeader } from '@busline/core';
 import type { Harness } from '../harness.js';
 import { Collector, deferred, readDeadLetters, waitFor } from '../helpers.js';

@@ -4,7 +4,7 @@
  * published before a broker restart are consumed after it (Watermill
  * TestContinueAfterSubscribeClose, TestPublisherClose, TestReconnect).
  */
-import { expect } from 'vitest';
+import { expect } from '../expect.js';
 import { BuslineError, ErrorCode, type EventBus } from '@busline/core';
 import type { Harness } from '../harness.js';
 import { Collector, deferred, jitter, rejection, waitFor } from '../helpers.js';

@@ -4,7 +4,7 @@
  * timeouts that make no sense, and wire messages whose key and headers belong
  * to the caller.
  */
-import { expect } from 'vitest';
+import { expect } from '../expect.js';
 import { ErrorCode, type BuslineError } from '@busline/core';
 import type { Harness } from '../harness.js';
 import { Collector, rejection, waitFor } from '../helpers.js';

@@ -4,7 +4,7 @@
  * cross-talk (Watermill: TestPublishSubscribe, TestConcurrentSubscribe, TestTopic).
  */
 import { randomUUID } from 'node:crypto';
-import { expect } from 'vitest';
+import { expect } from '../expect.js';
 import { BuslineError, ErrorCode, type Envelope } from '@busline/core';
 import type { Harness } from '../harness.js';
 import { Collector, runWithConcurrency, waitFor } from '../helpers.js';

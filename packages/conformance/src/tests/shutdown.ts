@@ -10,7 +10,7 @@
  * key's given-back messages in order is the broker's side of the promise (a
  * shared NATS consumer redelivers naks in no guaranteed order).
  */
-import { expect } from 'vitest';
+import { expect } from '../expect.js';
 import type { EventBus, Subscription } from '@busline/core';
 import type { Harness } from '../harness.js';
 import { Collector, deferred, nextEvent, waitFor } from '../helpers.js';

@@ -3,7 +3,7 @@
  * re-runnable script. Only a very generous floor is asserted: it catches a
  * collapse (the seed's 33 msg/s), not a slow CI machine.
  */
-import { expect } from 'vitest';
+import { expect } from '../expect.js';
 import type { Harness } from '../harness.js';
 import { Collector, runWithConcurrency } from '../helpers.js';
 

@@ -4,7 +4,7 @@
  * really has. retentionMs is the field used for mismatches: every broker
  * stores it and can change it.
  */
-import { expect } from 'vitest';
+import { expect } from '../expect.js';
 import { ErrorCode, type BuslineError, type EventBus, type TopicMismatchEvent } from '@busline/core';
 import type { Harness } from '../harness.js';
 import { rejection, waitFor } from '../helpers.js';

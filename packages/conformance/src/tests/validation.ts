@@ -3,7 +3,7 @@
  * topic names no adapter can carry, invalid config (every bad field listed),
  * invalid envelope fields.
  */
-import { expect } from 'vitest';
+import { expect } from '../expect.js';
 import { ErrorCode, type BuslineError } from '@busline/core';
 import type { BusConfigLike, Harness } from '../harness.js';
 import { rejection } from '../helpers.js';
