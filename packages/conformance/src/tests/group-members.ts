@@ -78,6 +78,45 @@ export function registerGroupMemberTests(h: Harness): void {
   );
 
   h.test(
+    'two subscriptions of one topic and group on one bus: unsubscribing one mid-stream hands its keys to the other without overlap or loss',
+    { requires: ['keyAffinity', 'consumerGroups', 'persistent', 'perKeyOrder'], timeoutMs: 90_000 },
+    async () => {
+      const bus = await h.bus();
+      const topic = h.topic('two-subs');
+      const group = h.group('two-subs');
+      await bus.configureTopic(topic, { persistence: 'persistent', partitions: 4 }, { onMismatch: 'ignore' });
+      const checker = new OrderChecker();
+      const subscribe = (name: string, ms: number) =>
+        bus.subscribe(
+          topic,
+          async (payload) => {
+            const { key, seq } = payload as { key: string; seq: number };
+            const end = checker.begin(name, key, seq);
+            await new Promise((resolve) => setTimeout(resolve, ms));
+            end();
+          },
+          { group, concurrency: 8 },
+        );
+      const a = await subscribe('A', 20);
+      await subscribe('B', 1);
+      const keys = Array.from({ length: 16 }, (_, i) => `k-${i}`);
+      const perKey = 30;
+      const publishing = runWithConcurrency(keys.length, keys.length, async (k) => {
+        const key = keys[k]!;
+        for (let seq = 0; seq < perKey; seq++) {
+          await bus.publish(topic, { key, seq }, { aggregateId: key });
+          checker.publishedOne(key);
+        }
+      });
+      await waitFor(() => checker.report().handlings >= 60, { timeoutMs: h.ms(30_000), message: () => `handlings before unsubscribing A: ${checker.report().handlings}` });
+      await a.unsubscribe(h.ms(10_000));
+      await publishing;
+      await waitFor(() => checker.complete(), { timeoutMs: h.ms(60_000), message: () => `handled ${checker.handledCount} of ${keys.length * perKey}` });
+      checker.assertHeld();
+    },
+  );
+
+  h.test(
     'member processes of one group: kill -9 of one, SIGTERM restart of another, one added and one removed while 20 keys flow: no key runs twice at once anywhere, first handlings in publish order, nothing lost',
     { requires: ['keyAffinity', 'consumerGroups', 'persistent', 'perKeyOrder'], memberProcess: true, timeoutMs: 180_000 },
     async () => {
