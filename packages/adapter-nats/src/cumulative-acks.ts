@@ -31,8 +31,8 @@ import { Deque } from './deque.js';
  * - Another bus consuming the same (topic, group) at the same time would have
  *   its unsettled messages covered by this bus's ack-all: cumulative acks need
  *   one consuming bus per (topic, group). The driver refuses to subscribe a
- *   second member it can see (`refuseSecondMember` in consumer.ts) and reports
- *   deliveries that went to another member.
+ *   second member it can see (`refuseSecondMember` in consumer-admin.ts) and
+ *   reports deliveries that went to another member.
  */
 
 const UNSETTLED = 0;

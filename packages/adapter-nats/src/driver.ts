@@ -25,7 +25,10 @@ import {
 } from '@busline/core/driver';
 import type { NatsConfig } from './config.js';
 import { connectionOptions, redactServer } from './connection.js';
-import { ConsumerHub, EphemeralConsumer, PullConsumer, consumerConfig, ensureConsumer, refuseSecondMember } from './consumer.js';
+import { consumerConfig, ensureConsumer, refuseSecondMember } from './consumer-admin.js';
+import { ConsumerHub } from './consumer-hub.js';
+import { EphemeralConsumer } from './ephemeral-consumer.js';
+import { PullConsumer } from './pull-consumer.js';
 import { durableNameFor } from './names.js';
 import { Publisher, isMaxPayloadError, messageTooLarge, type PublishItem } from './publisher.js';
 import { StreamAdmin } from './streams.js';

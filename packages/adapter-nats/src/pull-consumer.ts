@@ -1,0 +1,492 @@
+import { createInbox, type Msg, type Subscription } from '@nats-io/nats-core';
+import { AckPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo } from '@nats-io/jetstream';
+import { BuslineError, ErrorCode, type ConsumerSpec, type DriverSubscription, type MessageSink } from '@busline/core/driver';
+import { CONSUMER_NOT_FOUND, ensureConsumer } from './consumer-admin.js';
+import type { ConsumerHub } from './consumer-hub.js';
+import { ACK, CumulativeAcks, type AckSender } from './cumulative-acks.js';
+import { drainInbox } from './drain-inbox.js';
+import { decodeHeaders, HeaderReader, type Status } from './header-reader.js';
+import { KIND_ACK, KIND_NAK, NatsDelivery } from './nats-delivery.js';
+import { adminError } from './streams.js';
+import { parseAckBytes, replyBytes, takeKey } from './wire.js';
+
+/**
+ * The unified consumer: per (topic, group) one durable pull consumer and
+ * exactly one pull loop per bus, feeding core's subscription (and through it
+ * the bus's one KeyedOrderingPool). All consumers of a bus share the one
+ * connection and one 1-second housekeeping timer, so the handles a bus holds
+ * do not grow with the number of topics.
+ *
+ * The pull loop is the JetStream pull protocol written directly: a pull
+ * request (`$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`, `{batch, expires,
+ * idle_heartbeat}`) with the consumer's own inbox as reply subject; messages
+ * and status messages (100 heartbeat, 408 request expired, 409 ...) arrive
+ * there. A new pull is sent as soon as half of what was asked for has arrived,
+ * so the server always has a request to fill and the pipe never idles; while
+ * the subscription's `deliver` promise is pending, no pull is sent
+ * (backpressure), and the server never has more than `max_ack_pending`
+ * messages unsettled.
+ */
+
+const NAK = Uint8Array.of(0x2d, 0x4e, 0x41, 0x4b); // -NAK
+const TERM = Uint8Array.of(0x2b, 0x54, 0x45, 0x52, 0x4d); // +TERM
+/** In progress: restarts the ack wait of the one message (also on an AckPolicy all consumer, where it acknowledges nothing). */
+const WPI = Uint8Array.of(0x2b, 0x57, 0x50, 0x49); // +WPI
+const encoder = new TextEncoder();
+const NS_PER_MS = 1_000_000;
+
+function nakPayload(delayMs: number): Uint8Array {
+  return delayMs > 0 ? encoder.encode(`-NAK {"delay":${Math.round(delayMs) * NS_PER_MS}}`) : NAK;
+}
+
+export interface PullConsumerOptions {
+  spec: ConsumerSpec;
+  stream: string;
+  durable: string;
+  /** The consumer config used to (re)create it. */
+  wanted: Partial<ConsumerConfig> & { durable_name: string };
+  info: ConsumerInfo;
+}
+
+/** The one pull loop of (topic, group) on this bus. */
+export class PullConsumer implements DriverSubscription {
+  private sub: Subscription | undefined;
+  private readonly inbox: string;
+  private readonly nextSubject: string;
+  private readonly batchSize: number;
+  private readonly threshold: number;
+  private readonly expiresNs: number;
+  private readonly heartbeatNs: number;
+  private readonly staleAfterMs: number;
+  /** Messages asked for and not yet received or expired. */
+  private requested = 0;
+  private activity = 0;
+  private seenActivity = 0;
+  private lastActivity = Date.now();
+  private buffer: NatsDelivery[] = [];
+  private readonly headerReader = new HeaderReader();
+  private flushQueued = false;
+  private blocked = false;
+  private stopped = false;
+  private stopping: Promise<void> | undefined;
+  /** Reply subject, payload, ... of naks made while stopping (sent once the inbox is gone). */
+  private heldNaks: Uint8Array[] | undefined;
+  private closed = false;
+  private recovering = false;
+  private pauseUntil = 0;
+  private failures = 0;
+  private readonly acks: CumulativeAcks | undefined;
+  private leftoverCheckAt = 0;
+  /** Cumulative mode: the highest consumer delivery sequence seen since the last reset (0: none). */
+  private lastDeliverySeq = 0;
+  private otherMemberReported = false;
+  readonly topic: string;
+  /** The consumer's ack_wait (ms): core extends every message it holds longer than a third of it. */
+  readonly leaseMs: number;
+
+  constructor(
+    private readonly hub: ConsumerHub,
+    private readonly sink: MessageSink,
+    private readonly options: PullConsumerOptions,
+  ) {
+    const config = hub.config;
+    this.topic = options.spec.topic;
+    this.inbox = createInbox(config.inboxPrefix);
+    this.nextSubject = `${hub.apiPrefix}.CONSUMER.MSG.NEXT.${options.stream}.${options.durable}`;
+    const maxAckPending = options.info.config.max_ack_pending ?? 0;
+    this.batchSize = Math.max(1, Math.min(config.pullBatch, maxAckPending > 0 ? maxAckPending : config.pullBatch));
+    this.threshold = Math.floor(this.batchSize / 2);
+    this.expiresNs = config.pullExpiresMs * NS_PER_MS;
+    this.heartbeatNs = config.idleHeartbeatMs * NS_PER_MS;
+    this.staleAfterMs = 2 * config.idleHeartbeatMs + 2_000;
+    // What the server has (an existing consumer may have refused the update), not what was asked for.
+    this.leaseMs = Math.round((options.info.config.ack_wait ?? config.ackWaitMs * NS_PER_MS) / NS_PER_MS);
+    if (options.info.config.ack_policy === AckPolicy.All) {
+      const sender: AckSender = {
+        send: (reply, payload) => this.hub.reply(reply, payload),
+        schedule: () => this.hub.scheduleFlush(this),
+        hooks: hub.hooks,
+      };
+      this.acks = new CumulativeAcks(sender);
+    }
+  }
+
+  get ackPolicy(): 'explicit' | 'all' {
+    return this.acks ? 'all' : 'explicit';
+  }
+
+  /** For tests and diagnostics. */
+  get state(): { requested: number; buffered: number; blocked: boolean; leftovers: number; openPositions: number } {
+    return {
+      requested: this.requested,
+      buffered: this.buffer.length,
+      blocked: this.blocked,
+      leftovers: this.acks?.leftovers ?? 0,
+      openPositions: this.acks?.pending ?? 0,
+    };
+  }
+
+  /**
+   * Cumulative mode: marks what the server still holds unacknowledged from an
+   * earlier bus as open before the first pull (see CumulativeAcks).
+   */
+  async prepare(): Promise<void> {
+    if (!this.acks) return;
+    const info = this.options.info;
+    const floor = info.ack_floor.stream_seq;
+    const delivered = info.delivered.stream_seq;
+    if (info.num_ack_pending === 0 || delivered <= floor) {
+      // Nothing outstanding: acks below the floor are already done.
+      this.acks.pretrack(floor, floor, () => false);
+      return;
+    }
+    const exists = await this.existence();
+    this.acks.pretrack(floor, delivered, exists);
+    this.hub.hooks.count('leftovers_tracked', this.acks.leftovers);
+    this.leftoverCheckAt = Date.now() + this.hub.config.ackWaitMs + this.staleAfterMs;
+  }
+
+  /** Which stream sequences still exist (first..last minus deleted ones). */
+  private async existence(): Promise<(seq: number) => boolean> {
+    const si = await this.hub.jsm.streams.info(this.options.stream, { deleted_details: true });
+    const first = si.state.first_seq;
+    const last = si.state.last_seq;
+    const deleted = new Set<number>(si.state.deleted ?? []);
+    return (seq) => seq >= first && seq <= last && !deleted.has(seq);
+  }
+
+  start(): void {
+    this.sub = this.hub.nc.subscribe(this.inbox, { callback: this.onMessage });
+    this.hub.add(this);
+    this.pull();
+  }
+
+  private readonly onMessage = (error: Error | null, msg: Msg): void => {
+    if (error) {
+      this.hub.hooks.error(error, `pull subscription of "${this.topic}"`);
+      return;
+    }
+    this.activity++;
+    const reply = replyBytes(msg);
+    if (reply === undefined) {
+      this.onStatus(decodeHeaders(msg));
+      return;
+    }
+    if (this.requested > 0) this.requested--;
+    const info = parseAckBytes(reply);
+    if (info === undefined) {
+      this.hub.hooks.count('unexpected_messages');
+      return;
+    }
+    if (this.acks !== undefined) this.checkDeliverySeq(info.deliverySeq);
+    const headers = this.headerReader.read(msg);
+    const delivery = new NatsDelivery(this, this.topic, takeKey(headers), headers, msg.data, info.deliveryCount, info.streamSeq, reply);
+    if (this.acks !== undefined && !this.acks.admit(info.streamSeq, reply, delivery)) {
+      this.maybePull();
+      return;
+    }
+    if (this.stopped) {
+      delivery.nack(0);
+      return;
+    }
+    this.buffer.push(delivery);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flush);
+    }
+    if (this.requested <= this.threshold) this.maybePull();
+  };
+
+  /**
+   * Cumulative mode: the consumer numbers its deliveries (to any member) one by
+   * one, so a member alone sees them without gaps (reset after a reconnect or
+   * a leadership change, when deliveries in transit may be lost). A gap means
+   * another member got deliveries of this consumer, which subscribe refuses
+   * but cannot fully rule out (two members starting within one round trip, or
+   * one that was disconnected while another started). Reported loudly: ack-alls
+   * may already cover that member's messages.
+   */
+  private checkDeliverySeq(dseq: number): void {
+    const last = this.lastDeliverySeq;
+    if (dseq > last) this.lastDeliverySeq = dseq;
+    if (last === 0 || dseq <= last + 1) return;
+    this.hub.hooks.count('deliveries_to_other_members', dseq - last - 1);
+    if (this.otherMemberReported) return;
+    this.otherMemberReported = true;
+    this.hub.hooks.error(
+      new BuslineError(
+        ErrorCode.Unsupported,
+        `another member is consuming ${this.options.durable} of "${this.topic}" (deliveries ${last + 1}..${dseq - 1} went elsewhere) while it acknowledges cumulatively: ` +
+          "each member's ack-all covers the other's unhandled messages, which are lost if that member dies. Run one member per group with ackMode 'cumulative', or use 'explicit'.",
+        { details: { topic: this.topic, durable: this.options.durable } },
+      ),
+      'nats consumer',
+    );
+  }
+
+  private onStatus(status: Status): void {
+    const left = Number(status.headers['Nats-Pending-Messages']);
+    switch (status.code) {
+      case 100:
+        return; // idle heartbeat (activity already noted)
+      case 404:
+      case 408:
+        // The request ended (expired) with `left` messages not delivered.
+        this.requested = Number.isFinite(left) ? Math.max(0, this.requested - left) : 0;
+        this.maybePull();
+        return;
+      case 409: {
+        const d = status.description.toLowerCase();
+        if (Number.isFinite(left)) this.requested = Math.max(0, this.requested - left);
+        if (d.includes('consumer deleted') || d.includes('consumer is push based')) {
+          this.hub.hooks.count('consumer_deleted');
+          void this.recover(`the server says: ${status.description}`);
+          return;
+        }
+        if (d.includes('leadership change')) {
+          this.requested = 0;
+          this.lastDeliverySeq = 0;
+          this.maybePull();
+          return;
+        }
+        if (!Number.isFinite(left)) this.requested = 0;
+        this.hub.hooks.count('pull_409');
+        this.backoff();
+        return;
+      }
+      case 503:
+        this.requested = 0;
+        void this.recover('no responders (JetStream unavailable or the consumer is gone)');
+        return;
+      default:
+        this.requested = 0;
+        this.hub.hooks.error(new BuslineError(ErrorCode.BrokerUnavailable, `pull for "${this.topic}" answered ${status.code} ${status.description}`), 'nats consumer');
+        this.backoff();
+    }
+  }
+
+  private backoff(): void {
+    this.failures++;
+    this.pauseUntil = Date.now() + Math.min(5_000, 100 * 2 ** Math.min(this.failures, 6));
+  }
+
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    if (this.blocked || this.buffer.length === 0) return;
+    const batch = this.buffer;
+    this.buffer = [];
+    let result: void | Promise<void>;
+    try {
+      result = this.sink.deliver(batch);
+    } catch (error) {
+      this.hub.hooks.error(error instanceof Error ? error : new Error(String(error)), `delivering to the subscription of "${this.topic}"`);
+      for (const d of batch) if (!d.isSettled) d.nack(0);
+      return;
+    }
+    if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+      this.blocked = true;
+      (result as Promise<void>).then(this.unblock, (error: unknown) => {
+        this.hub.hooks.error(error instanceof Error ? error : new Error(String(error)), `delivering to the subscription of "${this.topic}"`);
+        this.unblock();
+      });
+      if (this.acks !== undefined && this.requested === 0) this.maybePull();
+    } else if (this.requested <= this.threshold) this.maybePull();
+  };
+
+  private readonly unblock = (): void => {
+    this.blocked = false;
+    if (this.buffer.length > 0) this.flush();
+    if (!this.blocked) this.maybePull();
+  };
+
+  private maybePull(): void {
+    if (this.stopped || this.recovering || !this.hub.isConnected) return;
+    if (this.blocked) {
+      // Cumulative: keep one request open while blocked, so a second member sees this one (refuseSecondMember).
+      // The server holds it back while max_ack_pending is reached, and never has more than that unsettled.
+      if (this.acks !== undefined && this.requested === 0 && Date.now() >= this.pauseUntil) this.pull(1);
+      return;
+    }
+    if (this.requested > this.threshold) return;
+    if (this.pauseUntil > 0) {
+      if (Date.now() < this.pauseUntil) return;
+      this.pauseUntil = 0;
+    }
+    this.pull();
+  }
+
+  private pull(max = this.batchSize): void {
+    const n = Math.min(max, this.batchSize - this.requested);
+    if (n <= 0 || this.stopped) return;
+    const body = `{"batch":${n},"expires":${this.expiresNs},"idle_heartbeat":${this.heartbeatNs}}`;
+    try {
+      this.hub.nc.publish(this.nextSubject, body, { reply: this.inbox });
+    } catch (error) {
+      if (!this.hub.nc.isClosed()) this.hub.hooks.error(error instanceof Error ? error : new Error(String(error)), `pulling "${this.topic}"`);
+      return;
+    }
+    this.requested += n;
+    this.hub.hooks.count('pulls');
+  }
+
+  /** Checks the consumer exists (re-creating it if it was deleted), then pulls again. */
+  private async recover(why: string): Promise<void> {
+    if (this.recovering || this.stopped) return;
+    this.recovering = true;
+    this.requested = 0;
+    this.lastDeliverySeq = 0;
+    try {
+      try {
+        await this.hub.jsm.consumers.info(this.options.stream, this.options.durable);
+      } catch (error) {
+        if (!(error instanceof JetStreamApiError && error.code === CONSUMER_NOT_FOUND)) throw error;
+        this.hub.hooks.error(
+          new BuslineError(ErrorCode.BrokerUnavailable, `consumer ${this.options.durable} of "${this.topic}" is gone (${why}); re-creating it, which starts the group per its startFrom`),
+          'nats consumer',
+        );
+        await ensureConsumer(this.hub.jsm, this.topic, this.options.stream, this.options.wanted);
+      }
+      this.failures = 0;
+      this.hub.hooks.count('consumer_recovered');
+    } catch (error) {
+      if (!this.hub.nc.isClosed()) this.hub.hooks.error(adminError(this.topic, 'checking the consumer', error), `recovering the consumer of "${this.topic}" (${why})`);
+      this.backoff();
+    } finally {
+      this.recovering = false;
+      this.lastActivity = Date.now();
+    }
+    this.maybePull();
+  }
+
+  /** A delivery was settled by the subscription. */
+  settle(delivery: NatsDelivery, kind: number, delayMs: number): void {
+    // After close the message may already be with another member: an ack by stream sequence would settle its copy.
+    if (this.closed) return;
+    const acks = this.acks;
+    if (kind === KIND_NAK) {
+      if (acks !== undefined && !acks.nacked(delivery.seq, delivery)) return;
+      const payload = nakPayload(delayMs);
+      // While stopping, our own pull requests are still open: a nak now would have the server hand the
+      // message straight back to us. Naks wait until the inbox is gone, then go to the other members.
+      if (this.heldNaks !== undefined) this.heldNaks.push(delivery.reply, payload);
+      else this.hub.reply(delivery.reply, payload);
+      return;
+    }
+    if (acks === undefined) {
+      this.hub.reply(delivery.reply, kind === KIND_ACK ? ACK : TERM);
+      return;
+    }
+    // Ack-all consumer: a +TERM would acknowledge everything below it too, so a term is a completion.
+    acks.complete(delivery.seq, delivery);
+  }
+
+  /**
+   * `+WPI` for one unsettled delivery: the server restarts its ack wait. The
+   * server keys it by stream sequence, so an older delivery's reply subject
+   * works too. With AckPolicy all it touches only that message (nats-server
+   * `progressUpdate`), so it is safe in cumulative mode. Nothing after close.
+   */
+  extendLease(delivery: NatsDelivery): void {
+    if (this.closed) return;
+    this.hub.reply(delivery.reply, WPI);
+  }
+
+  flushAcks(): void {
+    this.acks?.flush();
+  }
+
+  onReconnect(): void {
+    if (this.stopped) return;
+    this.requested = 0;
+    this.lastDeliverySeq = 0;
+    this.lastActivity = Date.now();
+    this.pauseUntil = 0;
+    this.acks?.resend();
+    this.maybePull();
+  }
+
+  tick(now: number): void {
+    if (this.stopped) return;
+    if (this.activity !== this.seenActivity) {
+      this.seenActivity = this.activity;
+      this.lastActivity = now;
+    }
+    if (this.acks !== undefined && this.acks.leftovers > 0 && now >= this.leftoverCheckAt && !this.recovering) {
+      this.leftoverCheckAt = now + Math.max(5_000, this.hub.config.ackWaitMs / 2);
+      void this.checkLeftovers();
+    }
+    if (!this.hub.isConnected || this.recovering) return;
+    if (this.requested > 0 && !this.blocked && now - this.lastActivity > this.staleAfterMs) {
+      this.hub.hooks.count('heartbeats_missed');
+      this.lastActivity = now;
+      void this.recover('heartbeats missed');
+      return;
+    }
+    this.maybePull();
+  }
+
+  private async checkLeftovers(): Promise<void> {
+    try {
+      const info = await this.hub.jsm.consumers.info(this.options.stream, this.options.durable);
+      const exists = await this.existence();
+      const closed = this.acks!.resolveLeftovers(info.ack_floor.stream_seq, exists);
+      if (closed > 0) this.hub.hooks.count('leftovers_closed', closed);
+    } catch (error) {
+      if (!this.hub.nc.isClosed()) this.hub.hooks.error(adminError(this.topic, 'checking unacknowledged messages', error), 'nats consumer');
+    }
+  }
+
+  /**
+   * Stops pulling. Outstanding pull requests die with the inbox: the inbox is
+   * drained (UNSUB, then a PING round trip during which messages still arrive),
+   * so a message the server sent before it saw the UNSUB is received and handed
+   * back (nak) instead of waiting out the ack wait. Messages not yet handed to
+   * the subscription go back the same way.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return this.stopping;
+    this.stopped = true;
+    this.heldNaks = [];
+    this.requested = 0;
+    const undelivered = this.buffer;
+    this.buffer = [];
+    for (const d of undelivered) d.nack(0);
+    const sub = this.sub;
+    if (sub === undefined || this.hub.nc.isClosed()) {
+      this.releaseNaks();
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    this.stopping = Promise.race([
+      drainInbox(this.hub.nc, sub),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000))),
+    ]).then(() => {
+      clearTimeout(timer);
+      if (!sub.isClosed()) {
+        try {
+          sub.unsubscribe();
+        } catch {
+          // closed connection
+        }
+      }
+      this.releaseNaks();
+    });
+    return this.stopping;
+  }
+
+  private releaseNaks(): void {
+    const held = this.heldNaks;
+    this.heldNaks = undefined;
+    if (held === undefined) return;
+    for (let i = 0; i < held.length; i += 2) this.hub.reply(held[i]!, held[i + 1]!);
+  }
+
+  /** Flushes pending cumulative acks and releases the consumer (the durable stays on the server). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.stop();
+    this.closed = true;
+    this.acks?.flush();
+    this.hub.remove(this);
+  }
+}
