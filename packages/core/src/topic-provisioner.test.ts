@@ -125,6 +125,20 @@ describe('TopicProvisioner', () => {
     expect(warnings.length).toBe(action === 'warn' ? 1 : 0);
   });
 
+  it("a refusal from a driver built against another copy of core (same code, another class) is still the mismatch, not a crash", async () => {
+    const f = fakeAdmin(existing);
+    f.admin.updateTopic = async () => {
+      // What a TopicMismatchError of another @busline/core version looks like here: right shape, wrong class.
+      throw Object.assign(new Error('topic "t" cannot be changed that way'), {
+        name: 'TopicMismatchError',
+        code: 'TOPIC_MISMATCH',
+        differences: [{ field: 'partitions', wanted: 1, actual: 3 }],
+      });
+    };
+    const { p } = provisioner(f.admin, 'createOrUpdate', 'ignore');
+    await expect(p.ensure('t', opts({ partitions: 1 }))).resolves.toMatchObject({ action: 'mismatch', differences: [{ field: 'partitions', wanted: 1, actual: 3 }] });
+  });
+
   it('does not compare fields the caller left unset or the broker cannot report', async () => {
     const f = fakeAdmin({ t: { persistence: 'persistent', retentionMs: 1 } });
     const { p } = provisioner(f.admin, 'validateOnly', 'fail');

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ErrorCode, TopicError, TopicMismatchError, type FieldDifference } from './errors.js';
+import { ErrorCode, errorCode, TopicError, TopicMismatchError, type FieldDifference } from './errors.js';
 import type { Driver } from './driver.js';
 import { COMPARED_TOPIC_FIELDS, type TopicOptions, type TopicState } from './topic.js';
 
@@ -119,8 +119,9 @@ export class TopicProvisioner {
         return { action: 'updated', differences };
       } catch (error) {
         // The broker refused some fields (e.g. fewer Kafka partitions): those are the mismatch.
-        if (!(error instanceof TopicMismatchError)) throw error;
-        return this.mismatch(topic, error.differences, onMismatch);
+        // By code, not instanceof: the driver may have been built against another copy of core.
+        if (errorCode(error) !== ErrorCode.TopicMismatch) throw error;
+        return this.mismatch(topic, (error as TopicMismatchError).differences ?? differences, onMismatch);
       }
     }
     return this.mismatch(topic, differences, onMismatch);
