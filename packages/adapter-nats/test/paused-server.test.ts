@@ -8,9 +8,9 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ErrorCode, type BuslineError } from '@busline/core';
-import { Buses, SKIP, topicName } from './helpers.js';
+import { ownServerFixture, SKIP, topicName } from './helpers.js';
 import { PrivateNatsServer } from './nats-server.js';
 
 /** Retained heap: garbage (the refused publishes' errors) is collected before reading. */
@@ -21,19 +21,11 @@ function retainedHeap(): number {
 }
 
 describe.skipIf(SKIP)('nats: publishing into a frozen server (own server)', () => {
-  const buses = new Buses();
-  let server: PrivateNatsServer;
-  beforeAll(async () => {
-    server = await PrivateNatsServer.start('paused');
-  }, 60_000);
-  afterEach(() => buses.closeAll());
-  afterAll(async () => {
-    if (server?.pid) process.kill(server.pid, 'SIGCONT');
-    await server?.stop();
-  }, 60_000);
+  const own = ownServerFixture(() => PrivateNatsServer.start('paused'));
 
   it('200,000 un-awaited 1 KB publishes: the window holds, the rest is refused with PUBLISH_QUEUE_FULL, the heap stays bounded, everything accepted is stored', async () => {
-    const bus = await buses.make(server.url, { publish: { timeoutMs: 60_000, maxInFlight: 10_000, maxWaiting: 20_000 } });
+    const server = own.server;
+    const bus = await own.buses.make(server.url, { publish: { timeoutMs: 60_000, maxInFlight: 10_000, maxWaiting: 20_000 } });
     const topic = topicName('paused');
     await bus.configureTopic(topic, { persistence: 'persistent' });
     await bus.publish(topic, { warm: true });

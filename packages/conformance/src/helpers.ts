@@ -214,3 +214,10 @@ export async function readDeadLetters(h: Harness, bus: EventBus, dlqTopic: strin
   );
   return c;
 }
+
+/** Deterministic "transient failure" of about `percent` % of the ids (a hash, so every member and retry agrees). */
+export function failsFirst(id: string, percent: number): boolean {
+  let h = 0;
+  for (let i = 0; i < id.length; i++) h = (Math.imul(h, 31) + id.charCodeAt(i)) | 0;
+  return Math.abs(h) % 100 < percent;
+}

@@ -6,16 +6,12 @@
  * closes gracefully on SIGTERM and dies on SIGKILL like any process.
  */
 import { createEventBus, type AdapterModule } from '@busline/core';
+import { failsFirst } from './helpers.js';
 import type { MemberSpec } from './member-process.js';
 
 const spec = JSON.parse(process.env.BUSLINE_MEMBER ?? '{}') as MemberSpec;
 const send = (message: unknown) => process.send?.(message);
 
-function failsFirst(id: string, percent: number): boolean {
-  let h = 0;
-  for (let i = 0; i < id.length; i++) h = (Math.imul(h, 31) + id.charCodeAt(i)) | 0;
-  return Math.abs(h) % 100 < percent;
-}
 
 const options = spec.adapterModule ? { adapter: ((await import(spec.adapterModule)) as { adapter: AdapterModule }).adapter } : {};
 const bus = await createEventBus(spec.config as never, options);

@@ -7,16 +7,10 @@
 import { expect } from '../expect.js';
 import type { EventBus } from '@busline/core';
 import type { Harness } from '../harness.js';
-import { runWithConcurrency, waitFor } from '../helpers.js';
+import { failsFirst, runWithConcurrency, waitFor } from '../helpers.js';
 import { MemberProcess, type MemberSpec } from '../member-process.js';
 import { OrderChecker } from '../order-checker.js';
 
-/** Deterministic "transient failure" of about `percent` % of first attempts. */
-function failsFirst(id: string, percent: number): boolean {
-  let h = 0;
-  for (let i = 0; i < id.length; i++) h = (Math.imul(h, 31) + id.charCodeAt(i)) | 0;
-  return Math.abs(h) % 100 < percent;
-}
 
 export function registerGroupMemberTests(h: Harness): void {
   h.test(
