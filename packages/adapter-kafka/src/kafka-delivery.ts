@@ -1,0 +1,96 @@
+/**
+ * KafkaDelivery: one fetched record as the DeliveredMessage core's sink
+ * settles, and how it is made from a kafkajs record (offset tracking, header
+ * decoding). Kept apart from GroupConsumer, which only creates deliveries
+ * and receives their settlements.
+ */
+import type { DeliveredMessage } from '@busline/core/driver';
+import type { KafkaMessage } from 'kafkajs';
+import type { PartitionState } from './partition-state.js';
+import type { SinkEntry } from './subscription-router.js';
+
+/** What a delivery reports its settlement to (the GroupConsumer). */
+export interface DeliveryOwner {
+  /** Called by a delivery, exactly once. */
+  settle(entry: SinkEntry, state: PartitionState, offset: number, handled: boolean, record: KafkaMessage): void;
+}
+
+/** A kafkajs header value (a Buffer, or several for a repeated name: the last wins) as text. */
+function headerText(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (Array.isArray(value)) return value.length ? headerText(value[value.length - 1]) : undefined;
+  // toString() without an encoding argument takes Node's UTF-8 fast path.
+  return Buffer.isBuffer(value) ? value.toString() : String(value);
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class KafkaDelivery implements DeliveredMessage {
+  readonly deliveryCount = 1;
+  private settled = false;
+  /** `partition:offset`: the record's identity within its group, the same on every delivery of it. */
+  readonly deliveryId: string;
+
+  constructor(
+    private readonly owner: DeliveryOwner,
+    private readonly entry: SinkEntry,
+    private readonly state: PartitionState,
+    private readonly record: KafkaMessage,
+    private readonly offset: number,
+    readonly topic: string,
+    readonly key: string | undefined,
+    readonly headers: Record<string, string>,
+    readonly body: Uint8Array,
+  ) {
+    this.deliveryId = `${state.partition}:${offset}`;
+  }
+
+  ack(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.owner.settle(this.entry, this.state, this.offset, true, this.record);
+  }
+
+  term(): void {
+    this.ack();
+  }
+
+  nack(_delayMs: number): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.owner.settle(this.entry, this.state, this.offset, false, this.record);
+  }
+}
+
+/** The delivery of record `m` of `state` to `entry`; tracks its offset in the partition's watermark. */
+export function kafkaDelivery(owner: DeliveryOwner, entry: SinkEntry, state: PartitionState, m: KafkaMessage): KafkaDelivery {
+  const offset = Number(m.offset);
+  // A requeued record is tracked already.
+  if (offset > state.tracked) {
+    state.watermark.track(offset);
+    state.tracked = offset;
+  }
+  const headers: Record<string, string> = {};
+  const raw = m.headers;
+  if (raw) {
+    for (const name in raw) {
+      const value = raw[name];
+      if (Buffer.isBuffer(value)) headers[name] = value.toString();
+      else {
+        const text = headerText(value);
+        if (text !== undefined) headers[name] = text;
+      }
+    }
+  }
+  return new KafkaDelivery(
+    owner,
+    entry,
+    state,
+    m,
+    offset,
+    state.topic,
+    m.key === null || m.key === undefined ? undefined : m.key.toString(),
+    headers,
+    m.value ?? EMPTY,
+  );
+}

@@ -1,0 +1,87 @@
+/**
+ * OffsetCommitter: the commits of one GroupConsumer, kept apart from the
+ * delivery of records.
+ *
+ * Per partition, core's AckWatermark tracks delivered offsets; the
+ * committed offset is watermark + 1, every `commitIntervalMs`, when a
+ * rebalance starts, before a restart and on close. A failed or nacked record
+ * holds the commit back until it is dead-lettered or handled, so records
+ * after it may be handled again after a restart (at-least-once), but none is
+ * ever committed unhandled.
+ */
+import type { DriverHooks } from '@busline/core/driver';
+import type { Consumer } from 'kafkajs';
+import { kafkaError } from './kafka-errors.js';
+import type { PartitionState } from './partition-state.js';
+
+/** What the committer reads of its GroupConsumer, at the time of each commit. */
+export interface CommitSource {
+  /** The running kafkajs consumer, if any. */
+  consumer(): Consumer | undefined;
+  /** kafkajs is restarting a crashed consumer. */
+  reconnecting(): boolean;
+  /** The partition states, current and revoked. */
+  partitions(): Iterable<PartitionState>;
+  /** The GroupConsumer is closed: a failed commit is counted, not reported. */
+  closed(): boolean;
+}
+
+export class OffsetCommitter {
+  private commitTimer: NodeJS.Timeout | undefined;
+  private committing: Promise<void> | undefined;
+  private commitAgain = false;
+
+  constructor(
+    private readonly group: string,
+    private readonly hooks: DriverHooks,
+    private readonly source: CommitSource,
+  ) {}
+
+  /** Commits watermark + 1 of every partition that handled something new. Never rejects. */
+  commit(): Promise<void> {
+    if (this.committing) {
+      this.commitAgain = true;
+      return this.committing;
+    }
+    this.committing = (async () => {
+      do {
+        this.commitAgain = false;
+        const consumer = this.source.consumer();
+        // While kafkajs restarts a crashed consumer there is no group session to commit in.
+        if (!consumer || this.source.reconnecting()) return;
+        const offsets: { topic: string; partition: number; offset: string }[] = [];
+        const covered: [PartitionState, number][] = [];
+        for (const state of this.source.partitions()) {
+          if (state.revoked) continue;
+          const offset = state.commitOffset();
+          if (offset === undefined) continue;
+          offsets.push({ topic: state.topic, partition: state.partition, offset: String(offset) });
+          covered.push([state, offset]);
+        }
+        if (offsets.length === 0) continue;
+        try {
+          await consumer.commitOffsets(offsets);
+          for (const [state, offset] of covered) if (state.committed === undefined || offset > state.committed) state.committed = offset;
+          this.hooks.count('commits');
+        } catch (error) {
+          this.hooks.count('commitFailures');
+          if (!this.source.closed()) this.hooks.error(kafkaError(error, `committing offsets of consumer group "${this.group}"`), 'kafka commit');
+        }
+      } while (this.commitAgain);
+    })().finally(() => {
+      this.committing = undefined;
+    });
+    return this.committing;
+  }
+
+  /** Commits every `intervalMs` while the consumer runs. */
+  startTimer(intervalMs: number): void {
+    this.commitTimer = setInterval(() => void this.commit(), intervalMs);
+    this.commitTimer.unref();
+  }
+
+  stopTimer(): void {
+    if (this.commitTimer) clearInterval(this.commitTimer);
+    this.commitTimer = undefined;
+  }
+}
