@@ -14,7 +14,6 @@ export const KIND_TERM = 2;
 /** One delivery of a JetStream message. */
 export class NatsDelivery implements DeliveredMessage {
   private settled = false;
-  private id: string | undefined;
 
   constructor(
     private readonly owner: PullConsumer,
@@ -28,9 +27,9 @@ export class NatsDelivery implements DeliveredMessage {
     readonly reply: Uint8Array,
   ) {}
 
-  /** The stream sequence: the same for every delivery of the message (made on first read, not per message). */
-  get deliveryId(): string {
-    return (this.id ??= String(this.seq));
+  /** The stream sequence: the same for every delivery of the message. */
+  get deliveryId(): number {
+    return this.seq;
   }
 
   extendLease(): void {

@@ -62,7 +62,7 @@ describe.skipIf(SKIP).each(PATHS)('nats: leases ($label)', ({ internals }) => {
         expect(sub.leaseMs, 'leaseMs is the ack wait').toBe(ACK_WAIT_MS);
         await both.promise;
         const [held, neglected] = deliveries as [DeliveredMessage, DeliveredMessage];
-        expect([held.deliveryId, neglected.deliveryId], 'deliveryId is the stream sequence').toEqual(['1', '2']);
+        expect([held.deliveryId, neglected.deliveryId], 'deliveryId is the stream sequence').toEqual([1, 2]);
         expect(held.extendLease).toBeTypeOf('function');
         timer = setInterval(() => held.extendLease!(), ACK_WAIT_MS / 3);
         const since = Date.now();
@@ -75,21 +75,21 @@ describe.skipIf(SKIP).each(PATHS)('nats: leases ($label)', ({ internals }) => {
         });
         if (ackMode === 'explicit') {
           // Explicit: the copy reaches the sink, with the same deliveryId (core collapses it into the one held).
-          await waitFor(() => deliveries.some((d, i) => i >= 2 && d.deliveryId === '2'), { timeoutMs: 5_000, message: 'the copy in the sink' });
-          expect(deliveries.find((d, i) => i >= 2 && d.deliveryId === '2')!.deliveryCount).toBe(2);
+          await waitFor(() => deliveries.some((d, i) => i >= 2 && d.deliveryId === 2), { timeoutMs: 5_000, message: 'the copy in the sink' });
+          expect(deliveries.find((d, i) => i >= 2 && d.deliveryId === 2)!.deliveryCount).toBe(2);
         }
         // Hold the extended one for three ack waits in all (an absence: it takes time by nature).
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, since + 3 * ACK_WAIT_MS - Date.now())));
         const info = await f.admin.jsm.consumers.info(stream, group);
         expect(info.num_redelivered, 'only the message without extendLease was redelivered').toBe(1);
-        expect(deliveries.filter((d) => d.deliveryId === '1'), 'the extended message was delivered once').toHaveLength(1);
+        expect(deliveries.filter((d) => d.deliveryId === 1), 'the extended message was delivered once').toHaveLength(1);
         await settled();
         expect(wire.filter(([seq, p]) => seq === 1 && p === '+WPI').length, 'in-progress acks for the held message').toBeGreaterThanOrEqual(6);
         expect(wire.filter(([seq, p]) => seq === 2 && p === '+WPI'), 'none for the other').toEqual([]);
 
         clearInterval(timer);
         held.ack();
-        for (const d of deliveries) if (d.deliveryId === '2') d.ack();
+        for (const d of deliveries) if (d.deliveryId === 2) d.ack();
         await waitFor(async () => (await f.admin.jsm.consumers.info(stream, group)).num_ack_pending === 0, {
           timeoutMs: 10_000,
           intervalMs: 50,

@@ -33,7 +33,7 @@ export const DeadLetterHeader = {
 } as const;
 
 export interface DeadLetterCause {
-  message: { key?: string | undefined; headers: Record<string, string>; body: Uint8Array; deliveryId?: string | undefined };
+  message: { key?: string | undefined; headers: Record<string, string>; body: Uint8Array; deliveryId?: string | number | undefined };
   error: unknown;
   attempts: number;
   topic: string;
@@ -66,7 +66,7 @@ export function deadLetterCopies(cause: DeadLetterCause): WireMessage[] {
     [DeadLetterHeader.time]: new Date().toISOString(),
   };
   if (code !== undefined) headers[DeadLetterHeader.errorCode] = code;
-  if (message.deliveryId !== undefined) headers[DeadLetterHeader.deliveryId] = message.deliveryId;
+  if (message.deliveryId !== undefined) headers[DeadLetterHeader.deliveryId] = String(message.deliveryId);
   if (originalId !== undefined) {
     headers[DeadLetterHeader.originalId] = originalId;
     headers[Header.id] = deadLetterId(originalId, group);

@@ -71,7 +71,7 @@ export class HeldMessage {
   get body(): Uint8Array {
     return this.handle.body;
   }
-  get deliveryId(): string | undefined {
+  get deliveryId(): string | number | undefined {
     return this.handle.deliveryId;
   }
   /** The broker's count for the newest delivery of this message (1 the first time). */
@@ -131,7 +131,7 @@ export class HeldMessage {
 
 export class DeliveryInlet implements MessageSink {
   /** Held messages by delivery id (only those whose driver gives one). */
-  private readonly inHand = new Map<string, HeldMessage>();
+  private readonly inHand = new Map<string | number, HeldMessage>();
   private heldCount = 0;
   private leaseMs: number | undefined;
   private leaseTimer: ReturnType<typeof setInterval> | undefined;

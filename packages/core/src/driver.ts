@@ -100,8 +100,9 @@ export interface DeliveredMessage extends WireMessage {
    * partition:offset), equal for every delivery of one message. Core collapses
    * a redelivered copy of a message it still holds into the one in hand (the
    * copy's handle is the one settled), so a handler never runs on a copy.
+   * A number where the broker has one (it is cheaper to track than a string).
    */
-  readonly deliveryId?: string;
+  readonly deliveryId?: string | number;
   /**
    * Tells the broker the message is still in hand (NATS in-progress ack), so
    * its redelivery deadline starts again. Present only where the subscription

@@ -144,10 +144,8 @@ export class Subscription implements InletProcessor {
   get group(): string {
     return this.config.spec.group;
   }
-  /** True once unsubscribe or the bus's close began: nothing new starts. */
-  get stopped(): boolean {
-    return this.stopper.signal.aborted;
-  }
+  /** True once unsubscribe or the bus's close began: nothing new starts. (A field: read twice per message.) */
+  stopped = false;
 
   /** @internal The bus is opening the driver consumer; unsubscribe waits for it. */
   opened(opening: Promise<DriverSubscription>): Promise<DriverSubscription> {
@@ -335,6 +333,7 @@ export class Subscription implements InletProcessor {
    */
   stop(): void {
     if (this.stopped) return;
+    this.stopped = true;
     this.stopper.abort();
     this.backoff.cancelAll();
   }
