@@ -102,19 +102,20 @@ describe('DeliveryInlet', () => {
     }
   });
 
-  it('holds at most maxInFlight: deliver returns a promise that resolves once one is settled', async () => {
+  it('holds at most maxInFlight: deliver returns a promise that resolves once a quarter of them are settled', async () => {
     const { p, held } = processor();
-    const inlet = new DeliveryInlet(p, { maxInFlight: 2, failureDelayMs: 5 });
-    expect(inlet.deliver([delivered('1')])).toBeUndefined();
-    const wait = inlet.deliver([delivered('2')]);
+    const inlet = new DeliveryInlet(p, { maxInFlight: 8, failureDelayMs: 5 });
+    expect(inlet.deliver([1, 2, 3, 4, 5, 6, 7].map((i) => delivered(String(i))))).toBeUndefined();
+    const wait = inlet.deliver([delivered('8')]);
     expect(wait).toBeInstanceOf(Promise);
     let resumed = false;
     void wait!.then(() => (resumed = true));
-    await Promise.resolve();
-    expect(resumed).toBe(false);
     held[0]!.ack();
+    await Promise.resolve();
+    expect(resumed, 'one settled: not yet').toBe(false);
+    held[1]!.ack();
     await wait;
-    expect(resumed).toBe(true);
+    expect(resumed, 'two (a quarter) settled').toBe(true);
   });
 
   it('a processor that throws or rejects: the message goes back to the broker with a delay, the error is reported, the batch goes on', async () => {

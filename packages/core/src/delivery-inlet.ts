@@ -13,7 +13,8 @@
  * - **lease**: where the driver has a redelivery deadline (`leaseMs`), every
  *   held message is extended once it has been held for a third of it.
  * - **in-flight budget**: at most `maxInFlight` messages are held; past it
- *   `deliver` returns a promise, and the driver's fetch loop waits.
+ *   `deliver` returns a promise, and the driver's fetch loop waits until a
+ *   quarter of them are settled (so refills come in batches).
  * - **failure policy**: if handing a message on throws, the message goes back
  *   to the broker (nack) and the error is reported; the fetch loop never sees
  *   an exception from core.
@@ -137,10 +138,15 @@ export class DeliveryInlet implements MessageSink {
   private leaseTimer: ReturnType<typeof setInterval> | undefined;
   private roomWaiters: (() => void)[] = [];
 
+  /** Held count at or below which a waiting fetch loop resumes: refills come in batches, not one by one. */
+  private readonly resumeAt: number;
+
   constructor(
     readonly processor: InletProcessor,
     private readonly options: InletOptions,
-  ) {}
+  ) {
+    this.resumeAt = options.maxInFlight - Math.max(1, Math.floor(options.maxInFlight / 4));
+  }
 
   /** Messages held now (delivered, not settled). */
   get held(): number {
@@ -210,7 +216,7 @@ export class DeliveryInlet implements MessageSink {
     this.heldCount--;
     const id = held.deliveryId;
     if (id !== undefined && this.inHand.get(id) === held) this.inHand.delete(id);
-    if (this.roomWaiters.length > 0 && this.heldCount < this.options.maxInFlight) {
+    if (this.roomWaiters.length > 0 && this.heldCount <= this.resumeAt) {
       const waiters = this.roomWaiters;
       this.roomWaiters = [];
       for (const resume of waiters) resume();
