@@ -37,6 +37,18 @@ import { MSG_ID_HEADER, encodeHeaders, headerBlockSize, headerProblem, outgoingH
 /** The header whose value is the event id (CloudEvents `id`); it becomes `Nats-Msg-Id`. */
 const EVENT_ID_HEADER = 'ce-id';
 
+/** The oldest nats-server this adapter supports (CI runs the NATS suite on it: `pnpm test:nats-min`). */
+export const MINIMUM_SERVER = '2.9.0';
+
+/** True for a server version at or above MINIMUM_SERVER ("2.10.3", "2.12.0-RC.1"). */
+export function serverSupported(version: string): boolean {
+  const have = version.split(/[.-]/).slice(0, 3).map(Number);
+  const need = MINIMUM_SERVER.split('.').map(Number);
+  if (have.length < 3 || have.some((n) => !Number.isInteger(n))) return false;
+  for (let i = 0; i < 3; i++) if (have[i] !== need[i]) return have[i]! > need[i]!;
+  return true;
+}
+
 export const NATS_CAPABILITIES: DriverCapabilities = Object.freeze({
   persistent: true,
   survivesBrokerRestart: true,
@@ -106,6 +118,15 @@ export class NatsDriver implements Driver {
       nc = await connect(connectionOptions(config));
     } catch (error) {
       throw new BrokerUnavailableError(`cannot connect to NATS at ${where}: ${errorMessage(error)}`, error);
+    }
+    const version = nc.info?.version ?? '';
+    if (!serverSupported(version)) {
+      await nc.close().catch(() => undefined);
+      throw new BuslineError(
+        ErrorCode.Unsupported,
+        `nats-server ${version || '(version unknown)'} at ${where} is older than ${MINIMUM_SERVER}, the oldest busline supports (JetStream nak with delay, in-progress acks and the consumer API it uses); upgrade the server`,
+        { details: { version, minimum: MINIMUM_SERVER } },
+      );
     }
     let jsm: JetStreamManager;
     try {
