@@ -12,6 +12,9 @@
 //   BENCH_CASES             comma list to run a subset: publish,consume,latency (default all)
 //   BENCH_REPEATS           rounds of each throughput case, interleaved raw/ours; medians reported (default 3)
 //   BENCH_MAX_ACK_PENDING   max_ack_pending of every consume case, raw and ours (default 2000)
+//   BENCH_NATS_CLI          0 skips the `nats bench` ceiling (natscli v0.5.0, the Go client, built once by
+//                           scripts/brokers natscli-bin): js pub async --dedup, js pub fast --dedup and
+//                           js consume --acks explicit, same server, same message count and size, file storage
 //
 // Every message is 256 bytes of payload on a persistent topic (file storage).
 // Each case uses fresh streams, deleted afterwards. Cases:
@@ -40,7 +43,7 @@
 // shown too: client and server share this machine's cores, so msg/s is bounded by
 // cores / (client + server CPU per message).
 import os from 'node:os';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createEventBus, buildEnvelope, encodeEnvelope } from '@busline/core';
 import { connect, nuid, createInbox } from '@nats-io/transport-node';
@@ -496,12 +499,50 @@ const drvExp = find('busline driver alone (no decode), explicit');
 const drvCum = find('busline driver alone (no decode), cumulative');
 const lat = results.find((r) => r.group === 'latency');
 
+/**
+ * `nats bench` (natscli, the Go client: no envelope, no ordering) on the same server, with the same
+ * dedupe: the ceiling. Runs after our cases, on a stream of its own that it deletes afterwards.
+ */
+function natsCliCeilings() {
+  if (process.env.BENCH_NATS_CLI === '0') return {};
+  let cli;
+  try {
+    cli = execFileSync('bash', [new URL('../../../scripts/brokers', import.meta.url).pathname, 'natscli-bin'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  } catch {
+    console.log('nats bench: natscli could not be built (see above); the ceiling rows are left out');
+    return {};
+  }
+  const stream = `BLNATSBENCH${Date.now().toString(36)}`;
+  const run = (label, args) => {
+    console.log(`  nats bench ${args.slice(0, 3).join(' ')} …`);
+    const out = spawnSync(cli, ['-s', URL_, 'bench', ...args, '--msgs', String(N), '--size', String(SIZE), '--no-progress', '--stream', stream], { encoding: 'utf8', timeout: 600_000 });
+    const m = /([\d,]+) msgs\/sec/.exec(`${out.stdout}${out.stderr}`);
+    if (!m) {
+      console.log(`  nats bench ${label}: no rate in its output (exit ${out.status}): ${(out.stderr || out.stdout).trim().split('\n').slice(-2).join(' / ')}`);
+      return undefined;
+    }
+    const rate = Number(m[1].replace(/,/g, ''));
+    console.log(`  nats bench ${label}: ${rate} msg/s`);
+    return { rate, cpu: NaN, serverCpu: NaN };
+  };
+  const subject = `${stream}.bench`;
+  const common = ['--create', '--purge', '--storage', 'file', '--dedup'];
+  const pubAsync = run('js pub async --dedup', ['js', 'pub', 'async', subject, ...common]);
+  const consume = run('js consume --acks explicit', ['js', 'consume', '--acks', 'explicit']);
+  const pubFast = run('js pub fast --dedup', ['js', 'pub', 'fast', subject, ...common]);
+  spawnSync(cli, ['-s', URL_, 'stream', 'rm', stream, '-f'], { encoding: 'utf8' });
+  return { pubAsync, consume, pubFast };
+}
+console.log('ceiling (natscli):');
+const cli = natsCliCeilings();
+
 const rows = [];
 const ratio = (a, b) => (a && b ? `${(a.rate / b.rate).toFixed(2)}x` : '');
+const fixed = (v) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
 const line = (what, r, base, target, pass) => {
   if (!r) return;
   const judged = target !== undefined && !target.startsWith('(');
-  rows.push([what, String(r.rate), r.cpu.toFixed(2), Number.isFinite(r.serverCpu) ? r.serverCpu.toFixed(2) : 'n/a', base ? ratio(r, base) : '', target ?? '', judged ? (pass ? 'yes' : 'NO') : '']);
+  rows.push([what, String(r.rate), fixed(r.cpu), fixed(r.serverCpu), base ? ratio(r, base) : '', target ?? '', judged ? (pass ? 'yes' : 'NO') : '']);
 };
 line(`raw js.publish, awaited windows of ${WINDOW} (baseline)`, rawPub);
 line('raw js.publish, awaited windows of 256', rawPub256, rawPub, '(info)');
@@ -518,6 +559,12 @@ line('busline subscribe, key order, cumulative acks', ourCum, rawExp, '>= 2x raw
 line('busline subscribe, explicit acks, vs the async iterator', ourExp, rawExpIter, '(info)');
 line('busline driver alone, explicit acks', drvExp, rawExp, '(info)');
 line('busline driver alone, cumulative acks', drvCum, rawExp, '(info)');
+line('nats bench js pub async --dedup (natscli, Go: the ceiling)', cli.pubAsync);
+line('busline bus.publish vs nats bench js pub async --dedup', ourPub, cli.pubAsync, '>= 1x nats bench', ourPub && cli.pubAsync && ourPub.rate >= cli.pubAsync.rate);
+line('nats bench js pub fast --dedup (ceiling)', cli.pubFast);
+line('busline publishBatch vs nats bench js pub fast --dedup', ourBatch, cli.pubFast, '>= 1x nats bench', ourBatch && cli.pubFast && ourBatch.rate >= cli.pubFast.rate);
+line('nats bench js consume --acks explicit (ceiling)', cli.consume);
+line('busline subscribe, key order, explicit acks vs nats bench js consume', ourExp, cli.consume, '>= 1x nats bench', ourExp && cli.consume && ourExp.rate >= cli.consume.rate);
 console.log(`\nmedians of ${REPEATS} interleaved round(s), ${N} messages of ${SIZE} bytes, window ${WINDOW}`);
 console.log('| case | msg/s | Node CPU µs/msg | server CPU µs/msg | vs baseline | target | met |\n| --- | ---: | ---: | ---: | ---: | --- | --- |');
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);
