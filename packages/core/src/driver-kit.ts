@@ -12,4 +12,3 @@ export * from './errors.js';
 export * from './topic.js';
 export { AckWatermark } from './ack-watermark.js';
 export { Header } from './envelope.js';
-export { DeliveryInlet, HeldMessage } from './delivery-inlet.js';

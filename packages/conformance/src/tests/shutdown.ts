@@ -34,6 +34,14 @@ function member(bus: EventBus, topic: string, group: string, checker: OrderCheck
   );
 }
 
+/** A new member of the group takes over: everything is handled, and per-key order held across both members. */
+async function nextMemberHandlesAll(h: Harness, topic: string, group: string, checker: OrderChecker): Promise<void> {
+  const bus = await h.bus();
+  await member(bus, topic, group, checker, 'second', () => undefined);
+  await waitFor(() => checker.complete(), { timeoutMs: h.ms(30_000), message: () => `handled ${checker.handledCount} of 10` });
+  checker.assertHeld();
+}
+
 export function registerShutdownTests(h: Harness): void {
   for (const how of ['close', 'unsubscribe'] as const) {
     h.test(
@@ -67,10 +75,7 @@ export function registerShutdownTests(h: Harness): void {
         await failedOnce.promise;
         if (how === 'close') await h.close(bus1, { timeoutMs: h.ms(5_000) });
         else await sub1.unsubscribe(h.ms(5_000));
-        const bus2 = await h.bus();
-        await member(bus2, topic, group, checker, 'second', () => undefined);
-        await waitFor(() => checker.complete(), { timeoutMs: h.ms(30_000), message: () => `handled ${checker.handledCount} of 10` });
-        checker.assertHeld();
+        await nextMemberHandlesAll(h, topic, group, checker);
       },
     );
   }
@@ -106,10 +111,7 @@ export function registerShutdownTests(h: Harness): void {
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(calls.slice(callsAtClose), 'handler calls after close() resolved').toEqual([]);
       expect(calls, 'only the running call').toEqual([0]);
-      const bus2 = await h.bus();
-      await member(bus2, topic, group, checker, 'second', () => undefined);
-      await waitFor(() => checker.complete(), { timeoutMs: h.ms(30_000), message: () => `handled ${checker.handledCount} of 10` });
-      checker.assertHeld();
+      await nextMemberHandlesAll(h, topic, group, checker);
     },
   );
 
