@@ -7,7 +7,7 @@ export const DEFAULT_PUBLISH_RESEND_MS = 2_000;
 export const DEFAULT_PULL_BATCH = 500;
 export const DEFAULT_PULL_EXPIRES_MS = 30_000;
 export const DEFAULT_IDLE_HEARTBEAT_MS = 5_000;
-export const DEFAULT_ACK_WAIT_MS = 30_000;
+export const DEFAULT_ACK_WAIT_MS = 10_000;
 /** The JetStream default duplicate window (2 minutes). */
 export const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
 
@@ -137,6 +137,15 @@ export const natsConfigSchema = z
     ackWaitMs: positiveInt
       .default(DEFAULT_ACK_WAIT_MS)
       .describe('JetStream ack_wait: a delivered message not settled within this time is redelivered. Keep it above the slowest handler (with in-process retries).'),
+    memberTtlMs: z
+      .number()
+      .int()
+      .min(3_000)
+      .default(6_000)
+      .describe(
+        'Partitioned groups: a member writes its presence to the `busline-groups` KV bucket every third of this; one not heard of for this long ' +
+          'counts as gone and its partitions are spread over the others (they consume once its pins lapse; see "Partitioned consumer groups").',
+      ),
     ackMode: z
       .enum(['explicit', 'cumulative'])
       .default('explicit')

@@ -11,6 +11,9 @@ import { BuslineError, ErrorCode, type ConsumerSpec } from '@busline/core/driver
 import type { NatsConfig } from './config.js';
 import { adminError } from './streams.js';
 
+/** The priority group every pinned busline consumer uses. */
+export const PIN_GROUP = 'busline';
+
 /**
  * The durable consumer on the server, as the JetStream admin API sees it: the
  * config a subscription asks for, creating or adopting it, and the check that
@@ -52,14 +55,23 @@ export async function ensureConsumer(
     }
   }
   const c = info.config;
-  if ((wanted.max_ack_pending !== undefined && c.max_ack_pending !== wanted.max_ack_pending) || (wanted.ack_wait !== undefined && c.ack_wait !== wanted.ack_wait)) {
+  const pinWanted = wanted.priority_policy !== undefined && (c.priority_policy !== wanted.priority_policy || c.priority_timeout !== wanted.priority_timeout);
+  if (pinWanted || (wanted.max_ack_pending !== undefined && c.max_ack_pending !== wanted.max_ack_pending) || (wanted.ack_wait !== undefined && c.ack_wait !== wanted.ack_wait)) {
+    const update: Partial<ConsumerConfig> = {
+      max_ack_pending: wanted.max_ack_pending ?? c.max_ack_pending,
+      ack_wait: wanted.ack_wait ?? c.ack_wait,
+    };
+    if (pinWanted) {
+      update.priority_policy = wanted.priority_policy!;
+      update.priority_groups = wanted.priority_groups!;
+      update.priority_timeout = wanted.priority_timeout!;
+    }
     try {
-      info = await jsm.consumers.update(stream, durable, {
-        max_ack_pending: wanted.max_ack_pending ?? c.max_ack_pending,
-        ack_wait: wanted.ack_wait ?? c.ack_wait,
-      });
-    } catch {
-      // Keep the existing settings (e.g. a server that refuses the change); the consumer still works.
+      info = await jsm.consumers.update(stream, durable, update);
+    } catch (error) {
+      // A group member must never consume without its pin: that is per-key order across members.
+      if (pinWanted) throw adminError(topic, `pinning consumer ${durable} (priority_policy pinned_client)`, error);
+      // Keep the other settings (e.g. a server that refuses the change); the consumer still works.
     }
   }
   return info;
@@ -86,12 +98,23 @@ export function refuseSecondMember(info: ConsumerInfo, topic: string, durable: s
   );
 }
 
-/** The durable consumer config for a subscription. */
+/**
+ * How long a pin outlives the last pull request of its member (priority_timeout).
+ * Longer than the ack wait plus two pin refreshes: when a member dies, every
+ * message it held is due for redelivery before another member can take the
+ * pin, so the new owner gets those first and a key's order holds.
+ */
+export function pinTimeoutMs(ackWaitMs: number): number {
+  return ackWaitMs + 2 * Math.max(200, Math.min(5_000, Math.floor(ackWaitMs / 3))) + 1_000;
+}
+
+/** The durable consumer config for a subscription (`pinned`: one member at a time, see PartitionedConsumer). */
 export function consumerConfig(
   spec: ConsumerSpec,
   durable: string,
   config: NatsConfig,
   filterSubject: string | undefined,
+  pinned = false,
 ): Partial<ConsumerConfig> & { durable_name: string } {
   const cumulative = config.ackMode === 'cumulative' && config.streamMode === 'perTopic';
   const wanted: Partial<ConsumerConfig> & { durable_name: string } = {
@@ -104,5 +127,10 @@ export function consumerConfig(
     max_deliver: -1,
   };
   if (filterSubject !== undefined) wanted.filter_subject = filterSubject;
+  if (pinned) {
+    wanted.priority_policy = 'pinned_client';
+    wanted.priority_groups = [PIN_GROUP];
+    wanted.priority_timeout = pinTimeoutMs(config.ackWaitMs) * NS_PER_MS;
+  }
   return wanted;
 }

@@ -18,9 +18,15 @@ import { protocolWriter, type ProtocolWriter } from './wire.js';
 const textDecoder = new TextDecoder();
 const TICK_MS = 1_000;
 
+export interface Ticker {
+  tick(now: number): void;
+}
+
 /** What every consumer of a bus shares (one per driver). */
 export class ConsumerHub {
   private readonly consumers = new Set<PullConsumer | EphemeralConsumer>();
+  /** Others that need the housekeeping tick (group memberships), without a timer of their own. */
+  private readonly tickers = new Set<Ticker>();
   private timer: NodeJS.Timeout | undefined;
   private connected = true;
   /** Acknowledgements written while disconnected, sent after the reconnect (the client would drop them). */
@@ -52,18 +58,34 @@ export class ConsumerHub {
 
   add(consumer: PullConsumer | EphemeralConsumer): void {
     this.consumers.add(consumer);
-    if (this.timer === undefined) {
-      this.timer = setInterval(() => this.tick(), TICK_MS);
-      this.timer.unref();
-    }
+    this.ensureTimer();
   }
 
   remove(consumer: PullConsumer | EphemeralConsumer): void {
     this.consumers.delete(consumer);
-    if (this.consumers.size === 0 && this.timer !== undefined) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
+    this.releaseTimer();
+  }
+
+  addTicker(ticker: Ticker): void {
+    this.tickers.add(ticker);
+    this.ensureTimer();
+  }
+
+  removeTicker(ticker: Ticker): void {
+    this.tickers.delete(ticker);
+    this.releaseTimer();
+  }
+
+  private ensureTimer(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref();
+  }
+
+  private releaseTimer(): void {
+    if (this.consumers.size > 0 || this.tickers.size > 0 || this.timer === undefined) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   /**
@@ -135,6 +157,11 @@ export class ConsumerHub {
     }
   }
 
+  /** Writes the acknowledgements of this turn now (before an admin request that must come after them). */
+  flushReplies(): void {
+    this.outbox.flush();
+  }
+
   scheduleFlush(consumer: PullConsumer): void {
     this.dirty.add(consumer);
     if (this.flushScheduled) return;
@@ -164,6 +191,7 @@ export class ConsumerHub {
   private tick(): void {
     const now = Date.now();
     for (const consumer of this.consumers) consumer.tick(now);
+    for (const ticker of this.tickers) ticker.tick(now);
   }
 
   async closeAll(): Promise<void> {

@@ -29,6 +29,8 @@ import { consumerConfig, ensureConsumer, refuseSecondMember } from './consumer-a
 import { ConsumerHub } from './consumer-hub.js';
 import { EphemeralConsumer } from './ephemeral-consumer.js';
 import { PullConsumer } from './pull-consumer.js';
+import { PartitionedConsumer } from './partitioned-consumer.js';
+import { publishSubject } from './partition-layout.js';
 import { durableNameFor } from './names.js';
 import { Publisher, isMaxPayloadError, messageTooLarge, type PublishItem } from './publisher.js';
 import { StreamAdmin } from './streams.js';
@@ -41,20 +43,27 @@ const EVENT_ID_HEADER = 'ce-id';
 export const MINIMUM_SERVER = '2.9.0';
 
 /** True for a server version at or above MINIMUM_SERVER ("2.10.3", "2.12.0-RC.1"). */
-export function serverSupported(version: string): boolean {
+export function serverSupported(version: string, minimum = MINIMUM_SERVER): boolean {
   const have = version.split(/[.-]/).slice(0, 3).map(Number);
-  const need = MINIMUM_SERVER.split('.').map(Number);
+  const need = minimum.split('.').map(Number);
   if (have.length < 3 || have.some((n) => !Number.isInteger(n))) return false;
   for (let i = 0; i < 3; i++) if (have[i] !== need[i]) return have[i]! > need[i]!;
   return true;
 }
 
+/** The first server that pins consumers (priority groups): partitioned groups and key affinity across members. */
+export const PINNING_SERVER = '2.11.0';
+
+/**
+ * On a server that pins (≥ 2.11, explicit acks) a group's members never run
+ * one key at once: `keyAffinity` is true once connected to one. Before connect,
+ * and on older servers, members share one consumer without key affinity.
+ */
 export const NATS_CAPABILITIES: DriverCapabilities = Object.freeze({
   persistent: true,
   survivesBrokerRestart: true,
   ephemeral: true,
   perKeyOrder: true,
-  // Members of a group share one JetStream consumer with no key affinity (partitioned groups: issue 11).
   keyAffinity: false,
   consumerGroups: true,
   nativeRedeliveryDelay: true,
@@ -69,6 +78,8 @@ interface Session {
   admin: StreamAdmin;
   publisher: Publisher;
   hub: ConsumerHub;
+  /** Group consumers are pinned (server ≥ 2.11, explicit acks): see PartitionedConsumer. */
+  pinned: boolean;
 }
 
 /**
@@ -79,7 +90,7 @@ interface Session {
  */
 export class NatsDriver implements Driver {
   readonly name = 'nats';
-  readonly capabilities: DriverCapabilities = NATS_CAPABILITIES;
+  #capabilities: DriverCapabilities = NATS_CAPABILITIES;
   // Private (#) so credentials in the config never show in inspect/JSON output of the driver.
   readonly #config: NatsConfig;
   #session: Session | undefined;
@@ -88,6 +99,10 @@ export class NatsDriver implements Driver {
 
   constructor(config: NatsConfig) {
     this.#config = config;
+  }
+
+  get capabilities(): DriverCapabilities {
+    return this.#capabilities;
   }
 
   /** Where this driver connects, without credentials. */
@@ -139,7 +154,10 @@ export class NatsDriver implements Driver {
     const publisher = new Publisher(nc, config.publishWindow, config.publishResendMs, hooks, config.inboxPrefix);
     publisher.start();
     const hub = new ConsumerHub(nc, jsm, hooks, config, apiPrefix);
-    this.#session = { nc, jsm, admin: new StreamAdmin(jsm, config), publisher, hub };
+    const pinning = serverSupported(version, PINNING_SERVER);
+    const pinned = pinning && config.ackMode === 'explicit';
+    this.#capabilities = Object.freeze({ ...NATS_CAPABILITIES, keyAffinity: pinned });
+    this.#session = { nc, jsm, admin: new StreamAdmin(jsm, config, pinning), publisher, hub, pinned };
     this.watch(this.#session);
     hooks.connection('connected', redactServer(nc.getServer()));
   }
@@ -221,6 +239,7 @@ export class NatsDriver implements Driver {
     }
     if (options.topic.persistence === 'ephemeral') return Promise.resolve(this.publishEphemeral(session, topic, messages));
     const count = messages.length;
+    const partitioned = (session.admin.partitionsFor(topic) ?? options.topic.partitions ?? 1) > 1;
     let outcomes: PublishOutcome[] | undefined;
     let positions: number[] | undefined;
     const items: PublishItem[] = [];
@@ -237,7 +256,9 @@ export class NatsDriver implements Driver {
         continue;
       }
       positions?.push(i);
-      items.push({ body: message.body, headers, msgId, hlen });
+      // Partitioned: the key goes into the subject, where the stream's transform reads the partition from it.
+      if (partitioned) items.push({ body: message.body, headers, msgId, hlen, subject: publishSubject(topic, message.key ?? msgId) });
+      else items.push({ body: message.body, headers, msgId, hlen });
     }
     const sent = session.publisher.publish(topic, topic, items, options.timeoutMs);
     if (outcomes === undefined || positions === undefined) return sent;
@@ -283,6 +304,26 @@ export class NatsDriver implements Driver {
     const shared = config.streamMode === 'shared';
     const stream = session.admin.streamFor(spec.topic);
     const durable = durableNameFor(spec.group, spec.topic, shared);
+    if (session.pinned) {
+      const layout = shared ? { partitions: 1, replicas: 1 } : await session.admin.layoutOf(spec.topic);
+      const consumer = new PartitionedConsumer(session.hub, sink, {
+        spec,
+        stream,
+        durable,
+        topicSubject: spec.topic,
+        filterSubject: shared ? spec.topic : undefined,
+        partitions: layout.partitions,
+        replicas: layout.replicas,
+        memberTtlMs: config.memberTtlMs,
+      });
+      try {
+        await consumer.start();
+      } catch (error) {
+        await consumer.close().catch(() => undefined);
+        throw error;
+      }
+      return consumer;
+    }
     const wanted = consumerConfig(spec, durable, config, shared ? spec.topic : undefined);
     const info = await ensureConsumer(session.jsm, spec.topic, stream, wanted);
     if (shared && info.config.ack_policy === AckPolicy.All) {

@@ -90,6 +90,8 @@ export interface PublishItem {
   msgId: string;
   /** headerBlockSize(headers, msgId), already checked to be >= 0. */
   hlen: number;
+  /** Its own subject (a partitioned topic's `<topic>.~k.<key>`); default: the call's. */
+  subject?: string;
 }
 
 const SWEEP_MS = 25;
@@ -115,8 +117,8 @@ export class Publisher {
   private connected = true;
   private closedError: BuslineError | undefined;
   private reconnectedAt = 0;
-  /** Subjects a message was stored to since the start: a 503 for them means JetStream is restarting. */
-  private readonly storedSubjects = new Set<string>();
+  /** Topics a message was stored to since the start: a 503 for them means JetStream is restarting. */
+  private readonly storedTopics = new Set<string>();
   private disconnectedAt = 0;
 
   constructor(
@@ -176,7 +178,7 @@ export class Publisher {
         token: 0,
         sentAt: 0,
         resends: 0,
-        subject,
+        subject: item.subject ?? subject,
         topic,
         body: item.body,
         headers: item.headers,
@@ -323,7 +325,7 @@ export class Publisher {
     // {"stream":"..","seq":N[,"duplicate":true]} — no need to parse a success.
     if (data.length > 2 && data[2] === 0x73 /* s */) {
       if (data[data.length - 2] === 0x65 /* the e of "duplicate": true */) this.hooks.count('publish_duplicates');
-      if (!this.storedSubjects.has(entry.subject) && this.storedSubjects.size < 100_000) this.storedSubjects.add(entry.subject);
+      if (!this.storedTopics.has(entry.topic) && this.storedTopics.size < 100_000) this.storedTopics.add(entry.topic);
       this.finish(entry, undefined);
       return;
     }
@@ -332,7 +334,7 @@ export class Publisher {
       // or shutting down) or "JetStream temporarily unavailable". For a subject that was stored to
       // before, or right after a reconnect, that is transient: send again shortly, within the deadline.
       const now = Date.now();
-      const transient = this.storedSubjects.has(entry.subject) || now - this.reconnectedAt < RECONNECT_GRACE_MS;
+      const transient = this.storedTopics.has(entry.topic) || now - this.reconnectedAt < RECONNECT_GRACE_MS;
       entry.unavailable = true;
       if (transient && entry.deadline > now + NO_RESPONDERS_RETRY_MS) {
         this.hooks.count('publish_unavailable_retried');

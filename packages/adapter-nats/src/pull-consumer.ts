@@ -1,7 +1,7 @@
 import { createInbox, type Msg, type Subscription } from '@nats-io/nats-core';
 import { AckPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo } from '@nats-io/jetstream';
 import { BuslineError, ErrorCode, type ConsumerSpec, type DriverSubscription, type MessageSink } from '@busline/core/driver';
-import { CONSUMER_NOT_FOUND, ensureConsumer } from './consumer-admin.js';
+import { CONSUMER_NOT_FOUND, ensureConsumer, PIN_GROUP } from './consumer-admin.js';
 import type { ConsumerHub } from './consumer-hub.js';
 import { ACK, CumulativeAcks, type AckSender } from './cumulative-acks.js';
 import { drainInbox } from './drain-inbox.js';
@@ -35,6 +35,18 @@ const WPI = Uint8Array.of(0x2b, 0x57, 0x50, 0x49); // +WPI
 const encoder = new TextEncoder();
 const NS_PER_MS = 1_000_000;
 
+/** The pin id the server has for busline's priority group (nats.js does not type the consumer info's priority_groups). */
+export function pinHolder(info: ConsumerInfo): string | undefined {
+  const groups = (info as ConsumerInfo & { priority_groups?: { group: string; pinned_client_id?: string }[] }).priority_groups;
+  return groups?.find((g) => g.group === PIN_GROUP)?.pinned_client_id;
+}
+
+/** How often a pinned loop must pull to keep its pin: a third of priority_timeout, at most 5 s. */
+function pinRefreshMs(priorityTimeoutNs: number | undefined): number {
+  const ttl = (priorityTimeoutNs ?? 0) / NS_PER_MS;
+  return ttl > 0 ? Math.max(200, Math.min(5_000, Math.floor(ttl / 3))) : 5_000;
+}
+
 function nakPayload(delayMs: number): Uint8Array {
   return delayMs > 0 ? encoder.encode(`-NAK {"delay":${Math.round(delayMs) * NS_PER_MS}}`) : NAK;
 }
@@ -47,6 +59,8 @@ export interface PullConsumerOptions {
   wanted: Partial<ConsumerConfig> & { durable_name: string };
   info: ConsumerInfo;
 }
+
+const PIN_HEADER = 'Nats-Pin-Id';
 
 /** The one pull loop of (topic, group) on this bus. */
 export class PullConsumer implements DriverSubscription {
@@ -70,7 +84,7 @@ export class PullConsumer implements DriverSubscription {
   private stopped = false;
   private stopping: Promise<void> | undefined;
   /** Reply subject, payload, ... of naks made while stopping (sent once the inbox is gone). */
-  private heldNaks: Uint8Array[] | undefined;
+  private heldNaks: { seq: number; reply: Uint8Array; payload: Uint8Array }[] | undefined;
   private closed = false;
   private recovering = false;
   private pauseUntil = 0;
@@ -83,6 +97,19 @@ export class PullConsumer implements DriverSubscription {
   readonly topic: string;
   /** The consumer's ack_wait (ms): core extends every message it holds longer than a third of it. */
   readonly leaseMs: number;
+  /**
+   * Pinned consumers (priority policy pinned_client): the server hands the
+   * messages to one pull client at a time, the one holding the pin. The pin
+   * lapses after priority_timeout without a new pull request from it, so a
+   * pinned loop sends one at least every `pinRefreshMs`, even while blocked.
+   */
+  private readonly pinned: boolean;
+  private readonly pinRefreshMs: number;
+  private pinId: string | undefined;
+  private lastPullAt = 0;
+  /** Stream sequences handed to the subscription and not settled yet (explicit acks). */
+  private readonly held = new Set<number>();
+  private settledWaiters: (() => void)[] = [];
 
   constructor(
     private readonly hub: ConsumerHub,
@@ -101,6 +128,8 @@ export class PullConsumer implements DriverSubscription {
     this.staleAfterMs = 2 * config.idleHeartbeatMs + 2_000;
     // What the server has (an existing consumer may have refused the update), not what was asked for.
     this.leaseMs = Math.round((options.info.config.ack_wait ?? config.ackWaitMs * NS_PER_MS) / NS_PER_MS);
+    this.pinned = options.info.config.priority_policy === 'pinned_client';
+    this.pinRefreshMs = pinRefreshMs(options.info.config.priority_timeout);
     if (options.info.config.ack_policy === AckPolicy.All) {
       const sender: AckSender = {
         send: (reply, payload) => this.hub.reply(reply, payload),
@@ -111,13 +140,19 @@ export class PullConsumer implements DriverSubscription {
     }
   }
 
+  get durable(): string {
+    return this.options.durable;
+  }
+
   get ackPolicy(): 'explicit' | 'all' {
     return this.acks ? 'all' : 'explicit';
   }
 
   /** For tests and diagnostics. */
-  get state(): { requested: number; buffered: number; blocked: boolean; leftovers: number; openPositions: number } {
+  get state(): { requested: number; buffered: number; blocked: boolean; leftovers: number; openPositions: number; pinned: boolean; held: number } {
     return {
+      pinned: this.pinId !== undefined,
+      held: this.held.size,
       requested: this.requested,
       buffered: this.buffer.length,
       blocked: this.blocked,
@@ -180,6 +215,7 @@ export class PullConsumer implements DriverSubscription {
     }
     if (this.acks !== undefined) this.checkDeliverySeq(info.deliverySeq);
     const headers = this.headerReader.read(msg);
+    if (this.pinned) this.takePin(headers);
     const delivery = new NatsDelivery(this, this.topic, takeKey(headers), headers, msg.data, info.deliveryCount, info.streamSeq, reply);
     if (this.acks !== undefined && !this.acks.admit(info.streamSeq, reply, delivery)) {
       this.maybePull();
@@ -189,6 +225,7 @@ export class PullConsumer implements DriverSubscription {
       delivery.nack(0);
       return;
     }
+    if (this.acks === undefined) this.held.add(info.streamSeq);
     this.buffer.push(delivery);
     if (!this.flushQueued) {
       this.flushQueued = true;
@@ -254,6 +291,12 @@ export class PullConsumer implements DriverSubscription {
         this.backoff();
         return;
       }
+      case 423:
+        // "Nats-Pin-Id mismatch": the pin lapsed and another member holds it now.
+        this.requested = Number.isFinite(left) ? Math.max(0, this.requested - left) : 0;
+        this.lostPin();
+        this.maybePull();
+        return;
       case 503:
         this.requested = 0;
         void this.recover('no responders (JetStream unavailable or the consumer is gone)');
@@ -318,16 +361,123 @@ export class PullConsumer implements DriverSubscription {
   private pull(max = this.batchSize): void {
     const n = Math.min(max, this.batchSize - this.requested);
     if (n <= 0 || this.stopped) return;
-    const body = `{"batch":${n},"expires":${this.expiresNs},"idle_heartbeat":${this.heartbeatNs}}`;
+    this.send(n, this.expiresNs);
+  }
+
+  private send(n: number, expiresNs: number): void {
+    let body = `{"batch":${n},"expires":${expiresNs},"idle_heartbeat":${this.heartbeatNs}`;
+    if (this.pinned) body += this.pinId === undefined ? `,"group":"${PIN_GROUP}"}` : `,"group":"${PIN_GROUP}","id":"${this.pinId}"}`;
+    else body += '}';
     try {
       this.hub.nc.publish(this.nextSubject, body, { reply: this.inbox });
     } catch (error) {
       if (!this.hub.nc.isClosed()) this.hub.hooks.error(error instanceof Error ? error : new Error(String(error)), `pulling "${this.topic}"`);
       return;
     }
+    this.lastPullAt = Date.now();
     this.requested += n;
     this.hub.hooks.count('pulls');
   }
+
+  /** The pin the server gave this loop (on each message it delivers to the pinned client). */
+  private takePin(headers: Record<string, string>): void {
+    const pin = headers[PIN_HEADER];
+    if (pin === undefined) return;
+    delete headers[PIN_HEADER];
+    if (pin !== this.pinId) {
+      this.pinId = pin;
+      this.hub.hooks.count('pins_taken');
+    }
+  }
+
+  private lostPin(): void {
+    this.pinId = undefined;
+    this.hub.hooks.count('pins_lost');
+    if (this.held.size === 0) return;
+    this.hub.hooks.error(
+      new BuslineError(
+        ErrorCode.BrokerUnavailable,
+        `the pin of consumer ${this.options.durable} of "${this.topic}" lapsed while ${this.held.size} message(s) were in hand: another member may now handle the same keys. ` +
+          'A pin lapses when its member sends no pull request for priority_timeout (an event loop blocked that long, or a lost connection).',
+        { details: { topic: this.topic, durable: this.options.durable, held: this.held.size } },
+      ),
+      'nats consumer',
+    );
+  }
+
+  /** Whether this loop holds the consumer's pin (pinned consumers). */
+  get hasPin(): boolean {
+    return this.pinId !== undefined;
+  }
+
+  /** Resolves once every message handed to the subscription is settled. */
+  whenSettled(): Promise<void> {
+    if (this.held.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.settledWaiters.push(resolve));
+  }
+
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  private release(seq: number): void {
+    if (!this.held.delete(seq) || this.held.size > 0 || this.settledWaiters.length === 0) return;
+    const waiters = this.settledWaiters;
+    this.settledWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /**
+   * Gives the pin back (server ≥ 2.11 UNPIN) once everything is settled, so
+   * another member can take the partition at once instead of after
+   * priority_timeout. Only our own pin: the consumer info is read first, and
+   * a pin that moved on is left alone. Held naks and acknowledgements go out
+   * (and are processed: flush round trip) before it.
+   */
+  async unpin(): Promise<boolean> {
+    const pin = this.pinId;
+    // Disconnected: the pin lapses by itself; waiting for admin requests would only delay close.
+    if (!this.pinned || pin === undefined || this.held.size > 0 || this.hub.nc.isClosed() || !this.hub.isConnected) return false;
+    try {
+      await this.sendHeldNaks();
+      await this.hub.nc.flush();
+      const info = await this.hub.jsm.consumers.info(this.options.stream, this.options.durable);
+      if (pinHolder(info) !== pin) return false;
+      await this.hub.jsm.consumers.unpin(this.options.stream, this.options.durable, PIN_GROUP);
+      this.pinId = undefined;
+      this.hub.hooks.count('pins_released');
+      return true;
+    } catch (error) {
+      if (!this.hub.nc.isClosed()) this.hub.hooks.error(adminError(this.topic, `unpinning consumer ${this.options.durable}`, error), 'nats consumer');
+      return false;
+    }
+  }
+
+  /**
+   * Sends the naks held since stop so the server redelivers them in stream
+   * order. The server keeps a redelivery queue; whenever it finds a queued
+   * message and waiting pull requests but none it may serve (our own
+   * requests, orphaned by the inbox we dropped, or another member's while we
+   * hold the pin), it moves that message to the back of the queue. So our
+   * orphaned requests go first: after a flush (our UNSUB is processed), a
+   * consumer info makes the server drop requests nobody listens to any more.
+   */
+  private async sendHeldNaks(): Promise<void> {
+    if (this.heldNaks === undefined || this.heldNaks.length === 0 || this.hub.nc.isClosed()) return;
+    if (!this.hub.isConnected) {
+      this.releaseNaks(); // kept by the hub for after the reconnect
+      return;
+    }
+    try {
+      await this.hub.nc.flush();
+      await this.hub.jsm.consumers.info(this.options.stream, this.options.durable);
+    } catch {
+      // Send them anyway: late and perhaps out of order beats not at all.
+    }
+    this.releaseNaks();
+    this.hub.flushReplies();
+  }
+
 
   /** Checks the consumer exists (re-creating it if it was deleted), then pulls again. */
   private async recover(why: string): Promise<void> {
@@ -363,12 +513,13 @@ export class PullConsumer implements DriverSubscription {
     // After close the message may already be with another member: an ack by stream sequence would settle its copy.
     if (this.closed) return;
     const acks = this.acks;
+    if (acks === undefined) this.release(delivery.seq);
     if (kind === KIND_NAK) {
       if (acks !== undefined && !acks.nacked(delivery.seq, delivery)) return;
       const payload = nakPayload(delayMs);
       // While stopping, our own pull requests are still open: a nak now would have the server hand the
       // message straight back to us. Naks wait until the inbox is gone, then go to the other members.
-      if (this.heldNaks !== undefined) this.heldNaks.push(delivery.reply, payload);
+      if (this.heldNaks !== undefined) this.heldNaks.push({ seq: delivery.seq, reply: delivery.reply, payload });
       else this.hub.reply(delivery.reply, payload);
       return;
     }
@@ -416,6 +567,11 @@ export class PullConsumer implements DriverSubscription {
       void this.checkLeftovers();
     }
     if (!this.hub.isConnected || this.recovering) return;
+    if (this.pinId !== undefined && now - this.lastPullAt >= this.pinRefreshMs) {
+      // Keeps the pin while blocked or idle: a small pull that expires soon.
+      this.send(1, 2 * this.pinRefreshMs * NS_PER_MS);
+      this.hub.hooks.count('pin_refreshes');
+    }
     if (this.requested > 0 && !this.blocked && now - this.lastActivity > this.staleAfterMs) {
       this.hub.hooks.count('heartbeats_missed');
       this.lastActivity = now;
@@ -440,8 +596,13 @@ export class PullConsumer implements DriverSubscription {
    * Stops pulling. Outstanding pull requests die with the inbox: the inbox is
    * drained (UNSUB, then a PING round trip during which messages still arrive),
    * so a message the server sent before it saw the UNSUB is received and handed
-   * back (nak) instead of waiting out the ack wait. Messages not yet handed to
-   * the subscription go back the same way.
+   * back instead of waiting out the ack wait. Messages not yet handed to the
+   * subscription go back the same way.
+   *
+   * Naks made from now on are held and sent together at `close` (or `unpin`),
+   * in stream order: the server redelivers naked messages in the order the
+   * naks arrive, and the subscription gives messages back in whatever order
+   * its lanes and backoffs end, after those this loop never handed on.
    */
   async stop(): Promise<void> {
     if (this.stopped) return this.stopping;
@@ -452,10 +613,7 @@ export class PullConsumer implements DriverSubscription {
     this.buffer = [];
     for (const d of undelivered) d.nack(0);
     const sub = this.sub;
-    if (sub === undefined || this.hub.nc.isClosed()) {
-      this.releaseNaks();
-      return;
-    }
+    if (sub === undefined || this.hub.nc.isClosed()) return;
     let timer: NodeJS.Timeout | undefined;
     this.stopping = Promise.race([
       drainInbox(this.hub.nc, sub),
@@ -469,22 +627,24 @@ export class PullConsumer implements DriverSubscription {
           // closed connection
         }
       }
-      this.releaseNaks();
     });
     return this.stopping;
   }
 
+  /** Sends the naks held since stop, lowest stream sequence first. */
   private releaseNaks(): void {
     const held = this.heldNaks;
-    this.heldNaks = undefined;
-    if (held === undefined) return;
-    for (let i = 0; i < held.length; i += 2) this.hub.reply(held[i]!, held[i + 1]!);
+    if (held === undefined || held.length === 0) return;
+    this.heldNaks = [];
+    held.sort((a, b) => a.seq - b.seq);
+    for (const nak of held) this.hub.reply(nak.reply, nak.payload);
   }
 
   /** Flushes pending cumulative acks and releases the consumer (the durable stays on the server). */
   async close(): Promise<void> {
     if (this.closed) return;
     await this.stop();
+    await this.sendHeldNaks();
     this.closed = true;
     this.acks?.flush();
     this.hub.remove(this);

@@ -20,6 +20,7 @@ import {
 } from '@busline/core/driver';
 import type { NatsConfig } from './config.js';
 import { streamNameFor } from './names.js';
+import { partitionedSubjects, partitionsOf, partitionTransform, storesTopic } from './partition-layout.js';
 
 const NS_PER_MS = 1_000_000;
 const STREAM_NOT_FOUND = 10059;
@@ -38,16 +39,33 @@ const REPLICAS_NOT_SUPPORTED = 10074;
  * | maxBytes         | max_bytes (-1 = none)      |
  * | replicas         | num_replicas               |
  * | description      | description                |
- * | partitions       | always 1                   |
+ * | partitions N > 1 | subject `<topic>.~k.*`, transformed to N partitions (see partition-layout) |
  */
 export class StreamAdmin {
   private readonly shared: boolean;
+  /** Partitions of each topic as last read from or written to its stream. */
+  private readonly layouts = new Map<string, number>();
 
   constructor(
     private readonly jsm: JetStreamManager,
     private readonly config: NatsConfig,
+    /** Whether the server can pin consumers (≥ 2.11), which partitions need. */
+    private readonly canPartition: boolean,
   ) {
     this.shared = config.streamMode === 'shared';
+  }
+
+  /** The topic's partitions as the stream has them (undefined: not read yet). */
+  partitionsFor(topic: string): number | undefined {
+    return this.layouts.get(topic);
+  }
+
+  /** Reads the stream (on subscribe): its partitions and replicas. */
+  async layoutOf(topic: string): Promise<{ partitions: number; replicas: number }> {
+    const info = await this.info(topic);
+    const partitions = info === undefined ? 1 : partitionsOf(topic, info.config);
+    this.layouts.set(topic, partitions);
+    return { partitions, replicas: info?.config.num_replicas ?? 1 };
   }
 
   streamFor(topic: string): string {
@@ -56,17 +74,37 @@ export class StreamAdmin {
 
   async describe(topic: string, wanted: TopicOptions): Promise<TopicState | undefined> {
     const info = await this.info(topic);
-    if (info === undefined || !info.config.subjects?.includes(topic)) {
+    if (info === undefined || !storesTopic(topic, info.config)) {
       // Ephemeral topics live on core NATS: nothing on the server to describe, always there.
       return wanted.persistence === 'ephemeral' ? { persistence: 'ephemeral', partitions: 1 } : undefined;
     }
-    return stateOf(info);
+    const partitions = partitionsOf(topic, info.config);
+    this.layouts.set(topic, partitions);
+    return stateOf(info, partitions);
   }
 
   async create(topic: string, options: TopicOptions): Promise<void> {
     if (options.persistence === 'ephemeral') return;
+    const partitions = options.partitions ?? 1;
+    if (partitions > 1) this.checkPartitionable(topic, partitions);
     if (this.shared) return this.addSubject(topic, options);
-    await this.call(topic, 'create', () => this.jsm.streams.add(this.streamConfig(this.streamFor(topic), [topic], options)), options);
+    const config = this.streamConfig(this.streamFor(topic), partitions > 1 ? partitionedSubjects(topic) : [topic], options);
+    if (partitions > 1) config.subject_transform = partitionTransform(topic, partitions);
+    await this.call(topic, 'create', () => this.jsm.streams.add(config), options);
+    this.layouts.set(topic, partitions);
+  }
+
+  private checkPartitionable(topic: string, partitions: number): void {
+    if (this.shared) {
+      throw new TopicError(ErrorCode.ConfigInvalid, topic, `topic "${topic}" asks for ${partitions} partitions, but streamMode 'shared' keeps every topic in one stream; partitioned topics need streamMode 'perTopic'`);
+    }
+    if (!this.canPartition) {
+      throw new BuslineError(
+        ErrorCode.Unsupported,
+        `topic "${topic}" asks for ${partitions} partitions, which need nats-server 2.11 or newer (subject transforms with partition(), pinned priority groups); use partitions: 1 or upgrade the server`,
+        { details: { topic, partitions } },
+      );
+    }
   }
 
   async update(topic: string, options: TopicOptions, differences: FieldDifference[]): Promise<void> {
@@ -80,15 +118,37 @@ export class StreamAdmin {
     const info = await this.info(topic);
     if (info === undefined) throw new TopicError(ErrorCode.TopicNotFound, topic, `topic "${topic}" (stream ${name}) does not exist`);
     const next = this.limits(options, info.config);
+    const repartition = this.repartition(topic, options, info);
+    if (repartition !== undefined) next.subject_transform = repartition;
     const replicasWanted = options.replicas !== undefined && options.replicas !== info.config.num_replicas;
     try {
       await this.call(topic, 'update', () => this.jsm.streams.update(name, { ...info.config, ...next }));
+      if (next.subject_transform !== undefined) this.layouts.set(topic, options.partitions!);
     } catch (error) {
       // A single server cannot hold replicas: apply the rest and report replicas as the mismatch.
       if (!replicasWanted || !isReplicasRefusal(error)) throw error;
       await this.call(topic, 'update', () => this.jsm.streams.update(name, { ...info.config, ...next, num_replicas: info.config.num_replicas }));
       throw new TopicMismatchError(topic, [{ field: 'replicas', wanted: options.replicas, actual: info.config.num_replicas }], 'cannot change replicas on this server (not clustered)');
     }
+  }
+
+  /**
+   * A partitioned topic may grow its partitions (the transform changes: new
+   * messages of a key may land in another partition than its older ones, so
+   * order across the change holds only once those are handled). Fewer
+   * partitions, or partitions for a stream made without them, cannot be had.
+   */
+  private repartition(topic: string, options: TopicOptions, info: StreamInfo) {
+    const have = partitionsOf(topic, info.config);
+    const want = options.partitions;
+    if (want === undefined || want === have) return undefined;
+    const difference = [{ field: 'partitions', wanted: want, actual: have }];
+    if (want < have) throw new TopicMismatchError(topic, difference, 'cannot have fewer partitions: messages stored in the dropped partitions would never be consumed');
+    if (have === 1) {
+      throw new TopicMismatchError(topic, difference, 'its stream was made without partitions (subject = topic): create a new topic with partitions, or keep 1 (the pin still keeps one member per group)');
+    }
+    this.checkPartitionable(topic, want);
+    return partitionTransform(topic, want);
   }
 
   private async info(topic: string): Promise<StreamInfo | undefined> {
@@ -177,7 +237,7 @@ function isReplicasRefusal(error: unknown): boolean {
 }
 
 /** A stream's config in busline terms (null = unlimited). */
-export function stateOf(info: StreamInfo): TopicState {
+export function stateOf(info: StreamInfo, partitions = 1): TopicState {
   const c = info.config;
   return {
     persistence: 'persistent',
@@ -185,7 +245,7 @@ export function stateOf(info: StreamInfo): TopicState {
     maxMessages: c.max_msgs > 0 ? c.max_msgs : null,
     maxBytes: c.max_bytes > 0 ? c.max_bytes : null,
     replicas: c.num_replicas || 1,
-    partitions: 1,
+    partitions,
     description: c.description ? c.description : null,
   };
 }

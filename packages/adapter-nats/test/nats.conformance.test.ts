@@ -30,6 +30,11 @@ describe.skipIf(skip).each(PATHS)('nats adapter on the scripted server ($label)'
     createBus: (overrides) => createEventBus({ type: 'nats', url, nats: { streamPrefix }, ...overrides } as never, { adapter }),
     // scripts/brokers runs nats-server with max_payload 8MB.
     maxMessageBytes: 8 * 1024 * 1024,
+    // Members in processes of their own (kill -9, SIGTERM), with the adapter's defaults.
+    memberProcess: {
+      config: { type: 'nats', url, nats: { streamPrefix } },
+      adapterModule: new URL('../dist/index.js', import.meta.url).href,
+    },
     // A short ack_wait, so messages held in core outlive the server's redelivery deadline within a test.
     deadline: {
       ms: 1_000,

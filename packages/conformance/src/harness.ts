@@ -133,6 +133,8 @@ export class Harness {
   async resolveCapabilities(): Promise<void> {
     const bus = await this.options.createBus({ group: this.group('probe') });
     try {
+      // Some capabilities depend on the broker the bus connects to (e.g. its server version).
+      await bus.start();
       this.caps = { ...bus.capabilities, ...this.options.capabilities };
     } finally {
       await bus.close();

@@ -56,8 +56,12 @@ const DEFAULT_TOPIC: TopicOptions = topicOptionsSchema.parse({});
  * lifecycle) and talks to the broker through a thin `Driver`.
  */
 export class EventBus extends EventEmitter<BusEvents> {
-  readonly capabilities: DriverCapabilities;
   private state: State = 'created';
+
+  /** What the adapter guarantees; some depend on the broker, so read them after start() (e.g. NATS keyAffinity needs nats-server ≥ 2.11). */
+  get capabilities(): DriverCapabilities {
+    return this.driver.capabilities;
+  }
   private starting: Promise<void> | undefined;
   private closingPromise: Promise<void> | undefined;
   private readonly stats = new BusMetrics();
@@ -79,7 +83,6 @@ export class EventBus extends EventEmitter<BusEvents> {
     readonly config: BusConfig,
   ) {
     super();
-    this.capabilities = driver.capabilities;
     this.pool = new KeyedOrderingPool({ concurrency: config.concurrency, maxPending: config.maxPending });
     this.admission = new PublishAdmission(config.publish);
     this.pool.on('backpressure', (event) => this.emit('backpressure', event));

@@ -54,7 +54,7 @@ export const topicOptionsSchema = z
     /** Oldest messages are discarded beyond this many bytes. */
     maxBytes: positiveInt.optional(),
     replicas: positiveInt.optional(),
-    /** Kafka partitions; adapters without partitions report 1. */
+    /** Partitions: Kafka partitions, NATS partitioned consumer groups (server ≥ 2.11); adapters without partitions report 1. */
     partitions: positiveInt.optional(),
     description: z.string().max(1024).optional(),
   })
