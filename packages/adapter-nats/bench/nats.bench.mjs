@@ -9,7 +9,8 @@
 //   BENCH_WINDOW            publishes in flight, for us and for raw js.publish (default 2048)
 //   BENCH_RATE              offered rate of the latency case, msg/s (default 5000)
 //   BENCH_LATENCY_SECONDS   duration of the latency case (default 10)
-//   BENCH_CASES             comma list to run a subset: publish,consume,latency (default all)
+//   BENCH_CASES             comma list to run a subset: publish,consume,latency,group (default all)
+//   BENCH_GROUP_PARTITIONS  partitions of the group case's topic (default 8)
 //   BENCH_REPEATS           rounds of each throughput case, interleaved raw/ours; medians reported (default 3)
 //   BENCH_MAX_ACK_PENDING   max_ack_pending of every consume case, raw and ours (default 2000)
 //   BENCH_NATS_CLI          0 skips the `nats bench` ceiling (natscli v0.5.0, the Go client, built once by
@@ -34,6 +35,9 @@
 //             ours: the same with ackMode "cumulative"
 //   latency   ours: open loop at BENCH_RATE msg/s (sends scheduled by the clock, not by
 //             completions); publish-to-handle time from the scheduled send time (HDR histogram)
+//   group     ours: a backlog on a topic with BENCH_GROUP_PARTITIONS partitions drained by 1, 2
+//             and 4 member processes of one group (partitioned consumer groups), with handlers
+//             doing nothing and with handlers awaiting 2 ms (concurrency 8 per member)
 // Rows marked "driver" run the NatsDriver alone (envelopes built before the clock starts,
 // messages acked in the sink without decoding): what the adapter costs, without core's
 // envelope validation, ordering pool and handler dispatch.
@@ -51,13 +55,15 @@ import { jetstream, jetstreamManager, AckPolicy, DeliverPolicy } from '@nats-io/
 import hdr from 'hdr-histogram-js';
 import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
 import { adapter, streamNameFor, NatsDriver, natsConfigSchema } from '../dist/index.js';
+import { groupDrain } from './group.mjs';
 
 const URL_ = process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222';
 const N = Number(process.env.BENCH_MESSAGES ?? 200_000);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 2_048);
 const RATE = Number(process.env.BENCH_RATE ?? 5_000);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10);
-const CASES = new Set((process.env.BENCH_CASES ?? 'publish,consume,latency').split(','));
+const CASES = new Set((process.env.BENCH_CASES ?? 'publish,consume,latency,group').split(','));
+const GROUP_PARTITIONS = Number(process.env.BENCH_GROUP_PARTITIONS ?? 8);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const MAX_ACK_PENDING = Number(process.env.BENCH_MAX_ACK_PENDING ?? 2_000);
 const SIZE = 256;
@@ -470,8 +476,31 @@ try {
     console.log('latency:');
     await latency();
   }
+  if (CASES.has('group')) {
+    console.log(`group: a backlog drained by member processes of one group, ${GROUP_PARTITIONS} partitions:`);
+    await groupCases();
+  }
 } finally {
   for (const name of created) await jsm.streams.delete(name).catch(() => undefined);
+}
+
+/** 1, 2 and 4 member processes draining one backlog: handlers doing nothing, and handlers waiting 2 ms (I/O-bound work). */
+const groupRows = [];
+async function groupCases() {
+  const workloads = [
+    { label: 'no-op handler', messages: Math.min(N, 50_000), handlerMs: 0, concurrency: 256 },
+    { label: 'handler awaits 2 ms, concurrency 8', messages: Math.min(N, 10_000), handlerMs: 2, concurrency: 8 },
+  ];
+  for (const w of workloads) {
+    for (const members of [1, 2, 4]) {
+      const topic = `bench_${RUN}_group${members}_${w.handlerMs}`;
+      created.push(streamNameFor(topic, 'BL_'));
+      const t = await groupDrain({ url: URL_, newBus, topic, members, partitions: GROUP_PARTITIONS, maxAckPending: MAX_ACK_PENDING, ...w });
+      const r = { label: w.label, members, rate: rate(w.messages, t.ms), perMember: t.perMember };
+      groupRows.push(r);
+      console.log(`  ${w.label}, ${members} member(s): ${String(r.rate).padStart(7)} msg/s  (per member ${t.perMember.join(' / ')})`);
+    }
+  }
 }
 
 /** The median run of each case (by rate). */
@@ -568,5 +597,13 @@ line('busline subscribe, key order, explicit acks vs nats bench js consume', our
 console.log(`\nmedians of ${REPEATS} interleaved round(s), ${N} messages of ${SIZE} bytes, window ${WINDOW}`);
 console.log('| case | msg/s | Node CPU µs/msg | server CPU µs/msg | vs baseline | target | met |\n| --- | ---: | ---: | ---: | ---: | --- | --- |');
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+if (groupRows.length > 0) {
+  console.log(`\ngroup throughput, ${GROUP_PARTITIONS} partitions, member processes of one group (client processes and server share the machine's ${os.cpus().length} cores)`);
+  console.log('| handler | members | msg/s | vs 1 member | handled per member |\n| --- | ---: | ---: | ---: | --- |');
+  for (const r of groupRows) {
+    const one = groupRows.find((o) => o.label === r.label && o.members === 1);
+    console.log(`| ${r.label} | ${r.members} | ${r.rate} | ${one ? (r.rate / one.rate).toFixed(2) : ''}x | ${r.perMember.join(' / ')} |`);
+  }
+}
 if (lat) console.log(`\nlatency at ${RATE} msg/s (open loop, ${LATENCY_SECONDS} s): p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms, p99.9 ${lat.p999.toFixed(2)} ms, max ${lat.max.toFixed(2)} ms, ${lat.failures} failed`);
 await nc.close();

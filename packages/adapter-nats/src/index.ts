@@ -10,7 +10,7 @@ import type { AdapterModule } from '@busline/core/driver';
 import { natsConfigSchema, sectionFromUrl, type NatsConfig } from './config.js';
 import { NatsDriver } from './driver.js';
 
-export { NatsDriver, NATS_CAPABILITIES } from './driver.js';
+export { NatsDriver, NATS_CAPABILITIES, MINIMUM_SERVER, PINNING_SERVER } from './driver.js';
 export {
   natsConfigSchema,
   sectionFromUrl,

@@ -23,6 +23,7 @@ import { streamNameFor } from './names.js';
 import { partitionedSubjects, partitionsOf, partitionTransform, storesTopic } from './partition-layout.js';
 
 const NS_PER_MS = 1_000_000;
+const NO_PARTITIONS = 'partitions need nats-server 2.11 or newer (subject transforms with partition(), pinned priority groups); upgrade the server or ask for 1';
 const STREAM_NOT_FOUND = 10059;
 const REPLICAS_NOT_SUPPORTED = 10074;
 
@@ -85,26 +86,25 @@ export class StreamAdmin {
 
   async create(topic: string, options: TopicOptions): Promise<void> {
     if (options.persistence === 'ephemeral') return;
-    const partitions = options.partitions ?? 1;
-    if (partitions > 1) this.checkPartitionable(topic, partitions);
+    const wanted = options.partitions ?? 1;
+    if (wanted > 1 && this.shared) this.checkPartitionable(topic, wanted);
     if (this.shared) return this.addSubject(topic, options);
+    // A server that cannot pin gets a plain stream, and the missing partitions are reported as the mismatch.
+    const partitions = this.canPartition ? wanted : 1;
     const config = this.streamConfig(this.streamFor(topic), partitions > 1 ? partitionedSubjects(topic) : [topic], options);
     if (partitions > 1) config.subject_transform = partitionTransform(topic, partitions);
     await this.call(topic, 'create', () => this.jsm.streams.add(config), options);
     this.layouts.set(topic, partitions);
+    if (partitions !== wanted) {
+      throw new TopicMismatchError(topic, [{ field: 'partitions', wanted, actual: 1 }], `was created with 1 partition: ${NO_PARTITIONS}`);
+    }
   }
 
   private checkPartitionable(topic: string, partitions: number): void {
     if (this.shared) {
       throw new TopicError(ErrorCode.ConfigInvalid, topic, `topic "${topic}" asks for ${partitions} partitions, but streamMode 'shared' keeps every topic in one stream; partitioned topics need streamMode 'perTopic'`);
     }
-    if (!this.canPartition) {
-      throw new BuslineError(
-        ErrorCode.Unsupported,
-        `topic "${topic}" asks for ${partitions} partitions, which need nats-server 2.11 or newer (subject transforms with partition(), pinned priority groups); use partitions: 1 or upgrade the server`,
-        { details: { topic, partitions } },
-      );
-    }
+    if (!this.canPartition) throw new TopicMismatchError(topic, [{ field: 'partitions', wanted: partitions, actual: 1 }], NO_PARTITIONS);
   }
 
   async update(topic: string, options: TopicOptions, differences: FieldDifference[]): Promise<void> {

@@ -6,6 +6,7 @@ import { createEventBus, type BusConfigInput, type EventBus } from '@busline/cor
 import { uniqueName } from '@busline/conformance';
 import { adapter, streamNameFor, type NatsConfigInput, type NatsDriver } from '../src/index.js';
 import { setClientInternals } from '../src/wire.js';
+import { PINNING_SERVER, serverSupported } from '../src/driver.js';
 
 export const SKIP = process.env.BUSLINE_BROKERS === 'none';
 export const SHARED_URL = process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -171,6 +172,16 @@ async function retrying<T>(nc: NatsConnection, run: () => Promise<T>): Promise<T
     } catch (error) {
       if (Date.now() > deadline) throw error;
     }
+  }
+}
+
+/** Whether the server at `url` pins consumers (≥ 2.11): partitioned groups and key affinity need it. */
+export async function serverPins(url: string): Promise<boolean> {
+  const nc = await connect({ servers: url.replace(/^nats:\/\//, '').split(','), name: 'test-version' });
+  try {
+    return serverSupported(nc.info?.version ?? '', PINNING_SERVER);
+  } finally {
+    await nc.close();
   }
 }
 

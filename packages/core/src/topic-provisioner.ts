@@ -107,7 +107,13 @@ export class TopicProvisioner {
           `topic "${topic}" does not exist and strategy validateOnly never creates topics; create it, or use createOnly`,
         );
       }
-      await this.admin.createTopic(topic, wanted);
+      try {
+        await this.admin.createTopic(topic, wanted);
+      } catch (error) {
+        // Created, but without some fields the broker cannot honour (e.g. NATS partitions on an old server).
+        if (errorCode(error) !== ErrorCode.TopicMismatch || onMismatch === 'fail') throw error;
+        return this.mismatch(topic, (error as TopicMismatchError).differences ?? [], onMismatch);
+      }
       return { action: 'created', differences: [] };
     }
 
@@ -121,6 +127,8 @@ export class TopicProvisioner {
         // The broker refused some fields (e.g. fewer Kafka partitions): those are the mismatch.
         // By code, not instanceof: the driver may have been built against another copy of core.
         if (errorCode(error) !== ErrorCode.TopicMismatch) throw error;
+        // The broker's refusal says why (e.g. "cannot have fewer partitions"): keep it when failing.
+        if (onMismatch === 'fail') throw error;
         return this.mismatch(topic, (error as TopicMismatchError).differences ?? differences, onMismatch);
       }
     }
