@@ -15,6 +15,7 @@ process.on('message', async (m) => {
     timer.unref();
   } else if (m === 'stop') {
     process.send({ handled });
+    if (process.env.BENCH_MEMBER_METRICS) console.error(JSON.stringify(bus.metrics().driver));
     await bus.close({ timeoutMs: 5_000 });
     process.exit(0);
   }

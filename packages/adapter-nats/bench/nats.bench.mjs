@@ -72,6 +72,7 @@ const RUN = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
 const servers = URL_.replace(/^nats:\/\//, '');
 
 const results = [];
+const groupRows = [];
 const created = [];
 const nc = await connect({ servers, name: 'bench-admin' });
 const jsm = await jetstreamManager(nc);
@@ -485,7 +486,6 @@ try {
 }
 
 /** 1, 2 and 4 member processes draining one backlog: handlers doing nothing, and handlers waiting 2 ms (I/O-bound work). */
-const groupRows = [];
 async function groupCases() {
   const workloads = [
     { label: 'no-op handler', messages: Math.min(N, 50_000), handlerMs: 0, concurrency: 256 },

@@ -137,6 +137,13 @@ export const natsConfigSchema = z
     ackWaitMs: positiveInt
       .default(DEFAULT_ACK_WAIT_MS)
       .describe('JetStream ack_wait: a delivered message not settled within this time is redelivered. Keep it above the slowest handler (with in-process retries).'),
+    fastBatches: z
+      .boolean()
+      .default(true)
+      .describe(
+        'On nats-server 2.14+, streams this adapter creates allow fast-ingest batches (`allow_batched`), and a publishBatch of 32 or more ' +
+          'messages goes as one flow-controlled batch (acknowledged every few hundred messages, dedupe by event id kept). false: per-message acks only.',
+      ),
     memberTtlMs: z
       .number()
       .int()

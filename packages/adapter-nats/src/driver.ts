@@ -7,6 +7,7 @@ import {
   BuslineError,
   ClosedError,
   NO_DRIVER_HOOKS,
+  PublishTimeoutError,
   ErrorCode,
   errorMessage,
   type ConsumerSpec,
@@ -30,11 +31,12 @@ import { ConsumerHub } from './consumer-hub.js';
 import { EphemeralConsumer } from './ephemeral-consumer.js';
 import { PullConsumer } from './pull-consumer.js';
 import { PartitionedConsumer } from './partitioned-consumer.js';
+import { FastBatchPublisher } from './fast-batch.js';
 import { publishSubject } from './partition-layout.js';
 import { durableNameFor } from './names.js';
 import { Publisher, isMaxPayloadError, messageTooLarge, type PublishItem } from './publisher.js';
 import { StreamAdmin } from './streams.js';
-import { MSG_ID_HEADER, encodeHeaders, headerBlockSize, headerProblem, outgoingHeaders } from './wire.js';
+import { MSG_ID_HEADER, encodeHeaders, headerBlockSize, headerProblem, outgoingHeaders, protocolWriter } from './wire.js';
 
 /** The header whose value is the event id (CloudEvents `id`); it becomes `Nats-Msg-Id`. */
 const EVENT_ID_HEADER = 'ce-id';
@@ -50,6 +52,11 @@ export function serverSupported(version: string, minimum = MINIMUM_SERVER): bool
   for (let i = 0; i < 3; i++) if (have[i] !== need[i]) return have[i]! > need[i]!;
   return true;
 }
+
+/** The first server with fast-ingest batch publishing (`allow_batched`, ADR-50). */
+export const FAST_BATCH_SERVER = '2.14.0';
+/** Calls with at least this many messages (publishBatch) go as one fast-ingest batch. */
+const FAST_BATCH_MIN = 32;
 
 /** The first server that pins consumers (priority groups): partitioned groups and key affinity across members. */
 export const PINNING_SERVER = '2.11.0';
@@ -80,6 +87,8 @@ interface Session {
   hub: ConsumerHub;
   /** Group consumers are pinned (server ≥ 2.11, explicit acks): see PartitionedConsumer. */
   pinned: boolean;
+  /** Fast-ingest batches (server ≥ 2.14). */
+  fast: FastBatchPublisher | undefined;
 }
 
 /**
@@ -156,8 +165,10 @@ export class NatsDriver implements Driver {
     const hub = new ConsumerHub(nc, jsm, hooks, config, apiPrefix);
     const pinning = serverSupported(version, PINNING_SERVER);
     const pinned = pinning && config.ackMode === 'explicit';
+    const batching = config.fastBatches && serverSupported(version, FAST_BATCH_SERVER);
+    const fast = batching ? new FastBatchPublisher(nc, hooks, config.inboxPrefix ?? '_INBOX', protocolWriter(nc)) : undefined;
     this.#capabilities = Object.freeze({ ...NATS_CAPABILITIES, keyAffinity: pinned });
-    this.#session = { nc, jsm, admin: new StreamAdmin(jsm, config, pinning), publisher, hub, pinned };
+    this.#session = { nc, jsm, admin: new StreamAdmin(jsm, config, pinning, batching), publisher, hub, pinned, fast };
     this.watch(this.#session);
     hooks.connection('connected', redactServer(nc.getServer()));
   }
@@ -170,6 +181,7 @@ export class NatsDriver implements Driver {
       for await (const s of nc.status()) {
         switch (s.type) {
           case 'disconnect':
+            session.fast?.onDisconnect();
             publisher.onDisconnect();
             hub.onDisconnect();
             reconnectingSaid = false;
@@ -260,7 +272,10 @@ export class NatsDriver implements Driver {
       if (partitioned) items.push({ body: message.body, headers, msgId, hlen, subject: publishSubject(topic, message.key ?? msgId) });
       else items.push({ body: message.body, headers, msgId, hlen });
     }
-    const sent = session.publisher.publish(topic, topic, items, options.timeoutMs);
+    const sent =
+      items.length >= FAST_BATCH_MIN && session.fast !== undefined && session.admin.batchedFor(topic)
+        ? this.publishFast(session, session.fast, topic, items, options.timeoutMs)
+        : session.publisher.publish(topic, topic, items, options.timeoutMs);
     if (outcomes === undefined || positions === undefined) return sent;
     const all = outcomes;
     const at = positions;
@@ -268,6 +283,27 @@ export class NatsDriver implements Driver {
       results.forEach((outcome, j) => (all[at[j]!] = outcome));
       return all;
     });
+  }
+
+  /**
+   * Many messages in one call (publishBatch) as one fast-ingest batch: the
+   * server acknowledges every few hundred instead of each. What the batch did
+   * not store (it ended early: an error, a disconnect) goes the per-message
+   * way with the same ids, so dedupe keeps it stored once and in order.
+   */
+  private async publishFast(session: Session, fast: FastBatchPublisher, topic: string, items: PublishItem[], timeoutMs: number): Promise<PublishOutcome[]> {
+    const started = Date.now();
+    const result = await fast.publish(items.map((item) => item.subject ?? topic), items, timeoutMs);
+    const outcomes = new Array<PublishOutcome>(items.length).fill(undefined);
+    if (result.stored === items.length) return outcomes;
+    if (result.refused) session.admin.noBatches(topic);
+    this.#hooks.count('fast_batch_rest_resent', items.length - result.stored);
+    const left = timeoutMs - (Date.now() - started);
+    const rest = items.slice(result.stored);
+    const restOutcomes =
+      left > 0 ? await session.publisher.publish(topic, topic, rest, left) : rest.map(() => new PublishTimeoutError(topic, timeoutMs, result.error));
+    restOutcomes.forEach((outcome, i) => (outcomes[result.stored + i] = outcome));
+    return outcomes;
   }
 
   /** Core NATS, at most once: written to the connection, no acknowledgement; refused while disconnected. */
@@ -346,6 +382,7 @@ export class NatsDriver implements Driver {
     try {
       await session.hub.closeAll();
     } finally {
+      session.fast?.close();
       session.publisher.fail(new ClosedError('NATS driver'));
       this.#session = undefined;
       // drain: pending subscription messages are processed, outgoing acks are flushed, then the socket closes.

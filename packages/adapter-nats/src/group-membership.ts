@@ -13,10 +13,17 @@ import type { DriverHooks } from '@busline/core/driver';
  * to the bucket's subjects: no consumer and no timer per group); a member not
  * heard of for `ttlMs` (it crashed, or lost its connection) counts as gone.
  *
- * Membership only balances the partitions. It never decides who may handle a
- * partition's messages: that is the consumer's pin (see PartitionedConsumer),
- * so two members that briefly disagree about the membership (a KV leader
- * change, a slow watch) cannot both handle one key.
+ * Claims: a member pulls a partition only while it holds the partition's
+ * claim, `<stream>.<durable>.claim.p<i>` = its id, taken with a
+ * compare-and-set (created if absent, taken over from a member that is gone).
+ * So two members never pull one partition at once, even while they briefly
+ * disagree about the membership — the server's redelivery queue turns over
+ * when pull requests wait that it may not serve (see PullConsumer).
+ *
+ * Neither membership nor claims decide who may handle a partition's
+ * messages: that is the consumer's pin (see PartitionedConsumer), so even a
+ * claim taken from a member wrongly thought gone cannot make two members
+ * handle one key.
  */
 
 export const MEMBERS_BUCKET = 'busline-groups';
@@ -40,6 +47,7 @@ export class GroupMembership {
   private sub: Subscription | undefined;
   private readonly lastSeen = new Map<string, number>();
   private lastBeat = 0;
+  private joinedAt = 0;
   private published: string[] = [];
   private left = false;
   private readonly key: string;
@@ -63,6 +71,7 @@ export class GroupMembership {
     const kvm = new Kvm(jetstream(o.nc, { timeout: o.apiTimeoutMs }));
     const kv = await kvm.create(MEMBERS_BUCKET, { history: 1, replicas: o.replicas, ttl: 24 * 3600_000 });
     this.kv = kv;
+    this.joinedAt = Date.now();
     // Live updates first, so nothing written while listing is missed.
     this.sub = o.nc.subscribe(`$KV.${MEMBERS_BUCKET}.${this.prefix}.*`, {
       callback: (error, msg) => {
@@ -86,6 +95,60 @@ export class GroupMembership {
     if (operation === 'DEL' || operation === 'PURGE') this.lastSeen.delete(id);
     else this.lastSeen.set(id, Date.now());
     this.publish();
+  }
+
+  private claimKey(partition: number): string {
+    return `${this.prefix}.claim.p${partition}`;
+  }
+
+  /** Takes the partition's claim if it is free, ours, or held by a member that is gone; false if another live member holds it. */
+  async claim(partition: number): Promise<boolean> {
+    const kv = this.kv;
+    if (kv === undefined || this.left) return false;
+    const key = this.claimKey(partition);
+    const me = this.options.memberId;
+    try {
+      const entry = await kv.get(key);
+      if (entry === null || entry.operation !== 'PUT') {
+        if (entry === null) await kv.create(key, me);
+        else await kv.update(key, me, entry.revision);
+        return true;
+      }
+      const holder = entry.string();
+      if (holder === me) return true;
+      // Gone: not heard of for ttlMs — which only this member's own ttlMs of listening can tell.
+      if (this.members.includes(holder) || Date.now() - this.joinedAt < this.options.ttlMs) return false;
+      await kv.update(key, me, entry.revision);
+      this.options.hooks.count('claims_taken_over');
+      return true;
+    } catch {
+      // Someone else wrote first (wrong last sequence), or the bucket is unavailable: not ours now.
+      return false;
+    }
+  }
+
+  /** Whether this member still holds the partition's claim (false when unknown). */
+  async holds(partition: number): Promise<boolean> {
+    try {
+      const entry = await this.kv?.get(this.claimKey(partition));
+      return entry !== null && entry !== undefined && entry.operation === 'PUT' && entry.string() === this.options.memberId;
+    } catch {
+      return true; // cannot tell now: keep the partition (its pin still fences it)
+    }
+  }
+
+  /** Gives the claim back, if it is still ours. */
+  async unclaim(partition: number): Promise<void> {
+    const kv = this.kv;
+    if (kv === undefined || !this.options.isConnected()) return;
+    try {
+      const entry = await kv.get(this.claimKey(partition));
+      if (entry !== null && entry.operation === 'PUT' && entry.string() === this.options.memberId) {
+        await kv.delete(this.claimKey(partition), { previousSeq: entry.revision });
+      }
+    } catch {
+      // Taken over once this member counts as gone.
+    }
   }
 
   /** Called about once a second (the consumer hub's housekeeping tick): beats, and notices members gone silent. */

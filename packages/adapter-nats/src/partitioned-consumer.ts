@@ -1,13 +1,11 @@
 import { nuid } from '@nats-io/nats-core';
+import type { ConsumerInfo } from '@nats-io/jetstream';
 import type { ConsumerSpec, DriverSubscription, MessageSink } from '@busline/core/driver';
-import { consumerConfig, ensureConsumer } from './consumer-admin.js';
+import { consumerConfig, ensureConsumer, PIN_GROUP } from './consumer-admin.js';
 import type { ConsumerHub } from './consumer-hub.js';
 import { assignedPartitions, GroupMembership } from './group-membership.js';
 import { partitionDurable, partitionFilter } from './partition-layout.js';
 import { pinHolder, PullConsumer } from './pull-consumer.js';
-
-/** How often a member waiting for a partition's pin reads whether it is free. */
-const PIN_POLL_MS = 250;
 
 /**
  * A group's subscription to a topic as a partitioned consumer group: per-key
@@ -17,22 +15,23 @@ const PIN_POLL_MS = 250;
  * (priority policy pinned_client, nats-server ≥ 2.11): the server delivers a
  * partition's messages to one member at a time, whoever holds the pin. The
  * partitions are spread over the live members (GroupMembership, a KV bucket);
- * a member pulls the partitions it is assigned, and inside one partition
- * core's ordering pool still runs different keys in parallel.
+ * inside one partition core's ordering pool still runs different keys in
+ * parallel.
  *
- * A partition moves only after its old owner let go of everything: the owner
- * stops pulling it, waits until every message of it that the subscription
- * holds is settled, sends the acknowledgements, and only then gives the pin
- * back (UNPIN); the new owner's pull, already waiting, gets the pin then.
- * If the owner dies instead, its pin lapses after priority_timeout, which is
- * longer than the ack wait: the messages it held are due for redelivery by
- * then and reach the new owner before anything newer.
- *
- * A member pulls a partition only while the membership assigns it and nobody
- * else holds its pin, so the other members stand by without pull requests
- * (see startWhenFree). With one partition, one member consumes and the others
- * stand by.
+ * Taking a partition: the member takes its claim in the bucket (so no other
+ * member pulls it meanwhile), waits until nobody holds the pin, then pulls.
+ * Letting go: it stops pulling, lets everything received be handled and
+ * settled, sends the acknowledgements, gives the pin back (UNPIN), then the
+ * claim. If a member dies instead, its claim is taken over once it counts as
+ * gone, and its pin lapses after priority_timeout, which is longer than the
+ * ack wait: the messages it held are due for redelivery by then and reach
+ * the new owner before anything newer.
  */
+
+/** How often a member waiting for a claim or a pin looks again. */
+const POLL_MS = 250;
+/** How often the claims of the partitions pulled here are checked (one KV get each). */
+const CLAIM_CHECK_MS = 3_000;
 
 export interface PartitionedConsumerOptions {
   spec: ConsumerSpec;
@@ -49,12 +48,14 @@ export interface PartitionedConsumerOptions {
 
 export class PartitionedConsumer implements DriverSubscription {
   readonly leaseMs: number;
+  /** Partitions this member took (claimed or about to), with their pull loops (started once the pin is free). */
   private readonly owned = new Map<number, PullConsumer>();
   private readonly releasing = new Map<number, Promise<void>>();
-  private membership: GroupMembership | undefined;
+  private membership!: GroupMembership;
   private reconciling: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  private lastClaimCheck = 0;
   private readonly memberId = nuid.next();
 
   constructor(
@@ -67,17 +68,15 @@ export class PartitionedConsumer implements DriverSubscription {
 
   /** Partitions this member pulls now (diagnostics and tests). */
   get partitions(): number[] {
-    return [...this.owned.keys()].sort((a, b) => a - b);
-  }
-
-  /** The partition consumers of this member (diagnostics and tests). */
-  consumer(partition: number): PullConsumer | undefined {
-    return this.owned.get(partition);
+    return [...this.owned.entries()]
+      .filter(([, consumer]) => consumer.pulling)
+      .map(([partition]) => partition)
+      .sort((a, b) => a - b);
   }
 
   async start(): Promise<void> {
     const o = this.options;
-    const membership = new GroupMembership({
+    this.membership = new GroupMembership({
       nc: this.hub.nc,
       apiTimeoutMs: this.hub.config.apiTimeoutMs,
       stream: o.stream,
@@ -87,15 +86,32 @@ export class PartitionedConsumer implements DriverSubscription {
       replicas: o.replicas,
       hooks: this.hub.hooks,
       isConnected: () => this.hub.isConnected,
-      onChange: () => this.reconcile(),
+      onChange: () => void this.reconcile(),
     });
-    this.membership = membership;
-    await membership.join();
-    this.hub.addTicker(membership);
+    await this.membership.join();
+    this.hub.addTicker(this);
     await this.reconcile();
   }
 
-  /** Brings the partitions pulled here to what the membership assigns; one pass at a time. */
+  /** The hub's 1 s tick: beats (membership) and, now and then, checks that the claims held here are still ours. */
+  tick(now: number): void {
+    this.membership.tick(now);
+    if (this.stopped || now - this.lastClaimCheck < CLAIM_CHECK_MS) return;
+    this.lastClaimCheck = now;
+    void this.checkClaims();
+  }
+
+  /** A claim taken over (this member was thought gone) means another member pulls next: let go. */
+  private async checkClaims(): Promise<void> {
+    for (const partition of [...this.owned.keys()]) {
+      if (!(await this.membership.holds(partition)) && !this.stopped) {
+        this.hub.hooks.count('claims_lost');
+        this.release(partition);
+      }
+    }
+  }
+
+  /** Brings the partitions taken here to what the membership assigns; one pass at a time. */
   private reconcile(): Promise<void> {
     if (this.reconciling !== undefined) {
       this.again = true;
@@ -111,21 +127,21 @@ export class PartitionedConsumer implements DriverSubscription {
   }
 
   private async reconcileOnce(): Promise<void> {
-    const membership = this.membership;
-    if (this.stopped || membership === undefined) return;
-    const wanted = new Set(assignedPartitions(membership.members, this.memberId, this.options.partitions));
+    if (this.stopped) return;
+    const wanted = new Set(assignedPartitions(this.membership.members, this.memberId, this.options.partitions));
     for (const partition of this.owned.keys()) if (!wanted.has(partition)) this.release(partition);
     for (const partition of wanted) {
       if (this.owned.has(partition) || this.releasing.has(partition)) continue;
       try {
-        await this.acquire(partition);
+        await this.take(partition);
       } catch (error) {
         this.hub.hooks.error(error instanceof Error ? error : new Error(String(error)), `taking partition ${partition} of "${this.options.spec.topic}"`);
       }
     }
   }
 
-  private async acquire(partition: number): Promise<void> {
+  /** Ensures the partition's durable, then claims it and starts pulling once the pin is free (in the background). */
+  private async take(partition: number): Promise<void> {
     const o = this.options;
     const durable = partitionDurable(o.durable, partition, o.partitions);
     const filter = o.partitions === 1 ? o.filterSubject : partitionFilter(o.topicSubject, partition);
@@ -134,42 +150,69 @@ export class PartitionedConsumer implements DriverSubscription {
     if (this.stopped) return;
     const consumer = new PullConsumer(this.hub, this.sink, { spec: o.spec, stream: o.stream, durable, wanted, info });
     this.owned.set(partition, consumer);
-    void this.startWhenFree(partition, consumer, pinHolder(info));
+    void this.claimAndStart(partition, consumer);
   }
 
   /**
-   * Pulls only once nobody holds the partition's pin: a pull request waiting
-   * behind another member's pin makes the server rotate its redelivery queue
-   * (see PullConsumer.sendHeldNaks), which would reorder what that member
-   * gives back. A holder that died loses the pin after priority_timeout.
+   * Pulls only with the claim, and only once nobody holds the pin: a pull
+   * request waiting that the server may not serve makes it turn its
+   * redelivery queue over, which would reorder what the pin holder gives back.
    */
-  private async startWhenFree(partition: number, consumer: PullConsumer, holder: string | undefined): Promise<void> {
-    const o = this.options;
+  private async claimAndStart(partition: number, consumer: PullConsumer): Promise<void> {
     const current = () => !this.stopped && this.owned.get(partition) === consumer;
-    while (holder !== undefined) {
-      await new Promise<void>((resolve) => setTimeout(resolve, PIN_POLL_MS).unref());
+    while (!(await this.membership.claim(partition))) {
+      await delay(POLL_MS);
       if (!current()) return;
-      try {
-        holder = pinHolder(await this.hub.jsm.consumers.info(o.stream, consumer.durable));
-      } catch {
-        this.hub.hooks.count('pin_polls_failed');
-      }
     }
-    if (!current()) return;
-    consumer.start();
-    this.hub.hooks.count('partitions_taken');
+    if (await this.waitForFreePin(consumer, current)) {
+      consumer.start();
+      this.hub.hooks.count('partitions_taken');
+    } else {
+      // Let go meanwhile (release may have given the claim back before we took it).
+      await this.membership.unclaim(partition);
+    }
   }
 
-  /** Lets go of one partition: no more pulls, everything held settled, then the pin goes back. */
+  /** True once nobody holds the partition's pin; false if the partition is no longer wanted here. */
+  private async waitForFreePin(consumer: PullConsumer, current: () => boolean): Promise<boolean> {
+    let unused = 0;
+    for (;;) {
+      if (!current()) return false;
+      const info = await this.infoOf(consumer);
+      if (info !== undefined && pinHolder(info) === undefined) return current();
+      unused = info !== undefined && orphanedPin(info) ? unused + 1 : 0;
+      if (unused >= 2) {
+        // Nobody pulls the partition (we hold its claim) and nothing is unsettled: the pin went to a
+        // pull request whose member had just stopped listening (the server pins before it checks
+        // interest). Taking it is safe, and saves waiting out priority_timeout.
+        await this.hub.jsm.consumers.unpin(this.options.stream, consumer.durable, PIN_GROUP).catch(() => undefined);
+        this.hub.hooks.count('orphaned_pins_cleared');
+        unused = 0;
+      }
+      await delay(POLL_MS);
+    }
+  }
+
+  private async infoOf(consumer: PullConsumer): Promise<ConsumerInfo | undefined> {
+    try {
+      return await this.hub.jsm.consumers.info(this.options.stream, consumer.durable);
+    } catch {
+      this.hub.hooks.count('pin_polls_failed');
+      return undefined;
+    }
+  }
+
+  /** Lets go of one partition: no more pulls, everything received handled and settled, the pin back, then the claim. */
   private release(partition: number): void {
     const consumer = this.owned.get(partition);
     if (consumer === undefined) return;
     this.owned.delete(partition);
     const done = (async () => {
-      await consumer.stop();
+      await consumer.finish();
       await consumer.whenSettled();
       await consumer.unpin();
       await consumer.close();
+      await this.membership.unclaim(partition);
       this.hub.hooks.count('partitions_released');
     })()
       .catch((error: unknown) => this.hub.hooks.error(error instanceof Error ? error : new Error(String(error)), `releasing partition ${partition} of "${this.options.spec.topic}"`))
@@ -187,26 +230,39 @@ export class PartitionedConsumer implements DriverSubscription {
 
   /**
    * After core settled what it could: each pin whose messages are all settled
-   * goes back at once; a pin with messages still running (a handler past the
-   * unsubscribe timeout) is kept until it lapses, so nobody else starts on
-   * those keys meanwhile. Then this member leaves the membership.
+   * goes back at once, with its claim; a pin with messages still running (a
+   * handler past the unsubscribe timeout) is kept until it lapses, so nobody
+   * starts on those keys meanwhile. Then this member leaves the membership.
    */
   async close(): Promise<void> {
     this.stopped = true;
+    this.hub.removeTicker(this);
     await this.reconciling;
-    const consumers = [...this.owned.values()];
+    const taken = [...this.owned.entries()];
     this.owned.clear();
     await Promise.all(
-      consumers.map(async (consumer) => {
+      taken.map(async ([partition, consumer]) => {
         await consumer.stop();
+        const held = consumer.heldCount > 0;
         await consumer.unpin();
         await consumer.close();
+        if (!held) await this.membership.unclaim(partition);
       }),
     );
     await Promise.all(this.releasing.values());
-    if (this.membership !== undefined) {
-      this.hub.removeTicker(this.membership);
-      await this.membership.leave();
-    }
+    await this.membership.leave();
   }
+}
+
+/**
+ * A pin nobody uses: no pull request waits and nothing is unacknowledged. A
+ * live holder always keeps a request open (PullConsumer refreshes its pin),
+ * so this is a pin given to an orphaned request, or a member that stopped.
+ */
+function orphanedPin(info: ConsumerInfo): boolean {
+  return pinHolder(info) !== undefined && info.num_waiting === 0 && info.num_ack_pending === 0;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

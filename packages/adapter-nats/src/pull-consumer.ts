@@ -69,6 +69,7 @@ export class PullConsumer implements DriverSubscription {
   private readonly nextSubject: string;
   private readonly batchSize: number;
   private readonly threshold: number;
+  private readonly expiresMs: number;
   private readonly expiresNs: number;
   private readonly heartbeatNs: number;
   private readonly staleAfterMs: number;
@@ -82,6 +83,8 @@ export class PullConsumer implements DriverSubscription {
   private flushQueued = false;
   private blocked = false;
   private stopped = false;
+  /** Stopped by `finish`: what arrives or is buffered still goes to the subscription. */
+  private finishing = false;
   private stopping: Promise<void> | undefined;
   /** Reply subject, payload, ... of naks made while stopping (sent once the inbox is gone). */
   private heldNaks: { seq: number; reply: Uint8Array; payload: Uint8Array }[] | undefined;
@@ -123,13 +126,19 @@ export class PullConsumer implements DriverSubscription {
     const maxAckPending = options.info.config.max_ack_pending ?? 0;
     this.batchSize = Math.max(1, Math.min(config.pullBatch, maxAckPending > 0 ? maxAckPending : config.pullBatch));
     this.threshold = Math.floor(this.batchSize / 2);
-    this.expiresNs = config.pullExpiresMs * NS_PER_MS;
-    this.heartbeatNs = config.idleHeartbeatMs * NS_PER_MS;
-    this.staleAfterMs = 2 * config.idleHeartbeatMs + 2_000;
+    const pinned = options.info.config.priority_policy === 'pinned_client';
+    const refreshMs = pinRefreshMs(options.info.config.priority_timeout);
+    // Pinned: requests end by themselves soon (see finish), within two pin refreshes.
+    const expiresMs = pinned ? Math.min(config.pullExpiresMs, 2 * refreshMs) : config.pullExpiresMs;
+    const heartbeatMs = Math.min(config.idleHeartbeatMs, Math.floor(expiresMs / 2));
+    this.expiresMs = expiresMs;
+    this.expiresNs = expiresMs * NS_PER_MS;
+    this.heartbeatNs = heartbeatMs * NS_PER_MS;
+    this.staleAfterMs = 2 * heartbeatMs + 2_000;
     // What the server has (an existing consumer may have refused the update), not what was asked for.
     this.leaseMs = Math.round((options.info.config.ack_wait ?? config.ackWaitMs * NS_PER_MS) / NS_PER_MS);
-    this.pinned = options.info.config.priority_policy === 'pinned_client';
-    this.pinRefreshMs = pinRefreshMs(options.info.config.priority_timeout);
+    this.pinned = pinned;
+    this.pinRefreshMs = refreshMs;
     if (options.info.config.ack_policy === AckPolicy.All) {
       const sender: AckSender = {
         send: (reply, payload) => this.hub.reply(reply, payload),
@@ -138,6 +147,11 @@ export class PullConsumer implements DriverSubscription {
       };
       this.acks = new CumulativeAcks(sender);
     }
+  }
+
+  /** Started and not stopped. */
+  get pulling(): boolean {
+    return this.sub !== undefined && !this.stopped;
   }
 
   get durable(): string {
@@ -221,7 +235,7 @@ export class PullConsumer implements DriverSubscription {
       this.maybePull();
       return;
     }
-    if (this.stopped) {
+    if (this.stopped && !this.finishing) {
       delivery.nack(0);
       return;
     }
@@ -454,27 +468,14 @@ export class PullConsumer implements DriverSubscription {
   }
 
   /**
-   * Sends the naks held since stop so the server redelivers them in stream
-   * order. The server keeps a redelivery queue; whenever it finds a queued
-   * message and waiting pull requests but none it may serve (our own
-   * requests, orphaned by the inbox we dropped, or another member's while we
-   * hold the pin), it moves that message to the back of the queue. So our
-   * orphaned requests go first: after a flush (our UNSUB is processed), a
-   * consumer info makes the server drop requests nobody listens to any more.
+   * Sends the naks held since stop (after `stop` dropped our orphaned pull
+   * requests) so the server redelivers them in stream order: it keeps naked
+   * messages in a queue, and whenever it finds a queued one and waiting pull
+   * requests but none it may serve, it moves that message to the back.
    */
   private async sendHeldNaks(): Promise<void> {
     if (this.heldNaks === undefined || this.heldNaks.length === 0 || this.hub.nc.isClosed()) return;
-    if (!this.hub.isConnected) {
-      this.releaseNaks(); // kept by the hub for after the reconnect
-      return;
-    }
-    try {
-      await this.hub.nc.flush();
-      await this.hub.jsm.consumers.info(this.options.stream, this.options.durable);
-    } catch {
-      // Send them anyway: late and perhaps out of order beats not at all.
-    }
-    this.releaseNaks();
+    this.releaseNaks(); // while disconnected the hub keeps them for after the reconnect
     this.hub.flushReplies();
   }
 
@@ -612,23 +613,65 @@ export class PullConsumer implements DriverSubscription {
     const undelivered = this.buffer;
     this.buffer = [];
     for (const d of undelivered) d.nack(0);
+    return (this.stopping = this.endPulls());
+  }
+
+  /**
+   * Stops pulling but hands on everything received instead of giving it back:
+   * a partition this member lets go of while its subscription goes on is
+   * finished here, not naked (a nak is what can reorder a partition, see
+   * sendHeldNaks). The inbox stays until our open pull requests have ended
+   * (pinned requests expire within two pin refreshes): a request dropped
+   * with its inbox could still be given the consumer's pin, or a message,
+   * by the server, and both would then be stuck until they time out.
+   */
+  async finish(): Promise<void> {
+    if (this.stopped) return this.stopping;
+    this.stopped = true;
+    this.finishing = true;
+    this.heldNaks = [];
+    const deadline = Date.now() + this.expiresMs + 2_000;
+    this.stopping = (async () => {
+      while (this.requested > 0 && Date.now() < deadline && this.hub.isConnected && !this.hub.nc.isClosed()) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await this.endPulls();
+    })();
+    return this.stopping;
+  }
+
+  private async endPulls(): Promise<void> {
     const sub = this.sub;
     if (sub === undefined || this.hub.nc.isClosed()) return;
     let timer: NodeJS.Timeout | undefined;
-    this.stopping = Promise.race([
-      drainInbox(this.hub.nc, sub),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000))),
-    ]).then(() => {
-      clearTimeout(timer);
-      if (!sub.isClosed()) {
-        try {
-          sub.unsubscribe();
-        } catch {
-          // closed connection
-        }
+    await Promise.race([drainInbox(this.hub.nc, sub), new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000)))]);
+    clearTimeout(timer);
+    if (!sub.isClosed()) {
+      try {
+        sub.unsubscribe();
+      } catch {
+        // closed connection
       }
-    });
-    return this.stopping;
+    }
+    await this.dropOrphanedRequests();
+  }
+
+  /**
+   * Our pull requests outlive our inbox on the server until it next looks at
+   * them. Meanwhile they do harm: the server may give the consumer's pin to
+   * one of them (and the pin then only lapses after priority_timeout), and it
+   * rotates its redelivery queue when it finds only requests it cannot serve.
+   * After a flush (our UNSUB is processed), a consumer info makes the server
+   * drop every request nobody listens to any more.
+   */
+  private async dropOrphanedRequests(): Promise<void> {
+    if (!this.hub.isConnected || this.hub.nc.isClosed()) return;
+    try {
+      await this.hub.nc.flush();
+      await this.hub.jsm.consumers.info(this.options.stream, this.options.durable);
+    } catch {
+      // The server drops them by itself when they expire (pullExpiresMs).
+    }
   }
 
   /** Sends the naks held since stop, lowest stream sequence first. */

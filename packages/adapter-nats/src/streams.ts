@@ -46,14 +46,28 @@ export class StreamAdmin {
   private readonly shared: boolean;
   /** Partitions of each topic as last read from or written to its stream. */
   private readonly layouts = new Map<string, number>();
+  /** Topics whose stream takes fast-ingest batches (`allow_batched`), as last read or written. */
+  private readonly batched = new Map<string, boolean>();
 
   constructor(
     private readonly jsm: JetStreamManager,
     private readonly config: NatsConfig,
     /** Whether the server can pin consumers (≥ 2.11), which partitions need. */
     private readonly canPartition: boolean,
+    /** Whether the server takes fast-ingest batches (≥ 2.14): streams made here allow them. */
+    private readonly canBatch = false,
   ) {
     this.shared = config.streamMode === 'shared';
+  }
+
+  /** Whether the topic's stream takes fast-ingest batches (false until read). */
+  batchedFor(topic: string): boolean {
+    return this.batched.get(topic) ?? false;
+  }
+
+  /** After the server refused a fast batch for the topic's stream. */
+  noBatches(topic: string): void {
+    this.batched.set(topic, false);
   }
 
   /** The topic's partitions as the stream has them (undefined: not read yet). */
@@ -66,6 +80,7 @@ export class StreamAdmin {
     const info = await this.info(topic);
     const partitions = info === undefined ? 1 : partitionsOf(topic, info.config);
     this.layouts.set(topic, partitions);
+    if (info !== undefined) this.batched.set(topic, allowsBatches(info.config));
     return { partitions, replicas: info?.config.num_replicas ?? 1 };
   }
 
@@ -81,6 +96,7 @@ export class StreamAdmin {
     }
     const partitions = partitionsOf(topic, info.config);
     this.layouts.set(topic, partitions);
+    this.batched.set(topic, allowsBatches(info.config));
     return stateOf(info, partitions);
   }
 
@@ -93,8 +109,10 @@ export class StreamAdmin {
     const partitions = this.canPartition ? wanted : 1;
     const config = this.streamConfig(this.streamFor(topic), partitions > 1 ? partitionedSubjects(topic) : [topic], options);
     if (partitions > 1) config.subject_transform = partitionTransform(topic, partitions);
+    if (this.canBatch) (config as Record<string, unknown>).allow_batched = true;
     await this.call(topic, 'create', () => this.jsm.streams.add(config), options);
     this.layouts.set(topic, partitions);
+    this.batched.set(topic, this.canBatch);
     if (partitions !== wanted) {
       throw new TopicMismatchError(topic, [{ field: 'partitions', wanted, actual: 1 }], `was created with 1 partition: ${NO_PARTITIONS}`);
     }
@@ -234,6 +252,11 @@ export class StreamAdmin {
 
 function isReplicasRefusal(error: unknown): boolean {
   return (error instanceof JetStreamApiError && error.code === REPLICAS_NOT_SUPPORTED) || /replicas/i.test(errorMessage(error));
+}
+
+/** Fast-ingest batches (nats-server ≥ 2.14; nats.js 3.4 does not type the field). */
+function allowsBatches(config: StreamConfig): boolean {
+  return (config as StreamConfig & { allow_batched?: boolean }).allow_batched === true;
 }
 
 /** A stream's config in busline terms (null = unlimited). */

@@ -10,7 +10,6 @@ import { describe, expect, it } from 'vitest';
 import { Collector, uniqueName, waitFor } from '@busline/conformance';
 import { assignedPartitions } from '../src/group-membership.js';
 import { keyToken, partitionsOf, partitionTransform, publishSubject } from '../src/partition-layout.js';
-import type { NatsDriver } from '../src/driver.js';
 import type { PartitionedConsumer } from '../src/partitioned-consumer.js';
 import { serverPins, sharedServerFixture, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
 
@@ -95,8 +94,9 @@ describe.skipIf(!PINS)('nats: partitioned topics (scripted server)', () => {
     const seen = new Collector<string>();
     const subA = await a.subscribe(topic, (_p, ctx) => void (byMember.a.add(ctx.envelope.aggregateId!), seen.add(ctx.envelope.id, 'a')), { group });
     await b.subscribe(topic, (_p, ctx) => void (byMember.b.add(ctx.envelope.aggregateId!), seen.add(ctx.envelope.id, 'b')), { group });
-    const partitionsOfB = () => (b.driver as NatsDriver) && ((subscriptionsOf(b)[0] as PartitionedConsumer | undefined)?.partitions ?? []);
-    await waitFor(() => partitionsOfB().length === 3, { timeoutMs: 15_000, message: () => `b owns ${JSON.stringify(partitionsOfB())}` });
+    const partitionsOfB = () => (subscriptionsOf(b)[0] as PartitionedConsumer | undefined)?.partitions ?? [];
+    // A partition moves once its first owner's open pull requests ended (within two pin refreshes).
+    await waitFor(() => partitionsOfB().length === 3, { timeoutMs: 30_000, message: () => `b pulls ${JSON.stringify(partitionsOfB())}` });
     const keys = Array.from({ length: 24 }, (_, i) => `acct-${i}`);
     for (const key of keys) await a.publish(topic, { key }, { aggregateId: key });
     await seen.waitForCount(24, 15_000);
@@ -105,7 +105,7 @@ describe.skipIf(!PINS)('nats: partitioned topics (scripted server)', () => {
     for (const key of byMember.a) expect(byMember.b.has(key), `${key} went to one member only`).toBe(false);
 
     await subA.unsubscribe(10_000);
-    await waitFor(() => partitionsOfB().length === 6, { timeoutMs: 20_000, message: () => `b owns ${JSON.stringify(partitionsOfB())}` });
+    await waitFor(() => partitionsOfB().length === 6, { timeoutMs: 30_000, message: () => `b pulls ${JSON.stringify(partitionsOfB())}` });
     for (const key of keys) await a.publish(topic, { key, again: true }, { aggregateId: key });
     await seen.waitForCount(48, 20_000);
     expect([...seen.items.values()].slice(24).every((m) => m === 'b'), 'after a left, b handles every key').toBe(true);
