@@ -674,13 +674,27 @@ export class PullConsumer implements DriverSubscription {
     }
   }
 
-  /** Sends the naks held since stop, lowest stream sequence first. */
+  /**
+   * Sends the naks held since stop, lowest stream sequence first. A message
+   * still unsettled here (a handler that outlived the unsubscribe timeout,
+   * and what waits behind it on its key) is redelivered only after its ack
+   * wait; a nak for a later message would have that one redelivered first.
+   * So naks for messages after the first unsettled one are not sent: they
+   * are redelivered after their ack wait too, in stream order.
+   */
   private releaseNaks(): void {
     const held = this.heldNaks;
     if (held === undefined || held.length === 0) return;
     this.heldNaks = [];
     held.sort((a, b) => a.seq - b.seq);
-    for (const nak of held) this.hub.reply(nak.reply, nak.payload);
+    let floor = Number.POSITIVE_INFINITY;
+    for (const seq of this.held) if (seq < floor) floor = seq;
+    let skipped = 0;
+    for (const nak of held) {
+      if (nak.seq > floor) skipped++;
+      else this.hub.reply(nak.reply, nak.payload);
+    }
+    if (skipped > 0) this.hub.hooks.count('naks_left_to_ack_wait', skipped);
   }
 
   /** Flushes pending cumulative acks and releases the consumer (the durable stays on the server). */
