@@ -293,7 +293,7 @@ export class NatsDriver implements Driver {
    */
   private async publishFast(session: Session, fast: FastBatchPublisher, topic: string, items: PublishItem[], timeoutMs: number): Promise<PublishOutcome[]> {
     const started = Date.now();
-    const result = await fast.publish(items.map((item) => item.subject ?? topic), items, timeoutMs);
+    const result = await fast.publish(topic, items.map((item) => item.subject ?? topic), items, timeoutMs);
     const outcomes = new Array<PublishOutcome>(items.length).fill(undefined);
     if (result.stored === items.length) return outcomes;
     if (result.refused) session.admin.noBatches(topic);

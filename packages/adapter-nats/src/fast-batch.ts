@@ -60,6 +60,8 @@ export class FastBatchPublisher {
   private readonly sub: Subscription;
   private readonly batches = new Map<string, Batch>();
   private timer: NodeJS.Timeout | undefined;
+  /** The last batch of each topic: batches of one stream go one after another (see publish). */
+  private readonly tails = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -77,9 +79,23 @@ export class FastBatchPublisher {
 
   /**
    * Publishes `items` (item i to `subjects[i]`) as one batch; resolves with
-   * how many of them, from the first on, are stored. Never rejects.
+   * how many of them, from the first on, are stored. Never rejects. Batches
+   * of one topic run one after another: a stream with several open batches
+   * starts each new one at an ack interval of 1 and halves the others', which
+   * measured slower than queueing them.
    */
-  publish(subjects: readonly string[], items: readonly PublishItem[], timeoutMs: number): Promise<FastBatchResult> {
+  publish(topic: string, subjects: readonly string[], items: readonly PublishItem[], timeoutMs: number): Promise<FastBatchResult> {
+    const deadline = Date.now() + timeoutMs;
+    const run = (this.tails.get(topic) ?? Promise.resolve()).then(() => this.run(subjects, items, deadline - Date.now()));
+    this.tails.set(topic, run);
+    void run.then(() => {
+      if (this.tails.get(topic) === run) this.tails.delete(topic);
+    });
+    return run;
+  }
+
+  private run(subjects: readonly string[], items: readonly PublishItem[], timeoutMs: number): Promise<FastBatchResult> {
+    if (timeoutMs <= 0) return Promise.resolve({ stored: 0, error: 'no time left after the batches before it' });
     const batch = new Batch(nuid.next(), subjects, items);
     this.batches.set(batch.id, batch);
     this.ensureTimer();
