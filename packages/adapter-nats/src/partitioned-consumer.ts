@@ -150,7 +150,13 @@ export class PartitionedConsumer implements DriverSubscription {
     if (this.stopped) return;
     const consumer = new PullConsumer(this.hub, this.sink, { spec: o.spec, stream: o.stream, durable, wanted, info });
     this.owned.set(partition, consumer);
-    void this.claimAndStart(partition, consumer);
+    // Resolves once the partition is pulled, or found busy (another member's claim or pin): subscribe
+    // returns with consuming begun where it can begin, and does not wait for a standby's turn.
+    await new Promise<void>((ready) => {
+      this.claimAndStart(partition, consumer, ready)
+        .catch((error: unknown) => this.hub.hooks.error(error instanceof Error ? error : new Error(String(error)), `taking partition ${partition} of "${o.spec.topic}"`))
+        .finally(ready);
+    });
   }
 
   /**
@@ -158,13 +164,14 @@ export class PartitionedConsumer implements DriverSubscription {
    * request waiting that the server may not serve makes it turn its
    * redelivery queue over, which would reorder what the pin holder gives back.
    */
-  private async claimAndStart(partition: number, consumer: PullConsumer): Promise<void> {
+  private async claimAndStart(partition: number, consumer: PullConsumer, ready: () => void): Promise<void> {
     const current = () => !this.stopped && this.owned.get(partition) === consumer;
     while (!(await this.membership.claim(partition))) {
+      ready();
       await delay(POLL_MS);
       if (!current()) return;
     }
-    if (await this.waitForFreePin(consumer, current)) {
+    if (await this.waitForFreePin(consumer, current, ready)) {
       consumer.start();
       this.hub.hooks.count('partitions_taken');
     } else {
@@ -174,12 +181,13 @@ export class PartitionedConsumer implements DriverSubscription {
   }
 
   /** True once nobody holds the partition's pin; false if the partition is no longer wanted here. */
-  private async waitForFreePin(consumer: PullConsumer, current: () => boolean): Promise<boolean> {
+  private async waitForFreePin(consumer: PullConsumer, current: () => boolean, busy: () => void): Promise<boolean> {
     let unused = 0;
     for (;;) {
       if (!current()) return false;
       const info = await this.infoOf(consumer);
       if (info !== undefined && pinHolder(info) === undefined) return current();
+      busy();
       unused = info !== undefined && orphanedPin(info) ? unused + 1 : 0;
       if (unused >= 2) {
         // Nobody pulls the partition (we hold its claim) and nothing is unsettled: the pin went to a
