@@ -41,6 +41,9 @@ export function pinHolder(info: ConsumerInfo): string | undefined {
   return groups?.find((g) => g.group === PIN_GROUP)?.pinned_client_id;
 }
 
+/** Pull requests of pinned loops expire within this, so stopping can wait for them to end. */
+const PINNED_EXPIRES_MS = 2_000;
+
 /** How often a pinned loop must pull to keep its pin: a third of priority_timeout, at most 5 s. */
 function pinRefreshMs(priorityTimeoutNs: number | undefined): number {
   const ttl = (priorityTimeoutNs ?? 0) / NS_PER_MS;
@@ -128,8 +131,8 @@ export class PullConsumer implements DriverSubscription {
     this.threshold = Math.floor(this.batchSize / 2);
     const pinned = options.info.config.priority_policy === 'pinned_client';
     const refreshMs = pinRefreshMs(options.info.config.priority_timeout);
-    // Pinned: requests end by themselves soon (see finish), within two pin refreshes.
-    const expiresMs = pinned ? Math.min(config.pullExpiresMs, 2 * refreshMs) : config.pullExpiresMs;
+    // Pinned: requests end by themselves soon (stop and finish wait for that), within 2 s.
+    const expiresMs = pinned ? Math.min(config.pullExpiresMs, 2 * refreshMs, PINNED_EXPIRES_MS) : config.pullExpiresMs;
     const heartbeatMs = Math.min(config.idleHeartbeatMs, Math.floor(expiresMs / 2));
     this.expiresMs = expiresMs;
     this.expiresNs = expiresMs * NS_PER_MS;
@@ -609,11 +612,22 @@ export class PullConsumer implements DriverSubscription {
     if (this.stopped) return this.stopping;
     this.stopped = true;
     this.heldNaks = [];
-    this.requested = 0;
+    if (!this.pinned) this.requested = 0;
     const undelivered = this.buffer;
     this.buffer = [];
     for (const d of undelivered) d.nack(0);
-    return (this.stopping = this.endPulls());
+    // Pinned: wait for our open requests to end before dropping the inbox (what arrives meanwhile is
+    // naked in order): a message the server hands to a request whose inbox just went away is lost
+    // until its ack wait, and the next member would handle the key's later messages first.
+    return (this.stopping = (this.pinned ? this.requestsEnded() : Promise.resolve()).then(() => this.endPulls()));
+  }
+
+  /** Resolves when the pull requests we sent have expired or been filled (bounded by their expiry). */
+  private async requestsEnded(): Promise<void> {
+    const deadline = Date.now() + this.expiresMs + 500;
+    while (this.requested > 0 && Date.now() < deadline && this.hub.isConnected && !this.hub.nc.isClosed()) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   /**
@@ -630,13 +644,7 @@ export class PullConsumer implements DriverSubscription {
     this.stopped = true;
     this.finishing = true;
     this.heldNaks = [];
-    const deadline = Date.now() + this.expiresMs + 2_000;
-    this.stopping = (async () => {
-      while (this.requested > 0 && Date.now() < deadline && this.hub.isConnected && !this.hub.nc.isClosed()) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      await this.endPulls();
-    })();
+    this.stopping = this.requestsEnded().then(() => this.endPulls());
     return this.stopping;
   }
 
