@@ -1,7 +1,7 @@
 import { createInbox, nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import type { DriverHooks } from '@busline/core/driver';
 import type { PublishItem } from './publisher.js';
-import { digits, putAsciiText, putInt, writeHeaderBlock, type ProtocolWriter, encodeHeaders } from './wire.js';
+import { digits, encodeHeaders, putAsciiText, writeHpubTail, type ProtocolWriter } from './wire.js';
 
 /**
  * Fast-ingest batch publishing (nats-server ≥ 2.14, streams with
@@ -197,17 +197,7 @@ export class FastBatchPublisher {
       off += buf.write(batch.subjects[seq - 1]!, off, 'utf8');
       buf[off++] = 0x20;
       off = putAsciiText(buf, off, replies[seq - from]!);
-      buf[off++] = 0x20;
-      off = putInt(buf, off, item.hlen);
-      buf[off++] = 0x20;
-      off = putInt(buf, off, item.hlen + item.body.length);
-      buf[off++] = 13;
-      buf[off++] = 10;
-      off = writeHeaderBlock(buf, off, item.headers, item.msgId);
-      buf.set(item.body, off);
-      off += item.body.length;
-      buf[off++] = 13;
-      buf[off++] = 10;
+      off = writeHpubTail(buf, off, item.hlen, item.headers, item.msgId, item.body);
     }
     if (off !== total) throw new Error(`internal error: encoded ${off} bytes, expected ${total}`);
     this.writer!.sendCommand(buf);

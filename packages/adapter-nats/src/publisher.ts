@@ -10,7 +10,7 @@ import {
 } from '@busline/core/driver';
 import { Deque } from './deque.js';
 import { TurnBatch } from './turn-batch.js';
-import { clientInternals, digits, protocolWriter, publicHeaders, putAsciiText, putInt, writeHeaderBlock, type ProtocolWriter } from './wire.js';
+import { clientInternals, digits, protocolWriter, publicHeaders, putAsciiText, putInt, writeHpubTail, type ProtocolWriter } from './wire.js';
 
 /**
  * Pipelined JetStream publishing on the one connection.
@@ -246,23 +246,12 @@ export class Publisher {
       const entry = entries[i]!;
       if (entry.state !== INFLIGHT) continue;
       entry.sentAt = now;
-      const size = entry.hlen + entry.body.length;
       off = putAsciiText(buf, off, 'HPUB ');
       off = putAsciiText(buf, off, entry.subject);
       buf[off++] = 0x20;
       off = putAsciiText(buf, off, prefix);
       off = putInt(buf, off, entry.token);
-      buf[off++] = 0x20;
-      off = putInt(buf, off, entry.hlen);
-      buf[off++] = 0x20;
-      off = putInt(buf, off, size);
-      buf[off++] = 13;
-      buf[off++] = 10;
-      off = writeHeaderBlock(buf, off, entry.headers, entry.msgId);
-      buf.set(entry.body, off);
-      off += entry.body.length;
-      buf[off++] = 13;
-      buf[off++] = 10;
+      off = writeHpubTail(buf, off, entry.hlen, entry.headers, entry.msgId, entry.body);
     }
     if (off !== total) {
       // Cannot happen (sizes are computed from the same strings); never hand the client a torn buffer.

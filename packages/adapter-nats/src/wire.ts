@@ -188,6 +188,22 @@ export function writeHeaderBlock(buf: Buffer, off: number, headers: Record<strin
   return off;
 }
 
+/** The end of an `HPUB` frame after its reply subject: ` <hlen> <total>\r\n<headers><body>\r\n`. */
+export function writeHpubTail(buf: Buffer, off: number, hlen: number, headers: Record<string, string>, msgId: string | undefined, body: Uint8Array): number {
+  buf[off++] = 0x20;
+  off = putInt(buf, off, hlen);
+  buf[off++] = 0x20;
+  off = putInt(buf, off, hlen + body.length);
+  buf[off++] = 13;
+  buf[off++] = 10;
+  off = writeHeaderBlock(buf, off, headers, msgId);
+  buf.set(body, off);
+  off += body.length;
+  buf[off++] = 13;
+  buf[off++] = 10;
+  return off;
+}
+
 /** The NATS header block as text (`NATS/1.0\r\n...\r\n\r\n`), or undefined when a header cannot be carried. */
 export function headerBlock(headers: Record<string, string>, msgId: string | undefined): string | undefined {
   let text = PREAMBLE;
