@@ -54,6 +54,8 @@ export const KAFKA_CAPABILITIES: DriverCapabilities = Object.freeze({
   dedupe: false,
   exactlyOnce: false,
   subscribeAfterStartRestartsConsumer: true,
+  // Kafka transactions could give this; not built yet.
+  atomicBatch: false,
 });
 
 const ACKS = { all: -1, leader: 1, none: 0 } as const;

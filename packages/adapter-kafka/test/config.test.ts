@@ -60,6 +60,7 @@ describe('kafka config', () => {
       dedupe: false,
       exactlyOnce: false,
       subscribeAfterStartRestartsConsumer: true,
+      atomicBatch: false,
     });
     await bus.close();
   });

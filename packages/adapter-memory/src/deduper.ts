@@ -43,6 +43,14 @@ export class Deduper {
     return false;
   }
 
+  /** True when `id` was seen within `windowMs`; remembers nothing. */
+  has(id: string, now: number, windowMs: number): boolean {
+    const rel = this.current.get(id);
+    if (rel !== undefined && now - (this.currentStart + rel) < windowMs) return true;
+    const old = this.previous.get(id);
+    return old !== undefined && now - (this.previousStart + old) < windowMs;
+  }
+
   get size(): number {
     return this.current.size + this.previous.size;
   }

@@ -42,6 +42,8 @@ export interface PublishSettings {
   createWith?: Partial<TopicOptions>;
   /** Messages larger than this (body plus headers) are refused with MESSAGE_TOO_LARGE. Default: no limit. */
   maxMessageBytes?: number;
+  /** Store every message or none (see Topic.publish). */
+  atomic?: boolean;
 }
 
 export interface TopicStats {
@@ -139,7 +141,7 @@ export class MemoryBroker {
       t = new Topic(topic, settings.createWith ?? {});
       this.topics.set(topic, t);
     }
-    return t.publish(messages, settings.dedupeWindowMs ?? this.dedupeWindowMs, settings.maxMessageBytes);
+    return t.publish(messages, settings.dedupeWindowMs ?? this.dedupeWindowMs, settings.maxMessageBytes, settings.atomic);
   }
 
   /**

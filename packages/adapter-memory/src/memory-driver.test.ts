@@ -134,6 +134,7 @@ describe('MemoryDriver: topics', () => {
       dedupe: true,
       exactlyOnce: false,
       subscribeAfterStartRestartsConsumer: false,
+      atomicBatch: true,
     });
   });
 

@@ -31,6 +31,7 @@ export const MEMORY_CAPABILITIES: DriverCapabilities = Object.freeze({
   // Unsettled messages of a closed consumer and nacked ones are delivered again.
   exactlyOnce: false,
   subscribeAfterStartRestartsConsumer: false,
+  atomicBatch: true,
 });
 
 /**
@@ -85,6 +86,7 @@ export class MemoryDriver implements Driver {
         dedupeWindowMs: this.config.dedupeWindowMs,
         createWith: options?.topic,
         maxMessageBytes: this.config.maxMessageBytes,
+        atomic: options?.atomic,
       }),
     );
   }

@@ -110,37 +110,31 @@ export class Topic {
     this.bytes = bytes;
   }
 
-  publish(messages: readonly WireMessage[], dedupeWindowMs: number, maxMessageBytes = Infinity): PublishOutcome[] {
+  /**
+   * Appends in order. `atomic`: every message is checked first, and one that
+   * would be refused (too large, or an id stored within the dedupe window or
+   * repeated in the call) refuses them all, as NATS's atomic batches do.
+   */
+  publish(messages: readonly WireMessage[], dedupeWindowMs: number, maxMessageBytes = Infinity, atomic = false): PublishOutcome[] {
     const count = messages.length;
     const outcomes = new Array<PublishOutcome>(count).fill(undefined);
     if (count === 0) return outcomes;
     const now = Date.now();
     const persistent = this.persistent;
-    const maxBytes = this.options.maxBytes;
     const dedupe = dedupeWindowMs > 0 ? (this.deduper ??= new Deduper(now)) : undefined;
+    if (atomic) {
+      const refused = this.atomicRefusal(messages, maxMessageBytes, dedupe !== undefined ? (id) => dedupe.has(id, now, dedupeWindowMs) : undefined);
+      if (refused !== undefined) return outcomes.fill(refused);
+    }
     let appended = false;
     for (let i = 0; i < count; i++) {
       const message = messages[i]!;
       const headers = message.headers;
       const size = messageSize(headers, message.body);
-      if (size > maxMessageBytes) {
-        // As NATS (max_payload) and Kafka (message.max.bytes) do: what works here must work there.
-        outcomes[i] = new BuslineError(
-          ErrorCode.MessageTooLarge,
-          `message of ${size} bytes (body and headers) is larger than the broker accepts (maxMessageBytes ${maxMessageBytes}); make it smaller`,
-          { details: { topic: this.name, size, maxMessageBytes } },
-        );
+      const refusal = this.refusal(size, maxMessageBytes);
+      if (refusal !== undefined) {
+        outcomes[i] = refusal;
         continue;
-      }
-      if (maxBytes !== undefined) {
-        if (size > maxBytes) {
-          outcomes[i] = new BuslineError(
-            ErrorCode.PublishRejected,
-            `message of ${size} bytes is larger than topic "${this.name}" allows (maxBytes ${maxBytes})`,
-            { details: { topic: this.name, size, maxBytes } },
-          );
-          continue;
-        }
       }
       if (dedupe !== undefined) {
         const id = headers[DEDUPE_HEADER];
@@ -170,6 +164,48 @@ export class Topic {
       for (const group of this.groups.values()) if (group.members.length > 0) group.wake();
     }
     return outcomes;
+  }
+
+  /** Why a message of `size` bytes cannot be stored, if it cannot. */
+  private refusal(size: number, maxMessageBytes: number): BuslineError | undefined {
+    if (size > maxMessageBytes) {
+      // As NATS (max_payload) and Kafka (message.max.bytes) do: what works here must work there.
+      return new BuslineError(
+        ErrorCode.MessageTooLarge,
+        `message of ${size} bytes (body and headers) is larger than the broker accepts (maxMessageBytes ${maxMessageBytes}); make it smaller`,
+        { details: { topic: this.name, size, maxMessageBytes } },
+      );
+    }
+    const maxBytes = this.options.maxBytes;
+    if (maxBytes !== undefined && size > maxBytes) {
+      return new BuslineError(ErrorCode.PublishRejected, `message of ${size} bytes is larger than topic "${this.name}" allows (maxBytes ${maxBytes})`, {
+        details: { topic: this.name, size, maxBytes },
+      });
+    }
+    return undefined;
+  }
+
+  /** Why an atomic call must store nothing, if it must: the first message that would be refused or deduplicated. */
+  private atomicRefusal(messages: readonly WireMessage[], maxMessageBytes: number, stored: ((id: string) => boolean) | undefined): BuslineError | undefined {
+    const ids = new Set<string>();
+    for (let i = 0; i < messages.length; i++) {
+      const { headers, body } = messages[i]!;
+      const refusal = this.refusal(messageSize(headers, body), maxMessageBytes);
+      if (refusal !== undefined) {
+        return new BuslineError(refusal.code, `atomic batch refused, nothing stored: message ${i}: ${refusal.message}`, { details: { ...refusal.details, index: i } });
+      }
+      const id = headers[DEDUPE_HEADER];
+      if (id === undefined || stored === undefined) continue;
+      if (ids.has(id) || stored(id)) {
+        return new BuslineError(
+          ErrorCode.PublishRejected,
+          `atomic batch refused, nothing stored: event id "${id}" (message ${i}) ${ids.has(id) ? 'appears twice in the batch' : 'is already stored (dedupe window)'}; an atomic batch takes new ids only`,
+          { retryable: false, details: { topic: this.name, index: i, id } },
+        );
+      }
+      ids.add(id);
+    }
+    return undefined;
   }
 
   /** Ephemeral: hand the message to one member of every group that has members now. */

@@ -31,6 +31,7 @@ import { ConsumerHub } from './consumer-hub.js';
 import { EphemeralConsumer } from './ephemeral-consumer.js';
 import { PullConsumer } from './pull-consumer.js';
 import { PartitionedConsumer } from './partitioned-consumer.js';
+import { AtomicBatchPublisher } from './atomic-batch.js';
 import { FastBatchPublisher } from './fast-batch.js';
 import { publishSubject } from './partition-layout.js';
 import { durableNameFor } from './names.js';
@@ -55,6 +56,8 @@ export function serverSupported(version: string, minimum = MINIMUM_SERVER): bool
 
 /** The first server with fast-ingest batch publishing (`allow_batched`, ADR-50). */
 export const FAST_BATCH_SERVER = '2.14.0';
+/** The first server with atomic batch publishing (`allow_atomic`, ADR-50). */
+export const ATOMIC_BATCH_SERVER = '2.12.0';
 /** Calls with at least this many messages (publishBatch) go as one fast-ingest batch. */
 const FAST_BATCH_MIN = 32;
 
@@ -77,6 +80,7 @@ export const NATS_CAPABILITIES: DriverCapabilities = Object.freeze({
   dedupe: true,
   exactlyOnce: false,
   subscribeAfterStartRestartsConsumer: false,
+  atomicBatch: false,
 });
 
 interface Session {
@@ -89,6 +93,8 @@ interface Session {
   pinned: boolean;
   /** Fast-ingest batches (server ≥ 2.14). */
   fast: FastBatchPublisher | undefined;
+  /** Atomic batches (server ≥ 2.12). */
+  atomic: AtomicBatchPublisher | undefined;
 }
 
 /**
@@ -167,8 +173,9 @@ export class NatsDriver implements Driver {
     const pinned = pinning && config.ackMode === 'explicit';
     const batching = config.fastBatches && serverSupported(version, FAST_BATCH_SERVER);
     const fast = batching ? new FastBatchPublisher(nc, hooks, config.inboxPrefix ?? '_INBOX', protocolWriter(nc)) : undefined;
-    this.#capabilities = Object.freeze({ ...NATS_CAPABILITIES, keyAffinity: pinned });
-    this.#session = { nc, jsm, admin: new StreamAdmin(jsm, config, pinning, batching), publisher, hub, pinned, fast };
+    const atomic = serverSupported(version, ATOMIC_BATCH_SERVER) ? new AtomicBatchPublisher(nc, hooks) : undefined;
+    this.#capabilities = Object.freeze({ ...NATS_CAPABILITIES, keyAffinity: pinned, atomicBatch: atomic !== undefined });
+    this.#session = { nc, jsm, admin: new StreamAdmin(jsm, config, pinning, batching, atomic !== undefined), publisher, hub, pinned, fast, atomic };
     this.watch(this.#session);
     hooks.connection('connected', redactServer(nc.getServer()));
   }
@@ -272,6 +279,7 @@ export class NatsDriver implements Driver {
       if (partitioned) items.push({ body: message.body, headers, msgId, hlen, subject: publishSubject(topic, message.key ?? msgId) });
       else items.push({ body: message.body, headers, msgId, hlen });
     }
+    if (options.atomic === true) return this.publishAtomic(session, topic, items, outcomes, options.timeoutMs);
     const sent =
       items.length >= FAST_BATCH_MIN && session.fast !== undefined && session.admin.batchedFor(topic)
         ? this.publishFast(session, session.fast, topic, items, options.timeoutMs)
@@ -304,6 +312,20 @@ export class NatsDriver implements Driver {
       left > 0 ? await session.publisher.publish(topic, topic, rest, left) : rest.map(() => new PublishTimeoutError(topic, timeoutMs, result.error));
     restOutcomes.forEach((outcome, i) => (outcomes[result.stored + i] = outcome));
     return outcomes;
+  }
+
+  /** All or none: a message the client refused already refuses the whole call. */
+  private async publishAtomic(session: Session, topic: string, items: PublishItem[], refused: PublishOutcome[] | undefined, timeoutMs: number): Promise<PublishOutcome[]> {
+    const problem = refused?.find((outcome) => outcome !== undefined);
+    if (problem !== undefined) {
+      const error = new BuslineError(problem.code, `atomic batch to "${topic}" not stored: ${problem.message}`, { cause: problem, retryable: false });
+      return refused!.map(() => error);
+    }
+    if (session.atomic === undefined) {
+      const error = new BuslineError(ErrorCode.Unsupported, `atomic batches need nats-server ${ATOMIC_BATCH_SERVER} or later (connected to ${session.nc.info?.version})`);
+      return items.map(() => error);
+    }
+    return session.atomic.publish(topic, session.admin.streamFor(topic), items.map((item) => item.subject ?? topic), items, timeoutMs);
   }
 
   /** Core NATS, at most once: written to the connection, no acknowledgement; refused while disconnected. */

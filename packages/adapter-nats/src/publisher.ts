@@ -526,8 +526,8 @@ export function isMaxPayloadError(error: unknown): boolean {
 }
 
 /** JetStream error codes for a message too large for the stream: max_msg_size, and headers over 64 KiB. */
-const STREAM_MESSAGE_TOO_LARGE = 10054;
-const STREAM_HEADERS_TOO_LARGE = 10097;
+export const STREAM_MESSAGE_TOO_LARGE = 10054;
+export const STREAM_HEADERS_TOO_LARGE = 10097;
 
 function errorAck(entry: Entry, data: Uint8Array): BuslineError {
   let code: number | undefined;

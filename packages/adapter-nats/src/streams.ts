@@ -56,6 +56,8 @@ export class StreamAdmin {
     private readonly canPartition: boolean,
     /** Whether the server takes fast-ingest batches (≥ 2.14): streams made here allow them. */
     private readonly canBatch = false,
+    /** Whether the server takes atomic batches (≥ 2.12): streams made here allow them. */
+    private readonly canAtomic = false,
   ) {
     this.shared = config.streamMode === 'shared';
   }
@@ -109,7 +111,9 @@ export class StreamAdmin {
     const partitions = this.canPartition ? wanted : 1;
     const config = this.streamConfig(this.streamFor(topic), partitions > 1 ? partitionedSubjects(topic) : [topic], options);
     if (partitions > 1) config.subject_transform = partitionTransform(topic, partitions);
+    // Neither changes what a plain publish does; they let publishBatch use the server's batch paths.
     if (this.canBatch) (config as Record<string, unknown>).allow_batched = true;
+    if (this.canAtomic) (config as Record<string, unknown>).allow_atomic = true;
     await this.call(topic, 'create', () => this.jsm.streams.add(config), options);
     this.layouts.set(topic, partitions);
     this.batched.set(topic, this.canBatch);

@@ -103,6 +103,7 @@ describe('nats config', () => {
       dedupe: true,
       exactlyOnce: false,
       subscribeAfterStartRestartsConsumer: false,
+      atomicBatch: false,
     });
   });
 });

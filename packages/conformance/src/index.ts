@@ -20,6 +20,7 @@ import { registerThroughputTests } from './tests/throughput.js';
 import { registerHandlerFaultTests } from './tests/handler-faults.js';
 import { registerShutdownTests } from './tests/shutdown.js';
 import { registerPublishingTests } from './tests/publishing.js';
+import { registerAtomicBatchTests } from './tests/atomic-batch.js';
 import { registerGroupMemberTests } from './tests/group-members.js';
 import { registerDriverTests } from './tests/driver.js';
 
@@ -62,6 +63,7 @@ const GROUPS: [string, (h: Harness) => void][] = [
   ['shutdown mid-flight', registerShutdownTests],
   ['group members', registerGroupMemberTests],
   ['publishing', registerPublishingTests],
+  ['atomic batches', registerAtomicBatchTests],
   ['driver contract', registerDriverTests],
   ['lifecycle', registerLifecycleTests],
   ['topic strategies', registerTopicTests],

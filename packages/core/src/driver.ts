@@ -44,6 +44,11 @@ export interface DriverCapabilities {
   exactlyOnce: boolean;
   /** Subscribing to a new topic after start needs a consumer restart (Kafka). */
   subscribeAfterStartRestartsConsumer: boolean;
+  /**
+   * `publish` with `atomic: true` stores every message of the call or none
+   * (`publishBatch(..., { atomic: true })`).
+   */
+  atomicBatch: boolean;
 }
 
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'reconnecting' | 'closed';
@@ -146,6 +151,12 @@ export interface PublishCallOptions {
   timeoutMs: number;
   /** The topic's options as core knows them (e.g. persistent or ephemeral). */
   topic: TopicOptions;
+  /**
+   * Store every message or none (only when the driver declares `atomicBatch`).
+   * The outcomes are then all undefined or all errors. An event id already
+   * stored within the dedupe window, or repeated in the call, refuses the call.
+   */
+  atomic?: boolean;
 }
 
 /** `undefined` for a message the broker durably accepted, else why not. */

@@ -35,6 +35,18 @@ export interface PublishOptions extends EnvelopeOptions {
 export interface BatchItem extends EnvelopeOptions {
   payload: Payload;
 }
+export interface BatchOptions {
+  /** Overrides the bus's publish timeout for this call. */
+  timeoutMs?: number;
+  /**
+   * Store every item or none (where `bus.capabilities.atomicBatch`; otherwise
+   * UNSUPPORTED). An invalid item, a broker refusal, or an event id already
+   * stored within the dedupe window (or repeated in the batch) fails every
+   * item; nothing of the batch is stored then. The broker bounds the size
+   * (NATS: 1,000 messages by default).
+   */
+  atomic?: boolean;
+}
 export interface PublishReceipt {
   id: string;
   topic: string;
@@ -239,11 +251,26 @@ export class EventBus extends EventEmitter<BusEvents> {
 
   /**
    * Publishes many events in order; resolves when every one is settled and
-   * reports which failed (invalid items and broker refusals) by index.
+   * reports which failed (invalid items and broker refusals) by index. With
+   * `atomic: true` the broker stores all of them or none: `published` is then
+   * the item count or 0 (see BatchOptions).
    */
-  async publishBatch(topic: string, items: readonly BatchItem[], options: { timeoutMs?: number } = {}): Promise<BatchResult> {
+  async publishBatch(topic: string, items: readonly BatchItem[], options: BatchOptions = {}): Promise<BatchResult> {
     this.assertStarted();
     this.checkTopic(topic);
+    if (options.atomic === true && !this.capabilities.atomicBatch) {
+      throw new BuslineError(
+        ErrorCode.Unsupported,
+        `publishBatch to "${topic}" with { atomic: true }: the ${this.driver.name} adapter cannot store a batch atomically here ` +
+          '(NATS needs nats-server 2.12 or later; the in-memory broker always can); publish without `atomic`',
+        { details: { topic, adapter: this.driver.name } },
+      );
+    }
+    if (options.atomic === true && this.optionsOf(topic).persistence === 'ephemeral') {
+      throw new BuslineError(ErrorCode.Unsupported, `publishBatch to "${topic}" with { atomic: true }: "${topic}" is ephemeral (nothing is stored, so nothing can be stored atomically)`, {
+        details: { topic },
+      });
+    }
     const ids: string[] = new Array(items.length);
     const failed: BatchResult['failed'] = [];
     const messages: WireMessage[] = [];
@@ -261,7 +288,8 @@ export class EventBus extends EventEmitter<BusEvents> {
         failed.push({ index: i, error: toBuslineError(error) });
       }
     }
-    const outcomes = messages.length ? await this.send(topic, messages, options.timeoutMs) : [];
+    if (options.atomic === true && failed.length > 0) return atomicRefusal(ids, failed, items.length);
+    const outcomes = messages.length ? await this.send(topic, messages, options.timeoutMs, options.atomic === true) : [];
     outcomes.forEach((outcome, j) => {
       if (outcome !== undefined) failed.push({ index: indexes[j]!, error: outcome });
     });
@@ -269,9 +297,9 @@ export class EventBus extends EventEmitter<BusEvents> {
     return { ids, published: items.length - failed.length, failed };
   }
 
-  private send(topic: string, messages: readonly WireMessage[], timeoutMs?: number): Promise<PublishOutcome[]> {
+  private send(topic: string, messages: readonly WireMessage[], timeoutMs?: number, atomic = false): Promise<PublishOutcome[]> {
     const count = messages.length;
-    return this.dispatch(topic, messages, timeoutMs).then(
+    return this.dispatch(topic, messages, timeoutMs, atomic).then(
       (outcomes) => this.accountOutcomes(outcomes, count),
       (error: unknown) => this.accountRejection(messages, error),
     );
@@ -282,7 +310,7 @@ export class EventBus extends EventEmitter<BusEvents> {
    * if there is none, and hands them to the driver (after ensuring the topic,
    * the first time). Never throws.
    */
-  private dispatch(topic: string, messages: readonly WireMessage[], timeoutMs = this.config.publish.timeoutMs): Promise<PublishOutcome[]> {
+  private dispatch(topic: string, messages: readonly WireMessage[], timeoutMs = this.config.publish.timeoutMs, atomic = false): Promise<PublishOutcome[]> {
     this.publishing += messages.length;
     let waiting: Promise<void> | undefined;
     try {
@@ -291,9 +319,9 @@ export class EventBus extends EventEmitter<BusEvents> {
     } catch (error) {
       return this.unadmittedRejection(error);
     }
-    if (waiting === undefined) return this.handOver(topic, messages, timeoutMs);
+    if (waiting === undefined) return this.handOver(topic, messages, timeoutMs, atomic);
     return waiting.then(
-      () => this.handOver(topic, messages, timeoutMs),
+      () => this.handOver(topic, messages, timeoutMs, atomic),
       (error: unknown) => this.unadmittedRejection(error),
     );
   }
@@ -303,11 +331,13 @@ export class EventBus extends EventEmitter<BusEvents> {
     return Promise.reject(error);
   }
 
-  private handOver(topic: string, messages: readonly WireMessage[], timeoutMs: number): Promise<PublishOutcome[]> {
+  private handOver(topic: string, messages: readonly WireMessage[], timeoutMs: number, atomic: boolean): Promise<PublishOutcome[]> {
     try {
+      const call = (): Promise<PublishOutcome[]> =>
+        this.driver.publish(topic, messages, atomic ? { timeoutMs, topic: this.optionsOf(topic), atomic } : { timeoutMs, topic: this.optionsOf(topic) });
       const ensuring = this.ensureTopic(topic);
-      if (ensuring) return ensuring.then(() => this.driver.publish(topic, messages, { timeoutMs, topic: this.optionsOf(topic) }));
-      return this.driver.publish(topic, messages, { timeoutMs, topic: this.optionsOf(topic) });
+      if (ensuring) return ensuring.then(call);
+      return call();
     } catch (error) {
       return Promise.reject(error);
     }
@@ -507,3 +537,16 @@ function checkTimeout(timeoutMs: unknown): void {
 }
 
 export type { FieldDifference };
+
+/** An atomic batch with invalid items: nothing is sent, and every item reports why. */
+function atomicRefusal(ids: string[], invalid: BatchResult['failed'], count: number): BatchResult {
+  const first = invalid[0]!;
+  const bad = new Map(invalid.map((f) => [f.index, f.error]));
+  const refused = new BuslineError(
+    first.error.code,
+    `not published: item ${first.index} of this atomic batch is invalid (${first.error.message}), so none of the batch was sent`,
+    { details: { index: first.index }, cause: first.error },
+  );
+  const failed = Array.from({ length: count }, (_, index) => ({ index, error: bad.get(index) ?? refused }));
+  return { ids, published: 0, failed };
+}
