@@ -17,19 +17,31 @@ const MAX_LINES = 64;
  * general way and becomes the remembered shape.
  */
 export class HeaderReader {
+  /** The value of the `skip` header in the block read last (undefined when it had none). */
+  skipped: string | undefined;
   private names: string[] = [];
   private shape: Record<string, string> | undefined;
   /** Names and values of the block being read, by line. */
   private readonly lineNames: string[] = [];
   private readonly values: string[] = [];
 
+  /**
+   * `skip`: a header the server adds to some messages only (Nats-Pin-Id),
+   * left out of the maps and kept in `skipped`, so the blocks keep one shape
+   * (deleting it from a map afterwards made every map a slow dictionary).
+   */
+  constructor(private readonly skip?: string) {}
+
   read(msg: Msg): Record<string, string> {
     const text = headerText(msg);
-    return text === undefined ? decodeHeaders(msg).headers : this.readText(text);
+    if (text !== undefined) return this.readText(text);
+    this.skipped = undefined;
+    return decodeHeaders(msg).headers;
   }
 
   /** Reads a header block given as text (`NATS/1.0\r\nName: value\r\n...\r\n\r\n`). */
   readText(text: string): Record<string, string> {
+    this.skipped = undefined;
     if (text === '') return {};
     const names = this.names;
     const lineNames = this.lineNames;
@@ -51,20 +63,22 @@ export class HeaderReader {
         name = known;
         colon = pos + known.length;
       } else {
-        same = false;
         colon = text.indexOf(':', pos);
         if (colon <= pos || colon >= end) {
+          same = false;
           pos = end + 2; // not a header line
           continue;
         }
         name = text.substring(pos, colon);
+        if (name === this.skip) {
+          this.skipped = valueOf(text, colon, end);
+          pos = end + 2;
+          continue;
+        }
+        same = false;
       }
-      let from = colon + 1;
-      while (text.charCodeAt(from) === 0x20) from++;
-      let to = end;
-      while (to > from && text.charCodeAt(to - 1) === 0x20) to--;
       lineNames[line] = name;
-      values[line] = text.substring(from, to);
+      values[line] = valueOf(text, colon, end);
       line++;
       pos = end + 2;
     }
@@ -95,6 +109,15 @@ export class HeaderReader {
     }
     return headers;
   }
+}
+
+/** The value of the header line whose colon is at `colon` and which ends at `end`, without surrounding spaces. */
+function valueOf(text: string, colon: number, end: number): string {
+  let from = colon + 1;
+  while (text.charCodeAt(from) === 0x20) from++;
+  let to = end;
+  while (to > from && text.charCodeAt(to - 1) === 0x20) to--;
+  return text.substring(from, to);
 }
 
 /** A received message's status (heartbeat, request timeout, no responders; 0 for a normal message) and headers. */

@@ -82,7 +82,7 @@ export class PullConsumer implements DriverSubscription {
   private seenActivity = 0;
   private lastActivity = Date.now();
   private buffer: NatsDelivery[] = [];
-  private readonly headerReader = new HeaderReader();
+  private readonly headerReader = new HeaderReader(PIN_HEADER);
   private flushQueued = false;
   private blocked = false;
   private stopped = false;
@@ -232,7 +232,7 @@ export class PullConsumer implements DriverSubscription {
     }
     if (this.acks !== undefined) this.checkDeliverySeq(info.deliverySeq);
     const headers = this.headerReader.read(msg);
-    if (this.pinned) this.takePin(headers);
+    if (this.pinned) this.takePin(this.headerReader.skipped ?? takeHeader(headers, PIN_HEADER));
     const delivery = new NatsDelivery(this, this.topic, takeKey(headers), headers, msg.data, info.deliveryCount, info.streamSeq, reply);
     if (this.acks !== undefined && !this.acks.admit(info.streamSeq, reply, delivery)) {
       this.maybePull();
@@ -397,10 +397,8 @@ export class PullConsumer implements DriverSubscription {
   }
 
   /** The pin the server gave this loop (on each message it delivers to the pinned client). */
-  private takePin(headers: Record<string, string>): void {
-    const pin = headers[PIN_HEADER];
+  private takePin(pin: string | undefined): void {
     if (pin === undefined) return;
-    delete headers[PIN_HEADER];
     if (pin !== this.pinId) {
       this.pinId = pin;
       this.hub.hooks.count('pins_taken');
@@ -714,4 +712,11 @@ export class PullConsumer implements DriverSubscription {
     this.acks?.flush();
     this.hub.remove(this);
   }
+}
+
+/** Removes and returns a header (the fallback reader's maps, which are rare: the fast reader skips it while reading). */
+function takeHeader(headers: Record<string, string>, name: string): string | undefined {
+  const value = headers[name];
+  if (value !== undefined) delete headers[name];
+  return value;
 }

@@ -30,6 +30,20 @@ describe('HeaderReader', () => {
     expect(reader.readText(block(busline('a4', 'k4')))).toEqual(expected(busline('a4', 'k4')));
   });
 
+  it('leaves the skip header out of the map, reports its value, and keeps reading the shape in place', () => {
+    const reader = new HeaderReader('Nats-Pin-Id');
+    const pinned = (id: string, pin: string): [string, string][] => [...busline(id, 'k').slice(0, 2), ['Nats-Pin-Id', pin], ...busline(id, 'k').slice(2)];
+    expect(reader.readText(block(pinned('a1', 'p1')))).toEqual(expected(busline('a1', 'k')));
+    expect(reader.skipped).toBe('p1');
+    const second = reader.readText(block(pinned('a2', 'p2')));
+    expect(second).toEqual(expected(busline('a2', 'k')));
+    expect(reader.skipped).toBe('p2');
+    // A map with the header deleted afterwards would be a dictionary-mode object; this one is built from the shape.
+    expect(Object.keys(second)).toEqual(busline('a2', 'k').map(([n]) => n));
+    expect(reader.readText(block(busline('a3', 'k')))).toEqual(expected(busline('a3', 'k')));
+    expect(reader.skipped, 'a block without it').toBeUndefined();
+  });
+
   it('never carries a value over from the remembered shape when a header is missing, added, renamed or moved', () => {
     const reader = new HeaderReader();
     const full = busline('a1', 'k1');
