@@ -1,13 +1,23 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'tools/*/test/**/*.test.ts'],
+    // From the root every package's tests; from a package folder (its own `test` script, which
+    // finds this config by walking up) the root is that folder, so `src/` and `test/` match its own.
+    include: [
+      'packages/*/src/**/*.test.ts',
+      'packages/*/test/**/*.test.ts',
+      'tools/*/test/**/*.test.ts',
+      'src/**/*.test.ts',
+      'test/**/*.test.ts',
+    ],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // 2-core machines: broker-backed files compete with the brokers for CPU.
     maxWorkers: 2,
     minWorkers: 1,
-    reporters: ['default', './scripts/summary-reporter.ts'],
+    // Relative to this file, not to the folder vitest runs in (a package's own `test` script).
+    reporters: ['default', fileURLToPath(new URL('./scripts/summary-reporter.ts', import.meta.url))],
   },
 });

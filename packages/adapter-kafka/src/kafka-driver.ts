@@ -15,6 +15,7 @@ import {
   ClosedError,
   ErrorCode,
   PublishTimeoutError,
+  isBuslineError,
   type ConsumerSpec,
   type Driver,
   type DriverCapabilities,
@@ -240,7 +241,7 @@ export class KafkaDriver implements Driver {
     const found = await Promise.race([this.producerTopics!.lookup(topic), timedOut]);
     clearTimeout(timer);
     if (found === 'timeout') return messages.map(() => new PublishTimeoutError(topic, timeoutMs));
-    if (found instanceof BuslineError) return messages.map(() => found);
+    if (isBuslineError(found)) return messages.map(() => found);
     return batcher.publish(topic, messages, timeoutMs, this.limitOf(found.limit), startedAt);
   }
 

@@ -7,7 +7,7 @@
  * kafkajs's reason (retryable when kafkajs says so). The kafkajs error is kept
  * as `cause`; no config ever goes into a message.
  */
-import { BrokerUnavailableError, BuslineError, ErrorCode, PublishTimeoutError, TopicError, errorMessage } from '@busline/core/driver';
+import { BrokerUnavailableError, BuslineError, ErrorCode, PublishTimeoutError, TopicError, errorMessage, isBuslineError } from '@busline/core/driver';
 
 interface KafkaJSErrorLike {
   name?: string;
@@ -105,7 +105,7 @@ export function protocolType(error: unknown): string | undefined {
 
 /** A publish failure as the caller sees it. */
 export function publishError(error: unknown, topic: string, timeoutMs: number): BuslineError {
-  if (error instanceof BuslineError) return error;
+  if (isBuslineError(error)) return error;
   const chain = causeChain(error);
   const kafkaType = protocolType(error);
   if (kafkaType !== undefined && TOO_LARGE_TYPES.has(kafkaType)) return messageTooLarge(topic, undefined, undefined, error);
@@ -128,7 +128,7 @@ export function publishError(error: unknown, topic: string, timeoutMs: number): 
 
 /** Any other failure (admin calls, connect), with the code for its kind. */
 export function kafkaError(error: unknown, what: string, code: ErrorCode = ErrorCode.BrokerUnavailable): BuslineError {
-  if (error instanceof BuslineError) return error;
+  if (isBuslineError(error)) return error;
   if (isConnectionError(error)) return new BrokerUnavailableError(`${what}: the Kafka broker is unreachable (${errorMessage(error)})`, error);
   const type = protocolType(error);
   return new BuslineError(code, `${what}: ${errorMessage(error)}`, {

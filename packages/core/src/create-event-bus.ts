@@ -1,5 +1,3 @@
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import {
   ADAPTER_PACKAGES,
   ADAPTER_TYPES,
@@ -12,7 +10,7 @@ import {
   type BusConfigInput,
 } from './config.js';
 import type { AdapterModule } from './driver.js';
-import { AdapterMissingError, ConfigError } from './errors.js';
+import { AdapterMissingError, ConfigError, errorMessage } from './errors.js';
 import { EventBus } from './event-bus.js';
 
 export interface CreateEventBusOptions {
@@ -93,16 +91,21 @@ async function loadAdapter(type: AdapterType): Promise<AdapterModule<any>> {
   const name = ADAPTER_PACKAGES[type];
   let mod: { adapter?: AdapterModule<any> };
   try {
+    // Resolved from core's own folder: npm installs the adapter beside core, and pnpm links it into
+    // core's dependencies because the adapters are optional peers of core.
     mod = (await import(name)) as typeof mod;
-  } catch (first) {
-    // Strict layouts (pnpm) hide the app's packages from core's own folder: resolve from the app.
-    try {
-      const resolved = createRequire(pathToFileURL(`${process.cwd()}/`)).resolve(name);
-      mod = (await import(pathToFileURL(resolved).href)) as typeof mod;
-    } catch {
-      throw new AdapterMissingError(name, type, first);
-    }
+  } catch (error) {
+    if (isNotFound(error, name)) throw new AdapterMissingError(name, type, error);
+    // Installed but broken (a dependency of its own missing, a syntax error): that error says what to fix.
+    throw error;
   }
   if (!mod.adapter) throw new AdapterMissingError(name, type, new Error(`${name} does not export "adapter"`));
   return mod.adapter;
+}
+
+/** The package itself is not installed: not one of its dependencies, nor a file inside it. */
+function isNotFound(error: unknown, name: string): boolean {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  // ERR_MODULE_NOT_FOUND from Node's import(); MODULE_NOT_FOUND from a bundler's runtime shim.
+  return (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && errorMessage(error).includes(`'${name}'`);
 }

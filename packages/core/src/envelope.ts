@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import { EnvelopeError } from './errors.js';
+import { EnvelopeError, isBuslineError } from './errors.js';
 import type { WireMessage } from './driver.js';
 
 /** A payload is any JSON value, or raw bytes carried untouched. */
@@ -477,7 +477,7 @@ function parseTime(text: unknown): Date {
  */
 export function decodeEnvelope(message: Pick<WireMessage, 'headers' | 'body'>): DecodeResult {
   const result = decodeMessage(message);
-  return result instanceof EnvelopeError ? { ok: false, error: result } : { ok: true, envelope: result };
+  return isBuslineError(result) ? { ok: false, error: result } : { ok: true, envelope: result };
 }
 
 /** @internal `decodeEnvelope` without the result wrapper: the envelope, or the error. Never throws. */

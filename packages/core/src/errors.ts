@@ -1,6 +1,8 @@
 /**
  * Every error busline raises is a BuslineError with a stable `code`, so callers
  * branch on codes rather than on message text (which may improve over time).
+ * Test with `isBuslineError(e)` or `e.code`: both hold for errors made by another
+ * copy of @busline/core (an adapter with its own), where a class check would not.
  */
 export const ErrorCode = {
   ConfigInvalid: 'CONFIG_INVALID',
@@ -45,7 +47,23 @@ const PERMANENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.MessageTooLarge,
 ]);
 
+/** In the global symbol registry, so every copy of @busline/core brands its errors with the same key. */
+const BRAND = Symbol.for('busline.error');
+
 export class BuslineError extends Error {
+  static {
+    // On the prototype, not the instance: invisible to equality checks and serialisation.
+    Object.defineProperty(this.prototype, BRAND, { value: true });
+  }
+
+  /**
+   * `e instanceof BuslineError` is true for a BuslineError from any copy of core (by brand).
+   * Subclasses keep the ordinary prototype check, so `instanceof ConfigError` stays exact.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return this === BuslineError ? isBuslineError(value) : Function.prototype[Symbol.hasInstance].call(this, value);
+  }
+
   readonly code: ErrorCode;
   readonly details: Record<string, unknown>;
   readonly retryable: boolean;
@@ -129,7 +147,9 @@ export class AdapterMissingError extends BuslineError {
   constructor(readonly packageName: string, type: string, cause?: unknown) {
     super(
       ErrorCode.AdapterMissing,
-      `config type "${type}" needs the package ${packageName}; install it: npm i ${packageName}`,
+      `config type "${type}" needs the package ${packageName}, which core could not import; install it: npm i ${packageName}` +
+        ` (a bundled app, where packages are not importable by name at run time, passes the adapter instead:` +
+        ` import { adapter } from '${packageName}'; createEventBus(cfg, { adapter }))`,
       { cause, details: { packageName } },
     );
   }
@@ -150,24 +170,27 @@ export class NonRetryableError extends Error {
 const CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
 
 /**
- * The busline error code of `error`, read by shape rather than `instanceof`, so
- * errors from another copy of @busline/core (an adapter that bundled or pinned
- * its own) are classified the same.
+ * True for an error made by any copy of @busline/core (an adapter that pinned or
+ * bundled its own): they carry the same registered brand, while their classes differ.
  */
-export function errorCode(error: unknown): ErrorCode | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  let code: unknown;
+export function isBuslineError(error: unknown): error is BuslineError {
+  if (typeof error !== 'object' || error === null) return false;
   try {
-    code = (error as { code?: unknown }).code;
+    return (error as { [BRAND]?: unknown })[BRAND] === true;
+  } catch {
+    return false; // a hostile Proxy
+  }
+}
+
+/** The busline error code of `error` (from any copy of core, see `isBuslineError`), else undefined. */
+export function errorCode(error: unknown): ErrorCode | undefined {
+  if (!isBuslineError(error)) return undefined;
+  try {
+    const code: unknown = error.code;
+    return typeof code === 'string' && CODES.has(code) ? (code as ErrorCode) : undefined;
   } catch {
     return undefined;
   }
-  return typeof code === 'string' && CODES.has(code) ? (code as ErrorCode) : undefined;
-}
-
-/** True for a BuslineError from any copy of core (see `errorCode`). */
-export function isBuslineError(error: unknown): error is BuslineError {
-  return errorCode(error) !== undefined && error instanceof Error;
 }
 
 export function isRetryable(error: unknown): boolean {

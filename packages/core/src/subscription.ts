@@ -4,7 +4,7 @@ import { deadLetterCopies, publishDeadLetter } from './dead-letter.js';
 import { DeliveryInlet, type HeldMessage, type InletProcessor } from './delivery-inlet.js';
 import type { ConsumerSpec, DriverSubscription, PublishOutcome, WireMessage } from './driver.js';
 import { decodeMessage, Header, type Envelope, type Payload } from './envelope.js';
-import { BuslineError, ErrorCode, EnvelopeError, errorCode, errorMessage, isRetryable } from './errors.js';
+import { BuslineError, ErrorCode, errorCode, errorMessage, isBuslineError, isRetryable } from './errors.js';
 import type { BusEvents } from './events.js';
 import type { PoolLane } from './keyed-ordering-pool.js';
 import type { BusMetrics } from './metrics.js';
@@ -204,7 +204,7 @@ export class Subscription implements InletProcessor {
     let envelope: Envelope | undefined;
     if (this.handler.kind !== 'wire') {
       const decoded = decodeMessage(message);
-      if (decoded instanceof EnvelopeError) {
+      if (isBuslineError(decoded)) {
         this.host.metrics.malformed++;
         this.host.emit('error', decoded, `decoding a message on topic "${this.topic}" (sent to the dead-letter topic)`);
         return this.deadLetter(message, decoded, message.deliveryCount, undefined, true);

@@ -127,13 +127,12 @@ describe('TopicProvisioner', () => {
 
   it("a refusal from a driver built against another copy of core (same code, another class) is still the mismatch, not a crash", async () => {
     const f = fakeAdmin(existing);
+    // A separately evaluated errors module: what an adapter with its own @busline/core throws.
+    vi.resetModules();
+    const other = await import('./errors.js');
+    expect(other.TopicMismatchError).not.toBe(TopicMismatchError);
     f.admin.updateTopic = async () => {
-      // What a TopicMismatchError of another @busline/core version looks like here: right shape, wrong class.
-      throw Object.assign(new Error('topic "t" cannot be changed that way'), {
-        name: 'TopicMismatchError',
-        code: 'TOPIC_MISMATCH',
-        differences: [{ field: 'partitions', wanted: 1, actual: 3 }],
-      });
+      throw new other.TopicMismatchError('t', [{ field: 'partitions', wanted: 1, actual: 3 }], 'cannot be changed that way');
     };
     const { p } = provisioner(f.admin, 'createOrUpdate', 'ignore');
     await expect(p.ensure('t', opts({ partitions: 1 }))).resolves.toMatchObject({ action: 'mismatch', differences: [{ field: 'partitions', wanted: 1, actual: 3 }] });
