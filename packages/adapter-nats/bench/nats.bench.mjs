@@ -567,8 +567,12 @@ function natsCliCeilings() {
   const pubAsync = run('js pub async --dedup', ['js', 'pub', 'async', subject, ...common]);
   const consume = run('js consume --acks explicit', ['js', 'consume', '--acks', 'explicit']);
   const pubFast = run('js pub fast --dedup', ['js', 'pub', 'fast', subject, ...common]);
+  // Without dedupe, for what Nats-Msg-Id costs the server on each path (busline always sends one).
+  const plain = common.filter((a) => a !== '--dedup');
+  const pubAsyncPlain = run('js pub async (no dedup)', ['js', 'pub', 'async', subject, ...plain]);
+  const pubFastPlain = run('js pub fast (no dedup)', ['js', 'pub', 'fast', subject, ...plain]);
   spawnSync(cli, ['-s', URL_, 'stream', 'rm', stream, '-f'], { encoding: 'utf8' });
-  return { pubAsync, consume, pubFast };
+  return { pubAsync, consume, pubFast, pubAsyncPlain, pubFastPlain };
 }
 console.log('ceiling (natscli):');
 const cli = natsCliCeilings();
@@ -600,6 +604,8 @@ line('nats bench js pub async --dedup (natscli, Go: the ceiling)', cli.pubAsync)
 line('busline bus.publish vs nats bench js pub async --dedup', ourPub, cli.pubAsync, '>= 1x nats bench', ourPub && cli.pubAsync && ourPub.rate >= cli.pubAsync.rate);
 line('nats bench js pub fast --dedup (ceiling)', cli.pubFast);
 line('busline publishBatch vs nats bench js pub fast --dedup', ourBatch, cli.pubFast, '>= 1x nats bench', ourBatch && cli.pubFast && ourBatch.rate >= cli.pubFast.rate);
+line('nats bench js pub async, no dedup (what dedupe costs: vs the --dedup row)', cli.pubAsyncPlain, cli.pubAsync, '(info)');
+line('nats bench js pub fast, no dedup (what dedupe costs on fast ingest)', cli.pubFastPlain, cli.pubFast, '(info)');
 line('nats bench js consume --acks explicit (ceiling)', cli.consume);
 line('busline subscribe, key order, explicit acks vs nats bench js consume', ourExp, cli.consume, '>= 1x nats bench', ourExp && cli.consume && ourExp.rate >= cli.consume.rate);
 console.log(`\nmedians of ${REPEATS} interleaved round(s), ${N} messages of ${SIZE} bytes, window ${WINDOW}`);
