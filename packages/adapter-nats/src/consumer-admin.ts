@@ -105,7 +105,12 @@ export function refuseSecondMember(info: ConsumerInfo, topic: string, durable: s
  * pin, so the new owner gets those first and a key's order holds.
  */
 export function pinTimeoutMs(ackWaitMs: number): number {
-  return ackWaitMs + 2 * Math.max(200, Math.min(5_000, Math.floor(ackWaitMs / 3))) + 1_000;
+  return ackWaitMs + 2 * pinRefreshMs(ackWaitMs) + 1_000;
+}
+
+/** How often a pinned loop pulls at least, to keep a pin that lapses after `ms`: a third of it, within [200 ms, 5 s]. */
+export function pinRefreshMs(ms: number): number {
+  return Math.max(200, Math.min(5_000, Math.floor(ms / 3)));
 }
 
 /** The durable consumer config for a subscription (`pinned`: one member at a time, see PartitionedConsumer). */

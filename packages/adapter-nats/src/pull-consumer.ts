@@ -1,11 +1,12 @@
 import { createInbox, type Msg, type Subscription } from '@nats-io/nats-core';
 import { AckPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo } from '@nats-io/jetstream';
 import { BuslineError, ErrorCode, type ConsumerSpec, type DriverSubscription, type MessageSink } from '@busline/core/driver';
-import { CONSUMER_NOT_FOUND, ensureConsumer, PIN_GROUP } from './consumer-admin.js';
+import { CONSUMER_NOT_FOUND, ensureConsumer, PIN_GROUP, pinRefreshMs } from './consumer-admin.js';
 import type { ConsumerHub } from './consumer-hub.js';
 import { ACK, CumulativeAcks, type AckSender } from './cumulative-acks.js';
 import { drainInbox } from './drain-inbox.js';
 import { decodeHeaders, HeaderReader, type Status } from './header-reader.js';
+import { InHand } from './in-hand.js';
 import { KIND_ACK, KIND_NAK, NatsDelivery } from './nats-delivery.js';
 import { adminError } from './streams.js';
 import { parseAckBytes, replyBytes, takeKey } from './wire.js';
@@ -43,12 +44,6 @@ export function pinHolder(info: ConsumerInfo): string | undefined {
 
 /** Pull requests of pinned loops expire within this, so stopping can wait for them to end. */
 const PINNED_EXPIRES_MS = 2_000;
-
-/** How often a pinned loop must pull to keep its pin: a third of priority_timeout, at most 5 s. */
-function pinRefreshMs(priorityTimeoutNs: number | undefined): number {
-  const ttl = (priorityTimeoutNs ?? 0) / NS_PER_MS;
-  return ttl > 0 ? Math.max(200, Math.min(5_000, Math.floor(ttl / 3))) : 5_000;
-}
 
 function nakPayload(delayMs: number): Uint8Array {
   return delayMs > 0 ? encoder.encode(`-NAK {"delay":${Math.round(delayMs) * NS_PER_MS}}`) : NAK;
@@ -89,8 +84,6 @@ export class PullConsumer implements DriverSubscription {
   /** Stopped by `finish`: what arrives or is buffered still goes to the subscription. */
   private finishing = false;
   private stopping: Promise<void> | undefined;
-  /** Reply subject, payload, ... of naks made while stopping (sent once the inbox is gone). */
-  private heldNaks: { seq: number; reply: Uint8Array; payload: Uint8Array }[] | undefined;
   private closed = false;
   private recovering = false;
   private pauseUntil = 0;
@@ -113,9 +106,8 @@ export class PullConsumer implements DriverSubscription {
   private readonly pinRefreshMs: number;
   private pinId: string | undefined;
   private lastPullAt = 0;
-  /** Stream sequences handed to the subscription and not settled yet (explicit acks). */
-  private readonly held = new Set<number>();
-  private settledWaiters: (() => void)[] = [];
+  /** Handed to the subscription and not settled yet (explicit acks), and the naks held while stopping. */
+  private readonly held = new InHand();
 
   constructor(
     private readonly hub: ConsumerHub,
@@ -130,7 +122,8 @@ export class PullConsumer implements DriverSubscription {
     this.batchSize = Math.max(1, Math.min(config.pullBatch, maxAckPending > 0 ? maxAckPending : config.pullBatch));
     this.threshold = Math.floor(this.batchSize / 2);
     const pinned = options.info.config.priority_policy === 'pinned_client';
-    const refreshMs = pinRefreshMs(options.info.config.priority_timeout);
+    const priorityTimeoutMs = (options.info.config.priority_timeout ?? 0) / NS_PER_MS;
+    const refreshMs = priorityTimeoutMs > 0 ? pinRefreshMs(priorityTimeoutMs) : 5_000;
     // Pinned: requests end by themselves soon (stop and finish wait for that), within 2 s.
     const expiresMs = pinned ? Math.min(config.pullExpiresMs, 2 * refreshMs, PINNED_EXPIRES_MS) : config.pullExpiresMs;
     const heartbeatMs = Math.min(config.idleHeartbeatMs, Math.floor(expiresMs / 2));
@@ -427,19 +420,11 @@ export class PullConsumer implements DriverSubscription {
 
   /** Resolves once every message handed to the subscription is settled. */
   whenSettled(): Promise<void> {
-    if (this.held.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.settledWaiters.push(resolve));
+    return this.held.whenSettled();
   }
 
   get heldCount(): number {
     return this.held.size;
-  }
-
-  private release(seq: number): void {
-    if (!this.held.delete(seq) || this.held.size > 0 || this.settledWaiters.length === 0) return;
-    const waiters = this.settledWaiters;
-    this.settledWaiters = [];
-    for (const resolve of waiters) resolve();
   }
 
   /**
@@ -475,7 +460,7 @@ export class PullConsumer implements DriverSubscription {
    * requests but none it may serve, it moves that message to the back.
    */
   private async sendHeldNaks(): Promise<void> {
-    if (this.heldNaks === undefined || this.heldNaks.length === 0 || this.hub.nc.isClosed()) return;
+    if (!this.held.hasHeldNaks || this.hub.nc.isClosed()) return;
     this.releaseNaks(); // while disconnected the hub keeps them for after the reconnect
     this.hub.flushReplies();
   }
@@ -515,14 +500,13 @@ export class PullConsumer implements DriverSubscription {
     // After close the message may already be with another member: an ack by stream sequence would settle its copy.
     if (this.closed) return;
     const acks = this.acks;
-    if (acks === undefined) this.release(delivery.seq);
+    if (acks === undefined) this.held.release(delivery.seq);
     if (kind === KIND_NAK) {
       if (acks !== undefined && !acks.nacked(delivery.seq, delivery)) return;
       const payload = nakPayload(delayMs);
       // While stopping, our own pull requests are still open: a nak now would have the server hand the
       // message straight back to us. Naks wait until the inbox is gone, then go to the other members.
-      if (this.heldNaks !== undefined) this.heldNaks.push({ seq: delivery.seq, reply: delivery.reply, payload });
-      else this.hub.reply(delivery.reply, payload);
+      if (!this.held.holdNak(delivery.seq, delivery.reply, payload)) this.hub.reply(delivery.reply, payload);
       return;
     }
     if (acks === undefined) {
@@ -609,7 +593,7 @@ export class PullConsumer implements DriverSubscription {
   async stop(): Promise<void> {
     if (this.stopped) return this.stopping;
     this.stopped = true;
-    this.heldNaks = [];
+    this.held.startHoldingNaks();
     if (!this.pinned) this.requested = 0;
     const undelivered = this.buffer;
     this.buffer = [];
@@ -641,7 +625,7 @@ export class PullConsumer implements DriverSubscription {
     if (this.stopped) return this.stopping;
     this.stopped = true;
     this.finishing = true;
-    this.heldNaks = [];
+    this.held.startHoldingNaks();
     this.stopping = this.requestsEnded().then(() => this.endPulls());
     return this.stopping;
   }
@@ -680,26 +664,9 @@ export class PullConsumer implements DriverSubscription {
     }
   }
 
-  /**
-   * Sends the naks held since stop, lowest stream sequence first. A message
-   * still unsettled here (a handler that outlived the unsubscribe timeout,
-   * and what waits behind it on its key) is redelivered only after its ack
-   * wait; a nak for a later message would have that one redelivered first.
-   * So naks for messages after the first unsettled one are not sent: they
-   * are redelivered after their ack wait too, in stream order.
-   */
+  /** Sends the naks held since stop in stream order (see InHand.releaseNaks). */
   private releaseNaks(): void {
-    const held = this.heldNaks;
-    if (held === undefined || held.length === 0) return;
-    this.heldNaks = [];
-    held.sort((a, b) => a.seq - b.seq);
-    let floor = Number.POSITIVE_INFINITY;
-    for (const seq of this.held) if (seq < floor) floor = seq;
-    let skipped = 0;
-    for (const nak of held) {
-      if (nak.seq > floor) skipped++;
-      else this.hub.reply(nak.reply, nak.payload);
-    }
+    const skipped = this.held.releaseNaks((reply, payload) => this.hub.reply(reply, payload));
     if (skipped > 0) this.hub.hooks.count('naks_left_to_ack_wait', skipped);
   }
 
