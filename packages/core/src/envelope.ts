@@ -43,8 +43,8 @@ const AGGREGATE_ID_PATTERN = /^[A-Za-z0-9._:@/+=#|~-]+$/;
 const HEADER_NAME_PATTERN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 /** CR, LF and NUL would split or truncate a header on NATS and HTTP bridges. */
 const HEADER_VALUE_FORBIDDEN = /[\r\n\0]/;
-/** Header prefixes busline and the brokers use themselves. */
-const RESERVED_HEADER_PREFIXES = ['ce-', 'busline-', 'nats-', 'content-type'];
+/** Header prefixes busline and the brokers use themselves (`ce_`: CloudEvents attributes on Kafka). */
+const RESERVED_HEADER_PREFIXES = ['ce-', 'ce_', 'busline-', 'nats-', 'content-type'];
 
 const headerSafeText = (max: number) =>
   z
