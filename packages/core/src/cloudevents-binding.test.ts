@@ -56,6 +56,17 @@ describe('only the required CloudEvents attributes are required', () => {
     expect(wire.headers.ce_id).toBe('e');
   });
 
+  it('keeps a subject that is no valid aggregate id as a header instead of refusing the event (both modes)', () => {
+    const headers = { ce_specversion: '1.0', ce_id: 'x-2', ce_type: 't', ce_source: '/s', ce_subject: 'order 7, line 2' };
+    const binary = decodeEnvelope({ headers, body: new Uint8Array() }, KAFKA_BINDING);
+    expect(binary.ok && binary.envelope.aggregateId).toBeUndefined();
+    expect(binary.ok && binary.envelope.headers).toEqual({ ce_subject: 'order 7, line 2' });
+    const event = { specversion: '1.0', id: 'x-3', type: 't', source: '/s', subject: 'order 7, line 2' };
+    const structured = decodeEnvelope({ headers: { 'content-type': 'application/cloudevents+json' }, body: json(event) });
+    expect(structured.ok && structured.envelope.aggregateId).toBeUndefined();
+    expect(structured.ok && structured.envelope.headers).toEqual({ 'ce-subject': 'order 7, line 2' });
+  });
+
   it('still refuses a message without id or type', () => {
     const r = decodeEnvelope({ headers: { ce_type: 't', ce_specversion: '1.0' }, body: new Uint8Array() }, KAFKA_BINDING);
     expect(!r.ok && r.error.issues).toEqual(['header ce_id is missing']);

@@ -5,7 +5,7 @@
  * official SDKs, Knative, bridges) reach handlers instead of the dead-letter topic.
  */
 import { Buffer } from 'node:buffer';
-import type { Envelope, JsonValue, Payload } from './envelope.js';
+import { aggregateIdSchema, type Envelope, type JsonValue, type Payload } from './envelope.js';
 import { EnvelopeError } from './errors.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -82,8 +82,10 @@ export function decodeStructured(headers: Record<string, string>, body: Uint8Arr
     if (lower === 'content-type' || lower.startsWith('ce-') || lower.startsWith('ce_') || lower.startsWith('nats-')) continue;
     envelopeHeaders[name] = headers[name]!;
   }
+  // A subject that is no valid aggregate id stays a header, as in binary mode.
+  const subject = aggregateIdSchema.safeParse(e.subject).success ? (e.subject as string) : undefined;
   for (const name in e) {
-    if (MAPPED.has(name)) continue;
+    if (MAPPED.has(name) && !(name === 'subject' && subject === undefined)) continue;
     const value = text(e[name]);
     if (value !== undefined) envelopeHeaders[`${prefix}${name}`] = value;
   }
@@ -91,7 +93,7 @@ export function decodeStructured(headers: Record<string, string>, body: Uint8Arr
     id: e.id as string,
     type: e.type as string,
     source: e.source as string,
-    aggregateId: e.subject as string | undefined,
+    aggregateId: subject,
     version: e.eventversion === undefined ? 1 : Number(e.eventversion),
     time: e.time === undefined || e.time === null ? undefined : new Date(e.time as string),
     traceId: text(e.traceid),

@@ -575,11 +575,17 @@ export function decodeMessage(message: Pick<WireMessage, 'headers' | 'body'>, bi
       if ((c === 110 || c === 78) /* n, N */ && BROKER_HEADER.test(name)) continue;
       headers[name] = h[name]!;
     }
+    // A CloudEvents subject is any string; one that is no valid aggregate id stays a header instead of failing the event.
+    let subject = h[names.subject];
+    if (!isValidAggregateId(subject)) {
+      headers[names.subject] = subject!;
+      subject = undefined;
+    }
     return checkedWireEnvelope({
       id,
       type,
       source: h[names.source] || 'unknown',
-      aggregateId: h[names.subject],
+      aggregateId: subject,
       version: versionText === '1' ? 1 : Number(versionText),
       time: timeText === undefined ? undefined : parseTime(timeText),
       traceId: h[names.traceId],
