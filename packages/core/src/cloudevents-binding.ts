@@ -12,10 +12,12 @@
 
 /** The wire header names of one binding, for the attributes busline reads and writes. */
 export interface CloudEventsHeaders {
+  /** Always `1.0` as busline writes it. */
   readonly specVersion: string;
   readonly id: string;
   readonly type: string;
   readonly source: string;
+  /** Optional in CloudEvents: absent when the event has no time. */
   readonly time: string;
   /** The envelope's aggregateId. */
   readonly subject: string;
@@ -30,6 +32,7 @@ export interface CloudEventsHeaders {
   readonly tenantId: string;
 }
 
+/** A CloudEvents protocol binding's header naming, as a driver declares it (`Driver.cloudEvents`). */
 export interface CloudEventsBinding {
   /** The protocol binding, e.g. `http` or `kafka`. */
   readonly name: string;
@@ -66,7 +69,6 @@ const KNOWN_BINDINGS = [HTTP_BINDING, KAFKA_BINDING] as const;
 
 /** The structured content mode's media type prefix (matched case-insensitively). */
 export const STRUCTURED_CONTENT_TYPE = 'application/cloudevents';
-export const STRUCTURED_JSON_CONTENT_TYPE = 'application/cloudevents+json';
 
 /**
  * The naming a binary-mode message uses: `preferred` when its id header is
@@ -82,7 +84,8 @@ export function bindingOf(headers: Record<string, string>, preferred: CloudEvent
 /** True for a structured-mode message (`content-type: application/cloudevents…`). */
 export function isStructured(headers: Record<string, string>): boolean {
   const contentType = headers['content-type'];
-  return contentType !== undefined && contentType.length >= 23 && contentType.slice(0, 23).toLowerCase() === STRUCTURED_CONTENT_TYPE;
+  const n = STRUCTURED_CONTENT_TYPE.length;
+  return contentType !== undefined && contentType.length >= n && contentType.slice(0, n).toLowerCase() === STRUCTURED_CONTENT_TYPE;
 }
 
 /** True when a message carries a CloudEvent in either mode, under any known naming. */
