@@ -32,7 +32,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import kafkajs from 'kafkajs';
 import hdr from 'hdr-histogram-js';
-import { buildEnvelope, createEventBus, encodeEnvelope } from '@busline/core';
+import { buildEnvelope, createEventBus, encodeEnvelope, KAFKA_BINDING } from '@busline/core';
 import { adapter } from '../dist/index.js';
 import { kafkaLibs } from '../test/kafka-libs.mjs';
 import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
@@ -174,7 +174,8 @@ async function benchOursPublish(target) {
 
 function rawRecord(i) {
   const key = i % KEYS;
-  const wire = encodeEnvelope(buildEnvelope(payloadOf(key, i), { aggregateId: `agg-${key}` }, { type: T.batch, source: 'bench' }));
+  // The record busline itself writes on Kafka (ce_ headers), so raw and busline rows send the same bytes.
+  const wire = encodeEnvelope(buildEnvelope(payloadOf(key, i), { aggregateId: `agg-${key}` }, { type: T.batch, source: 'bench' }), KAFKA_BINDING);
   return { key: `agg-${key}`, value: Buffer.from(wire.body), headers: wire.headers };
 }
 

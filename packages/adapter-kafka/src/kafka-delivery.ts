@@ -45,6 +45,12 @@ export class KafkaDelivery implements DeliveredMessage {
     this.deliveryId = `${state.partition}:${offset}`;
   }
 
+  /** The record timestamp (CreateTime or LogAppendTime, as the topic says), read only when asked. */
+  get timestamp(): number | undefined {
+    const ms = Number(this.record.timestamp);
+    return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+  }
+
   ack(): void {
     if (this.settled) return;
     this.settled = true;

@@ -14,6 +14,7 @@ import {
   BuslineError,
   ClosedError,
   ErrorCode,
+  KAFKA_BINDING,
   PublishTimeoutError,
   isBuslineError,
   type ConsumerSpec,
@@ -71,6 +72,8 @@ const LOG_LEVELS = {
 export class KafkaDriver implements Driver {
   readonly name = 'kafka';
   readonly capabilities = KAFKA_CAPABILITIES;
+  /** Core writes `ce_` attribute headers, as the CloudEvents Kafka binding names them. */
+  readonly cloudEvents = KAFKA_BINDING;
   private kafka: Kafka | undefined;
   private producer: Producer | undefined;
   private admin: Admin | undefined;

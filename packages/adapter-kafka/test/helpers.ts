@@ -59,7 +59,7 @@ export async function committed(admin: Admin, group: string, topic: string): Pro
   return new Map((entry?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
 }
 
-/** Where each event id (ce-id header) of `topic` is, read with a raw kafkajs consumer. */
+/** Where each event id (ce_id header; ce-id on records the tests write raw) of `topic` is, read with a raw kafkajs consumer. */
 export async function locate(topic: string, total: number): Promise<Map<string, { partition: number; offset: number }>> {
   const where = new Map<string, { partition: number; offset: number }>();
   const reader = new kafkajs.Kafka({ brokers: BROKERS.split(','), logLevel: kafkajs.logLevel.NOTHING }).consumer({
@@ -70,7 +70,8 @@ export async function locate(topic: string, total: number): Promise<Map<string, 
   await reader.subscribe({ topic, fromBeginning: true });
   await reader.run({
     eachMessage: async ({ partition, message }) => {
-      where.set(message.headers!['ce-id']!.toString(), { partition, offset: Number(message.offset) });
+      const headers = message.headers!;
+      where.set((headers.ce_id ?? headers['ce-id'])!.toString(), { partition, offset: Number(message.offset) });
     },
   });
   await until(() => where.size >= total, 60_000, () => `read ${where.size} of ${total} records of ${topic}`);

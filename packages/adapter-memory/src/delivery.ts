@@ -43,6 +43,11 @@ export class Delivery implements DeliveredMessage {
     this.body = _msg.body;
   }
 
+  /** The append time: a getter, so deliveries carry no extra field for it. */
+  get timestamp(): number {
+    return this._msg.time;
+  }
+
   ack(): void {
     if (this._state === OUTSTANDING) this._member!.settle(this, false, 0);
   }

@@ -1,5 +1,6 @@
 import type { DeliveredMessage } from '@busline/core/driver';
 import type { PullConsumer } from './pull-consumer.js';
+import { ackTimestampMs } from './wire.js';
 
 /**
  * A message from a durable pull consumer as core sees it: settled at most
@@ -30,6 +31,11 @@ export class NatsDelivery implements DeliveredMessage {
   /** The stream sequence: the same for every delivery of the message. */
   get deliveryId(): number {
     return this.seq;
+  }
+
+  /** When the stream stored the message, from the ack subject (parsed only when asked). */
+  get timestamp(): number | undefined {
+    return ackTimestampMs(this.reply);
   }
 
   extendLease(): void {

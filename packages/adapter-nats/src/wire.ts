@@ -347,6 +347,18 @@ export function parseAckBytes(b: Uint8Array): AckInfo | undefined {
   return field === 3 ? info : undefined;
 }
 
+/**
+ * The message's stream timestamp (ms since epoch) from the `<ts>` token (in
+ * nanoseconds) of an ack subject; undefined when there is none. Off the hot
+ * path: only foreign-message subscriptions ask for it.
+ */
+export function ackTimestampMs(reply: Uint8Array): number | undefined {
+  const tokens = Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength).toString('latin1').split('.');
+  const at = tokens.length === 9 ? 7 : tokens.length >= 11 ? 9 : -1;
+  const ns = at < 0 ? '' : tokens[at]!;
+  return /^\d{1,20}$/.test(ns) ? Number(BigInt(ns) / 1_000_000n) : undefined;
+}
+
 /** As parseAckBytes, from a string subject. */
 export function parseAckSubject(reply: string): AckInfo | undefined {
   return parseAckBytes(encoder.encode(reply));

@@ -206,8 +206,9 @@ export async function readDeadLetters(h: Harness, bus: EventBus, dlqTopic: strin
   await bus.subscribeWire(
     dlqTopic,
     async (message) => {
-      // Copies written before dead letters had ids of their own carry the original's ce-id.
-      const original = message.headers[DeadLetterHeader.originalId] ?? message.headers['ce-id'] ?? `body:${Buffer.from(message.body).toString('hex')}`;
+      // Copies written before dead letters had ids of their own carry the original's id (ce-id, or ce_id on Kafka).
+      const original =
+        message.headers[DeadLetterHeader.originalId] ?? message.headers['ce-id'] ?? message.headers.ce_id ?? `body:${Buffer.from(message.body).toString('hex')}`;
       c.add(options.all ? `${original}/${message.headers[DeadLetterHeader.group]}` : original, message);
     },
     { group: h.group('dlq-reader'), startFrom: 'earliest' },

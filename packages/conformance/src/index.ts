@@ -23,6 +23,8 @@ import { registerPublishingTests } from './tests/publishing.js';
 import { registerAtomicBatchTests } from './tests/atomic-batch.js';
 import { registerGroupMemberTests } from './tests/group-members.js';
 import { registerDriverTests } from './tests/driver.js';
+import { registerCloudEventsTests } from './tests/cloudevents.js';
+import { registerForeignMessageTests } from './tests/foreign-messages.js';
 
 export type { BusConfigLike, CapabilityName, ConformanceOptions, ConformanceTest, TestSpec } from './harness.js';
 export { bindConformance, type RunnerBinding } from './binding.js';
@@ -65,6 +67,8 @@ const GROUPS: [string, (h: Harness) => void][] = [
   ['publishing', registerPublishingTests],
   ['atomic batches', registerAtomicBatchTests],
   ['driver contract', registerDriverTests],
+  ['CloudEvents interop', registerCloudEventsTests],
+  ['foreign messages', registerForeignMessageTests],
   ['lifecycle', registerLifecycleTests],
   ['topic strategies', registerTopicTests],
   ['validation', registerValidationTests],

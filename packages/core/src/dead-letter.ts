@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { PublishOutcome, WireMessage } from './driver.js';
-import { Header } from './envelope.js';
+import { bindingOf, type CloudEventsBinding } from './cloudevents-binding.js';
 import { ErrorCode, errorCode, errorMessage } from './errors.js';
 
 /** Dead-letter headers, readable by whoever drains the dead-letter topic. */
@@ -38,6 +38,8 @@ export interface DeadLetterCause {
   attempts: number;
   topic: string;
   group: string;
+  /** The bus's CloudEvents naming; a copy keeps the naming its original was written in. */
+  binding: CloudEventsBinding;
 }
 
 /** Header values must stay on one line and bounded. */
@@ -56,7 +58,8 @@ export function deadLetterCopies(cause: DeadLetterCause): WireMessage[] {
   const { message, error, attempts, topic, group } = cause;
   const reason = errorMessage(error);
   const code = errorCode(error);
-  const originalId = message.headers[Header.id];
+  const idHeader = bindingOf(message.headers, cause.binding)?.headers.id;
+  const originalId = idHeader === undefined ? undefined : message.headers[idHeader];
   const headers: Record<string, string> = {
     ...message.headers,
     [DeadLetterHeader.error]: headerText(reason, 1024),
@@ -69,7 +72,7 @@ export function deadLetterCopies(cause: DeadLetterCause): WireMessage[] {
   if (message.deliveryId !== undefined) headers[DeadLetterHeader.deliveryId] = String(message.deliveryId);
   if (originalId !== undefined) {
     headers[DeadLetterHeader.originalId] = originalId;
-    headers[Header.id] = deadLetterId(originalId, group);
+    headers[idHeader!] = deadLetterId(originalId, group);
   }
   const key = message.key;
   const short = { ...headers, [DeadLetterHeader.error]: headerText(reason, 96) };

@@ -75,6 +75,9 @@ export class HeldMessage {
   get deliveryId(): string | number | undefined {
     return this.handle.deliveryId;
   }
+  get timestamp(): number | undefined {
+    return this.handle.timestamp;
+  }
   /** The broker's count for the newest delivery of this message (1 the first time). */
   get deliveryCount(): number {
     return this.handle.deliveryCount;

@@ -12,3 +12,4 @@ export * from './errors.js';
 export * from './topic.js';
 export { AckWatermark } from './ack-watermark.js';
 export { Header } from './envelope.js';
+export { HTTP_BINDING, KAFKA_BINDING, type CloudEventsBinding, type CloudEventsHeaders } from './cloudevents-binding.js';

@@ -6,6 +6,7 @@
  * Modelled on Go CDK's pubsub/driver: the portable `EventBus` sits in front of
  * this interface, and a driver only moves bytes and acknowledgements.
  */
+import type { CloudEventsBinding } from './cloudevents-binding.js';
 import type { BuslineError, FieldDifference } from './errors.js';
 import type { TopicOptions, TopicState } from './topic.js';
 
@@ -109,6 +110,12 @@ export interface DeliveredMessage extends WireMessage {
    */
   readonly deliveryId?: string | number;
   /**
+   * When the broker stored the message (ms since the epoch), where it says:
+   * the Kafka record timestamp, the JetStream message time, the in-memory
+   * append time. The time of foreign messages (`{ foreign: true }`).
+   */
+  readonly timestamp?: number;
+  /**
    * Tells the broker the message is still in hand (NATS in-progress ack), so
    * its redelivery deadline starts again. Present only where the subscription
    * declares `leaseMs`.
@@ -165,6 +172,12 @@ export type PublishOutcome = BuslineError | undefined;
 export interface Driver {
   readonly name: string;
   readonly capabilities: DriverCapabilities;
+  /**
+   * The CloudEvents protocol binding whose header names core writes on this
+   * broker (`KAFKA_BINDING`: `ce_`); undefined is `HTTP_BINDING` (`ce-`, as the
+   * HTTP and NATS bindings name them). Core reads every known naming.
+   */
+  readonly cloudEvents?: CloudEventsBinding;
 
   connect(context: DriverContext): Promise<void>;
 

@@ -1,6 +1,8 @@
 import { Buffer } from 'node:buffer';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
+import { bindingOf, HTTP_BINDING, isStructured, type CloudEventsBinding, type CloudEventsHeaders } from './cloudevents-binding.js';
+import { decodeStructured } from './cloudevents-structured.js';
 import { EnvelopeError, isBuslineError } from './errors.js';
 import type { WireMessage } from './driver.js';
 
@@ -21,7 +23,12 @@ export interface Envelope<P = Payload> {
   /** The ordering key: events with the same aggregate id are handled in publish order. */
   aggregateId?: string | undefined;
   version: number;
-  time: Date;
+  /**
+   * When the event happened. Busline always sets it on publish; undefined only
+   * for a CloudEvent from another producer that carried no `time` (optional in
+   * the CloudEvents spec), and for a foreign message whose broker gave no timestamp.
+   */
+  time?: Date | undefined;
   traceId?: string | undefined;
   correlationId?: string | undefined;
   causationId?: string | undefined;
@@ -36,8 +43,8 @@ const AGGREGATE_ID_PATTERN = /^[A-Za-z0-9._:@/+=#|~-]+$/;
 const HEADER_NAME_PATTERN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 /** CR, LF and NUL would split or truncate a header on NATS and HTTP bridges. */
 const HEADER_VALUE_FORBIDDEN = /[\r\n\0]/;
-/** Header prefixes busline and the brokers use themselves. */
-const RESERVED_HEADER_PREFIXES = ['ce-', 'busline-', 'nats-', 'content-type'];
+/** Header prefixes busline and the brokers use themselves (`ce_`: CloudEvents attributes on Kafka). */
+const RESERVED_HEADER_PREFIXES = ['ce-', 'ce_', 'busline-', 'nats-', 'content-type'];
 
 const headerSafeText = (max: number) =>
   z
@@ -76,7 +83,10 @@ export const envelopeSchema = z.object({
   source: headerSafeText(512),
   aggregateId: aggregateIdSchema.optional(),
   version: z.number().int('version must be an integer').min(1, 'version must be >= 1'),
-  time: z.date().refine((d) => !Number.isNaN(d.getTime()), 'time must be a valid date'),
+  time: z
+    .date()
+    .refine((d) => !Number.isNaN(d.getTime()), 'time must be a valid date')
+    .optional(),
   traceId: headerSafeText(256).optional(),
   correlationId: headerSafeText(256).optional(),
   causationId: headerSafeText(256).optional(),
@@ -207,8 +217,7 @@ function isValidEnvelope(e: Envelope, wire: boolean): boolean {
     isValidAggregateId(e.aggregateId) &&
     Number.isInteger(e.version) &&
     e.version >= 1 &&
-    e.time instanceof Date &&
-    !Number.isNaN(e.time.getTime()) &&
+    (e.time === undefined || (e.time instanceof Date && !Number.isNaN(e.time.getTime()))) &&
     isOptionalText(e.traceId, 256) &&
     isOptionalText(e.correlationId, 256) &&
     isOptionalText(e.causationId, 256) &&
@@ -261,7 +270,11 @@ export function buildEnvelope(payload: Payload, options: EnvelopeOptions, defaul
   });
 }
 
-/** Wire header names (CloudEvents binary mode, lower case). */
+/**
+ * Wire header names of the default (`ce-`) naming, the one the in-memory and
+ * NATS drivers use. A driver on another CloudEvents binding (Kafka: `ce_`)
+ * has its names in `driver.cloudEvents.headers`.
+ */
 export const Header = {
   specVersion: 'ce-specversion',
   id: 'ce-id',
@@ -306,15 +319,16 @@ function hasAny(headers: Record<string, string>): boolean {
 
 /**
  * The wire headers: the user's headers first, then the envelope's metadata.
- * Without user headers the object is made as one literal (one allocation, a
- * stable shape) with the same entries in the same order.
+ * For the default naming without user headers the object is made as one
+ * literal (one allocation, a stable shape) with the same entries in the same order.
  */
 function wireHeaders(
+  names: CloudEventsHeaders,
   user: Record<string, string> | undefined,
   id: string,
   type: string,
   source: string,
-  time: string,
+  time: string | undefined,
   version: number,
   contentType: string,
   aggregateId: string | undefined,
@@ -325,7 +339,7 @@ function wireHeaders(
 ): Record<string, string> {
   const versionText = version === 1 ? '1' : String(version);
   let headers: Record<string, string>;
-  if (user === undefined || !hasAny(user)) {
+  if (names === HTTP_BINDING.headers && time !== undefined && (user === undefined || !hasAny(user))) {
     headers = {
       'ce-specversion': '1.0',
       'ce-id': id,
@@ -337,35 +351,39 @@ function wireHeaders(
     };
   } else {
     headers = {};
-    for (const name in user) headers[name] = user[name]!;
-    headers[Header.specVersion] = '1.0';
-    headers[Header.id] = id;
-    headers[Header.type] = type;
-    headers[Header.source] = source;
-    headers[Header.time] = time;
-    headers[Header.version] = versionText;
-    headers[Header.contentType] = contentType;
+    if (user !== undefined) for (const name in user) headers[name] = user[name]!;
+    headers[names.specVersion] = '1.0';
+    headers[names.id] = id;
+    headers[names.type] = type;
+    headers[names.source] = source;
+    if (time !== undefined) headers[names.time] = time;
+    headers[names.version] = versionText;
+    headers[names.contentType] = contentType;
   }
-  if (aggregateId !== undefined) headers[Header.subject] = aggregateId;
-  if (traceId !== undefined) headers[Header.traceId] = traceId;
-  if (correlationId !== undefined) headers[Header.correlationId] = correlationId;
-  if (causationId !== undefined) headers[Header.causationId] = causationId;
-  if (tenantId !== undefined) headers[Header.tenantId] = tenantId;
+  if (aggregateId !== undefined) headers[names.subject] = aggregateId;
+  if (traceId !== undefined) headers[names.traceId] = traceId;
+  if (correlationId !== undefined) headers[names.correlationId] = correlationId;
+  if (causationId !== undefined) headers[names.causationId] = causationId;
+  if (tenantId !== undefined) headers[names.tenantId] = tenantId;
   return headers;
 }
 
-/** Envelope → broker message: metadata in headers, payload as the body. */
-export function encodeEnvelope(envelope: Envelope): WireMessage {
+/**
+ * Envelope → broker message in CloudEvents binary mode: metadata in headers
+ * named as `binding` names them, payload as the body.
+ */
+export function encodeEnvelope(envelope: Envelope, binding: CloudEventsBinding = HTTP_BINDING): WireMessage {
   const payload = envelope.payload;
   const bytes = payload instanceof Uint8Array;
   const body = bytes ? payload : jsonBody(payload);
   const time = envelope.time;
   const headers = wireHeaders(
+    binding.headers,
     envelope.headers,
     envelope.id,
     envelope.type,
     envelope.source,
-    time instanceof Date ? isoTime(time.getTime()) : (time as Date).toISOString(),
+    time === undefined ? undefined : isoTime(time.getTime()),
     envelope.version,
     bytes ? BYTES_CONTENT_TYPE : JSON_CONTENT_TYPE,
     envelope.aggregateId,
@@ -383,9 +401,14 @@ export function encodeEnvelope(envelope: Envelope): WireMessage {
  * headers object. Options that pass the same checks as `isValidEnvelope` are
  * encoded here; anything else takes the two-step path, which validates with
  * zod and throws the same errors it always did. The event id is the message's
- * `ce-id` header.
+ * id header (`binding.headers.id`).
  */
-export function encodeNewEnvelope(payload: Payload, options: EnvelopeOptions, defaults: { type: string; source: string }): WireMessage {
+export function encodeNewEnvelope(
+  payload: Payload,
+  options: EnvelopeOptions,
+  defaults: { type: string; source: string },
+  binding: CloudEventsBinding = HTTP_BINDING,
+): WireMessage {
   const type = options.type ?? defaults.type;
   const source = options.source ?? defaults.source;
   const version = options.version ?? 1;
@@ -408,6 +431,7 @@ export function encodeNewEnvelope(payload: Payload, options: EnvelopeOptions, de
     const bytes = payload instanceof Uint8Array;
     const body = bytes ? payload : jsonBody(payload);
     const wire = wireHeaders(
+      binding.headers,
       headers,
       id ?? newEventId(),
       type,
@@ -423,15 +447,16 @@ export function encodeNewEnvelope(payload: Payload, options: EnvelopeOptions, de
     );
     return { key: aggregateId, headers: wire, body };
   }
-  return encodeEnvelope(buildEnvelope(payload, options, defaults));
+  return encodeEnvelope(buildEnvelope(payload, options, defaults), binding);
 }
 
 export type DecodeResult = { ok: true; envelope: Envelope } | { ok: false; error: EnvelopeError };
 
 /**
- * True for the header names `Header` lists (the envelope's metadata). A switch
- * rather than a Set: property names are internalized strings, so each case
- * is a pointer comparison and no hash lookup is made.
+ * True for the header names `Header` lists (the envelope's metadata), plus the
+ * NATS binding's `ce-datacontenttype`. A switch rather than a Set: property
+ * names are internalized strings, so each case is a pointer comparison and no
+ * hash lookup is made.
  */
 function isReservedWireHeader(name: string): boolean {
   switch (name) {
@@ -447,10 +472,19 @@ function isReservedWireHeader(name: string): boolean {
     case Header.correlationId:
     case Header.causationId:
     case Header.tenantId:
+    case HTTP_BINDING.headers.dataContentType:
       return true;
     default:
       return false;
   }
+}
+/** The metadata header names of each other naming (Kafka's `ce_`), for the same check. */
+const reservedNames = new WeakMap<CloudEventsHeaders, ReadonlySet<string>>();
+function isReservedIn(names: CloudEventsHeaders, name: string): boolean {
+  if (names === HTTP_BINDING.headers) return isReservedWireHeader(name);
+  let set = reservedNames.get(names);
+  if (set === undefined) reservedNames.set(names, (set = new Set(Object.values(names))));
+  return set.has(name);
 }
 /** Headers a broker adds for itself (NATS dedupe ids), not part of the envelope. */
 const BROKER_HEADER = /^nats-/i;
@@ -470,33 +504,55 @@ function parseTime(text: unknown): Date {
   return new Date(lastTimeMs);
 }
 
+/** A JSON media type: `application/json` (with parameters) or any `+json` suffix type. */
+function isJsonContentType(contentType: string): boolean {
+  if (contentType === JSON_CONTENT_TYPE || contentType.startsWith(JSON_CONTENT_TYPE)) return true;
+  const semi = contentType.indexOf(';');
+  return (semi < 0 ? contentType : contentType.slice(0, semi)).trimEnd().toLowerCase().endsWith('+json');
+}
+
 /**
  * Broker message → envelope. Never throws: garbage (missing metadata, a body
  * that is not the JSON its content type claims) yields `{ ok: false }` so one
- * bad message cannot take a consumer loop down.
+ * bad message cannot take a consumer loop down. Reads both CloudEvents content
+ * modes, with attribute headers named by `binding` or any other known binding.
  */
-export function decodeEnvelope(message: Pick<WireMessage, 'headers' | 'body'>): DecodeResult {
-  const result = decodeMessage(message);
+export function decodeEnvelope(message: Pick<WireMessage, 'headers' | 'body'>, binding: CloudEventsBinding = HTTP_BINDING): DecodeResult {
+  const result = decodeMessage(message, binding);
   return isBuslineError(result) ? { ok: false, error: result } : { ok: true, envelope: result };
 }
 
+/** Checks a decoded candidate: the fast check first, zod to name the problems. */
+function checkedWireEnvelope(candidate: Envelope): Envelope | EnvelopeError {
+  if (isValidEnvelope(candidate, true)) return candidate;
+  const result = wireEnvelopeSchema.safeParse(candidate);
+  if (!result.success) return new EnvelopeError('malformed message', issuesOf(result.error));
+  return result.data as Envelope;
+}
+
 /** @internal `decodeEnvelope` without the result wrapper: the envelope, or the error. Never throws. */
-export function decodeMessage(message: Pick<WireMessage, 'headers' | 'body'>): Envelope | EnvelopeError {
+export function decodeMessage(message: Pick<WireMessage, 'headers' | 'body'>, binding: CloudEventsBinding = HTTP_BINDING): Envelope | EnvelopeError {
   try {
     const h = message.headers ?? {};
-    const id = h[Header.id];
-    const type = h[Header.type];
-    const timeText = h[Header.time];
-    if (!id || !type || !timeText) {
-      const missing = [Header.id, Header.type, Header.time].filter((name) => !h[name]);
+    const body = message.body instanceof Uint8Array ? message.body : new Uint8Array(0);
+    if (isStructured(h)) {
+      const candidate = decodeStructured(h, body, binding.prefix);
+      return isBuslineError(candidate) ? candidate : checkedWireEnvelope(candidate);
+    }
+    const names = (bindingOf(h, binding) ?? binding).headers;
+    const id = h[names.id];
+    const type = h[names.type];
+    // `time` is optional in CloudEvents; id, type (and source, defaulted) are not.
+    if (!id || !type) {
+      const missing = [names.id, names.type].filter((name) => !h[name]);
       return new EnvelopeError('malformed message', missing.map((name) => `header ${name} is missing`));
     }
-    const versionText = h[Header.version] ?? '1';
-    const contentType = h[Header.contentType] ?? BYTES_CONTENT_TYPE;
+    const timeText = h[names.time];
+    const versionText = h[names.version] ?? '1';
+    const contentType = h[names.contentType] ?? h[names.dataContentType] ?? BYTES_CONTENT_TYPE;
 
-    const body = message.body instanceof Uint8Array ? message.body : new Uint8Array(0);
     let payload: Payload;
-    if (contentType === JSON_CONTENT_TYPE || contentType.startsWith(JSON_CONTENT_TYPE)) {
+    if (isJsonContentType(contentType)) {
       try {
         let text: string;
         try {
@@ -514,29 +570,31 @@ export function decodeMessage(message: Pick<WireMessage, 'headers' | 'body'>): E
     }
     const headers: Record<string, string> = {};
     for (const name in h) {
-      if (isReservedWireHeader(name)) continue;
+      if (isReservedIn(names, name)) continue;
       const c = name.charCodeAt(0);
       if ((c === 110 || c === 78) /* n, N */ && BROKER_HEADER.test(name)) continue;
       headers[name] = h[name]!;
     }
-    const candidate: Envelope = {
+    // A CloudEvents subject is any string; one that is no valid aggregate id stays a header instead of failing the event.
+    let subject = h[names.subject];
+    if (!isValidAggregateId(subject)) {
+      headers[names.subject] = subject!;
+      subject = undefined;
+    }
+    return checkedWireEnvelope({
       id,
       type,
-      source: h[Header.source] || 'unknown',
-      aggregateId: h[Header.subject],
+      source: h[names.source] || 'unknown',
+      aggregateId: subject,
       version: versionText === '1' ? 1 : Number(versionText),
-      time: parseTime(timeText),
-      traceId: h[Header.traceId],
-      correlationId: h[Header.correlationId],
-      causationId: h[Header.causationId],
-      tenantId: h[Header.tenantId],
+      time: timeText === undefined ? undefined : parseTime(timeText),
+      traceId: h[names.traceId],
+      correlationId: h[names.correlationId],
+      causationId: h[names.causationId],
+      tenantId: h[names.tenantId],
       headers,
       payload,
-    };
-    if (isValidEnvelope(candidate, true)) return candidate;
-    const result = wireEnvelopeSchema.safeParse(candidate);
-    if (!result.success) return new EnvelopeError('malformed message', issuesOf(result.error));
-    return result.data as Envelope;
+    });
   } catch (cause) {
     return new EnvelopeError('malformed message', [errorText(cause)], { cause });
   }

@@ -1,10 +1,10 @@
 import { EventEmitter } from 'eventemitter3';
+import { HTTP_BINDING, type CloudEventsBinding } from './cloudevents-binding.js';
 import type { BusConfig } from './config.js';
 import type { Driver, DriverCapabilities, DriverHooks, PublishOutcome, WireMessage } from './driver.js';
 import {
   encodeEnvelope,
   encodeNewEnvelope,
-  Header,
   validateEnvelope,
   type Envelope,
   type EnvelopeOptions,
@@ -89,12 +89,15 @@ export class EventBus extends EventEmitter<BusEvents> {
   private connected = false;
   private publishing = 0;
   private publishSettled: (() => void) | undefined;
+  /** The CloudEvents header naming written on this broker. */
+  private readonly ce: CloudEventsBinding;
 
   constructor(
     readonly driver: Driver,
     readonly config: BusConfig,
   ) {
     super();
+    this.ce = driver.cloudEvents ?? HTTP_BINDING;
     this.pool = new KeyedOrderingPool({ concurrency: config.concurrency, maxPending: config.maxPending });
     this.admission = new PublishAdmission(config.publish);
     this.pool.on('backpressure', (event) => this.emit('backpressure', event));
@@ -195,8 +198,8 @@ export class EventBus extends EventEmitter<BusEvents> {
     try {
       this.assertStarted();
       this.checkTopic(topic);
-      message = encodeNewEnvelope(payload, options, { type: topic, source: this.config.source });
-      id = message.headers[Header.id]!;
+      message = encodeNewEnvelope(payload, options, { type: topic, source: this.config.source }, this.ce);
+      id = message.headers[this.ce.headers.id]!;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -208,13 +211,14 @@ export class EventBus extends EventEmitter<BusEvents> {
     this.assertStarted();
     this.checkTopic(topic);
     const valid = validateEnvelope(envelope);
-    return this.sendOne(topic, encodeEnvelope(valid), valid.id, options.timeoutMs);
+    return this.sendOne(topic, encodeEnvelope(valid, this.ce), valid.id, options.timeoutMs);
   }
 
   /**
    * Low level: puts a message on the wire without building an envelope
-   * (bridging from other producers). Consumers decode it like any other;
-   * one that is not a valid envelope is dead-lettered on arrival.
+   * (bridging from other producers). Consumers decode it like any other; one
+   * that is not a valid envelope is dead-lettered on arrival, unless the
+   * subscription takes foreign messages and it carries no CloudEvent at all.
    */
   async publishWire(topic: string, message: WireMessage, options: { timeoutMs?: number } = {}): Promise<void> {
     this.assertStarted();
@@ -279,8 +283,8 @@ export class EventBus extends EventEmitter<BusEvents> {
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       try {
-        const message = encodeNewEnvelope(item.payload, item, defaults);
-        ids[i] = message.headers[Header.id]!;
+        const message = encodeNewEnvelope(item.payload, item, defaults, this.ce);
+        ids[i] = message.headers[this.ce.headers.id]!;
         messages.push(message);
         indexes.push(i);
       } catch (error) {
@@ -420,6 +424,7 @@ export class EventBus extends EventEmitter<BusEvents> {
         metrics: this.stats,
         emit: this.emit.bind(this) as SubscriptionHost['emit'],
         publishDeadLetter: this.publishDeadLetter,
+        cloudEvents: this.ce,
         lane: (run, concurrency) => this.pool.lane(run, { concurrency }),
       },
       resolved,

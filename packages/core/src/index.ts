@@ -1,6 +1,8 @@
 export * from './errors.js';
 export * from './topic.js';
 export * from './envelope.js';
+export * from './cloudevents-binding.js';
+export { foreignEnvelope, foreignPayload } from './foreign-message.js';
 export * from './driver.js';
 export * from './retry.js';
 export * from './topic-provisioner.js';

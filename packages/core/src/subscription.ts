@@ -3,10 +3,12 @@ import { groupNameSchema, type SubscriptionDefaults } from './config.js';
 import { deadLetterCopies, publishDeadLetter } from './dead-letter.js';
 import { DeliveryInlet, type HeldMessage, type InletProcessor } from './delivery-inlet.js';
 import type { ConsumerSpec, DriverSubscription, PublishOutcome, WireMessage } from './driver.js';
-import { decodeMessage, Header, type Envelope, type Payload } from './envelope.js';
+import { carriesEvent, type CloudEventsBinding } from './cloudevents-binding.js';
+import { decodeMessage, type Envelope, type Payload } from './envelope.js';
 import { BuslineError, ErrorCode, errorCode, errorMessage, isBuslineError, isRetryable } from './errors.js';
 import type { BusEvents } from './events.js';
 import type { PoolLane } from './keyed-ordering-pool.js';
+import { foreignEnvelope } from './foreign-message.js';
 import type { BusMetrics } from './metrics.js';
 import { BackoffTimers, retryDelay, retryOptionsSchema, type RetryPolicy } from './retry.js';
 import { topicNameProblem } from './topic.js';
@@ -37,6 +39,12 @@ export const subscribeOptionsSchema = z
     retry: retryOptionsSchema.partial().optional(),
     /** Where exhausted and malformed messages go; `false` drops them (with an error event). */
     deadLetter: z.union([z.object({ topic: z.string().optional() }).strict(), z.literal(false)]).optional(),
+    /**
+     * Also handle messages that carry no CloudEvent (no id header in any
+     * naming, no structured content type), with an envelope made from the
+     * broker's metadata (see `foreignEnvelope`). Default false: they are malformed.
+     */
+    foreign: z.boolean().optional(),
   })
   .strict();
 export type SubscribeOptions = z.input<typeof subscribeOptionsSchema>;
@@ -46,6 +54,8 @@ export interface SubscriptionHost {
   readonly metrics: BusMetrics;
   emit<E extends keyof BusEvents>(event: E, ...args: BusEvents[E]): boolean;
   publishDeadLetter(topic: string, message: WireMessage): Promise<PublishOutcome>;
+  /** The CloudEvents header naming of the bus's driver. */
+  readonly cloudEvents: CloudEventsBinding;
   lane(run: (message: HeldMessage) => void | Promise<void>, concurrency: number): PoolLane<HeldMessage>;
 }
 
@@ -60,6 +70,8 @@ export interface ResolvedSubscription {
   ordered: boolean;
   retry: RetryPolicy;
   deadLetterTopic: string | undefined;
+  /** Messages without a CloudEvent are handled (with a foreign envelope), not dead-lettered. */
+  foreign: boolean;
 }
 
 export function resolveSubscription(
@@ -91,6 +103,7 @@ export function resolveSubscription(
     ordered: (o.ordering ?? d.ordering) === 'key',
     retry: { ...defaults.retry, ...o.retry },
     deadLetterTopic,
+    foreign: o.foreign === true,
   };
 }
 
@@ -166,7 +179,7 @@ export class Subscription implements InletProcessor {
       this.giveBack(message);
       return undefined;
     }
-    const key = this.config.ordered ? (message.key ?? message.headers[Header.subject]) : undefined;
+    const key = this.config.ordered ? (message.key ?? message.headers[this.host.cloudEvents.headers.subject]) : undefined;
     try {
       const wait = this.lane.submit(key, message);
       // A submit still waiting when the lane drains is refused: hand the message back.
@@ -203,7 +216,8 @@ export class Subscription implements InletProcessor {
     }
     let envelope: Envelope | undefined;
     if (this.handler.kind !== 'wire') {
-      const decoded = decodeMessage(message);
+      const decoded =
+        this.config.foreign && !carriesEvent(message.headers) ? foreignEnvelope(message) : decodeMessage(message, this.host.cloudEvents);
       if (isBuslineError(decoded)) {
         this.host.metrics.malformed++;
         this.host.emit('error', decoded, `decoding a message on topic "${this.topic}" (sent to the dead-letter topic)`);
@@ -294,7 +308,7 @@ export class Subscription implements InletProcessor {
     const reason = errorMessage(error);
     const dlq = this.config.deadLetterTopic;
     if (dlq !== undefined) {
-      const copies = deadLetterCopies({ message, error, attempts, topic: this.topic, group: this.group });
+      const copies = deadLetterCopies({ message, error, attempts, topic: this.topic, group: this.group, binding: this.host.cloudEvents });
       for (let retry = 1; ; retry++) {
         const failure = await publishDeadLetter(copies, (copy) => this.host.publishDeadLetter(dlq, copy));
         if (failure === undefined) break;

@@ -4,7 +4,7 @@
  * (Watermill TestContinueAfterErrors; Dapr's dead-letter conformance).
  */
 import { expect } from '../expect.js';
-import { DeadLetterHeader, ErrorCode, NonRetryableError, type DeadLetterEvent, type WireMessage } from '@busline/core';
+import { DeadLetterHeader, ErrorCode, HTTP_BINDING, NonRetryableError, type DeadLetterEvent, type WireMessage } from '@busline/core';
 import type { Harness } from '../harness.js';
 import { Collector, readDeadLetters, rejection, waitFor } from '../helpers.js';
 
@@ -177,7 +177,9 @@ export function registerDeadLetterTests(h: Harness): void {
     const { id } = await bus.publish(topic, { total: 1 });
     await dead.waitForIds(groups.map((g) => `${id}/${g}`), h.ms(20_000), 'a dead-letter copy per group');
     const copies = groups.map((g) => dead.items.get(`${id}/${g}`)!);
-    expect(copies[0]!.headers['ce-id'], 'each copy has an id of its own').not.toBe(copies[1]!.headers['ce-id']);
+    const idHeader = (bus.driver.cloudEvents ?? HTTP_BINDING).headers.id;
+    expect(copies[0]!.headers[idHeader], 'each copy has an id of its own').toMatch(/^dlq-/);
+    expect(copies[0]!.headers[idHeader], 'each copy has an id of its own').not.toBe(copies[1]!.headers[idHeader]);
     expect(copies.map((c) => c.headers[DeadLetterHeader.error])).toEqual(groups.map((g) => `${g} cannot handle it`));
   });
 

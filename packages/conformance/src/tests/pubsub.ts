@@ -69,7 +69,7 @@ export function registerPubSubTests(h: Harness): void {
     expect(typeof r.envelope.source).toBe('string');
     expect(r.envelope.source.length).toBeGreaterThan(0);
     expect(r.envelope.time).toBeInstanceOf(Date);
-    expect(Math.abs(r.envelope.time.getTime() - sentAt)).toBeLessThan(h.ms(60_000));
+    expect(Math.abs(r.envelope.time!.getTime() - sentAt)).toBeLessThan(h.ms(60_000));
 
     await waitFor(() => bus.metrics().handled >= before.handled + 1, {
       timeoutMs: h.ms(5_000),
@@ -136,7 +136,7 @@ export function registerPubSubTests(h: Harness): void {
     await got.waitForIds([envelope.id], h.ms(10_000));
     const r = got.items.get(envelope.id)!;
     expect(r).toMatchObject({ ...envelope, headers: expect.objectContaining(envelope.headers) as unknown });
-    expect(r.time.toISOString()).toBe(envelope.time.toISOString());
+    expect(r.time!.toISOString()).toBe(envelope.time!.toISOString());
   });
 
   h.test('publishBatch publishes the valid items and reports each invalid one by index', {}, async () => {

@@ -60,6 +60,8 @@ export function registerValidationTests(h: Harness): void {
       ['aggregateId over 256 chars', () => bus.publish(topic, 1, { aggregateId: 'a'.repeat(257) }), 'aggregateId'],
       ['version 0', () => bus.publish(topic, 1, { version: 0 }), 'version'],
       ['reserved header', () => bus.publish(topic, 1, { headers: { 'ce-id': 'forged' } }), 'headers'],
+      // The Kafka binding's attribute names: a user header must not pose as one on any broker.
+      ['reserved ce_ header', () => bus.publish(topic, 1, { headers: { ce_subject: 'forged' } }), 'headers'],
       ['header value with a newline', () => bus.publish(topic, 1, { headers: { 'x-a': 'line\nbreak' } }), 'headers'],
       ['undefined payload', () => bus.publish(topic, undefined as never), 'payload'],
     ];
