@@ -46,6 +46,7 @@ describe.skipIf(NO_BROKER)('kafka: CloudEvents binding and foreign records on th
     expect(event).toMatchObject({ id: receipt.id, type: topic, subject: 'order-1', data: { total: 5 } });
   });
 
+  // Written as busline wrote them before the Kafka binding change: ce- names, the aggregate id in ce-subject.
   it('records busline wrote with ce- headers before the change still decode; a plain record reaches a foreign subscriber', async () => {
     const topic = unique('ce-legacy');
     f.topics.push(topic);
@@ -60,7 +61,7 @@ describe.skipIf(NO_BROKER)('kafka: CloudEvents binding and foreign records on th
         messages: [
           {
             key: 'acct-1',
-            headers: { 'ce-specversion': '1.0', 'ce-id': 'legacy-1', 'ce-type': 'orders', 'ce-source': 'old-busline', 'ce-time': new Date(writtenAt).toISOString(), 'content-type': 'application/json' },
+            headers: { 'ce-specversion': '1.0', 'ce-id': 'legacy-1', 'ce-type': 'orders', 'ce-source': 'old-busline', 'ce-subject': 'acct-1', 'ce-time': new Date(writtenAt).toISOString(), 'content-type': 'application/json' },
             value: '{"legacy":true}',
           },
           { key: 'acct-2', value: 'plain text from another service' },
