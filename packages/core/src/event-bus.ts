@@ -15,6 +15,7 @@ import type { BusEvents } from './events.js';
 import { KeyedOrderingPool } from './keyed-ordering-pool.js';
 import { BusMetrics, type MetricsSnapshot } from './metrics.js';
 import { PublishAdmission } from './publish-admission.js';
+import { BATCH_ITEM_NAMES, BATCH_OPTION_NAMES, checkOptionNames, PUBLISH_OPTION_NAMES, TIMEOUT_OPTION_NAMES } from './publish-options.js';
 import {
   resolveSubscription,
   Subscription,
@@ -195,6 +196,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     try {
       this.assertStarted();
       this.checkTopic(topic);
+      checkOptionNames(options, PUBLISH_OPTION_NAMES, `publish to "${topic}"`);
       message = encodeNewEnvelope(payload, options, { type: topic, source: this.config.source });
       id = message.headers[Header.id]!;
     } catch (error) {
@@ -207,6 +209,7 @@ export class EventBus extends EventEmitter<BusEvents> {
   async publishEnvelope(topic: string, envelope: Envelope, options: { timeoutMs?: number } = {}): Promise<PublishReceipt> {
     this.assertStarted();
     this.checkTopic(topic);
+    checkOptionNames(options, TIMEOUT_OPTION_NAMES, `publishEnvelope to "${topic}"`);
     const valid = validateEnvelope(envelope);
     return this.sendOne(topic, encodeEnvelope(valid), valid.id, options.timeoutMs);
   }
@@ -219,6 +222,7 @@ export class EventBus extends EventEmitter<BusEvents> {
   async publishWire(topic: string, message: WireMessage, options: { timeoutMs?: number } = {}): Promise<void> {
     this.assertStarted();
     this.checkTopic(topic);
+    checkOptionNames(options, TIMEOUT_OPTION_NAMES, `publishWire to "${topic}"`);
     if (!(message?.body instanceof Uint8Array) || typeof message.headers !== 'object' || message.headers === null) {
       throw new EnvelopeError('a wire message needs headers (an object of strings) and a Uint8Array body');
     }
@@ -258,6 +262,7 @@ export class EventBus extends EventEmitter<BusEvents> {
   async publishBatch(topic: string, items: readonly BatchItem[], options: BatchOptions = {}): Promise<BatchResult> {
     this.assertStarted();
     this.checkTopic(topic);
+    checkOptionNames(options, BATCH_OPTION_NAMES, `publishBatch to "${topic}"`);
     if (options.atomic === true && !this.capabilities.atomicBatch) {
       throw new BuslineError(
         ErrorCode.Unsupported,
@@ -279,6 +284,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       try {
+        checkOptionNames(item, BATCH_ITEM_NAMES, `publishBatch item ${i}`);
         const message = encodeNewEnvelope(item.payload, item, defaults);
         ids[i] = message.headers[Header.id]!;
         messages.push(message);
