@@ -76,7 +76,24 @@ export const busConfigSchema = z
   })
   .strict();
 
-export type BusConfigInput = z.input<typeof busConfigSchema>;
+/**
+ * Each adapter package adds the input type of its config section here, by
+ * module augmentation, once its types are part of the program (an import of
+ * the adapter, or `import type {} from '@busline/adapter-nats'`):
+ *
+ * ```ts
+ * declare module '@busline/core' {
+ *   interface AdapterConfigs { nats: NatsConfigInput }
+ * }
+ * ```
+ * A section no adapter typed stays `unknown` (and is checked at run time).
+ */
+export interface AdapterConfigs {}
+
+/** What `createEventBus` takes: core's fields, and each adapter's section as that adapter types it. */
+export type BusConfigInput = Omit<z.input<typeof busConfigSchema>, 'memory' | 'nats' | 'kafka'> & {
+  [K in Exclude<'memory' | 'nats' | 'kafka', keyof AdapterConfigs>]?: unknown;
+} & { [K in keyof AdapterConfigs]?: AdapterConfigs[K] };
 export type BusConfig = z.output<typeof busConfigSchema> & { type: string };
 export type SubscriptionDefaults = z.output<typeof subscriptionDefaultsSchema>;
 
