@@ -15,3 +15,5 @@ export * from './delivery-inlet.js';
 export * from './publish-admission.js';
 export * from './event-bus.js';
 export * from './create-event-bus.js';
+export * from './json-payload.js';
+export * from './typed-event.js';
