@@ -45,7 +45,7 @@ export interface PublishOptions extends EnvelopeOptions {
   timeoutMs?: number;
 }
 export interface BatchItem<P = Payload> extends EnvelopeOptions {
-  payload: P & JsonPayload<P>;
+  payload: P;
 }
 export interface BatchOptions {
   /** Overrides the bus's publish timeout for this call. */
@@ -287,7 +287,7 @@ export class EventBus extends EventEmitter<BusEvents> {
    * `atomic: true` the broker stores all of them or none: `published` is then
    * the item count or 0 (see BatchOptions).
    */
-  async publishBatch<P>(topic: string, items: readonly BatchItem<P>[], options: BatchOptions = {}): Promise<BatchResult> {
+  async publishBatch<I extends BatchItem<unknown>>(topic: string, items: readonly (I & BatchItem<JsonPayload<I['payload']>>)[], options: BatchOptions = {}): Promise<BatchResult> {
     this.assertStarted();
     this.checkTopic(topic);
     checkOptionNames(options, BATCH_OPTION_NAMES, `publishBatch to "${topic}"`);

@@ -38,6 +38,9 @@ void bus.publish('raw', new Uint8Array([1, 2]));
 void bus.publish('n', 42);
 void bus.publish('json', { a: [1, 'b', null] } as Payload);
 void bus.publishBatch('orders', [{ payload: order, aggregateId: order.id }]);
+void bus.publishBatch('mixed', [{ payload: { small: true } }, { payload: new Uint8Array(4) }, { payload: order }]);
+// @ts-expect-error a Date field in a batch item
+void bus.publishBatch('orders', [{ payload: order }, { payload: dated }]);
 
 interface Dated {
   id: string;
