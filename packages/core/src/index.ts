@@ -16,4 +16,16 @@ export * from './publish-admission.js';
 export * from './event-bus.js';
 export * from './create-event-bus.js';
 export * from './json-payload.js';
-export * from './typed-event.js';
+export {
+  defineEvent,
+  isEventDefinition,
+  PayloadError,
+  type EventDefinition,
+  type EventDefinitionInput,
+  type EventHandler,
+  type EventInput,
+  type EventPayload,
+  type EventPublishOptions,
+  type PayloadIssue,
+  type Upcaster,
+} from './typed-event.js';

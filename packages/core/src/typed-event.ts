@@ -83,6 +83,7 @@ export function defineEvent<S extends StandardSchemaV1>(input: EventDefinitionIn
   return Object.freeze({ name, version, topic, schema, upcast: Object.freeze({ ...upcast }) });
 }
 
+/** True for an event made by `defineEvent` (anything with a Standard Schema as `schema`). */
 export function isEventDefinition(value: unknown): value is EventDefinition {
   return typeof value === 'object' && value !== null && typeof (value as EventDefinition).schema?.['~standard']?.validate === 'function';
 }
