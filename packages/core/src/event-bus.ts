@@ -207,8 +207,9 @@ export class EventBus extends EventEmitter<BusEvents> {
   /** Publishes a typed event (see `defineEvent`) to its topic, after its schema validated the payload (else PAYLOAD_INVALID). */
   publish<E extends EventDefinition>(event: E, payload: EventInput<E>, options?: EventPublishOptions): Promise<PublishReceipt>;
   publish(target: string | EventDefinition, payload: unknown, options: PublishOptions = {}): Promise<PublishReceipt> {
-    if (typeof target !== 'string') return this.publishEvent(target, payload, options);
-    const topic = target;
+    // Anything but an object is a topic name: checkTopic says what is wrong with a non-string.
+    if (typeof target === 'object' && target !== null) return this.publishEvent(target, payload, options);
+    const topic = target as string;
     // Not async: the hot path makes one promise chain, and input errors still reject rather than throw.
     let message: WireMessage;
     let id: string;
@@ -431,7 +432,7 @@ export class EventBus extends EventEmitter<BusEvents> {
    */
   subscribe<E extends EventDefinition>(event: E, handler: EventHandler<E>, options?: SubscribeOptions): Promise<Subscription>;
   subscribe(target: string | EventDefinition, handler: PayloadHandler<any>, options: SubscribeOptions = {}): Promise<Subscription> {
-    if (typeof target === 'string') return this.addSubscription(target, { kind: 'payload', handler }, options);
+    if (typeof target !== 'object' || target === null) return this.addSubscription(target as string, { kind: 'payload', handler }, options);
     if (!isEventDefinition(target)) return Promise.reject(new BuslineError(ErrorCode.ConfigInvalid, 'subscribe needs a topic name or an event made by defineEvent'));
     if (typeof handler !== 'function') return Promise.reject(new BuslineError(ErrorCode.ConfigInvalid, 'subscribe needs a handler function'));
     return this.addSubscription(target.topic, { kind: 'envelope', handler: eventHandler(target, handler) }, options);

@@ -136,6 +136,15 @@ describe('typed events', () => {
     expect(() => defineEvent({ name: 'x', schema: z.string(), topic: 'bad topic' })).toThrow(expect.objectContaining({ code: ErrorCode.TopicInvalid }));
   });
 
+  it('a topic that is not a string is still TOPIC_INVALID; an object that is no event is CONFIG_INVALID', async () => {
+    const bus = await startedBus();
+    await expect(bus.publish(undefined as never, 1)).rejects.toMatchObject({ code: ErrorCode.TopicInvalid });
+    await expect(bus.subscribe(5 as never, () => undefined)).rejects.toMatchObject({ code: ErrorCode.TopicInvalid });
+    await expect(bus.publish({ name: 'x' } as never, 1)).rejects.toMatchObject({ code: ErrorCode.ConfigInvalid, message: expect.stringContaining('defineEvent') });
+    await expect(bus.subscribe({ name: 'x' } as never, () => undefined)).rejects.toMatchObject({ code: ErrorCode.ConfigInvalid });
+    await bus.close();
+  });
+
   it('refuses the name and version as publish options of a typed event', async () => {
     const bus = await startedBus();
     const error = (await bus
