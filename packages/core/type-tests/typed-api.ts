@@ -49,6 +49,11 @@ interface Dated {
 declare const dated: Dated;
 // @ts-expect-error a Date field would arrive as a string
 void bus.publish('orders', dated);
+// @ts-expect-error an optional Date field too
+void bus.publish('orders', { id: 'x', at: undefined } as { id: string; at?: Date | null });
+void bus.publish('orders', { pair: ['a', 1] } as { pair: readonly [string, number] });
+void bus.publish('orders', { byId: { a: order } } as { byId: Record<string, Order> });
+void bus.publish('orders', null as Order | null);
 // @ts-expect-error bytes inside JSON
 void bus.publish('orders', { image: new Uint8Array(1) });
 // @ts-expect-error a bigint is not JSON
