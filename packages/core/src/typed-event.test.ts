@@ -1,5 +1,6 @@
 /** Typed events on the in-memory broker: validation on both sides, dead letters, upcasting. */
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+import * as v from 'valibot';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createEventBus } from './create-event-bus.js';
@@ -126,6 +127,19 @@ describe('typed events', () => {
     const error = (await bus.publish(Even, 3).catch((e: unknown) => e)) as BuslineError;
     expect(error.message).toBe('even v1 payload is invalid (not published): (payload): must be an even number');
     await expect.poll(() => got).toEqual([4]);
+    await bus.close();
+  });
+
+  it('works with valibot the same way (nested paths included)', async () => {
+    const Shipped = defineEvent({ name: 'order.shipped', schema: v.object({ orderId: v.string(), parcel: v.object({ weightKg: v.pipe(v.number(), v.minValue(0)) }) }) });
+    const bus = await startedBus();
+    const got: string[] = [];
+    await bus.subscribe(Shipped, (s) => void got.push(`${s.orderId}:${s.parcel.weightKg}`));
+    await bus.publish(Shipped, { orderId: 'o-1', parcel: { weightKg: 2 } });
+    const error = (await bus.publish(Shipped, { orderId: 'o-2', parcel: { weightKg: -1 } }).catch((e: unknown) => e)) as PayloadError;
+    expect(error.code).toBe(ErrorCode.PayloadInvalid);
+    expect(error.issues.map((i) => i.path)).toEqual(['parcel.weightKg']);
+    await expect.poll(() => got).toEqual(['o-1:2']);
     await bus.close();
   });
 
