@@ -153,6 +153,15 @@ export const kafkaConfigSchema = z
     sasl: saslSchema.optional().describe('SASL authentication (plain, scram-sha-256/512, oauthbearer, aws). Passed through, never logged.'),
     connectionTimeoutMs: positiveInt.default(3_000).describe('TCP/TLS connect timeout per broker.'),
     requestTimeoutMs: positiveInt.default(30_000).describe('Timeout of one broker request.'),
+    connectRetries: z
+      .number()
+      .int()
+      .min(0)
+      .default(2)
+      .describe(
+        'Retries of the first connection (in start()) before it fails with BROKER_UNAVAILABLE; each attempt waits up to ' +
+          'connectionTimeoutMs. Raise it to wait for a broker that is still starting; later reconnects follow `retry`.',
+      ),
     retry: z
       .object({
         retries: z.number().int().min(0).default(8),
@@ -182,13 +191,22 @@ export type KafkaConfigInput = z.input<typeof kafkaConfigSchema>;
 /**
  * `kafka://host1:9092,host2:9092` → `{ brokers: ['host1:9092', 'host2:9092'] }`.
  * Hosts without a port get 9092; `?clientId=name` sets the client id.
+ * Credentials in the URL are refused (never echoed): Kafka has several SASL
+ * mechanisms, and guessing one (or sending a password in plain text) would be
+ * wrong more often than right; the `sasl` option names it.
  */
 export function sectionFromUrl(url: string): Record<string, unknown> {
   // Read the authority from the text: WHATWG URL parsing does not keep a host list.
   const href = url.trim().replace(/^kafka:\/\//i, '');
   const end = href.search(/[/?#]/);
   const authority = end < 0 ? href : href.slice(0, end);
-  const hosts = authority.includes('@') ? authority.slice(authority.lastIndexOf('@') + 1) : authority;
+  if (authority.includes('@')) {
+    throw new Error(
+      'credentials in a kafka:// URL are not used; write the URL without them and set ' +
+        "kafka.sasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512', username, password } (with kafka.ssl: true unless the listener is local)",
+    );
+  }
+  const hosts = authority;
   const brokers = hosts
     .split(',')
     .map((h) => h.trim())

@@ -6,8 +6,9 @@
  * const bus = await createEventBus('kafka://127.0.0.1:9092');
  * ```
  */
+import type {} from '@busline/core'; // the module AdapterConfigs is augmented in, below
 import type { AdapterModule } from '@busline/core/driver';
-import { kafkaConfigSchema, sectionFromUrl, type KafkaConfig } from './config.js';
+import { kafkaConfigSchema, sectionFromUrl, type KafkaConfig, type KafkaConfigInput } from './config.js';
 import { KafkaDriver } from './kafka-driver.js';
 
 export { kafkaConfigSchema, sectionFromUrl, DEFAULT_KAFKA_PORT } from './config.js';
@@ -25,3 +26,11 @@ export const adapter: AdapterModule<KafkaConfig> = {
   sectionFromUrl,
   createDriver: (section) => new KafkaDriver(section),
 };
+
+/** Types the `kafka` section of `createEventBus`'s config (see core's AdapterConfigs). */
+declare module '@busline/core' {
+  interface AdapterConfigs {
+  /** The `kafka` section; `brokers` may come from a kafka:// URL instead. */
+    kafka: Partial<KafkaConfigInput>;
+  }
+}

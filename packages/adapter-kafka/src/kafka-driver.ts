@@ -11,11 +11,13 @@
  *   topics planned before start.
  */
 import {
+  BrokerUnavailableError,
   BuslineError,
   ClosedError,
   ErrorCode,
   KAFKA_BINDING,
   PublishTimeoutError,
+  errorMessage,
   isBuslineError,
   type ConsumerSpec,
   type Driver,
@@ -68,6 +70,30 @@ const LOG_LEVELS = {
   info: LogLevel.INFO,
   debug: LogLevel.DEBUG,
 } as const;
+
+/**
+ * Fails fast when no broker answers: the clients' retry budget (`retry`) is
+ * sized for riding out a broker restart and made an unreachable cluster take
+ * about 23 s to report. A short-lived client with `connectRetries` tries first
+ * (a client of its own: kafkajs applies the client's retry to connecting, not
+ * an admin's); once it got through, the real clients connect with theirs.
+ */
+async function reachable(clientConfig: KafkaJSConfig, c: KafkaConfig): Promise<void> {
+  const retry = { retries: c.connectRetries, initialRetryTime: c.retry.initialRetryTimeMs, maxRetryTime: c.retry.maxRetryTimeMs };
+  const probe = new KafkaClient({ ...clientConfig, retry }).admin();
+  try {
+    await probe.connect();
+  } catch (error) {
+    const tries = c.connectRetries + 1;
+    throw new BrokerUnavailableError(
+      `connecting to Kafka at ${c.brokers.join(', ')}: no broker answered (${tries} attempt${tries === 1 ? '' : 's'}, ${c.connectionTimeoutMs} ms each at most; ` +
+        `raise kafka.connectRetries to wait longer for a starting broker): ${errorMessage(error)}`,
+      error,
+    );
+  } finally {
+    await probe.disconnect().catch(() => undefined);
+  }
+}
 
 export class KafkaDriver implements Driver {
   readonly name = 'kafka';
@@ -130,6 +156,7 @@ export class KafkaDriver implements Driver {
     const producer = this.newProducer(kafka, hooks);
     const admin = kafka.admin();
     try {
+      await reachable(clientConfig, c);
       await admin.connect();
       await producer.connect();
     } catch (error) {

@@ -64,4 +64,28 @@ describe('kafka config', () => {
     });
     await bus.close();
   });
+
+  it('refuses credentials in the URL, pointing to the sasl option, without echoing them', async () => {
+    const error = (await createEventBus('kafka://svc:hunter2-secret@127.0.0.1:9092', { adapter }).catch((e: unknown) => e)) as BuslineError;
+    expect(error.code).toBe(ErrorCode.ConfigInvalid);
+    expect(error.message).toContain('url: credentials in a kafka:// URL are not used');
+    expect(error.message).toContain('kafka.sasl');
+    expect(`${error.message} ${error.stack} ${JSON.stringify(error)}`).not.toContain('hunter2-secret');
+    // The same credentials as the sasl option work.
+    const bus = await createEventBus({ url: 'kafka://127.0.0.1:9092', kafka: { sasl: { mechanism: 'scram-sha-256', username: 'svc', password: 'hunter2-secret' } } }, { adapter });
+    expect((bus.driver as unknown as { config: { sasl?: unknown } }).config.sasl).toMatchObject({ mechanism: 'scram-sha-256', username: 'svc' });
+    await bus.close();
+  });
+
+  it('says an unreachable cluster is unreachable within seconds (BROKER_UNAVAILABLE), not after the ~23 s retry budget', async () => {
+    const bus = await createEventBus({ url: 'kafka://127.0.0.1:1' }, { adapter });
+    const started = Date.now();
+    const error = (await bus.start().catch((e: unknown) => e)) as BuslineError;
+    const tookMs = Date.now() - started;
+    expect(error.code).toBe(ErrorCode.BrokerUnavailable);
+    expect(error.message).toContain('connecting to Kafka at 127.0.0.1:1: no broker answered (3 attempts');
+    expect(error.message).toContain('kafka.connectRetries');
+    expect(tookMs).toBeLessThan(5_000);
+    await bus.close();
+  });
 });

@@ -1,5 +1,6 @@
+import type {} from '@busline/core'; // the module AdapterConfigs is augmented in, below
 import type { AdapterModule } from '@busline/core/driver';
-import { memoryConfigSchema, type MemoryConfig } from './config.js';
+import { memoryConfigSchema, type MemoryConfig, type MemoryConfigInput } from './config.js';
 import { MemoryDriver } from './memory-driver.js';
 
 export {
@@ -39,3 +40,10 @@ export const adapter: AdapterModule<MemoryConfig> = {
     return new MemoryDriver(section);
   },
 };
+
+/** Types the `memory` section of `createEventBus`'s config (see core's AdapterConfigs). */
+declare module '@busline/core' {
+  interface AdapterConfigs {
+    memory: MemoryConfigInput;
+  }
+}

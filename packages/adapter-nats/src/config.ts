@@ -13,6 +13,27 @@ export const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
 
 const positiveInt = z.number().int().positive();
 
+/**
+ * What is wrong with a server address, or undefined: `[nats|tls://][user[:pass]@]host[:port]`
+ * with a port of 1 to 65535. Checked here so a typo is a config error, not a
+ * connection that is retried as if the broker were down. (Only the host part is quoted.)
+ */
+function serverProblem(server: string): string | undefined {
+  const match = /^(?:([a-z][a-z0-9+.-]*):\/\/)?(?:[^@/]*@)?(\[[0-9a-f:.]+\]|[^\s:/@[\]]+)(?::([^/]*))?\/?$/i.exec(server.trim());
+  if (!match) return 'is not host[:port], nats://host[:port] or tls://host[:port]';
+  const [, scheme, host, port] = match;
+  if (scheme !== undefined && !/^(nats|tls)$/i.test(scheme)) return `${host}: scheme "${scheme}://" is not nats:// or tls://`;
+  if (port !== undefined && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65_535)) {
+    return `${host}: port "${port}" is not a number from 1 to 65535`;
+  }
+  return undefined;
+}
+
+const serverSchema = z.string().superRefine((server, ctx) => {
+  const problem = serverProblem(server);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `server ${problem}` });
+});
+
 const tlsSchema = z
   .object({
     caFile: z.string().min(1).optional().describe('Path to a PEM file of CA certificates that sign the server certificate.'),
@@ -44,10 +65,10 @@ const reconnectSchema = z
 export const natsConfigSchema = z
   .object({
     servers: z
-      .array(z.string().min(1))
+      .array(serverSchema)
       .min(1)
       .default([DEFAULT_SERVER])
-      .describe('Server URLs (nats://host:port); the client picks one and fails over to the others.'),
+      .describe('Server URLs (nats://host:port, or tls://host:port for TLS); the client picks one and fails over to the others.'),
     name: z.string().min(1).default('busline').describe('Connection name shown in the server monitoring pages.'),
     user: z.string().min(1).optional().describe('User name (with pass). Never logged.'),
     pass: z.string().optional().describe('Password for user. Never logged.'),
@@ -183,8 +204,8 @@ export type NatsConfigInput = z.input<typeof natsConfigSchema>;
  * Turns `nats://[user:pass@]host[:port][,host2[:port]...]` into a config
  * section: the servers without credentials, and the credentials as
  * `user`/`pass` (or `token` when only a user part is given, the NATS
- * convention `nats://token@host`). Also accepts `tls://` and `ws://`-less plain
- * `host:port` lists.
+ * convention `nats://token@host`). `tls://host:port` is the same with TLS
+ * required (`tls: {}`); plain `host:port` lists are accepted too.
  */
 export function sectionFromUrlString(raw: string): Record<string, unknown> {
   const match = /^([a-z][a-z0-9+.-]*):\/\/(?:([^@/]*)@)?([^/?#]*)/i.exec(raw.trim());

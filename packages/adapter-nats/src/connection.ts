@@ -41,6 +41,8 @@ export function connectionOptions(config: NatsConfig): ConnectionOptions {
     const path = config.credsFile;
     options.authenticator = credsAuthenticator(() => new Uint8Array(readFileSync(path)));
   }
+  // A tls:// server asks for TLS as the `tls` option does (the NATS client itself looks at the option only).
+  if (config.tls === undefined && config.servers.some((s) => /^tls:\/\//i.test(s))) options.tls = {};
   if (config.tls !== undefined) {
     const tls: TlsOptions = {};
     for (const [k, v] of Object.entries(config.tls)) if (v !== undefined) (tls as Record<string, unknown>)[k] = v;

@@ -6,8 +6,9 @@
  * const bus = await createEventBus({ url: 'nats://127.0.0.1:4222', group: 'billing' });
  * ```
  */
+import type {} from '@busline/core'; // the module AdapterConfigs is augmented in, below
 import type { AdapterModule } from '@busline/core/driver';
-import { natsConfigSchema, sectionFromUrl, type NatsConfig } from './config.js';
+import { natsConfigSchema, sectionFromUrl, type NatsConfig, type NatsConfigInput } from './config.js';
 import { NatsDriver } from './driver.js';
 
 export { NatsDriver, NATS_CAPABILITIES, MINIMUM_SERVER, PINNING_SERVER } from './driver.js';
@@ -37,3 +38,10 @@ export const adapter: AdapterModule<NatsConfig> = {
 };
 
 export default adapter;
+
+/** Types the `nats` section of `createEventBus`'s config (see core's AdapterConfigs). */
+declare module '@busline/core' {
+  interface AdapterConfigs {
+    nats: NatsConfigInput;
+  }
+}

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createEventBus, type BuslineError } from '@busline/core';
 import { adapter, durableNameFor, natsConfigSchema, NatsDriver, sectionFromUrlString, streamNameFor } from '../src/index.js';
+import { connectionOptions } from '../src/connection.js';
 
 const SECRET = 's3cr3t-pa55';
 const TOKEN = 't0k3n-xyz';
@@ -105,5 +106,29 @@ describe('nats config', () => {
       subscribeAfterStartRestartsConsumer: false,
       atomicBatch: false,
     });
+  });
+
+  it('tls://host:port is accepted by createEventBus and asks the client for TLS', async () => {
+    const bus = await createEventBus({ url: 'tls://127.0.0.1:4443', nats: { connectTimeoutMs: 1_000 } }, { adapter });
+    expect((bus.driver as NatsDriver).servers).toEqual(['tls://127.0.0.1:4443']);
+    expect(connectionOptions(natsConfigSchema.parse(adapter.sectionFromUrl('tls://u:p@h:4443'))).tls).toEqual({});
+    // A tls:// server in the section asks for TLS as well; the tls option's files still go through.
+    expect(connectionOptions(natsConfigSchema.parse({ servers: ['tls://h:4443'] })).tls).toEqual({});
+    expect(connectionOptions(natsConfigSchema.parse({ servers: ['tls://h:4443'], tls: { caFile: '/ca.pem' } })).tls).toEqual({ caFile: '/ca.pem' });
+    expect(connectionOptions(natsConfigSchema.parse({ servers: ['nats://h:4222'] })).tls).toBeUndefined();
+    await bus.close();
+  });
+
+  it('a port out of range or a foreign scheme is CONFIG_INVALID (not a retryable broker error), credentials not shown', async () => {
+    const error = (await createEventBus(`nats://alice:${SECRET}@h:99999`, { adapter }).catch((e: unknown) => e)) as BuslineError;
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.retryable).toBe(false);
+    expect(error.message).toContain('nats.servers.0: server h: port "99999" is not a number from 1 to 65535');
+    expect(`${error.message} ${JSON.stringify(error)}`).not.toContain(SECRET);
+    const section = natsConfigSchema.safeParse({ servers: ['http://h:80', 'h:0', 'h:4222', '[::1]:4222', 'nats://h'] });
+    expect(section.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      'servers.0: server h: scheme "http://" is not nats:// or tls://',
+      'servers.1: server h: port "0" is not a number from 1 to 65535',
+    ]);
   });
 });

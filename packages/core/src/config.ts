@@ -76,7 +76,24 @@ export const busConfigSchema = z
   })
   .strict();
 
-export type BusConfigInput = z.input<typeof busConfigSchema>;
+/**
+ * Each adapter package adds the input type of its config section here, by
+ * module augmentation, once its types are part of the program (an import of
+ * the adapter, or `import type {} from '@busline/adapter-nats'`):
+ *
+ * ```ts
+ * declare module '@busline/core' {
+ *   interface AdapterConfigs { nats: NatsConfigInput }
+ * }
+ * ```
+ * A section no adapter typed stays `unknown` (and is checked at run time).
+ */
+export interface AdapterConfigs {}
+
+/** What `createEventBus` takes: core's fields, and each adapter's section as that adapter types it. */
+export type BusConfigInput = Omit<z.input<typeof busConfigSchema>, 'memory' | 'nats' | 'kafka'> & {
+  [K in Exclude<'memory' | 'nats' | 'kafka', keyof AdapterConfigs>]?: unknown;
+} & { [K in keyof AdapterConfigs]?: AdapterConfigs[K] };
 export type BusConfig = z.output<typeof busConfigSchema> & { type: string };
 export type SubscriptionDefaults = z.output<typeof subscriptionDefaultsSchema>;
 
@@ -87,6 +104,9 @@ export function formatZodIssues(error: z.ZodError, prefix = ''): string[] {
   });
 }
 
+/** URL schemes that name an adapter other than by its type: `tls://` is NATS with TLS (the NATS convention). */
+const SCHEME_ALIASES: Readonly<Record<string, AdapterType>> = { tls: 'nats' };
+
 /**
  * Reads the scheme of the URL shorthand (the adapter parses the rest: host
  * lists like `kafka://a:9092,b:9092` are not WHATWG URLs), or says what is wrong.
@@ -94,9 +114,10 @@ export function formatZodIssues(error: z.ZodError, prefix = ''): string[] {
 export function parseBusUrl(url: string, customType?: string): { type: string; url: string } | string {
   const match = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(url.trim());
   if (!match) return `url: "${url}" is not a URL; use memory://, nats://host:4222 or kafka://host:9092`;
-  const type = match[1]!.toLowerCase();
+  const scheme = match[1]!.toLowerCase();
+  const type = SCHEME_ALIASES[scheme] ?? scheme;
   if (!(ADAPTER_TYPES as readonly string[]).includes(type) && type !== customType) {
-    return `url: scheme "${type}:" is not one of ${ADAPTER_TYPES.map((t) => `${t}://`).join(', ')}`;
+    return `url: scheme "${type}:" is not one of ${[...ADAPTER_TYPES, ...Object.keys(SCHEME_ALIASES)].map((t) => `${t}://`).join(', ')}`;
   }
   if (/\s/.test(match[2]!)) return `url: "${url}" contains whitespace`;
   return { type, url: url.trim() };

@@ -70,10 +70,18 @@ export async function createEventBus(config?: BusConfigInput | string, options: 
   let section: unknown;
   if (adapter && type !== undefined) {
     const given = ((custom ? customSection : raw[type]) ?? {}) as Record<string, unknown>;
-    const merged = url ? { ...adapter.sectionFromUrl(url), ...given } : given;
-    const result = adapter.configSchema.safeParse(merged);
-    if (result.success) section = result.data;
-    else issues.push(...formatZodIssues(result.error, type));
+    let fromUrl: Record<string, unknown> | undefined;
+    try {
+      fromUrl = url ? adapter.sectionFromUrl(url) : {};
+    } catch (error) {
+      // The adapter's reason; the URL itself is not repeated (it may hold a password).
+      issues.push(`url: ${errorMessage(error)}`);
+    }
+    if (fromUrl !== undefined) {
+      const result = adapter.configSchema.safeParse({ ...fromUrl, ...given });
+      if (result.success) section = result.data;
+      else issues.push(...formatZodIssues(result.error, type));
+    }
   }
 
   if (issues.length > 0 || !parsed.success || adapter === undefined || type === undefined) {

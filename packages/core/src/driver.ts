@@ -218,6 +218,8 @@ export interface AdapterModule<Section = unknown> {
   /**
    * Turns a URL shorthand into a config section. Gets the text as written:
    * host lists (`nats://a:4222,b:4222`) are not URLs to the WHATWG parser.
+   * May throw an Error saying what to change; createEventBus reports its
+   * message as a `url:` issue (without the URL, which may hold secrets).
    */
   sectionFromUrl(url: string): Record<string, unknown>;
   createDriver(section: Section): Driver;

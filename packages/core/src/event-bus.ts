@@ -14,7 +14,9 @@ import { BuslineError, ClosedError, ErrorCode, EnvelopeError, errorMessage, isBu
 import type { BusEvents } from './events.js';
 import { KeyedOrderingPool } from './keyed-ordering-pool.js';
 import { BusMetrics, type MetricsSnapshot } from './metrics.js';
+import type { JsonPayload } from './json-payload.js';
 import { PublishAdmission } from './publish-admission.js';
+import { BATCH_ITEM_NAMES, BATCH_OPTION_NAMES, checkOptionNames, PUBLISH_OPTION_NAMES, TIMEOUT_OPTION_NAMES } from './publish-options.js';
 import {
   resolveSubscription,
   Subscription,
@@ -27,13 +29,23 @@ import {
 } from './subscription.js';
 import { TopicProvisioner, type EnsureResult, type ProvisionPolicy } from './topic-provisioner.js';
 import { assertTopicName, topicOptionsSchema, type TopicOptions, type TopicOptionsInput } from './topic.js';
+import {
+  eventHandler,
+  isEventDefinition,
+  PayloadError,
+  validatePayload,
+  type EventDefinition,
+  type EventHandler,
+  type EventInput,
+  type EventPublishOptions,
+} from './typed-event.js';
 
 export interface PublishOptions extends EnvelopeOptions {
   /** Overrides the bus's publish timeout for this call. */
   timeoutMs?: number;
 }
-export interface BatchItem extends EnvelopeOptions {
-  payload: Payload;
+export interface BatchItem<P = Payload> extends EnvelopeOptions {
+  payload: P;
 }
 export interface BatchOptions {
   /** Overrides the bus's publish timeout for this call. */
@@ -190,15 +202,25 @@ export class EventBus extends EventEmitter<BusEvents> {
 
   // ---- publishing ---------------------------------------------------------
 
-  /** Publishes one event; resolves once the broker durably accepted it, rejects with why not. */
-  publish(topic: string, payload: Payload, options: PublishOptions = {}): Promise<PublishReceipt> {
+  /**
+   * Publishes one event; resolves once the broker durably accepted it, rejects with why not.
+   * The payload is a JSON value (an interface- or class-typed object too) or a Uint8Array.
+   */
+  publish<P>(topic: string, payload: P & JsonPayload<P>, options?: PublishOptions): Promise<PublishReceipt>;
+  /** Publishes a typed event (see `defineEvent`) to its topic, after its schema validated the payload (else PAYLOAD_INVALID). */
+  publish<E extends EventDefinition>(event: E, payload: EventInput<E>, options?: EventPublishOptions): Promise<PublishReceipt>;
+  publish(target: string | EventDefinition, payload: unknown, options: PublishOptions = {}): Promise<PublishReceipt> {
+    // Anything but an object is a topic name: checkTopic says what is wrong with a non-string.
+    if (typeof target === 'object' && target !== null) return this.publishEvent(target, payload, options);
+    const topic = target as string;
     // Not async: the hot path makes one promise chain, and input errors still reject rather than throw.
     let message: WireMessage;
     let id: string;
     try {
       this.assertStarted();
       this.checkTopic(topic);
-      message = encodeNewEnvelope(payload, options, { type: topic, source: this.config.source }, this.ce);
+      checkOptionNames(options, PUBLISH_OPTION_NAMES, `publish to "${topic}"`);
+      message = encodeNewEnvelope(payload as Payload, options, { type: topic, source: this.config.source }, this.ce);
       id = message.headers[this.ce.headers.id]!;
     } catch (error) {
       return Promise.reject(error);
@@ -206,10 +228,20 @@ export class EventBus extends EventEmitter<BusEvents> {
     return this.sendOne(topic, message, id, options.timeoutMs);
   }
 
+  private async publishEvent(event: EventDefinition, payload: unknown, options: EventPublishOptions): Promise<PublishReceipt> {
+    if (!isEventDefinition(event)) throw new BuslineError(ErrorCode.ConfigInvalid, 'publish needs a topic name or an event made by defineEvent');
+    this.assertStarted();
+    checkOptionNames(options, EVENT_OPTION_NAMES, `publish of ${event.name}`);
+    const valid = await validatePayload(event, payload, 'publish');
+    if (valid instanceof PayloadError) throw valid;
+    return this.publish(event.topic, valid as Payload, { ...options, type: event.name, version: event.version });
+  }
+
   /** Publishes a complete envelope (validated) as is. */
   async publishEnvelope(topic: string, envelope: Envelope, options: { timeoutMs?: number } = {}): Promise<PublishReceipt> {
     this.assertStarted();
     this.checkTopic(topic);
+    checkOptionNames(options, TIMEOUT_OPTION_NAMES, `publishEnvelope to "${topic}"`);
     const valid = validateEnvelope(envelope);
     return this.sendOne(topic, encodeEnvelope(valid, this.ce), valid.id, options.timeoutMs);
   }
@@ -223,6 +255,7 @@ export class EventBus extends EventEmitter<BusEvents> {
   async publishWire(topic: string, message: WireMessage, options: { timeoutMs?: number } = {}): Promise<void> {
     this.assertStarted();
     this.checkTopic(topic);
+    checkOptionNames(options, TIMEOUT_OPTION_NAMES, `publishWire to "${topic}"`);
     if (!(message?.body instanceof Uint8Array) || typeof message.headers !== 'object' || message.headers === null) {
       throw new EnvelopeError('a wire message needs headers (an object of strings) and a Uint8Array body');
     }
@@ -259,9 +292,10 @@ export class EventBus extends EventEmitter<BusEvents> {
    * `atomic: true` the broker stores all of them or none: `published` is then
    * the item count or 0 (see BatchOptions).
    */
-  async publishBatch(topic: string, items: readonly BatchItem[], options: BatchOptions = {}): Promise<BatchResult> {
+  async publishBatch<I extends BatchItem<unknown>>(topic: string, items: readonly (I & BatchItem<JsonPayload<I['payload']>>)[], options: BatchOptions = {}): Promise<BatchResult> {
     this.assertStarted();
     this.checkTopic(topic);
+    checkOptionNames(options, BATCH_OPTION_NAMES, `publishBatch to "${topic}"`);
     if (options.atomic === true && !this.capabilities.atomicBatch) {
       throw new BuslineError(
         ErrorCode.Unsupported,
@@ -283,7 +317,8 @@ export class EventBus extends EventEmitter<BusEvents> {
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       try {
-        const message = encodeNewEnvelope(item.payload, item, defaults, this.ce);
+        checkOptionNames(item, BATCH_ITEM_NAMES, `publishBatch item ${i}`);
+        const message = encodeNewEnvelope(item.payload as Payload, item, defaults, this.ce);
         ids[i] = message.headers[this.ce.headers.id]!;
         messages.push(message);
         indexes.push(i);
@@ -388,12 +423,26 @@ export class EventBus extends EventEmitter<BusEvents> {
 
   // ---- subscribing --------------------------------------------------------
 
-  /** Calls `handler` with each event's payload (and its envelope in the context). */
-  subscribe<P = Payload>(topic: string, handler: PayloadHandler<P>, options: SubscribeOptions = {}): Promise<Subscription> {
-    return this.addSubscription(topic, { kind: 'payload', handler }, options);
+  /**
+   * Calls `handler` with each event's payload (and its envelope in the context).
+   * `P` is asserted, not checked: the payload is whatever JSON (or bytes) arrived.
+   * For validated, typed payloads subscribe to an event made by `defineEvent`.
+   */
+  subscribe<P = Payload>(topic: string, handler: PayloadHandler<P>, options?: SubscribeOptions): Promise<Subscription>;
+  /**
+   * Calls `handler` with each `event` on its topic, upcast to the current version
+   * and validated by its schema; an invalid one is dead-lettered (PAYLOAD_INVALID),
+   * never retried. Other event types on the topic are acknowledged unhandled.
+   */
+  subscribe<E extends EventDefinition>(event: E, handler: EventHandler<E>, options?: SubscribeOptions): Promise<Subscription>;
+  subscribe(target: string | EventDefinition, handler: PayloadHandler<any>, options: SubscribeOptions = {}): Promise<Subscription> {
+    if (typeof target !== 'object' || target === null) return this.addSubscription(target as string, { kind: 'payload', handler }, options);
+    if (!isEventDefinition(target)) return Promise.reject(new BuslineError(ErrorCode.ConfigInvalid, 'subscribe needs a topic name or an event made by defineEvent'));
+    if (typeof handler !== 'function') return Promise.reject(new BuslineError(ErrorCode.ConfigInvalid, 'subscribe needs a handler function'));
+    return this.addSubscription(target.topic, { kind: 'envelope', handler: eventHandler(target, handler) }, options);
   }
 
-  /** Calls `handler` with each whole envelope. */
+  /** Calls `handler` with each whole envelope. `P` is asserted, not checked (see `subscribe`). */
   subscribeEnvelope<P = Payload>(topic: string, handler: EnvelopeHandler<P>, options: SubscribeOptions = {}): Promise<Subscription> {
     return this.addSubscription(topic, { kind: 'envelope', handler }, options);
   }
@@ -542,6 +591,9 @@ function checkTimeout(timeoutMs: unknown): void {
 }
 
 export type { FieldDifference };
+
+/** A typed event's name and version come from its definition. */
+const EVENT_OPTION_NAMES: ReadonlySet<string> = new Set([...PUBLISH_OPTION_NAMES].filter((name) => name !== 'type' && name !== 'version'));
 
 /** An atomic batch with invalid items: nothing is sent, and every item reports why. */
 function atomicRefusal(ids: string[], invalid: BatchResult['failed'], count: number): BatchResult {

@@ -17,3 +17,17 @@ export * from './delivery-inlet.js';
 export * from './publish-admission.js';
 export * from './event-bus.js';
 export * from './create-event-bus.js';
+export * from './json-payload.js';
+export {
+  defineEvent,
+  isEventDefinition,
+  PayloadError,
+  type EventDefinition,
+  type EventDefinitionInput,
+  type EventHandler,
+  type EventInput,
+  type EventPayload,
+  type EventPublishOptions,
+  type PayloadIssue,
+  type Upcaster,
+} from './typed-event.js';

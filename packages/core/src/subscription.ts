@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { groupNameSchema, type SubscriptionDefaults } from './config.js';
+import { formatZodIssues, groupNameSchema, type SubscriptionDefaults } from './config.js';
 import { deadLetterCopies, publishDeadLetter } from './dead-letter.js';
 import { DeliveryInlet, type HeldMessage, type InletProcessor } from './delivery-inlet.js';
 import type { ConsumerSpec, DriverSubscription, PublishOutcome, WireMessage } from './driver.js';
 import { carriesEvent, type CloudEventsBinding } from './cloudevents-binding.js';
 import { decodeMessage, type Envelope, type Payload } from './envelope.js';
-import { BuslineError, ErrorCode, errorCode, errorMessage, isBuslineError, isRetryable } from './errors.js';
+import { BuslineError, ConfigError, ErrorCode, errorCode, errorMessage, isBuslineError, isRetryable } from './errors.js';
 import type { BusEvents } from './events.js';
 import type { PoolLane } from './keyed-ordering-pool.js';
 import { foreignEnvelope } from './foreign-message.js';
@@ -80,7 +80,10 @@ export function resolveSubscription(
   defaults: { group: string; subscription: SubscriptionDefaults; retry: RetryPolicy; deadLetterSuffix: string | false },
   persistence: ConsumerSpec['persistence'],
 ): ResolvedSubscription {
-  const o = subscribeOptionsSchema.parse(options);
+  const parsed = subscribeOptionsSchema.safeParse(options);
+  // One readable line per bad option rather than zod's JSON dump of its issues.
+  if (!parsed.success) throw new ConfigError(`invalid subscribe options for "${topic}"`, formatZodIssues(parsed.error));
+  const o = parsed.data;
   const d = defaults.subscription;
   const deadLetterTopic =
     o.deadLetter === false || defaults.deadLetterSuffix === false && o.deadLetter?.topic === undefined
