@@ -12,3 +12,4 @@ export * from './errors.js';
 export * from './topic.js';
 export { AckWatermark } from './ack-watermark.js';
 export { Header } from './envelope.js';
+export { redactSecrets, type Logger } from './logger.js';

@@ -15,3 +15,7 @@ export * from './delivery-inlet.js';
 export * from './publish-admission.js';
 export * from './event-bus.js';
 export * from './create-event-bus.js';
+export * from './logger.js';
+export * from './health.js';
+export * from './metrics-recorder.js';
+export * from './publish-outcomes.js';
