@@ -23,8 +23,9 @@ import { registerPublishingTests } from './tests/publishing.js';
 import { registerAtomicBatchTests } from './tests/atomic-batch.js';
 import { registerGroupMemberTests } from './tests/group-members.js';
 import { registerDriverTests } from './tests/driver.js';
+import { registerOperationsTests } from './tests/operations.js';
 
-export type { BusConfigLike, CapabilityName, ConformanceOptions, ConformanceTest, TestSpec } from './harness.js';
+export type { BusConfigLike, CapabilityName, DriverMethodName, ConformanceOptions, ConformanceTest, TestSpec } from './harness.js';
 export { bindConformance, type RunnerBinding } from './binding.js';
 export { MemberProcess, type MemberSpec } from './member-process.js';
 export { Harness } from './harness.js';
@@ -65,6 +66,7 @@ const GROUPS: [string, (h: Harness) => void][] = [
   ['publishing', registerPublishingTests],
   ['atomic batches', registerAtomicBatchTests],
   ['driver contract', registerDriverTests],
+  ['operations', registerOperationsTests],
   ['lifecycle', registerLifecycleTests],
   ['topic strategies', registerTopicTests],
   ['validation', registerValidationTests],
