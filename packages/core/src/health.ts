@@ -9,7 +9,7 @@
  * backlog is asked for only with `{ backlog: true }` or a `backlogThreshold`.
  */
 import type { Backlog, ConnectionState } from './driver.js';
-import { errorField, type Logger } from './logger.js';
+import { errorField, redactSecrets, type Logger } from './logger.js';
 
 export type HealthStatus = 'ok' | 'degraded' | 'down';
 export type BusLifecycle = 'created' | 'starting' | 'started' | 'closing' | 'closed';
@@ -128,10 +128,16 @@ export class HealthMonitor {
 
   /** A driver's connection hook: remembered per connection name. */
   connection(state: ConnectionState, detail: string | undefined, name = 'main'): void {
-    this.connectionStates.set(name, { name, state, since: new Date(), ...(detail !== undefined ? { detail } : {}) });
+    // Reports are served over HTTP by probes: no credentials in them, whatever a driver passed.
+    this.connectionStates.set(name, { name, state, since: new Date(), ...(detail !== undefined ? { detail: redactSecrets(detail) } : {}) });
   }
 
   async report(options: HealthOptions = {}): Promise<HealthReport> {
+    return (await this.evaluate(options)).report;
+  }
+
+  /** The report, and which subscription each entry of it describes (for the watcher). */
+  private async evaluate(options: HealthOptions): Promise<{ report: HealthReport; watched: WatchedSubscription[] }> {
     const now = Date.now();
     const entries = [...this.source.subscriptions()].map((s) => ({ s, health: this.subscriptionHealth(s, now) }));
     const describe = this.source.describeBacklog;
@@ -153,7 +159,7 @@ export class HealthMonitor {
     }
     const subscriptions = entries.map((e) => e.health);
     const connections = [...this.connectionStates.values()];
-    return {
+    const report: HealthReport = {
       status: this.status(connections, subscriptions),
       bus: this.source.lifecycle(),
       connections,
@@ -161,6 +167,7 @@ export class HealthMonitor {
       publisher: this.source.publisher(),
       checkedAt: new Date(now),
     };
+    return { report, watched: entries.map((e) => e.s) };
   }
 
   /** A report without the broker round trip, for gauges read at collection time. */
@@ -215,10 +222,9 @@ export class HealthMonitor {
     if (this.checking) return;
     this.checking = true;
     try {
-      const subscriptions = [...this.source.subscriptions()];
-      const report = await this.report();
+      const { report, watched } = await this.evaluate({});
       report.subscriptions.forEach((health, i) => {
-        const s = subscriptions[i]!;
+        const s = watched[i]!;
         const before = this.flagged.get(s) ?? { stalled: false, over: false };
         const now = { stalled: health.state === 'stalled', over: health.backlogOver === true };
         this.flagged.set(s, now);

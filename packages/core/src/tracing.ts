@@ -38,22 +38,19 @@ import { errorField } from './logger.js';
 import { errorType } from './metrics-recorder.js';
 
 export class MessageTracer {
-  /** The header names the propagator writes: a message with any of them carries its own context. */
-  private readonly fields: string[];
-
   constructor(
     private readonly tracer: Tracer,
     private readonly propagator: TextMapPropagator,
     private readonly system: string,
-  ) {
-    this.fields = propagator.fields();
-  }
+  ) {}
 
   /** Starts the send span of one publish call and gives each message its creation context. */
   send(topic: string, messages: readonly WireMessage[]): Span {
+    // Asked per call: the global propagator may be registered after the bus was made.
+    const fields = this.propagator.fields();
     let links: Link[] | undefined;
     for (const message of messages) {
-      if (!this.carriesContext(message.headers)) continue;
+      if (!carriesContext(message.headers, fields)) continue;
       const own = trace.getSpanContext(this.propagator.extract(ROOT_CONTEXT, message.headers, defaultTextMapGetter));
       if (own !== undefined) (links ??= []).push({ context: own });
     }
@@ -77,7 +74,7 @@ export class MessageTracer {
     const spanContext = span.spanContext();
     const traceId = isSpanContextValid(spanContext) ? spanContext.traceId : undefined;
     for (const message of messages) {
-      if (links !== undefined && this.carriesContext(message.headers)) continue;
+      if (links !== undefined && carriesContext(message.headers, fields)) continue;
       this.propagator.inject(creation, message.headers, defaultTextMapSetter);
       if (traceId !== undefined && message.headers[Header.traceId] === undefined) message.headers[Header.traceId] = traceId;
     }
@@ -127,11 +124,12 @@ export class MessageTracer {
     }
     span.end();
   }
+}
 
-  private carriesContext(headers: Record<string, string>): boolean {
-    for (const field of this.fields) if (headers[field] !== undefined) return true;
-    return false;
-  }
+/** True when a message already has a trace context: any of the header names the propagator writes. */
+function carriesContext(headers: Record<string, string>, fields: readonly string[]): boolean {
+  for (const field of fields) if (headers[field] !== undefined) return true;
+  return false;
 }
 
 /** Runs `fn` with `ctx` active (AsyncLocalStorage under the SDK's context manager). */
