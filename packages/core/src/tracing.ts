@@ -73,9 +73,12 @@ export class MessageTracer {
     const creation = trace.setSpan(active, span);
     const spanContext = span.spanContext();
     const traceId = isSpanContextValid(spanContext) ? spanContext.traceId : undefined;
+    // Every message of the call gets the same context: formatted once, copied into each.
+    let carrier: Record<string, string> | undefined;
     for (const message of messages) {
       if (links !== undefined && carriesContext(message.headers, fields)) continue;
-      this.propagator.inject(creation, message.headers, defaultTextMapSetter);
+      if (carrier === undefined) this.propagator.inject(creation, (carrier = {}), defaultTextMapSetter);
+      for (const name in carrier) message.headers[name] = carrier[name]!;
       if (traceId !== undefined && message.headers[Header.traceId] === undefined) message.headers[Header.traceId] = traceId;
     }
     return span;
