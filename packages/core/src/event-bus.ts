@@ -1,4 +1,4 @@
-import { metrics, propagation, trace } from '@opentelemetry/api';
+import { metrics as otelMetrics, propagation, trace } from '@opentelemetry/api';
 import { EventEmitter } from 'eventemitter3';
 import { DEFAULT_GROUP, type BusConfig } from './config.js';
 import type { Driver, DriverCapabilities, DriverHooks, PublishOutcome, WireMessage } from './driver.js';
@@ -125,7 +125,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     );
     const telemetry = config.telemetry;
     if (telemetry.metrics) {
-      const meter = (telemetry.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
+      const meter = (telemetry.meterProvider ?? otelMetrics.getMeterProvider()).getMeter(SCOPE);
       this.recorders.add(new OtelMetricsRecorder(meter, driver.name, () => this.monitor.snapshot()));
     }
     this.tracer = telemetry.tracing
