@@ -3,6 +3,8 @@
 //
 //   pnpm bench:memory        (= pnpm build && node packages/adapter-memory/bench/memory.bench.mjs)
 //   BENCH_MESSAGES=200000 BENCH_REPEATS=3 pnpm bench:memory
+//   BENCH_TELEMETRY=1 pnpm bench:memory   (each EventBus case also with metrics + tracing on; prints the ratio;
+//                                          =metrics or =tracing for one of them)
 //
 // Each case publishes N messages over KEYS aggregate ids (message i has key
 // i % KEYS and per-key sequence floor(i / KEYS)) and times from the first
@@ -10,6 +12,14 @@
 // key's sequence arrives as 0, 1, 2, … : any other value is counted as an
 // order violation (a duplicate counts too). Every case runs REPEATS times on
 // a fresh broker after one smaller warm-up run; the median rate is reported.
+//
+// With BENCH_TELEMETRY=1 each EventBus case runs a second time with
+// `telemetry: { metrics: true, tracing: true }` on both buses, against
+// registered OpenTelemetry SDK providers that export nothing (a metric reader
+// that is never collected, a tracer provider without span processors, W3C
+// propagation): the cost of measuring, creating spans and carrying trace
+// context, without an exporter's. The table then has both rows, and the
+// overhead (on ÷ off, for end-to-end rate and for CPU per message) follows it.
 //
 // Every figure printed comes from this script on the machine it runs on.
 import os from 'node:os';
@@ -54,9 +64,29 @@ function orderChecker(total) {
 
 // ------------------------------------------------------------ EventBus cases
 
-async function busCase(total, publishMode) {
+/** Metrics and tracing on, with SDK providers that export nothing (BENCH_TELEMETRY=1). */
+async function telemetryConfig(which) {
+  const [{ MeterProvider, MetricReader }, { TracerProvider }, { W3CTraceContextPropagator }] = await Promise.all([
+    import('@opentelemetry/sdk-metrics'),
+    import('@opentelemetry/sdk-trace'),
+    import('@opentelemetry/core'),
+  ]);
+  class NeverCollected extends MetricReader {
+    async onForceFlush() {}
+    async onShutdown() {}
+  }
+  return {
+    metrics: which !== 'tracing',
+    tracing: which !== 'metrics',
+    meterProvider: new MeterProvider({ readers: [new NeverCollected()] }),
+    tracerProvider: new TracerProvider(),
+    propagator: new W3CTraceContextPropagator(),
+  };
+}
+
+async function busCase(total, publishMode, telemetry) {
   const broker = `bench-${process.pid}-${++runSeq}`;
-  const config = { type: 'memory', memory: { broker }, source: 'bench', concurrency: 256, maxPending: 20_000 };
+  const config = { type: 'memory', memory: { broker }, source: 'bench', concurrency: 256, maxPending: 20_000, logger: false, ...(telemetry ? { telemetry } : {}) };
   const consumer = await createEventBus({ ...config, group: 'bench' }, { adapter });
   const producer = await createEventBus(config, { adapter });
   await consumer.start();
@@ -155,9 +185,16 @@ async function brokerCase(total, dedupeWindowMs) {
 
 // -------------------------------------------------------------------- runner
 
+const busCases = [
+  { name: 'EventBus: publishBatch (1,000/call) → handle', mode: 'batch' },
+  { name: `EventBus: publish, ${WINDOW} concurrent → handle`, mode: 'concurrent' },
+];
+const telemetry = ['1', 'metrics', 'tracing'].includes(process.env.BENCH_TELEMETRY ?? '') ? await telemetryConfig(process.env.BENCH_TELEMETRY) : undefined;
 const cases = [
-  { name: 'EventBus: publishBatch (1,000/call) → handle', run: (n) => busCase(n, 'batch'), endToEnd: true },
-  { name: `EventBus: publish, ${WINDOW} concurrent → handle`, run: (n) => busCase(n, 'concurrent'), endToEnd: true },
+  ...busCases.flatMap((c) => [
+    { name: c.name, run: (n) => busCase(n, c.mode), endToEnd: true },
+    ...(telemetry ? [{ name: `${c.name} [telemetry on]`, run: (n) => busCase(n, c.mode, telemetry), endToEnd: true, telemetryOf: c.name }] : []),
+  ]),
   { name: 'broker only: publish → deliver → ack (dedupe on)', run: (n) => brokerCase(n, 120_000) },
   { name: 'broker only: publish → deliver → ack (dedupe off)', run: (n) => brokerCase(n, 0) },
 ];
@@ -188,6 +225,7 @@ for (const c of cases.filter((x) => !only || x.name.includes(only))) {
     publishRate: median(runs.map((x) => x.publishRate)),
     cpuRate: median(runs.map((x) => x.cpuRate)),
     violations: runs.reduce((s, x) => s + x.violations, 0),
+    telemetryOf: c.telemetryOf,
   });
 }
 
@@ -198,6 +236,15 @@ console.log(`${'-'.repeat(w)}  ${cols.map((c) => '-'.repeat(c.length)).join('  '
 for (const r of rows) {
   const cells = [fmt(r.rate), fmt(r.publishRate), fmt(r.cpuRate), String(r.violations)];
   console.log(`${r.name.padEnd(w)}  ${cells.map((x, i) => x.padStart(cols[i].length)).join('  ')}`);
+}
+for (const on of rows.filter((r) => r.telemetryOf !== undefined)) {
+  const off = rows.find((r) => r.name === on.telemetryOf);
+  if (off === undefined) continue;
+  const cpuOverhead = off.cpuRate / on.cpuRate - 1;
+  console.log(
+    `\ntelemetry overhead, ${off.name}: end-to-end on/off ${(on.rate / off.rate).toFixed(3)}, ` +
+      `CPU per message ${cpuOverhead >= 0 ? '+' : ''}${(cpuOverhead * 100).toFixed(1)} % (target ≤ 10 %)`,
+  );
 }
 const load = os.loadavg()[0];
 if (load > os.cpus().length) {

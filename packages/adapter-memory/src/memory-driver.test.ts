@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  NO_DRIVER_HOOKS,
   ErrorCode,
   TopicMismatchError,
   type ConsumerSpec,
@@ -44,6 +45,7 @@ async function connect(section: MemoryConfigInput = {}): Promise<Harness> {
     count(name, by = 1) {
       counters[name] = (counters[name] ?? 0) + by;
     },
+    log: NO_DRIVER_HOOKS.log,
   };
   await driver.connect({ hooks, plannedConsumers: [] });
   return { driver, errors, counters };
@@ -53,7 +55,7 @@ async function connect(section: MemoryConfigInput = {}): Promise<Harness> {
 async function connectTo(h: Harness, section: MemoryConfigInput = {}): Promise<MemoryDriver> {
   const other = new MemoryDriver({ ...section, broker: h.driver.config.broker });
   drivers.push(other);
-  await other.connect({ hooks: { connection() {}, error() {}, count() {} }, plannedConsumers: [] });
+  await other.connect({ hooks: NO_DRIVER_HOOKS, plannedConsumers: [] });
   return other;
 }
 

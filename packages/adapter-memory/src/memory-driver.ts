@@ -1,5 +1,6 @@
 import {
   ClosedError,
+  type Backlog,
   NO_DRIVER_HOOKS,
   type ConsumerSpec,
   type Driver,
@@ -107,6 +108,13 @@ export class MemoryDriver implements Driver {
         this.subscriptions.delete(member);
       },
     };
+  }
+
+  /** From the broker's group stats: pending = not yet delivered (undispatched, queued, delayed, parked), unsettled = delivered and not settled. */
+  async describeBacklog(topic: string, group: string): Promise<Backlog | undefined> {
+    const stats = this.broker.stats(topic)?.groups[group];
+    if (stats === undefined) return undefined;
+    return { pending: stats.undispatched + stats.queued + stats.delayed + stats.parked, unsettled: stats.unsettled };
   }
 
   /** Closes every consumer of this driver (their unsettled messages go back to their groups). */

@@ -3,7 +3,7 @@
  * capabilities, the buses a test opened (closed after each test), and
  * deadline scaling for slow brokers.
  */
-import type { DriverCapabilities, EventBus, TopicOptionsInput } from '@busline/core';
+import type { BusConfigInput, Driver, DriverCapabilities, EventBus, TopicOptionsInput } from '@busline/core';
 import { uniqueName } from './helpers.js';
 
 /** The bus config fields the suite sets; an adapter's `createBus` merges them into its own config. */
@@ -19,7 +19,14 @@ export interface BusConfigLike {
   publish: { timeoutMs?: number; maxInFlight?: number; maxWaiting?: number };
   /** Appended to a topic's name to name its dead-letter topic; false: no dead letters by default. */
   deadLetterSuffix: string | false;
+  retry: BusConfigInput['retry'];
+  logger: BusConfigInput['logger'];
+  health: BusConfigInput['health'];
+  telemetry: BusConfigInput['telemetry'];
 }
+
+/** Optional driver methods a test may need. */
+export type DriverMethodName = 'describeBacklog';
 
 export interface ConformanceOptions {
   /** Shown in test names and the throughput line, e.g. 'memory'. */
@@ -91,6 +98,8 @@ export interface TestSpec {
   hooks?: (keyof NonNullable<ConformanceOptions['hooks']>)[];
   /** Skipped unless `memberProcess` was given. */
   memberProcess?: boolean;
+  /** Skipped unless the adapter's driver implements these optional methods. */
+  driverMethods?: DriverMethodName[];
   /** Test timeout before scaling; default 30 s. */
   timeoutMs?: number;
 }
@@ -98,6 +107,8 @@ export interface TestSpec {
 export class Harness {
   /** Filled in by `beforeAll` from a probe bus plus the caller's overrides. */
   caps!: DriverCapabilities;
+  /** The optional driver methods the adapter implements (from the probe bus). */
+  driverMethods = new Set<DriverMethodName>();
   private readonly open = new Set<EventBus>();
   readonly busErrors: { error: Error; context: string }[] = [];
 
@@ -136,6 +147,8 @@ export class Harness {
       // Some capabilities depend on the broker the bus connects to (e.g. its server version).
       await bus.start();
       this.caps = { ...bus.capabilities, ...this.options.capabilities };
+      const driver: Driver = bus.driver;
+      if (typeof driver.describeBacklog === 'function') this.driverMethods.add('describeBacklog');
     } finally {
       await bus.close();
     }
@@ -183,6 +196,7 @@ export class Harness {
       ...(spec.requiresNot ?? []).map((c) => `requires !${c}`),
       ...(spec.hooks ?? []).map((hook) => `requires hooks.${hook}`),
       ...(spec.memberProcess ? ['requires memberProcess'] : []),
+      ...(spec.driverMethods ?? []).map((m) => `requires driver.${m}`),
     ];
     const title = gates.length ? `${name} [${gates.join(', ')}]` : name;
     this.collected?.push({
@@ -198,6 +212,7 @@ export class Harness {
     for (const cap of spec.requires ?? []) if (!this.caps[cap]) return `adapter ${this.options.name} does not declare capability ${cap}`;
     for (const cap of spec.requiresNot ?? []) if (this.caps[cap]) return `adapter ${this.options.name} declares capability ${cap}`;
     for (const hook of spec.hooks ?? []) if (!this.options.hooks?.[hook]) return `no hooks.${hook} given for ${this.options.name}`;
+    for (const method of spec.driverMethods ?? []) if (!this.driverMethods.has(method)) return `the ${this.options.name} driver has no ${method}()`;
     if (spec.memberProcess && !this.options.memberProcess) return `no memberProcess given for ${this.options.name} (an in-process broker has no other processes)`;
     return undefined;
   }

@@ -25,8 +25,9 @@ import { registerGroupMemberTests } from './tests/group-members.js';
 import { registerDriverTests } from './tests/driver.js';
 import { registerCloudEventsTests } from './tests/cloudevents.js';
 import { registerForeignMessageTests } from './tests/foreign-messages.js';
+import { registerOperationsTests } from './tests/operations.js';
 
-export type { BusConfigLike, CapabilityName, ConformanceOptions, ConformanceTest, TestSpec } from './harness.js';
+export type { BusConfigLike, CapabilityName, DriverMethodName, ConformanceOptions, ConformanceTest, TestSpec } from './harness.js';
 export { bindConformance, type RunnerBinding } from './binding.js';
 export { MemberProcess, type MemberSpec } from './member-process.js';
 export { Harness } from './harness.js';
@@ -69,6 +70,7 @@ const GROUPS: [string, (h: Harness) => void][] = [
   ['driver contract', registerDriverTests],
   ['CloudEvents interop', registerCloudEventsTests],
   ['foreign messages', registerForeignMessageTests],
+  ['operations', registerOperationsTests],
   ['lifecycle', registerLifecycleTests],
   ['topic strategies', registerTopicTests],
   ['validation', registerValidationTests],

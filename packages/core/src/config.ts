@@ -1,5 +1,7 @@
+import type { MeterProvider, TextMapPropagator, TracerProvider } from '@opentelemetry/api';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { isLogger, type Logger } from './logger.js';
 import { retryOptionsSchema } from './retry.js';
 import { mismatchActionSchema, topicStrategySchema } from './topic-provisioner.js';
 import { topicNameSchema, topicOptionsSchema } from './topic.js';
@@ -13,6 +15,9 @@ export const ADAPTER_PACKAGES: Record<AdapterType, string> = {
   nats: '@busline/adapter-nats',
   kafka: '@busline/adapter-kafka',
 };
+
+/** The group of subscriptions when neither they nor the config name one; services that share it split each other's messages. */
+export const DEFAULT_GROUP = 'default';
 
 export const groupNameSchema = z
   .string()
@@ -33,6 +38,39 @@ export const subscriptionDefaultsSchema = z
   })
   .strict();
 
+export const healthConfigSchema = z
+  .object({
+    /** A subscription holding messages with none settled for this long is `stalled`. */
+    stalledAfterMs: z.number().int().positive().default(60_000),
+    /**
+     * Checks health on a timer every this many ms and emits `health` events
+     * when a subscription stalls or recovers, or its backlog crosses
+     * `backlogThreshold`. 0 (default): no timer.
+     */
+    checkIntervalMs: z.number().int().nonnegative().default(0),
+    /** Backlog (pending + unsettled, from the broker) above which a subscription is reported over it. */
+    backlogThreshold: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const providerSchema = <T>(name: string, method: string) =>
+  z.custom<T>((v) => typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[method] === 'function', `${name} must have a ${method}() method`);
+
+export const telemetryConfigSchema = z
+  .object({
+    /** OpenTelemetry metrics (messaging semantic conventions) through `@opentelemetry/api`. Off: no cost per message. */
+    metrics: z.boolean().default(false),
+    /** Producer and consumer spans, trace context in message headers. Off: no cost per message. */
+    tracing: z.boolean().default(false),
+    /** Default: the global one (`metrics.getMeterProvider()`), registered by the OpenTelemetry SDK. */
+    meterProvider: providerSchema<MeterProvider>('meterProvider', 'getMeter').optional(),
+    /** Default: the global one (`trace.getTracerProvider()`). */
+    tracerProvider: providerSchema<TracerProvider>('tracerProvider', 'getTracer').optional(),
+    /** Default: the global propagator (`propagation`; W3C trace context once the SDK registers it). */
+    propagator: providerSchema<TextMapPropagator>('propagator', 'inject').optional(),
+  })
+  .strict();
+
 export const busConfigSchema = z
   .object({
     /** `memory` | `nats` | `kafka`, or a third-party adapter's type (passed to createEventBus as `adapter`). */
@@ -45,7 +83,7 @@ export const busConfigSchema = z
     /** CloudEvents `source` of events this service publishes. */
     source: z.string().min(1).default('busline'),
     /** Default consumer group for subscriptions that name none (usually the service name). */
-    group: groupNameSchema.default('default'),
+    group: groupNameSchema.default(DEFAULT_GROUP),
     /** Topics ensured at `start()`, with their options. */
     topics: z.record(topicNameSchema, topicOptionsSchema).default({}),
     topicStrategy: topicStrategySchema.default('createOnly'),
@@ -70,6 +108,10 @@ export const busConfigSchema = z
     /** Dead-letter topic name = topic + suffix; `false` disables dead-lettering (exhausted messages are dropped with an error event). */
     deadLetterSuffix: z.union([z.string().regex(/^[A-Za-z0-9._-]+$/), z.literal(false)]).default('.dlq'),
     closeTimeoutMs: z.number().int().positive().default(30_000),
+    /** Where core (and adapters) log; default: warnings and errors to the console. `false`: nothing. */
+    logger: z.union([z.custom<Logger>(isLogger, 'logger must have debug, info, warn and error methods'), z.literal(false)]).optional(),
+    health: healthConfigSchema.default(healthConfigSchema.parse({})),
+    telemetry: telemetryConfigSchema.default(telemetryConfigSchema.parse({})),
     memory: z.unknown().optional(),
     nats: z.unknown().optional(),
     kafka: z.unknown().optional(),

@@ -50,6 +50,8 @@ export class HeldMessage {
   private settled = false;
   /** When the lease was last started or extended (ms since epoch). */
   leasedAt: number;
+  /** When it was delivered (ms since epoch): the start of its queue wait. */
+  readonly receivedAt: number;
 
   constructor(
     private readonly inlet: DeliveryInlet,
@@ -58,6 +60,7 @@ export class HeldMessage {
   ) {
     this.handle = first;
     this.leasedAt = now;
+    this.receivedAt = now;
   }
 
   get topic(): string {
@@ -137,6 +140,9 @@ export class DeliveryInlet implements MessageSink {
   /** Held messages by delivery id (only those whose driver gives one). */
   private readonly inHand = new Map<string | number, HeldMessage>();
   private heldCount = 0;
+  private settledCount = 0;
+  private busyAt = 0;
+  private waitingDelivery = false;
   private leaseMs: number | undefined;
   private leaseTimer: ReturnType<typeof setInterval> | undefined;
   private roomWaiters: (() => void)[] = [];
@@ -154,6 +160,18 @@ export class DeliveryInlet implements MessageSink {
   /** Messages held now (delivered, not settled). */
   get held(): number {
     return this.heldCount;
+  }
+  /** Messages settled so far (health: progress). */
+  get settled(): number {
+    return this.settledCount;
+  }
+  /** When the inlet last went from holding nothing to holding something (ms since epoch). */
+  get busySince(): number {
+    return this.busyAt;
+  }
+  /** The driver's fetch loop is waiting for room (in-flight budget or the pool full). */
+  get waitingForRoom(): boolean {
+    return this.waitingDelivery;
   }
 
   /**
@@ -174,16 +192,24 @@ export class DeliveryInlet implements MessageSink {
       const wait = this.take(batch[i]!, now);
       if (wait !== undefined) return this.deliverRest(wait, batch, i + 1);
     }
-    if (this.heldCount >= this.options.maxInFlight) return this.room();
+    if (this.heldCount >= this.options.maxInFlight) {
+      this.waitingDelivery = true;
+      return this.room();
+    }
   }
 
   private async deliverRest(wait: Promise<void>, batch: DeliveredMessage[], from: number): Promise<void> {
-    await wait;
-    for (let i = from; i < batch.length; i++) {
-      const next = this.take(batch[i]!, Date.now());
-      if (next !== undefined) await next;
+    this.waitingDelivery = true;
+    try {
+      await wait;
+      for (let i = from; i < batch.length; i++) {
+        const next = this.take(batch[i]!, Date.now());
+        if (next !== undefined) await next;
+      }
+      if (this.heldCount >= this.options.maxInFlight) await this.room();
+    } finally {
+      this.waitingDelivery = false;
     }
-    if (this.heldCount >= this.options.maxInFlight) await this.room();
   }
 
   /** Holds one delivery and hands it on; a copy of a held message is collapsed. Never throws. */
@@ -199,7 +225,7 @@ export class DeliveryInlet implements MessageSink {
     }
     const held = new HeldMessage(this, message, now);
     if (id !== undefined) this.inHand.set(id, held);
-    this.heldCount++;
+    if (this.heldCount++ === 0) this.busyAt = now;
     try {
       const wait = this.processor.accept(held);
       return wait === undefined ? undefined : wait.catch((error: unknown) => this.refuse(held, error));
@@ -217,9 +243,11 @@ export class DeliveryInlet implements MessageSink {
   /** @internal A held message was settled. */
   release(held: HeldMessage): void {
     this.heldCount--;
+    this.settledCount++;
     const id = held.deliveryId;
     if (id !== undefined && this.inHand.get(id) === held) this.inHand.delete(id);
     if (this.roomWaiters.length > 0 && this.heldCount <= this.resumeAt) {
+      this.waitingDelivery = false;
       const waiters = this.roomWaiters;
       this.roomWaiters = [];
       for (const resume of waiters) resume();

@@ -13,3 +13,4 @@ export * from './topic.js';
 export { AckWatermark } from './ack-watermark.js';
 export { Header } from './envelope.js';
 export { HTTP_BINDING, KAFKA_BINDING, type CloudEventsBinding, type CloudEventsHeaders } from './cloudevents-binding.js';
+export { redactSecrets, type Logger } from './logger.js';

@@ -8,6 +8,7 @@
  */
 import type { CloudEventsBinding } from './cloudevents-binding.js';
 import type { BuslineError, FieldDifference } from './errors.js';
+import { silentLogger, type Logger } from './logger.js';
 import type { TopicOptions, TopicState } from './topic.js';
 
 /** A message as it travels: metadata in headers, the user's payload as the body. */
@@ -56,15 +57,30 @@ export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'rec
 
 /** How a driver reports what happens outside any one call. */
 export interface DriverHooks {
-  connection(state: ConnectionState, detail?: string): void;
+  /**
+   * A connection changed state. `connection` names it where a driver holds
+   * several (default `main`); `bus.health()` reports each. `detail` is logged:
+   * never put credentials in it.
+   */
+  connection(state: ConnectionState, detail?: string, connection?: string): void;
   /** Asynchronous failures (a commit, a fetch) that no caller is awaiting. */
   error(error: Error, context: string): void;
   /** Increments a driver-specific counter shown in `metrics().driver`. */
   count(name: string, by?: number): void;
+  /** The bus's logger (`config.logger`), for the broker client's own log lines. Log no config sections or URLs with credentials. */
+  readonly log: Logger;
 }
 
 /** Hooks that do nothing: what a driver holds before `connect` hands it the bus's. */
-export const NO_DRIVER_HOOKS: DriverHooks = Object.freeze({ connection() {}, error() {}, count() {} });
+export const NO_DRIVER_HOOKS: DriverHooks = Object.freeze({ connection() {}, error() {}, count() {}, log: silentLogger });
+
+/** What the broker holds for one consumer group of a topic. */
+export interface Backlog {
+  /** Stored messages not yet delivered to the group (a stopped consumer's whole backlog). */
+  pending: number;
+  /** Delivered to a member of the group and not yet acknowledged. */
+  unsettled: number;
+}
 
 export interface ConsumerSpec {
   topic: string;
@@ -204,6 +220,15 @@ export interface Driver {
    * `subscribe`. A driver that waits for its whole plan (Kafka) starts now.
    */
   plannedConsumersOpened?(): void;
+
+  /**
+   * The broker's own count of what `group` has not yet consumed from `topic`
+   * (NATS consumer info, Kafka high watermarks minus committed offsets);
+   * undefined when the broker has no such group. Optional: `bus.health({
+   * backlog: true })` reports it where a driver has it. Called off the hot
+   * path (health checks), never per message.
+   */
+  describeBacklog?(topic: string, group: string): Promise<Backlog | undefined>;
 
   close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
+import { metrics as otelMetrics, propagation, trace } from '@opentelemetry/api';
 import { EventEmitter } from 'eventemitter3';
 import { HTTP_BINDING, type CloudEventsBinding } from './cloudevents-binding.js';
-import type { BusConfig } from './config.js';
+import { DEFAULT_GROUP, type BusConfig } from './config.js';
 import type { Driver, DriverCapabilities, DriverHooks, PublishOutcome, WireMessage } from './driver.js';
 import {
   encodeEnvelope,
@@ -12,11 +13,18 @@ import {
 } from './envelope.js';
 import { BuslineError, ClosedError, ErrorCode, EnvelopeError, errorMessage, isBuslineError, type FieldDifference } from './errors.js';
 import type { BusEvents } from './events.js';
+import { HealthMonitor, type HealthOptions, type HealthReport } from './health.js';
 import { KeyedOrderingPool } from './keyed-ordering-pool.js';
+import { consoleLogger, silentLogger, warnOnce, type Logger } from './logger.js';
+import { logBusEvent } from './log-events.js';
 import { BusMetrics, type MetricsSnapshot } from './metrics.js';
 import type { JsonPayload } from './json-payload.js';
+import { RecorderSet, type MetricsRecorder } from './metrics-recorder.js';
+import { OtelMetricsRecorder } from './otel-metrics.js';
 import { PublishAdmission } from './publish-admission.js';
 import { BATCH_ITEM_NAMES, BATCH_OPTION_NAMES, checkOptionNames, PUBLISH_OPTION_NAMES, TIMEOUT_OPTION_NAMES } from './publish-options.js';
+import { PublishOutcomes, type PublishWatch } from './publish-outcomes.js';
+import { MessageTracer } from './tracing.js';
 import {
   resolveSubscription,
   Subscription,
@@ -73,6 +81,8 @@ export interface BatchResult {
 type State = 'created' | 'starting' | 'started' | 'closing' | 'closed';
 
 const DEFAULT_TOPIC: TopicOptions = topicOptionsSchema.parse({});
+/** The instrumentation scope of core's spans and metrics. */
+const SCOPE = '@busline/core';
 
 /**
  * The API services call. It owns everything that is the same for every broker
@@ -103,6 +113,12 @@ export class EventBus extends EventEmitter<BusEvents> {
   private publishSettled: (() => void) | undefined;
   /** The CloudEvents header naming written on this broker. */
   private readonly ce: CloudEventsBinding;
+  /** Where core and the driver log (`config.logger`). */
+  readonly log: Logger;
+  private readonly recorders = new RecorderSet();
+  private readonly tracer: MessageTracer | undefined;
+  private readonly monitor: HealthMonitor;
+  private readonly outcomes: PublishOutcomes;
 
   constructor(
     readonly driver: Driver,
@@ -110,6 +126,32 @@ export class EventBus extends EventEmitter<BusEvents> {
   ) {
     super();
     this.ce = driver.cloudEvents ?? HTTP_BINDING;
+    this.log = config.logger === false ? silentLogger : (config.logger ?? consoleLogger());
+    this.monitor = new HealthMonitor(
+      {
+        lifecycle: () => this.state,
+        subscriptions: () => this.subscriptions,
+        publisher: () => ({ inFlight: this.publishing - this.admission.waiting, waiting: this.admission.waiting }),
+        describeBacklog: driver.describeBacklog?.bind(driver),
+      },
+      config.health,
+      (event) => this.emit('health', event),
+      this.log,
+    );
+    const telemetry = config.telemetry;
+    if (telemetry.metrics) {
+      const meter = (telemetry.meterProvider ?? otelMetrics.getMeterProvider()).getMeter(SCOPE);
+      this.recorders.add(new OtelMetricsRecorder(meter, driver.name, () => this.monitor.snapshot()));
+    }
+    this.tracer = telemetry.tracing
+      ? new MessageTracer((telemetry.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE), telemetry.propagator ?? propagation, driver.name)
+      : undefined;
+    this.outcomes = new PublishOutcomes(
+      this.recorders,
+      this.tracer,
+      () => this.listenerCount('publishOutcome') > 0,
+      (event) => this.emit('publishOutcome', event),
+    );
     this.pool = new KeyedOrderingPool({ concurrency: config.concurrency, maxPending: config.maxPending });
     this.admission = new PublishAdmission(config.publish);
     this.pool.on('backpressure', (event) => this.emit('backpressure', event));
@@ -126,6 +168,12 @@ export class EventBus extends EventEmitter<BusEvents> {
     return this.state === 'started';
   }
 
+  /** Every event is logged at its level (errors and dead letters at `error`) before listeners see it. */
+  override emit<E extends keyof BusEvents>(event: E, ...args: BusEvents[E]): boolean {
+    logBusEvent(this.log, event, args);
+    return (super.emit as (event: string, ...rest: unknown[]) => boolean).call(this, event, ...args);
+  }
+
   /**
    * Connects, ensures every configured topic (per the topic strategy) and opens
    * the subscriptions made so far. Safe to call more than once.
@@ -139,10 +187,17 @@ export class EventBus extends EventEmitter<BusEvents> {
   private async doStart(): Promise<void> {
     this.state = 'starting';
     const hooks: DriverHooks = {
-      connection: (state, detail) => this.emit('connection', state, detail),
+      connection: (state, detail, connection) => {
+        this.monitor.connection(state, detail, connection);
+        this.emit('connection', state, detail, connection);
+      },
       error: (error, context) => this.emit('error', error, context),
       count: (name, by) => this.stats.count(name, by),
+      log: this.log,
     };
+    if (this.driver.name === 'memory' && process.env.NODE_ENV === 'production') {
+      warnOnce(this.log, 'memory-in-production', {}, 'NODE_ENV is production but the bus uses the in-memory broker (memory://): messages live in this process only; set BUSLINE_URL or config.url');
+    }
     try {
       if (!this.connected) {
         await this.driver.connect({ hooks, plannedConsumers: this.unattached.map((s) => s.config.spec) });
@@ -159,6 +214,7 @@ export class EventBus extends EventEmitter<BusEvents> {
       }
       this.driver.plannedConsumersOpened?.();
       this.state = 'started';
+      this.monitor.start();
     } catch (error) {
       // A failed start can be retried; the connection (if made) stays until close().
       this.starting = undefined;
@@ -223,7 +279,7 @@ export class EventBus extends EventEmitter<BusEvents> {
       message = encodeNewEnvelope(payload as Payload, options, { type: topic, source: this.config.source }, this.ce);
       id = message.headers[this.ce.headers.id]!;
     } catch (error) {
-      return Promise.reject(error);
+      return this.refuse(topic, options?.id, error);
     }
     return this.sendOne(topic, message, id, options.timeoutMs);
   }
@@ -238,12 +294,26 @@ export class EventBus extends EventEmitter<BusEvents> {
   }
 
   /** Publishes a complete envelope (validated) as is. */
-  async publishEnvelope(topic: string, envelope: Envelope, options: { timeoutMs?: number } = {}): Promise<PublishReceipt> {
-    this.assertStarted();
-    this.checkTopic(topic);
-    checkOptionNames(options, TIMEOUT_OPTION_NAMES, `publishEnvelope to "${topic}"`);
-    const valid = validateEnvelope(envelope);
-    return this.sendOne(topic, encodeEnvelope(valid, this.ce), valid.id, options.timeoutMs);
+  publishEnvelope(topic: string, envelope: Envelope, options: { timeoutMs?: number } = {}): Promise<PublishReceipt> {
+    let message: WireMessage;
+    let id: string;
+    try {
+      this.assertStarted();
+      this.checkTopic(topic);
+      checkOptionNames(options, TIMEOUT_OPTION_NAMES, `publishEnvelope to "${topic}"`);
+      const valid = validateEnvelope(envelope);
+      message = encodeEnvelope(valid, this.ce);
+      id = valid.id;
+    } catch (error) {
+      return this.refuse(topic, (envelope as Partial<Envelope> | undefined)?.id, error);
+    }
+    return this.sendOne(topic, message, id, options.timeoutMs);
+  }
+
+  /** A publish refused before it reached the driver: the outcome event, then the rejection. */
+  private refuse(topic: string, id: unknown, error: unknown): Promise<never> {
+    this.outcomes.refused(topic, [typeof id === 'string' ? id : ''], toBuslineError(error));
+    return Promise.reject(error);
   }
 
   /**
@@ -253,6 +323,16 @@ export class EventBus extends EventEmitter<BusEvents> {
    * subscription takes foreign messages and it carries no CloudEvent at all.
    */
   async publishWire(topic: string, message: WireMessage, options: { timeoutMs?: number } = {}): Promise<void> {
+    let copy: WireMessage;
+    try {
+      copy = this.wireCopy(topic, message, options);
+    } catch (error) {
+      return this.refuse(topic, message?.headers?.[this.ce.headers.id], error);
+    }
+    await this.sendOne(topic, copy, copy.headers[this.ce.headers.id] ?? '', options.timeoutMs);
+  }
+
+  private wireCopy(topic: string, message: WireMessage, options: { timeoutMs?: number }): WireMessage {
     this.assertStarted();
     this.checkTopic(topic);
     checkOptionNames(options, TIMEOUT_OPTION_NAMES, `publishWire to "${topic}"`);
@@ -268,20 +348,21 @@ export class EventBus extends EventEmitter<BusEvents> {
       if (typeof value !== 'string') throw new EnvelopeError(`header "${name}" of a wire message must be a string, got ${typeof value}`);
       headers[name] = value;
     }
-    await this.sendOne(topic, { key: message.key, headers, body: message.body }, '', options.timeoutMs);
+    return { key: message.key, headers, body: message.body };
   }
 
   private sendOne(topic: string, message: WireMessage, id: string, timeoutMs?: number): Promise<PublishReceipt> {
     // One `.then` from the driver's promise to the receipt: the accounting `send` does, then the receipt.
     const messages = [message];
+    const watch = this.outcomes.begin(topic, messages);
     return this.dispatch(topic, messages, timeoutMs).then(
       (outcomes) => {
-        this.accountOutcomes(outcomes, 1);
+        this.accountOutcomes(topic, messages, outcomes, watch);
         if (outcomes[0] !== undefined) throw outcomes[0];
         return { id, topic };
       },
       (error: unknown) => {
-        throw this.accountRejection(messages, error)[0];
+        throw this.accountRejection(topic, messages, error, watch)[0];
       },
     );
   }
@@ -293,21 +374,11 @@ export class EventBus extends EventEmitter<BusEvents> {
    * the item count or 0 (see BatchOptions).
    */
   async publishBatch<I extends BatchItem<unknown>>(topic: string, items: readonly (I & BatchItem<JsonPayload<I['payload']>>)[], options: BatchOptions = {}): Promise<BatchResult> {
-    this.assertStarted();
-    this.checkTopic(topic);
-    checkOptionNames(options, BATCH_OPTION_NAMES, `publishBatch to "${topic}"`);
-    if (options.atomic === true && !this.capabilities.atomicBatch) {
-      throw new BuslineError(
-        ErrorCode.Unsupported,
-        `publishBatch to "${topic}" with { atomic: true }: the ${this.driver.name} adapter cannot store a batch atomically here ` +
-          '(NATS needs nats-server 2.12 or later; the in-memory broker always can); publish without `atomic`',
-        { details: { topic, adapter: this.driver.name } },
-      );
-    }
-    if (options.atomic === true && this.optionsOf(topic).persistence === 'ephemeral') {
-      throw new BuslineError(ErrorCode.Unsupported, `publishBatch to "${topic}" with { atomic: true }: "${topic}" is ephemeral (nothing is stored, so nothing can be stored atomically)`, {
-        details: { topic },
-      });
+    try {
+      this.checkBatch(topic, options);
+    } catch (error) {
+      if (Array.isArray(items)) this.outcomes.refused(topic, items.map((item: BatchItem<unknown> | undefined) => (typeof item?.id === 'string' ? item.id : '')), toBuslineError(error));
+      throw error;
     }
     const ids: string[] = new Array(items.length);
     const failed: BatchResult['failed'] = [];
@@ -327,7 +398,12 @@ export class EventBus extends EventEmitter<BusEvents> {
         failed.push({ index: i, error: toBuslineError(error) });
       }
     }
-    if (options.atomic === true && failed.length > 0) return atomicRefusal(ids, failed, items.length);
+    if (options.atomic === true && failed.length > 0) {
+      const refusal = atomicRefusal(ids, failed, items.length);
+      this.outcomes.refused(topic, ids, refusal.failed.map((f) => f.error));
+      return refusal;
+    }
+    if (failed.length > 0) this.outcomes.refused(topic, failed.map((f) => ids[f.index]!), failed.map((f) => f.error));
     const outcomes = messages.length ? await this.send(topic, messages, options.timeoutMs, options.atomic === true) : [];
     outcomes.forEach((outcome, j) => {
       if (outcome !== undefined) failed.push({ index: indexes[j]!, error: outcome });
@@ -336,11 +412,30 @@ export class EventBus extends EventEmitter<BusEvents> {
     return { ids, published: items.length - failed.length, failed };
   }
 
+  private checkBatch(topic: string, options: BatchOptions): void {
+    this.assertStarted();
+    this.checkTopic(topic);
+    checkOptionNames(options, BATCH_OPTION_NAMES, `publishBatch to "${topic}"`);
+    if (options.atomic === true && !this.capabilities.atomicBatch) {
+      throw new BuslineError(
+        ErrorCode.Unsupported,
+        `publishBatch to "${topic}" with { atomic: true }: the ${this.driver.name} adapter cannot store a batch atomically here ` +
+          '(NATS needs nats-server 2.12 or later; the in-memory broker always can); publish without `atomic`',
+        { details: { topic, adapter: this.driver.name } },
+      );
+    }
+    if (options.atomic === true && this.optionsOf(topic).persistence === 'ephemeral') {
+      throw new BuslineError(ErrorCode.Unsupported, `publishBatch to "${topic}" with { atomic: true }: "${topic}" is ephemeral (nothing is stored, so nothing can be stored atomically)`, {
+        details: { topic },
+      });
+    }
+  }
+
   private send(topic: string, messages: readonly WireMessage[], timeoutMs?: number, atomic = false): Promise<PublishOutcome[]> {
-    const count = messages.length;
+    const watch = this.outcomes.begin(topic, messages);
     return this.dispatch(topic, messages, timeoutMs, atomic).then(
-      (outcomes) => this.accountOutcomes(outcomes, count),
-      (error: unknown) => this.accountRejection(messages, error),
+      (outcomes) => this.accountOutcomes(topic, messages, outcomes, watch),
+      (error: unknown) => this.accountRejection(topic, messages, error, watch),
     );
   }
 
@@ -382,24 +477,28 @@ export class EventBus extends EventEmitter<BusEvents> {
     }
   }
 
-  private accountOutcomes(outcomes: PublishOutcome[], count: number): PublishOutcome[] {
+  private accountOutcomes(topic: string, messages: readonly WireMessage[], outcomes: PublishOutcome[], watch: PublishWatch | undefined): PublishOutcome[] {
+    const count = messages.length;
     let failed = 0;
     for (const outcome of outcomes) if (outcome !== undefined) failed++;
     this.stats.published += count - failed;
     this.stats.publishFailed += failed;
     this.admission.release(count);
     this.settlePublishing(count);
+    if (watch !== undefined) this.outcomes.settle(watch, topic, messages, outcomes);
     return outcomes;
   }
 
   /** The publish rejected as a whole: every message failed with the same error. */
-  private accountRejection(messages: readonly WireMessage[], error: unknown): PublishOutcome[] {
+  private accountRejection(topic: string, messages: readonly WireMessage[], error: unknown, watch: PublishWatch | undefined): PublishOutcome[] {
     const count = messages.length;
     this.stats.publishFailed += count;
     if (!(typeof error === 'object' && error !== null && this.unadmitted.has(error))) this.admission.release(count);
     this.settlePublishing(count);
     const failure = toBuslineError(error);
-    return messages.map(() => failure);
+    const outcomes = messages.map(() => failure);
+    if (watch !== undefined) this.outcomes.settle(watch, topic, messages, outcomes);
+    return outcomes;
   }
 
   private settlePublishing(count: number): void {
@@ -468,9 +567,19 @@ export class EventBus extends EventEmitter<BusEvents> {
         `the ${this.driver.name} adapter cannot redeliver with a delay; use retry.redelivery "inProcess"`,
       );
     }
+    if (resolved.spec.group === DEFAULT_GROUP) {
+      warnOnce(
+        this.log,
+        'default-group',
+        { topic },
+        `subscribing to "${topic}" with the default group name "${DEFAULT_GROUP}": every service that leaves it unset shares one group and splits the messages; set config.group (the service's name) or the subscription's group`,
+      );
+    }
     const subscription = new Subscription(
       {
         metrics: this.stats,
+        recorders: this.recorders,
+        tracer: this.tracer,
         emit: this.emit.bind(this) as SubscriptionHost['emit'],
         publishDeadLetter: this.publishDeadLetter,
         cloudEvents: this.ce,
@@ -508,6 +617,26 @@ export class EventBus extends EventEmitter<BusEvents> {
     if (waiting >= 0) this.unattached.splice(waiting, 1);
   }
 
+  // ---- operations ---------------------------------------------------------
+
+  /**
+   * The bus's health for probes and dashboards: per connection and per
+   * subscription state, the publisher's in-flight and waiting counts, and an
+   * overall `status`. With `{ backlog: true }` each subscription's backlog is
+   * read from the broker (where the adapter can; one round trip each).
+   */
+  health(options: HealthOptions = {}): Promise<HealthReport> {
+    return this.monitor.report(options);
+  }
+
+  /**
+   * Attaches a metrics backend (e.g. `@busline/prometheus`); returns the
+   * function that detaches it. Core measures only while one is attached.
+   */
+  addMetricsRecorder(recorder: MetricsRecorder): () => void {
+    return this.recorders.add(recorder);
+  }
+
   // ---- lifecycle ----------------------------------------------------------
 
   metrics(): MetricsSnapshot {
@@ -540,6 +669,7 @@ export class EventBus extends EventEmitter<BusEvents> {
 
   private async doClose(timeoutMs: number): Promise<void> {
     this.state = 'closing';
+    this.monitor.stop();
     const deadline = Date.now() + timeoutMs;
     if (this.starting) await this.starting.catch(() => undefined);
     if (this.publishing > 0) {

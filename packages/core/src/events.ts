@@ -1,6 +1,8 @@
 import type { ConnectionState } from './driver.js';
 import type { Envelope } from './envelope.js';
 import type { FieldDifference } from './errors.js';
+import type { HealthEvent } from './health.js';
+import type { PublishOutcomeEvent } from './publish-outcomes.js';
 import type { PoolBackpressureEvent as BackpressureEvent } from './keyed-ordering-pool.js';
 
 export interface DeadLetterEvent {
@@ -32,9 +34,14 @@ export interface TopicMismatchEvent {
 /** Events of an EventBus (eventemitter3; an unhandled 'error' never throws). */
 export interface BusEvents {
   error: [error: Error, context: string];
-  connection: [state: ConnectionState, detail?: string];
+  /** `connection` names which one where the driver holds several (default `main`). */
+  connection: [state: ConnectionState, detail?: string, connection?: string];
   deadLetter: [event: DeadLetterEvent];
   topicMismatch: [event: TopicMismatchEvent];
   backpressure: [event: BackpressureEvent];
   retry: [event: RetryEvent];
+  /** Every publish result, one per message (ok or failed); for fire-and-forget publishers. */
+  publishOutcome: [event: PublishOutcomeEvent];
+  /** A subscription stalled or recovered, or its backlog crossed `health.backlogThreshold` (needs `health.checkIntervalMs`). */
+  health: [event: HealthEvent];
 }

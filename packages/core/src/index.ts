@@ -31,3 +31,7 @@ export {
   type PayloadIssue,
   type Upcaster,
 } from './typed-event.js';
+export * from './logger.js';
+export * from './health.js';
+export * from './metrics-recorder.js';
+export * from './publish-outcomes.js';

@@ -10,6 +10,8 @@ import type { BusEvents } from './events.js';
 import type { PoolLane } from './keyed-ordering-pool.js';
 import { foreignEnvelope } from './foreign-message.js';
 import type { BusMetrics } from './metrics.js';
+import { errorType, type RecorderSet } from './metrics-recorder.js';
+import { runIn, type MessageTracer } from './tracing.js';
 import { BackoffTimers, retryDelay, retryOptionsSchema, type RetryPolicy } from './retry.js';
 import { topicNameProblem } from './topic.js';
 
@@ -52,6 +54,9 @@ export type SubscribeOptions = z.input<typeof subscribeOptionsSchema>;
 /** What a subscription needs from the bus that owns it. */
 export interface SubscriptionHost {
   readonly metrics: BusMetrics;
+  readonly recorders: RecorderSet;
+  /** Set when `telemetry.tracing` is on. */
+  readonly tracer: MessageTracer | undefined;
   emit<E extends keyof BusEvents>(event: E, ...args: BusEvents[E]): boolean;
   publishDeadLetter(topic: string, message: WireMessage): Promise<PublishOutcome>;
   /** The CloudEvents header naming of the bus's driver. */
@@ -163,6 +168,11 @@ export class Subscription implements InletProcessor {
   /** True once unsubscribe or the bus's close began: nothing new starts. (A field: read twice per message.) */
   stopped = false;
 
+  /** Attached to the broker (health). */
+  get attached(): boolean {
+    return this.driverSubscription !== undefined;
+  }
+
   /** @internal The bus is opening the driver consumer; unsubscribe waits for it. */
   opened(opening: Promise<DriverSubscription>): Promise<DriverSubscription> {
     // The caller sees a failure through `opening`; unsubscribe only needs to know it is over.
@@ -178,6 +188,7 @@ export class Subscription implements InletProcessor {
 
   accept(message: HeldMessage): void | Promise<void> {
     this.host.metrics.consumed++;
+    this.host.recorders.current?.consumed(this.topic, this.group);
     if (this.stopped) {
       this.giveBack(message);
       return undefined;
@@ -217,6 +228,7 @@ export class Subscription implements InletProcessor {
       this.giveBack(message);
       return undefined;
     }
+    this.host.recorders.current?.waited(this.topic, this.group, (Date.now() - message.receivedAt) / 1000);
     let envelope: Envelope | undefined;
     if (this.handler.kind !== 'wire') {
       const decoded =
@@ -237,6 +249,7 @@ export class Subscription implements InletProcessor {
    * promise gets a single `.then`. Failures (and retries) take `failed`.
    */
   private attempt(message: HeldMessage, envelope: Envelope | undefined, attempt: number): void | Promise<void> {
+    if (this.host.tracer !== undefined || this.host.recorders.current !== undefined) return this.attemptObserved(message, envelope, attempt);
     let pending: Promise<unknown> | undefined;
     try {
       const result = this.call(message, envelope, attempt);
@@ -250,6 +263,45 @@ export class Subscription implements InletProcessor {
     return pending.then(
       () => this.succeeded(message),
       (error: unknown) => this.failed(message, envelope, attempt, error),
+    );
+  }
+
+  /** `attempt` with a process span around the handler and its duration recorded (telemetry on). */
+  private attemptObserved(message: HeldMessage, envelope: Envelope | undefined, attempt: number): void | Promise<void> {
+    const { tracer } = this.host;
+    const traced = tracer?.process(message.headers, this.topic, this.group, attempt);
+    const started = performance.now();
+    const finish = (failed: boolean, error: unknown) => {
+      const recorder = this.host.recorders.current;
+      if (recorder !== undefined) {
+        recorder.processed(this.topic, this.group, (performance.now() - started) / 1000, failed ? errorType(error) : undefined);
+        // A CloudEvent need not carry a time: no end-to-end figure for one that has none.
+        if (!failed && envelope?.time !== undefined) recorder.endToEnd(this.topic, this.group, (Date.now() - envelope.time.getTime()) / 1000);
+      }
+      if (traced !== undefined) tracer!.processed(traced.span, failed, error);
+    };
+    let pending: Promise<unknown> | undefined;
+    try {
+      const result = traced === undefined ? this.call(message, envelope, attempt) : runIn(traced.context, () => this.call(message, envelope, attempt));
+      if (result instanceof Promise) pending = result;
+      else if (isThenable(result)) pending = Promise.resolve(result);
+    } catch (error) {
+      finish(true, error);
+      return this.failed(message, envelope, attempt, error);
+    }
+    if (pending === undefined) {
+      finish(false, undefined);
+      return this.succeeded(message);
+    }
+    return pending.then(
+      () => {
+        finish(false, undefined);
+        this.succeeded(message);
+      },
+      (error: unknown) => {
+        finish(true, error);
+        return this.failed(message, envelope, attempt, error);
+      },
     );
   }
 
@@ -267,6 +319,7 @@ export class Subscription implements InletProcessor {
     }
     const delayMs = retryDelay(retry, attempt);
     this.host.metrics.retried++;
+    this.host.recorders.current?.retried(this.topic, this.group);
     this.host.emit('retry', { topic: this.topic, group: this.group, attempt, delayMs, error });
     if (retry.redelivery === 'broker') {
       message.nack(delayMs);
@@ -331,6 +384,7 @@ export class Subscription implements InletProcessor {
       this.host.emit('error', new BuslineError('HANDLER_FAILED', `message dropped after ${attempts} attempts (dead-lettering disabled): ${reason}`), `topic "${this.topic}"`);
     }
     this.host.metrics.deadLettered++;
+    this.host.recorders.current?.deadLettered(this.topic, this.group, poison ? 'malformed' : 'failed');
     if (poison) message.term();
     else message.ack();
     this.host.emit('deadLetter', {

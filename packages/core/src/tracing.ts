@@ -1,0 +1,141 @@
+/**
+ * Tracing per the OpenTelemetry messaging semantic conventions, through
+ * `@opentelemetry/api` only (the application registers an SDK).
+ *
+ * - A publish call is one `send <topic>` span (kind PRODUCER). Its context is
+ *   the messages' creation context: injected into each message's headers by
+ *   the propagator (W3C `traceparent`/`tracestate` with the SDK's default),
+ *   and its trace id becomes the envelope's `traceId` (`ce-traceid`) when the
+ *   publisher set none. A message that already carries a trace context keeps
+ *   it (a custom creation context is never modified); the span links to it.
+ * - Each handler call is one `process <topic>` span (kind CONSUMER). It links
+ *   to the creation context and, by default, is its child, so one trace
+ *   follows a message from publisher to handler (conventions: "MAY use the
+ *   creation context as parent" for single messages; documented here). It is
+ *   never a child of whatever context the consumer loop happened to start in.
+ * - The handler runs inside `context.with(processContext)`: `trace.getActiveSpan()`
+ *   is its span, and spans it starts (publishes included) are children.
+ */
+import {
+  context,
+  defaultTextMapGetter,
+  defaultTextMapSetter,
+  isSpanContextValid,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Link,
+  type Span,
+  type TextMapPropagator,
+  type Tracer,
+} from '@opentelemetry/api';
+import type { PublishOutcome, WireMessage } from './driver.js';
+import { Header } from './envelope.js';
+import { errorField } from './logger.js';
+import { errorType } from './metrics-recorder.js';
+
+export class MessageTracer {
+  constructor(
+    private readonly tracer: Tracer,
+    private readonly propagator: TextMapPropagator,
+    private readonly system: string,
+  ) {}
+
+  /** Starts the send span of one publish call and gives each message its creation context. */
+  send(topic: string, messages: readonly WireMessage[]): Span {
+    // Asked per call: the global propagator may be registered after the bus was made.
+    const fields = this.propagator.fields();
+    let links: Link[] | undefined;
+    for (const message of messages) {
+      if (!carriesContext(message.headers, fields)) continue;
+      const own = trace.getSpanContext(this.propagator.extract(ROOT_CONTEXT, message.headers, defaultTextMapGetter));
+      if (own !== undefined) (links ??= []).push({ context: own });
+    }
+    const attributes: Attributes = {
+      'messaging.system': this.system,
+      'messaging.operation.name': 'send',
+      'messaging.operation.type': 'send',
+      'messaging.destination.name': topic,
+    };
+    if (messages.length === 1) {
+      const id = messages[0]!.headers[Header.id];
+      if (id !== undefined) attributes['messaging.message.id'] = id;
+      const conversation = messages[0]!.headers[Header.correlationId];
+      if (conversation !== undefined) attributes['messaging.message.conversation_id'] = conversation;
+    } else {
+      attributes['messaging.batch.message_count'] = messages.length;
+    }
+    const active = context.active();
+    const span = this.tracer.startSpan(`send ${topic}`, { kind: SpanKind.PRODUCER, attributes, links }, active);
+    const creation = trace.setSpan(active, span);
+    const spanContext = span.spanContext();
+    const traceId = isSpanContextValid(spanContext) ? spanContext.traceId : undefined;
+    // Every message of the call gets the same context: formatted once, copied into each.
+    let carrier: Record<string, string> | undefined;
+    for (const message of messages) {
+      if (links !== undefined && carriesContext(message.headers, fields)) continue;
+      if (carrier === undefined) this.propagator.inject(creation, (carrier = {}), defaultTextMapSetter);
+      for (const name in carrier) message.headers[name] = carrier[name]!;
+      if (traceId !== undefined && message.headers[Header.traceId] === undefined) message.headers[Header.traceId] = traceId;
+    }
+    return span;
+  }
+
+  /** Ends a send span with the call's outcomes (an error status if any message was refused). */
+  sent(span: Span, outcomes: readonly PublishOutcome[]): void {
+    const failure = outcomes.find((o) => o !== undefined);
+    if (failure !== undefined) {
+      span.setAttribute('error.type', errorType(failure));
+      span.setStatus({ code: SpanStatusCode.ERROR, message: errorField(failure).message as string });
+    }
+    span.end();
+  }
+
+  /** Starts the process span of one handler call; returns the context the handler runs in. */
+  process(headers: Record<string, string>, topic: string, group: string, attempt: number): { span: Span; context: Context } {
+    const creation = this.propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
+    const link = trace.getSpanContext(creation);
+    const attributes: Attributes = {
+      'messaging.system': this.system,
+      'messaging.operation.name': 'process',
+      'messaging.operation.type': 'process',
+      'messaging.destination.name': topic,
+      'messaging.consumer.group.name': group,
+      'busline.attempt': attempt,
+    };
+    const id = headers[Header.id];
+    if (id !== undefined) attributes['messaging.message.id'] = id;
+    const conversation = headers[Header.correlationId];
+    if (conversation !== undefined) attributes['messaging.message.conversation_id'] = conversation;
+    const span = this.tracer.startSpan(
+      `process ${topic}`,
+      { kind: SpanKind.CONSUMER, attributes, links: link !== undefined ? [{ context: link }] : undefined },
+      creation,
+    );
+    return { span, context: trace.setSpan(creation, span) };
+  }
+
+  /** Ends a process span; `failed` with the handler's error. */
+  processed(span: Span, failed: boolean, error: unknown): void {
+    if (failed) {
+      span.setAttribute('error.type', errorType(error));
+      if (error instanceof Error) span.recordException(error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: errorField(error).message as string });
+    }
+    span.end();
+  }
+}
+
+/** True when a message already has a trace context: any of the header names the propagator writes. */
+function carriesContext(headers: Record<string, string>, fields: readonly string[]): boolean {
+  for (const field of fields) if (headers[field] !== undefined) return true;
+  return false;
+}
+
+/** Runs `fn` with `ctx` active (AsyncLocalStorage under the SDK's context manager). */
+export function runIn<T>(ctx: Context, fn: () => T): T {
+  return context.with(ctx, fn);
+}
