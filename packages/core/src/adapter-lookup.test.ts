@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +28,10 @@ beforeAll(() => {
   app = mkdtempSync(join(tmpdir(), 'busline-lookup-'));
   cpSync(join(coreDir, 'dist'), join(app, 'node_modules/@busline/core/dist'), { recursive: true });
   cpSync(join(coreDir, 'package.json'), join(app, 'node_modules/@busline/core/package.json'));
-  for (const dep of ['zod', 'uuid', 'eventemitter3']) {
+  // Core's own dependencies, as npm would install them beside it.
+  const { dependencies } = JSON.parse(readFileSync(join(coreDir, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  for (const dep of Object.keys(dependencies)) {
+    mkdirSync(dirname(join(app, 'node_modules', dep)), { recursive: true });
     symlinkSync(realpathSync(join(coreDir, 'node_modules', dep)), join(app, 'node_modules', dep));
   }
   writeFileSync(
