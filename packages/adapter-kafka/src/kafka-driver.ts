@@ -19,6 +19,7 @@ import {
   PublishTimeoutError,
   errorMessage,
   isBuslineError,
+  type Backlog,
   type ConsumerSpec,
   type Driver,
   type DriverCapabilities,
@@ -41,6 +42,7 @@ import { createLogCreator } from './log.js';
 import { ProducerTopics } from './producer-topics.js';
 import { PublishBatcher } from './publish-batcher.js';
 import { TopicAdmin } from './topic-admin.js';
+import { describeBacklog } from './backlog.js';
 
 const { Kafka: KafkaClient, Partitioners, CompressionTypes, logLevel: LogLevel } = kafkajs;
 
@@ -315,6 +317,14 @@ export class KafkaDriver implements Driver {
   private abandonPlans(): void {
     this.plannedLeft = 0;
     for (const group of this.groups.values()) group.abandonPlan();
+  }
+
+  /** Kafka's lag for the group on the topic (see backlog.ts); what this process holds of it counts as unsettled. */
+  async describeBacklog(topic: string, group: string): Promise<Backlog | undefined> {
+    if (!this.admin) throw new BrokerUnavailableError('the Kafka driver is not connected');
+    const consumer = this.groups.get(group);
+    const held = consumer?.snapshot().partitions.reduce((sum, p) => (p.topic === topic ? sum + p.unsettled : sum), 0) ?? 0;
+    return describeBacklog(this.admin, topic, group, { member: consumer !== undefined, held });
   }
 
   /** The consumer of `group`, for tests and diagnostics. */

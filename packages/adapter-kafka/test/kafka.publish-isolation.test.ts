@@ -12,9 +12,39 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, NO_DRIVER_HOOKS, type BuslineError, type EventBus } from '@busline/core';
 import kafkajs from 'kafkajs';
 import { kafkaConfigSchema, KafkaDriver } from '../src/index.js';
-import { BROKERS, NO_BROKER, kafkaFixture, locate, unique } from './helpers.js';
+import { BROKERS, NO_BROKER, kafkaFixture, locate, unique, until } from './helpers.js';
 
 const { ConfigResourceTypes } = kafkajs;
+
+/**
+ * The broker applies a topic config change a moment after the admin call
+ * returns: a plain producer sends a 30 KB probe until the broker refuses it.
+ * Returns how many probes it stored before that.
+ */
+async function untilTooLarge(topic: string): Promise<number> {
+  const producer = new kafkajs.Kafka({ brokers: BROKERS.split(','), logLevel: kafkajs.logLevel.NOTHING }).producer({ retry: { retries: 0 } });
+  await producer.connect();
+  let stored = 0;
+  try {
+    await until(
+      async () => {
+        try {
+          await producer.send({ topic, acks: -1, messages: [{ value: 'p'.repeat(30_000), headers: { ce_id: `probe-${stored}` } }] });
+          stored++;
+          return false;
+        } catch (error) {
+          if ((error as { type?: string }).type === 'MESSAGE_TOO_LARGE') return true;
+          throw error;
+        }
+      },
+      30_000,
+      'the broker to apply max.message.bytes 20000',
+    );
+  } finally {
+    await producer.disconnect();
+  }
+  return stored;
+}
 
 async function settle<T>(promise: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: BuslineError }> {
   try {
@@ -103,6 +133,7 @@ describe.skipIf(NO_BROKER)('kafka publish isolation', () => {
     await bus.publish(other, { warm: true }, { aggregateId: 'k-0' });
     // ...then the limit drops behind its back: only the broker can refuse now.
     await f.admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'max.message.bytes', value: '20000' }] }] });
+    const probes = await untilTooLarge(topic);
     const items = Array.from({ length: 9 }, (_, i) => ({ payload: { i, pad: i === 4 ? 'x'.repeat(30_000) : 'y' }, aggregateId: `k-${i}` }));
     const [batch, ...others] = await Promise.all([
       bus.publishBatch(topic, items),
@@ -114,7 +145,7 @@ describe.skipIf(NO_BROKER)('kafka publish isolation', () => {
     // The same partitions again: their idempotence sequence is still in order.
     const after = await bus.publishBatch(topic, Array.from({ length: 9 }, (_, i) => ({ payload: { i, after: true }, aggregateId: `k-${i}` })));
     expect(after.failed.map((f) => `${f.error.code}: ${f.error.message}`)).toEqual([]);
-    const where = await locate(topic, 1 + 8 + 9);
+    const where = await locate(topic, 1 + 8 + 9 + probes);
     for (const [i, id] of batch.ids.entries()) if (i !== 4) expect(where.has(id), `item ${i} stored`).toBe(true);
     for (const id of after.ids) expect(where.has(id)).toBe(true);
   });

@@ -1,7 +1,7 @@
 import { inspect } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { nuid, type NatsConnection } from '@nats-io/nats-core';
-import { AckPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, JetStreamApiError, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import {
   BrokerUnavailableError,
   BuslineError,
@@ -10,6 +10,7 @@ import {
   PublishTimeoutError,
   ErrorCode,
   errorMessage,
+  type Backlog,
   type ConsumerSpec,
   type Driver,
   type DriverCapabilities,
@@ -26,17 +27,17 @@ import {
 } from '@busline/core/driver';
 import type { NatsConfig } from './config.js';
 import { connectionOptions, redactServer } from './connection.js';
-import { consumerConfig, ensureConsumer, refuseSecondMember } from './consumer-admin.js';
+import { CONSUMER_NOT_FOUND, consumerConfig, ensureConsumer, refuseSecondMember } from './consumer-admin.js';
 import { ConsumerHub } from './consumer-hub.js';
 import { EphemeralConsumer } from './ephemeral-consumer.js';
 import { PullConsumer } from './pull-consumer.js';
 import { PartitionedConsumer } from './partitioned-consumer.js';
 import { AtomicBatchPublisher } from './atomic-batch.js';
 import { FastBatchPublisher } from './fast-batch.js';
-import { publishSubject } from './partition-layout.js';
+import { partitionDurable, publishSubject } from './partition-layout.js';
 import { durableNameFor } from './names.js';
 import { Publisher, isMaxPayloadError, messageTooLarge, type PublishItem } from './publisher.js';
-import { StreamAdmin } from './streams.js';
+import { STREAM_NOT_FOUND, StreamAdmin } from './streams.js';
 import { MSG_ID_HEADER, encodeHeaders, headerBlockSize, headerProblem, outgoingHeaders, protocolWriter } from './wire.js';
 
 /** The header whose value is the event id (CloudEvents `id`); it becomes `Nats-Msg-Id`. */
@@ -348,6 +349,34 @@ export class NatsDriver implements Driver {
         return new BrokerUnavailableError(`publishing to "${topic}" failed: ${errorMessage(error)}`, error);
       }
     });
+  }
+
+  /**
+   * The group's durable consumer(s) as the server counts them (what `nats
+   * consumer info` shows): messages not yet delivered (num_pending) and
+   * delivered but not acknowledged (num_ack_pending), summed over the
+   * partitions of a partitioned topic. Undefined when the group has no
+   * consumer yet; ephemeral topics have no backlog on the server.
+   */
+  async describeBacklog(topic: string, group: string): Promise<Backlog | undefined> {
+    const session = this.session();
+    const shared = this.#config.streamMode === 'shared';
+    const stream = session.admin.streamFor(topic);
+    const durable = durableNameFor(group, topic, shared);
+    const partitions = shared ? 1 : (session.admin.partitionsFor(topic) ?? (await session.admin.layoutOf(topic)).partitions);
+    let found = false;
+    const backlog: Backlog = { pending: 0, unsettled: 0 };
+    for (let p = 0; p < partitions; p++) {
+      try {
+        const info = await session.jsm.consumers.info(stream, partitionDurable(durable, p, partitions));
+        found = true;
+        backlog.pending += info.num_pending;
+        backlog.unsettled += info.num_ack_pending;
+      } catch (error) {
+        if (!(error instanceof JetStreamApiError && (error.code === CONSUMER_NOT_FOUND || error.code === STREAM_NOT_FOUND))) throw error;
+      }
+    }
+    return found ? backlog : undefined;
   }
 
   async subscribe(spec: ConsumerSpec, sink: MessageSink): Promise<DriverSubscription> {

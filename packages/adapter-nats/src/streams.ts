@@ -24,7 +24,7 @@ import { partitionedSubjects, partitionsOf, partitionTransform, storesTopic } fr
 
 const NS_PER_MS = 1_000_000;
 const NO_PARTITIONS = 'partitions need nats-server 2.11 or newer (subject transforms with partition(), pinned priority groups); upgrade the server or ask for 1';
-const STREAM_NOT_FOUND = 10059;
+export const STREAM_NOT_FOUND = 10059;
 const REPLICAS_NOT_SUPPORTED = 10074;
 
 /**

@@ -144,13 +144,14 @@ export class EventBus extends EventEmitter<BusEvents> {
       this.recorders.add(new OtelMetricsRecorder(meter, driver.name, () => this.monitor.snapshot()));
     }
     this.tracer = telemetry.tracing
-      ? new MessageTracer((telemetry.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE), telemetry.propagator ?? propagation, driver.name)
+      ? new MessageTracer((telemetry.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE), telemetry.propagator ?? propagation, driver.name, this.ce.headers)
       : undefined;
     this.outcomes = new PublishOutcomes(
       this.recorders,
       this.tracer,
       () => this.listenerCount('publishOutcome') > 0,
       (event) => this.emit('publishOutcome', event),
+      this.ce.headers,
     );
     this.pool = new KeyedOrderingPool({ concurrency: config.concurrency, maxPending: config.maxPending });
     this.admission = new PublishAdmission(config.publish);

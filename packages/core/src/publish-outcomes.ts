@@ -5,7 +5,7 @@
  * publish call and no allocation: `begin` then returns undefined.
  */
 import type { PublishOutcome, WireMessage } from './driver.js';
-import { Header } from './envelope.js';
+import type { CloudEventsHeaders } from './cloudevents-binding.js';
 import type { BuslineError } from './errors.js';
 import { errorType, type RecorderSet } from './metrics-recorder.js';
 import type { MessageTracer } from './tracing.js';
@@ -38,6 +38,8 @@ export class PublishOutcomes {
     private readonly tracer: MessageTracer | undefined,
     private readonly listening: () => boolean,
     private readonly emit: (event: PublishOutcomeEvent) => void,
+    /** The broker binding's header names (the event id is `ce_id` on Kafka). */
+    private readonly names: CloudEventsHeaders,
   ) {}
 
   /** Before the call reaches the driver: starts the clock and the send span (which injects the trace context). */
@@ -58,7 +60,7 @@ export class PublishOutcomes {
       recorder.published(topic, ms / 1000, outcomes.length - (failed?.length ?? 0), failed ?? NO_FAILURES);
     }
     if (!this.listening()) return;
-    outcomes.forEach((error, i) => this.emit(outcomeEvent(topic, messages[i]?.headers[Header.id] ?? '', error, ms)));
+    outcomes.forEach((error, i) => this.emit(outcomeEvent(topic, messages[i]?.headers[this.names.id] ?? '', error, ms)));
   }
 
   /** Refused before reaching the driver (invalid input, not started, closed): the event only; nothing was sent. */

@@ -33,7 +33,7 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import type { PublishOutcome, WireMessage } from './driver.js';
-import { Header } from './envelope.js';
+import type { CloudEventsHeaders } from './cloudevents-binding.js';
 import { errorField } from './logger.js';
 import { errorType } from './metrics-recorder.js';
 
@@ -42,6 +42,8 @@ export class MessageTracer {
     private readonly tracer: Tracer,
     private readonly propagator: TextMapPropagator,
     private readonly system: string,
+    /** The broker binding's header names (`ce_` attributes on Kafka). */
+    private readonly names: CloudEventsHeaders,
   ) {}
 
   /** Starts the send span of one publish call and gives each message its creation context. */
@@ -61,9 +63,9 @@ export class MessageTracer {
       'messaging.destination.name': topic,
     };
     if (messages.length === 1) {
-      const id = messages[0]!.headers[Header.id];
+      const id = messages[0]!.headers[this.names.id];
       if (id !== undefined) attributes['messaging.message.id'] = id;
-      const conversation = messages[0]!.headers[Header.correlationId];
+      const conversation = messages[0]!.headers[this.names.correlationId];
       if (conversation !== undefined) attributes['messaging.message.conversation_id'] = conversation;
     } else {
       attributes['messaging.batch.message_count'] = messages.length;
@@ -79,7 +81,7 @@ export class MessageTracer {
       if (links !== undefined && carriesContext(message.headers, fields)) continue;
       if (carrier === undefined) this.propagator.inject(creation, (carrier = {}), defaultTextMapSetter);
       for (const name in carrier) message.headers[name] = carrier[name]!;
-      if (traceId !== undefined && message.headers[Header.traceId] === undefined) message.headers[Header.traceId] = traceId;
+      if (traceId !== undefined && message.headers[this.names.traceId] === undefined) message.headers[this.names.traceId] = traceId;
     }
     return span;
   }
@@ -106,9 +108,9 @@ export class MessageTracer {
       'messaging.consumer.group.name': group,
       'busline.attempt': attempt,
     };
-    const id = headers[Header.id];
+    const id = headers[this.names.id];
     if (id !== undefined) attributes['messaging.message.id'] = id;
-    const conversation = headers[Header.correlationId];
+    const conversation = headers[this.names.correlationId];
     if (conversation !== undefined) attributes['messaging.message.conversation_id'] = conversation;
     const span = this.tracer.startSpan(
       `process ${topic}`,
