@@ -277,7 +277,7 @@ export class GroupConsumer implements DeliveryOwner {
     for (const state of next.values()) if (state.backlogSize > 0) this.pump(state);
     if (this.reconnecting) {
       this.reconnecting = false;
-      this.options.hooks.connection('connected', `consumer group "${this.group}" rejoined`);
+      this.options.hooks.connection('connected', `consumer group "${this.group}" rejoined`, `consumer group ${this.group}`);
     }
   }
 
@@ -285,7 +285,7 @@ export class GroupConsumer implements DeliveryOwner {
     this.options.hooks.count('consumerCrashes');
     this.options.hooks.error(kafkaError(error, `the Kafka consumer of group "${this.group}" crashed${restart ? ' (kafkajs restarts it)' : ''}`), 'kafka consumer');
     this.reconnecting = true;
-    this.options.hooks.connection(restart ? 'reconnecting' : 'disconnected', `consumer group "${this.group}": ${errorMessage(error)}`);
+    this.options.hooks.connection(restart ? 'reconnecting' : 'disconnected', `consumer group "${this.group}": ${errorMessage(error)}`, `consumer group ${this.group}`);
     if (!restart && !this.closed) {
       // kafkajs gave up on this consumer: replace it.
       this.restarts.forceRestartSoon();

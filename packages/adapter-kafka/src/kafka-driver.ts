@@ -150,7 +150,7 @@ export class KafkaDriver implements Driver {
       requestTimeout: c.requestTimeoutMs,
       retry: { retries: c.retry.retries, initialRetryTime: c.retry.initialRetryTimeMs, maxRetryTime: c.retry.maxRetryTimeMs },
       logLevel: LOG_LEVELS[c.logLevel],
-      logCreator: createLogCreator(),
+      logCreator: createLogCreator(hooks.log),
     };
     if (c.ssl !== undefined) clientConfig.ssl = c.ssl as KafkaJSConfig['ssl'];
     if (c.sasl !== undefined) clientConfig.sasl = c.sasl as KafkaJSConfig['sasl'];
@@ -204,8 +204,10 @@ export class KafkaDriver implements Driver {
       allowAutoTopicCreation: false,
       retry: { retries: c.producer.retries, initialRetryTime: c.retry.initialRetryTimeMs, maxRetryTime: c.retry.maxRetryTimeMs },
     });
+    // Logged, not a connection state: kafkajs reconnects the producer on the next publish (and a broker closes idle
+    // connections), so an idle bus would otherwise look unhealthy; a publish that cannot reconnect fails by itself.
     producer.on(producer.events.DISCONNECT, () => {
-      if (!this.closed && producer === this.producer) hooks.connection('disconnected', 'the Kafka producer lost its connection; it reconnects on the next publish');
+      if (!this.closed && producer === this.producer) hooks.log.info({ kafka: 'producer' }, 'the Kafka producer lost its connection; it reconnects on the next publish');
     });
     return producer;
   }

@@ -1,12 +1,13 @@
 /**
- * kafkajs's log, written to stderr when `logLevel` allows it. Entries are
- * redacted: a field that could carry a credential (SASL, TLS material) is
- * replaced before anything is printed.
+ * kafkajs's log, handed to the bus's logger (`config.logger`, through the
+ * driver hooks) when `logLevel` allows it. Entries are redacted: a field that
+ * could carry a credential (SASL, TLS material) is replaced first.
  */
 import type { logCreator, LogEntry } from 'kafkajs';
+import type { Logger } from '@busline/core/driver';
 
 const SECRET_FIELD = /sasl|password|secret|token|credential|ssl|^key$|^cert$|^ca$|^pfx$|passphrase|authorization/i;
-const LEVEL_NAMES: Record<number, string> = { 1: 'ERROR', 2: 'WARN', 4: 'INFO', 5: 'DEBUG' };
+const LEVELS: Record<number, keyof Logger> = { 1: 'error', 2: 'warn', 4: 'info', 5: 'debug' };
 
 export function redact(value: unknown, depth = 0): unknown {
   if (value === null || typeof value !== 'object' || depth > 4) return value;
@@ -17,11 +18,11 @@ export function redact(value: unknown, depth = 0): unknown {
   return out;
 }
 
-export function createLogCreator(write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): logCreator {
+export function createLogCreator(logger: Logger): logCreator {
   return () =>
     ({ namespace, level, log }: LogEntry) => {
       const { message, timestamp: _timestamp, logger: _logger, ...extra } = log as Record<string, unknown> & { message: string };
-      const fields = Object.keys(extra).length > 0 ? ` ${JSON.stringify(redact(extra))}` : '';
-      write(`[busline:kafka] ${LEVEL_NAMES[level] ?? level} ${namespace}: ${message}${fields}`);
+      const method = LEVELS[level] ?? 'info';
+      (logger[method] as (obj: Record<string, unknown>, msg: string) => void).call(logger, { kafkajs: namespace, ...(redact(extra) as Record<string, unknown>) }, message);
     };
 }

@@ -8,12 +8,16 @@ describe('kafkajs log redaction', () => {
     expect(out).toMatchObject({ broker: 'h:9092', sasl: '[redacted]', nested: { ssl: '[redacted]', password: '[redacted]' } });
   });
 
-  it('writes one redacted line per entry', () => {
-    const lines: string[] = [];
-    const log = createLogCreator((l) => lines.push(l))(0 as never);
+  it("hands each entry to the bus's logger at its level, redacted", () => {
+    const entries: { level: string; obj: Record<string, unknown>; msg: string }[] = [];
+    const at = (level: string) => (obj: Record<string, unknown>, msg: string) => void entries.push({ level, obj, msg });
+    const log = createLogCreator({ debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') })(0 as never);
     log({ namespace: 'Connection', level: 1, label: 'ERROR', log: { message: 'auth failed', timestamp: 't', sasl: { password: 'pw' } } } as never);
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain('auth failed');
-    expect(lines[0]).not.toContain('pw"');
+    log({ namespace: 'Consumer', level: 2, label: 'WARN', log: { message: 'rebalancing', timestamp: 't' } } as never);
+    expect(entries.map((e) => [e.level, e.msg, e.obj.kafkajs])).toEqual([
+      ['error', 'auth failed', 'Connection'],
+      ['warn', 'rebalancing', 'Consumer'],
+    ]);
+    expect(JSON.stringify(entries)).not.toContain('pw');
   });
 });
