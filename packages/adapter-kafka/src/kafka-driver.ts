@@ -43,6 +43,9 @@ import { ProducerTopics } from './producer-topics.js';
 import { PublishBatcher } from './publish-batcher.js';
 import { TopicAdmin } from './topic-admin.js';
 import { describeBacklog } from './backlog.js';
+import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
+
+applyKafkajsIdleFix();
 
 const { Kafka: KafkaClient, Partitioners, CompressionTypes, logLevel: LogLevel } = kafkajs;
 
