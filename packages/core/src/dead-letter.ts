@@ -32,6 +32,7 @@ export const DeadLetterHeader = {
   bodyOmitted: 'busline-dlq-body-omitted',
 } as const;
 
+/** Why and where a message is dead-lettered: what the copy's error headers are made from. */
 export interface DeadLetterCause {
   message: { key?: string | undefined; headers: Record<string, string>; body: Uint8Array; deliveryId?: string | number | undefined };
   error: unknown;

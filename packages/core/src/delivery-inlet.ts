@@ -24,6 +24,7 @@
  */
 import type { DeliveredMessage, MessageSink } from './driver.js';
 
+/** What a DeliveryInlet hands held messages to (a subscription). */
 export interface InletProcessor {
   /**
    * Takes a new held message. May return a promise when it cannot accept more
@@ -36,6 +37,7 @@ export interface InletProcessor {
   count(name: string, by?: number): void;
 }
 
+/** Limits of a DeliveryInlet. */
 export interface InletOptions {
   /** Most messages held at once (the subscription's maxInFlight). */
   maxInFlight: number;
@@ -186,6 +188,7 @@ export class DeliveryInlet implements MessageSink {
     this.leaseTimer.unref?.();
   }
 
+  /** Takes a batch from the driver (see MessageSink.deliver). */
   deliver(batch: DeliveredMessage[]): void | Promise<void> {
     const now = Date.now();
     for (let i = 0; i < batch.length; i++) {

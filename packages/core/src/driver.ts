@@ -53,6 +53,10 @@ export interface DriverCapabilities {
   atomicBatch: boolean;
 }
 
+/**
+ * The state of a driver's connection to its broker, as `bus.health()` and the `connection` event
+ * report it.
+ */
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'reconnecting' | 'closed';
 
 /** How a driver reports what happens outside any one call. */
@@ -82,6 +86,7 @@ export interface Backlog {
   unsettled: number;
 }
 
+/** What core asks a driver to consume: one group on one topic, with its in-flight limit. */
 export interface ConsumerSpec {
   topic: string;
   group: string;
@@ -96,6 +101,10 @@ export interface ConsumerSpec {
   startFrom: 'earliest' | 'latest';
 }
 
+/**
+ * What core hands a driver at `connect`: the hooks to report through, and the consumers already
+ * planned.
+ */
 export interface DriverContext {
   hooks: DriverHooks;
   /**
@@ -153,9 +162,11 @@ export interface DeliveredMessage extends WireMessage {
  * returned promise is pending the loop must not fetch more (backpressure).
  */
 export interface MessageSink {
+  /** Takes the next batch; a returned promise holds the driver's fetch loop until it settles. */
   deliver(batch: DeliveredMessage[]): void | Promise<void>;
 }
 
+/** A consumer a driver opened for core. */
 export interface DriverSubscription {
   /**
    * The broker's deadline for a delivered, unsettled message (NATS ack_wait),
@@ -169,6 +180,7 @@ export interface DriverSubscription {
   close(): Promise<void>;
 }
 
+/** Per-call options of `Driver.publish`. */
 export interface PublishCallOptions {
   /** Reject (with PublishTimeoutError) a message not acknowledged within this time. */
   timeoutMs: number;
@@ -185,6 +197,12 @@ export interface PublishCallOptions {
 /** `undefined` for a message the broker durably accepted, else why not. */
 export type PublishOutcome = BuslineError | undefined;
 
+/**
+ * What an adapter implements for core: connect, provision topics, publish with per-message
+ * outcomes, deliver to a sink, close. Core owns ordering, retries and dead letters on top.
+ * Implement it (with `@busline/core/driver`) to add a broker; run `@busline/conformance` against
+ * it.
+ */
 export interface Driver {
   readonly name: string;
   readonly capabilities: DriverCapabilities;
@@ -195,10 +213,15 @@ export interface Driver {
    */
   readonly cloudEvents?: CloudEventsBinding;
 
+  /**
+   * Connects to the broker and keeps `context.hooks` to report through; rejects with a BuslineError
+   * when it cannot.
+   */
   connect(context: DriverContext): Promise<void>;
 
   /** What the broker has for `topic`, or undefined when it does not exist. */
   describeTopic(topic: string, wanted: TopicOptions): Promise<TopicState | undefined>;
+  /** Creates `topic` with `options` (core calls it after `describeTopic` found none). */
   createTopic(topic: string, options: TopicOptions): Promise<void>;
   /**
    * Change an existing topic towards `options`. Throws TopicMismatchError
@@ -212,6 +235,7 @@ export interface Driver {
    */
   publish(topic: string, messages: readonly WireMessage[], options: PublishCallOptions): Promise<PublishOutcome[]>;
 
+  /** Opens a consumer for `spec` and starts handing its deliveries to `sink`, in delivery order. */
   subscribe(spec: ConsumerSpec, sink: MessageSink): Promise<DriverSubscription>;
 
   /**
@@ -230,6 +254,10 @@ export interface Driver {
    */
   describeBacklog?(topic: string, group: string): Promise<Backlog | undefined>;
 
+  /**
+   * Releases every connection and consumer; deliveries not settled by then are redelivered by the
+   * broker.
+   */
   close(): Promise<void>;
 }
 
@@ -247,5 +275,6 @@ export interface AdapterModule<Section = unknown> {
    * message as a `url:` issue (without the URL, which may hold secrets).
    */
   sectionFromUrl(url: string): Record<string, unknown>;
+  /** Makes a driver for a validated config section (not yet connected). */
   createDriver(section: Section): Driver;
 }

@@ -8,6 +8,10 @@ import type { WireMessage } from './driver.js';
 
 /** A payload is any JSON value, or raw bytes carried untouched. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+/**
+ * What a handler receives and `publish` takes: JSON (sent as `application/json`) or raw bytes
+ * (`application/octet-stream`).
+ */
 export type Payload = JsonValue | Uint8Array;
 
 /**
@@ -37,6 +41,7 @@ export interface Envelope<P = Payload> {
   payload: P;
 }
 
+/** The longest aggregate id accepted: it becomes a message key and header on every broker. */
 export const MAX_AGGREGATE_ID_LENGTH = 256;
 const AGGREGATE_ID_PATTERN = /^[A-Za-z0-9._:@/+=#|~-]+$/;
 /** RFC 7230 token: what every broker accepts as a header name. */
@@ -53,6 +58,10 @@ const headerSafeText = (max: number) =>
     .max(max, `must be at most ${max} characters`)
     .refine((v) => !HEADER_VALUE_FORBIDDEN.test(v), 'must not contain CR, LF or NUL');
 
+/**
+ * Validates an aggregate id (the ordering key): bounded, and characters every broker takes in a
+ * key.
+ */
 export const aggregateIdSchema = z
   .string()
   .min(1, 'aggregateId must not be empty')
@@ -77,6 +86,7 @@ const payloadSchema = z.custom<Payload>((v) => v !== undefined && typeof v !== '
   message: 'payload must be a JSON value or a Uint8Array (undefined is not a payload; use null)',
 });
 
+/** Validates a whole envelope before it is encoded or after it is decoded. */
 export const envelopeSchema = z.object({
   id: headerSafeText(128),
   type: headerSafeText(256),
@@ -253,6 +263,10 @@ export function validateEnvelope(envelope: unknown): Envelope {
   return result.data as Envelope;
 }
 
+/**
+ * Makes a validated envelope for `payload` (id and time generated unless given); throws
+ * EnvelopeError naming the bad fields.
+ */
 export function buildEnvelope(payload: Payload, options: EnvelopeOptions, defaults: { type: string; source: string }): Envelope {
   return validateEnvelope({
     id: options.id ?? newEventId(),
@@ -290,10 +304,13 @@ export const Header = {
   tenantId: 'ce-tenantid',
 } as const;
 
+/** The content type of a JSON payload. */
 export const JSON_CONTENT_TYPE = 'application/json';
+/** The content type of a bytes payload (a Uint8Array). */
 export const BYTES_CONTENT_TYPE = 'application/octet-stream';
 
 
+/** Encodes a payload as a message body with its content type. */
 export function encodePayload(payload: Payload): { body: Uint8Array; contentType: string } {
   if (payload instanceof Uint8Array) return { body: payload, contentType: BYTES_CONTENT_TYPE };
   return { body: jsonBody(payload), contentType: JSON_CONTENT_TYPE };
@@ -450,6 +467,10 @@ export function encodeNewEnvelope(
   return encodeEnvelope(buildEnvelope(payload, options, defaults), binding);
 }
 
+/**
+ * A decoded envelope, or why the message is malformed (it is then dead-lettered, never handed to a
+ * handler).
+ */
 export type DecodeResult = { ok: true; envelope: Envelope } | { ok: false; error: EnvelopeError };
 
 /**

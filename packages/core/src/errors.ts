@@ -27,6 +27,7 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** Options every BuslineError takes. */
 export interface BuslineErrorOptions {
   cause?: unknown;
   /** Structured detail for logs and tests (never secrets). */
@@ -50,6 +51,11 @@ const PERMANENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 /** In the global symbol registry, so every copy of @busline/core brands its errors with the same key. */
 const BRAND = Symbol.for('busline.error');
 
+/**
+ * The base of every error busline throws: a stable `code` to branch on, structured `details`, and
+ * whether retrying may help (`retryable`). Check with `instanceof BuslineError` or `errorCode(e)`,
+ * which both work across copies of core.
+ */
 export class BuslineError extends Error {
   static {
     // On the prototype, not the instance: invisible to equality checks and serialisation.
@@ -77,6 +83,10 @@ export class BuslineError extends Error {
   }
 }
 
+/**
+ * A config or option is invalid (CONFIG_INVALID); `issues` names each bad field. Fix the input:
+ * retrying cannot help.
+ */
 export class ConfigError extends BuslineError {
   /** One line per bad field: `path: what is wrong`. */
   readonly issues: string[];
@@ -86,18 +96,24 @@ export class ConfigError extends BuslineError {
   }
 }
 
+/** A topic is invalid or cannot be provisioned; `topic` names it. */
 export class TopicError extends BuslineError {
   constructor(code: ErrorCode, readonly topic: string, message: string, options: BuslineErrorOptions = {}) {
     super(code, message, options);
   }
 }
 
+/** One topic setting that differs between what is wanted and what the broker has. */
 export interface FieldDifference {
   field: string;
   wanted: unknown;
   actual: unknown;
 }
 
+/**
+ * A topic exists with settings other than the wanted ones (TOPIC_MISMATCH), with the `onMismatch:
+ * 'fail'` policy or when the broker cannot change them.
+ */
 export class TopicMismatchError extends TopicError {
   constructor(topic: string, readonly differences: FieldDifference[], why = 'differs from the wanted options') {
     super(
@@ -109,24 +125,34 @@ export class TopicMismatchError extends TopicError {
   }
 }
 
+/** `field wanted x, actual y; …`: differences as one line for messages and logs. */
 export function formatDifferences(differences: FieldDifference[]): string {
   return differences
     .map((d) => `${d.field} wanted ${JSON.stringify(d.wanted)}, actual ${JSON.stringify(d.actual)}`)
     .join('; ');
 }
 
+/**
+ * A message or envelope is invalid (ENVELOPE_INVALID): a bad publish input, or a malformed message
+ * on the wire.
+ */
 export class EnvelopeError extends BuslineError {
   constructor(message: string, readonly issues: string[] = [], options: BuslineErrorOptions = {}) {
     super(ErrorCode.EnvelopeInvalid, issues.length ? `${message}: ${issues.join('; ')}` : message, options);
   }
 }
 
+/** The bus (or a part of it) is closed (CLOSED): create a new bus to publish or subscribe again. */
 export class ClosedError extends BuslineError {
   constructor(what = 'event bus') {
     super(ErrorCode.Closed, `${what} is closed; create a new one to publish or subscribe again`);
   }
 }
 
+/**
+ * The broker did not acknowledge a publish in time (PUBLISH_TIMEOUT). The message may or may not be
+ * stored: retry; adapters that dedupe by event id drop the duplicate.
+ */
 export class PublishTimeoutError extends BuslineError {
   constructor(topic: string, timeoutMs: number, cause?: unknown) {
     super(
@@ -137,12 +163,19 @@ export class PublishTimeoutError extends BuslineError {
   }
 }
 
+/**
+ * The broker cannot be reached or refused the operation for now (BROKER_UNAVAILABLE); retryable.
+ */
 export class BrokerUnavailableError extends BuslineError {
   constructor(message: string, cause?: unknown) {
     super(ErrorCode.BrokerUnavailable, message, { retryable: true, cause });
   }
 }
 
+/**
+ * `createEventBus` could not import the adapter package for the config's type (ADAPTER_MISSING):
+ * install it, or pass it as `{ adapter }`.
+ */
 export class AdapterMissingError extends BuslineError {
   constructor(readonly packageName: string, type: string, cause?: unknown) {
     super(
@@ -193,6 +226,10 @@ export function errorCode(error: unknown): ErrorCode | undefined {
   }
 }
 
+/**
+ * Whether an error may succeed on retry: false only when it says `retryable: false` (e.g.
+ * NonRetryableError, input errors); anything else thrown by a handler is retried.
+ */
 export function isRetryable(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return true;
   try {

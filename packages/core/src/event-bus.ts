@@ -55,6 +55,7 @@ export interface PublishOptions extends EnvelopeOptions {
 export interface BatchItem<P = Payload> extends EnvelopeOptions {
   payload: P;
 }
+/** Options of `publishBatch`. */
 export interface BatchOptions {
   /** Overrides the bus's publish timeout for this call. */
   timeoutMs?: number;
@@ -67,10 +68,12 @@ export interface BatchOptions {
    */
   atomic?: boolean;
 }
+/** What `publish` resolves with once the broker stored the message: its event id and topic. */
 export interface PublishReceipt {
   id: string;
   topic: string;
 }
+/** What `publishBatch` resolves with: the ids and each item that failed (the others are stored). */
 export interface BatchResult {
   /** Event id per item, in order ('' where the item was invalid before an id was given). */
   ids: string[];
@@ -639,6 +642,11 @@ export class EventBus extends EventEmitter<BusEvents> {
 
   // ---- lifecycle ----------------------------------------------------------
 
+  /**
+   * Counters since the bus was created (published, handled, retried, dead-lettered, …) and the
+   * driver's own, for tests and quick diagnostics; use a metrics recorder or OpenTelemetry for
+   * production metrics.
+   */
   metrics(): MetricsSnapshot {
     const s = this.stats;
     return {
@@ -691,6 +699,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     }
   }
 
+  /** `await using bus = …`: closes the bus when the scope ends. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

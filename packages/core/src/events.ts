@@ -5,6 +5,7 @@ import type { HealthEvent } from './health.js';
 import type { PublishOutcomeEvent } from './publish-outcomes.js';
 import type { PoolBackpressureEvent as BackpressureEvent } from './keyed-ordering-pool.js';
 
+/** The `deadLetter` event: a message was dead-lettered (or dropped when dead letters are off). */
 export interface DeadLetterEvent {
   topic: string;
   group: string;
@@ -16,6 +17,9 @@ export interface DeadLetterEvent {
   envelope?: Envelope;
 }
 
+/**
+ * The `retry` event: a handler attempt failed and the message will be tried again after `delayMs`.
+ */
 export interface RetryEvent {
   topic: string;
   group: string;
@@ -25,6 +29,7 @@ export interface RetryEvent {
   error: unknown;
 }
 
+/** The `topicMismatch` event: a topic differs from the wanted options and the policy is `warn`. */
 export interface TopicMismatchEvent {
   topic: string;
   differences: FieldDifference[];

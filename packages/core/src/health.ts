@@ -11,7 +11,12 @@
 import type { Backlog, ConnectionState } from './driver.js';
 import { errorField, redactSecrets, type Logger } from './logger.js';
 
+/**
+ * The overall verdict of `bus.health()`: `ok`, `degraded` (working, with a problem to look at) or
+ * `down`.
+ */
 export type HealthStatus = 'ok' | 'degraded' | 'down';
+/** Where a bus is in its life: created → starting → started → closing → closed. */
 export type BusLifecycle = 'created' | 'starting' | 'started' | 'closing' | 'closed';
 /**
  * `starting`: not yet attached to the broker. `consuming`: attached, making
@@ -22,6 +27,7 @@ export type BusLifecycle = 'created' | 'starting' | 'started' | 'closing' | 'clo
  */
 export type SubscriptionState = 'starting' | 'consuming' | 'paused' | 'stalled' | 'stopped';
 
+/** One broker connection in a HealthReport, with its state since when. */
 export interface ConnectionHealth {
   /** `main`, or the name a driver gives a connection of its own (e.g. a Kafka consumer group). */
   name: string;
@@ -30,6 +36,10 @@ export interface ConnectionHealth {
   detail?: string;
 }
 
+/**
+ * One subscription in a HealthReport: its state, what it holds, and the broker's backlog when
+ * asked.
+ */
 export interface SubscriptionHealth {
   topic: string;
   group: string;
@@ -44,6 +54,10 @@ export interface SubscriptionHealth {
   backlogOver?: boolean;
 }
 
+/**
+ * What `bus.health()` resolves with: readiness and liveness in one object, for probes and
+ * dashboards.
+ */
 export interface HealthReport {
   /** `down`: not started, closing, or the main connection is not connected. `degraded`: up, but reconnecting, stalled or over a backlog threshold. */
   status: HealthStatus;
@@ -59,6 +73,7 @@ export interface HealthReport {
   checkedAt: Date;
 }
 
+/** Options of `bus.health()`. */
 export interface HealthOptions {
   /** Ask the broker for each subscription's backlog (a round trip per subscription). */
   backlog?: boolean;
@@ -91,14 +106,19 @@ export interface WatchedSubscription {
   };
 }
 
+/** What the HealthMonitor reads from its bus. */
 export interface HealthSource {
+  /** Where the bus is in its life. */
   lifecycle(): BusLifecycle;
+  /** The bus's live subscriptions. */
   subscriptions(): Iterable<WatchedSubscription>;
+  /** The publish window's counts. */
   publisher(): HealthReport['publisher'];
   /** Undefined when the driver cannot tell. */
   readonly describeBacklog: ((topic: string, group: string) => Promise<Backlog | undefined>) | undefined;
 }
 
+/** The validated `health` config section. */
 export interface HealthConfig {
   stalledAfterMs: number;
   checkIntervalMs: number;
@@ -111,6 +131,10 @@ interface ProgressMark {
   at: number;
 }
 
+/**
+ * Tracks connection states and subscription progress for `bus.health()`, and with `checkIntervalMs`
+ * watches on a timer and emits `health` events on changes.
+ */
 export class HealthMonitor {
   private readonly connectionStates = new Map<string, ConnectionHealth>();
   private readonly marks = new WeakMap<WatchedSubscription, ProgressMark>();
@@ -132,6 +156,7 @@ export class HealthMonitor {
     this.connectionStates.set(name, { name, state, since: new Date(), ...(detail !== undefined ? { detail: redactSecrets(detail) } : {}) });
   }
 
+  /** Builds a HealthReport now (with the broker's backlogs when `backlog` is set). */
   async report(options: HealthOptions = {}): Promise<HealthReport> {
     return (await this.evaluate(options)).report;
   }
@@ -212,6 +237,7 @@ export class HealthMonitor {
     this.timer.unref?.();
   }
 
+  /** Stops the watcher timer (the bus calls it on close). */
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;

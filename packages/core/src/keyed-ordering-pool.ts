@@ -30,6 +30,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { ClosedError, ConfigError } from './errors.js';
 
+/** Limits of a KeyedOrderingPool. */
 export interface KeyedOrderingPoolOptions {
   /** Max tasks running at once across all lanes. */
   concurrency: number;
@@ -37,6 +38,9 @@ export interface KeyedOrderingPoolOptions {
   maxPending: number;
 }
 
+/**
+ * The `backpressure` event of a KeyedOrderingPool: emitted when submitters start and stop waiting.
+ */
 export interface PoolBackpressureEvent {
   /** Items accepted and not finished when the event fired. */
   pending: number;
@@ -50,16 +54,22 @@ export interface PoolBackpressureEvent {
   waiting: boolean;
 }
 
+/** Events of a KeyedOrderingPool. */
 export interface PoolEvents {
   backpressure: [PoolBackpressureEvent];
   error: [error: unknown];
 }
 
+/** Options of one lane of a KeyedOrderingPool. */
 export interface PoolLaneOptions {
   /** Max items of this lane running at once (default: no lane cap, only the pool's). */
   concurrency?: number;
 }
 
+/**
+ * A lane of a KeyedOrderingPool (one subscription's handler): items of one key run in order within
+ * it, sharing the pool's concurrency and pending budget with other lanes.
+ */
 export interface PoolLane<T> {
   /**
    * Accept `item` under `key` (undefined key = unordered). Returns undefined

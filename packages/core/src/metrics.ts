@@ -14,11 +14,13 @@ export class BusMetrics {
   malformed = 0;
   readonly driver: Record<string, number> = {};
 
+  /** Adds `by` to the driver counter `name` (shown in `metrics().driver`). */
   count(name: string, by = 1): void {
     this.driver[name] = (this.driver[name] ?? 0) + by;
   }
 }
 
+/** What `bus.metrics()` returns: counters since the bus was created. */
 export interface MetricsSnapshot {
   published: number;
   publishFailed: number;

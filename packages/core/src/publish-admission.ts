@@ -9,6 +9,7 @@
  */
 import { BuslineError, ErrorCode, PublishTimeoutError } from './errors.js';
 
+/** Limits of the publish window. */
 export interface PublishAdmissionOptions {
   maxInFlight: number;
   maxWaiting: number;
@@ -21,6 +22,11 @@ interface Waiter {
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
+/**
+ * The bus's publish window: at most `maxInFlight` messages handed to the broker unacknowledged, up
+ * to `maxWaiting` more waiting for room (each within its timeout), and PUBLISH_QUEUE_FULL beyond,
+ * so a producer that outruns the broker never grows the heap without bound.
+ */
 export class PublishAdmission {
   private inFlightCount = 0;
   private waitingCount = 0;

@@ -17,6 +17,7 @@ import { assertTopicName } from './topic.js';
  */
 export type Upcaster = (payload: never) => unknown;
 
+/** What `defineEvent` takes: the event's name, payload schema, version and upcasters. */
 export interface EventDefinitionInput<S extends StandardSchemaV1> {
   /** The envelope `type` (CloudEvents `type`), e.g. `order.placed`. */
   name: string;
