@@ -10,6 +10,7 @@ export default defineConfig({
       'packages/*/test/**/*.test.ts',
       'tools/*/test/**/*.test.ts',
       'examples/test/**/*.test.ts',
+      'docs/test/**/*.test.ts',
       'src/**/*.test.ts',
       'test/**/*.test.ts',
     ],
