@@ -232,10 +232,12 @@ export class PublishBatcher {
 
   constructor(private readonly options: PublishBatcherOptions) {}
 
+  /** Publishes queued and not yet in a batch sent. */
   get queued(): number {
     return this.queue.length - this.head;
   }
 
+  /** Batches sent and not yet acknowledged. */
   get inFlightBatches(): number {
     return this.inFlight;
   }

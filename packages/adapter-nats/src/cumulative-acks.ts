@@ -82,6 +82,7 @@ export class CumulativeAcks {
 
   constructor(private readonly sender: AckSender) {}
 
+  /** Leftovers (messages delivered to an earlier bus on this durable and never acknowledged) still open. */
   get leftovers(): number {
     return this.leftoverCount;
   }

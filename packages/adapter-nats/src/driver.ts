@@ -116,6 +116,10 @@ export class NatsDriver implements Driver {
     this.#config = config;
   }
 
+  /**
+   * What the driver can do; some flags depend on the server version, so they are final only after
+   * `connect`.
+   */
   get capabilities(): DriverCapabilities {
     return this.#capabilities;
   }

@@ -131,10 +131,12 @@ export class Harness {
 
   constructor(readonly options: ConformanceOptions) {}
 
+  /** The broker's message size limit the size tests use (`maxMessageBytes`, default 1 MiB). */
   get maxMessageBytes(): number {
     return this.options.maxMessageBytes ?? 1024 * 1024;
   }
 
+  /** What every deadline is multiplied by (`timeoutScale`, default 1). */
   get scale(): number {
     return this.options.timeoutScale ?? 1;
   }

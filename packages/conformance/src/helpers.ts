@@ -108,6 +108,7 @@ export class Collector<T = unknown> {
     for (const wake of [...this.waiters]) wake();
   }
 
+  /** Distinct ids that arrived (a duplicate counts once). */
   get size(): number {
     return this.items.size;
   }

@@ -167,6 +167,9 @@ export class EventBus extends EventEmitter<BusEvents> {
     for (const [topic, options] of Object.entries(config.topics)) this.topicOptions.set(topic, options);
   }
 
+  /**
+   * True between a successful `start()` and `close()`: publishing and handling happen only then.
+   */
   get started(): boolean {
     return this.state === 'started';
   }

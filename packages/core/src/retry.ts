@@ -68,6 +68,7 @@ export class BackoffTimers {
     this.waiting.clear();
   }
 
+  /** Backoff waits pending now. */
   get size(): number {
     return this.waiting.size;
   }

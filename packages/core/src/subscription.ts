@@ -184,9 +184,11 @@ export class Subscription implements InletProcessor {
     this.inlet = new DeliveryInlet(this, { maxInFlight: config.spec.maxInFlight, failureDelayMs: config.retry.initialDelayMs });
   }
 
+  /** The topic this subscription consumes. */
   get topic(): string {
     return this.config.spec.topic;
   }
+  /** The consumer group this subscription is a member of. */
   get group(): string {
     return this.config.spec.group;
   }
