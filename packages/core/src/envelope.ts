@@ -21,11 +21,24 @@ export type Payload = JsonValue | Uint8Array;
  * payload alone.
  */
 export interface Envelope<P = Payload> {
+  /**
+   * Unique event id (CloudEvents `id`); brokers that dedupe (NATS, memory) store one message per id
+   * within their window.
+   */
   id: string;
+  /**
+   * What happened, e.g. `order.placed` (CloudEvents `type`); the topic name unless the publisher
+   * sets one.
+   */
   type: string;
+  /** Who published it (CloudEvents `source`); the bus's `source` unless the publisher sets one. */
   source: string;
   /** The ordering key: events with the same aggregate id are handled in publish order. */
   aggregateId?: string | undefined;
+  /**
+   * The version of the payload's shape (extension `eventversion`), for upcasting old payloads; 1
+   * unless set.
+   */
   version: number;
   /**
    * When the event happened. Busline always sets it on publish; undefined only
@@ -33,11 +46,26 @@ export interface Envelope<P = Payload> {
    * the CloudEvents spec), and for a foreign message whose broker gave no timestamp.
    */
   time?: Date | undefined;
+  /**
+   * Trace id carried as an extension attribute (`traceid`), for correlating logs without
+   * OpenTelemetry.
+   */
   traceId?: string | undefined;
+  /** Id shared by every event of one business flow (extension `correlationid`). */
   correlationId?: string | undefined;
+  /**
+   * Id of the event that caused this one (extension `causationid`), e.g. the original of a replayed
+   * dead letter.
+   */
   causationId?: string | undefined;
+  /** The tenant the event belongs to (extension `tenantid`). */
   tenantId?: string | undefined;
+  /**
+   * The publisher's own headers (no `ce-`, `ce_`, `busline-`, `nats-` or `content-type` names); on
+   * a dead letter also the `busline-dlq-*` ones.
+   */
   headers: Record<string, string>;
+  /** The data: decoded JSON, or the bytes as published. */
   payload: P;
 }
 
@@ -113,16 +141,36 @@ const wireEnvelopeSchema = envelopeSchema.extend({ headers: z.record(z.string(),
 
 /** What a publisher may set; everything else gets a default. */
 export interface EnvelopeOptions {
+  /**
+   * The event id; default a new time-ordered UUID. Set it to make a retried publish idempotent
+   * where the broker dedupes.
+   */
   id?: string;
+  /** The event type; default the topic name. */
   type?: string;
+  /** The event source; default the bus's `source`. */
   source?: string;
+  /**
+   * The ordering key: events with the same aggregate id are handled in publish order (the Kafka
+   * record key).
+   */
   aggregateId?: string;
+  /** The payload's shape version; default 1. */
   version?: number;
+  /** When the event happened; default now. */
   time?: Date;
+  /** See Envelope.traceId. */
   traceId?: string;
+  /** See Envelope.correlationId. */
   correlationId?: string;
+  /** See Envelope.causationId. */
   causationId?: string;
+  /** See Envelope.tenantId. */
   tenantId?: string;
+  /**
+   * Headers of your own; reserved prefixes (`ce-`, `ce_`, `busline-`, `nats-`, `content-type`) are
+   * refused.
+   */
   headers?: Record<string, string>;
 }
 

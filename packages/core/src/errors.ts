@@ -29,6 +29,7 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** Options every BuslineError takes. */
 export interface BuslineErrorOptions {
+  /** The underlying error (kept as the standard `cause`). */
   cause?: unknown;
   /** Structured detail for logs and tests (never secrets). */
   details?: Record<string, unknown>;
@@ -70,8 +71,11 @@ export class BuslineError extends Error {
     return this === BuslineError ? isBuslineError(value) : Function.prototype[Symbol.hasInstance].call(this, value);
   }
 
+  /** What went wrong, stable across versions: branch on it rather than on the message. */
   readonly code: ErrorCode;
+  /** Structured detail for logs and tests (never secrets). */
   readonly details: Record<string, unknown>;
+  /** Whether trying the same operation again may succeed. */
   readonly retryable: boolean;
 
   constructor(code: ErrorCode, message: string, options: BuslineErrorOptions = {}) {
@@ -98,6 +102,7 @@ export class ConfigError extends BuslineError {
 
 /** A topic is invalid or cannot be provisioned; `topic` names it. */
 export class TopicError extends BuslineError {
+  /** The topic the error is about. */
   constructor(code: ErrorCode, readonly topic: string, message: string, options: BuslineErrorOptions = {}) {
     super(code, message, options);
   }
@@ -105,8 +110,11 @@ export class TopicError extends BuslineError {
 
 /** One topic setting that differs between what is wanted and what the broker has. */
 export interface FieldDifference {
+  /** The topic option that differs, e.g. `partitions`. */
   field: string;
+  /** What the config asks for. */
   wanted: unknown;
+  /** What the broker has (`null`: unlimited). */
   actual: unknown;
 }
 
@@ -115,6 +123,7 @@ export interface FieldDifference {
  * 'fail'` policy or when the broker cannot change them.
  */
 export class TopicMismatchError extends TopicError {
+  /** Every option that differs. */
   constructor(topic: string, readonly differences: FieldDifference[], why = 'differs from the wanted options') {
     super(
       ErrorCode.TopicMismatch,
@@ -137,6 +146,7 @@ export function formatDifferences(differences: FieldDifference[]): string {
  * on the wire.
  */
 export class EnvelopeError extends BuslineError {
+  /** One line per problem found (`field: what is wrong`). */
   constructor(message: string, readonly issues: string[] = [], options: BuslineErrorOptions = {}) {
     super(ErrorCode.EnvelopeInvalid, issues.length ? `${message}: ${issues.join('; ')}` : message, options);
   }
@@ -177,6 +187,7 @@ export class BrokerUnavailableError extends BuslineError {
  * install it, or pass it as `{ adapter }`.
  */
 export class AdapterMissingError extends BuslineError {
+  /** The npm package to install (or to pass as `{ adapter }`). */
   constructor(readonly packageName: string, type: string, cause?: unknown) {
     super(
       ErrorCode.AdapterMissing,

@@ -53,6 +53,7 @@ export interface PublishOptions extends EnvelopeOptions {
   timeoutMs?: number;
 }
 export interface BatchItem<P = Payload> extends EnvelopeOptions {
+  /** The item's payload (JSON or bytes, like `publish`). */
   payload: P;
 }
 /** Options of `publishBatch`. */
@@ -70,14 +71,18 @@ export interface BatchOptions {
 }
 /** What `publish` resolves with once the broker stored the message: its event id and topic. */
 export interface PublishReceipt {
+  /** The event id the message was stored with. */
   id: string;
+  /** The topic it was stored in. */
   topic: string;
 }
 /** What `publishBatch` resolves with: the ids and each item that failed (the others are stored). */
 export interface BatchResult {
   /** Event id per item, in order ('' where the item was invalid before an id was given). */
   ids: string[];
+  /** Items stored. */
   published: number;
+  /** Items refused, by index in the call, with why. */
   failed: { index: number; error: BuslineError }[];
 }
 

@@ -17,9 +17,13 @@ type LogMethod = (obj: Record<string, unknown>, msg: string) => void;
  * so a pino logger fits as is.
  */
 export interface Logger {
+  /** Detail for debugging (backpressure changes). */
   debug: LogMethod;
+  /** Things going as planned: retries, connection changes, recoveries. */
   info: LogMethod;
+  /** Something to look at: connection trouble, topic mismatches, stalled subscriptions. */
   warn: LogMethod;
+  /** Failures: dead letters and the `error` event. */
   error: LogMethod;
   /** pino's child loggers: bound fields on every entry. */
   child?(bindings: Record<string, unknown>): Logger;

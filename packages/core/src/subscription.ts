@@ -20,7 +20,9 @@ import { topicNameProblem } from './topic.js';
  * signal aborted on close.
  */
 export interface MessageContext {
+  /** The topic the message came from. */
   topic: string;
+  /** The consumer group handling it. */
   group: string;
   /** 1 on the first attempt; counts broker redeliveries and in-process retries. */
   attempt: number;
@@ -29,6 +31,7 @@ export interface MessageContext {
 }
 /** The context of a payload or envelope handler: MessageContext plus the decoded envelope. */
 export interface EnvelopeContext extends MessageContext {
+  /** The decoded envelope: id, type, aggregate id, headers, time. */
   envelope: Envelope;
 }
 
