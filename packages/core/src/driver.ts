@@ -15,7 +15,9 @@ import type { TopicOptions, TopicState } from './topic.js';
 export interface WireMessage {
   /** Ordering / partition key (the aggregate id). */
   key?: string | undefined;
+  /** CloudEvents attributes and the publisher's own headers. */
   headers: Record<string, string>;
+  /** The payload, encoded (JSON text or the bytes as published). */
   body: Uint8Array;
 }
 
@@ -88,8 +90,14 @@ export interface Backlog {
 
 /** What core asks a driver to consume: one group on one topic, with its in-flight limit. */
 export interface ConsumerSpec {
+  /** The topic to consume. */
   topic: string;
+  /** The consumer group: members of one group share the topic's messages. */
   group: string;
+  /**
+   * Whether the topic keeps messages for later (`persistent`) or is at-most-once fan-out
+   * (`ephemeral`).
+   */
   persistence: TopicOptions['persistence'];
   /**
    * The most messages the driver should hold delivered-but-unsettled for this
@@ -106,6 +114,7 @@ export interface ConsumerSpec {
  * planned.
  */
 export interface DriverContext {
+  /** Where the driver reports connection changes, asynchronous errors and counters. */
   hooks: DriverHooks;
   /**
    * Every subscription made before `start()` (topic, group, options), so
@@ -123,6 +132,7 @@ export interface DriverContext {
  * read-only for everyone downstream: a driver may share them between groups.
  */
 export interface DeliveredMessage extends WireMessage {
+  /** The topic the message was delivered from. */
   readonly topic: string;
   /** 1 on the first delivery, as counted by the broker where it counts. */
   readonly deliveryCount: number;
@@ -204,7 +214,12 @@ export type PublishOutcome = BuslineError | undefined;
  * it.
  */
 export interface Driver {
+  /** The driver's name in logs and errors, e.g. `kafka`. */
   readonly name: string;
+  /**
+   * What the driver guarantees; core and the conformance suite branch on these flags instead of on
+   * the name.
+   */
   readonly capabilities: DriverCapabilities;
   /**
    * The CloudEvents protocol binding whose header names core writes on this
@@ -266,7 +281,9 @@ export interface Driver {
  * by type. `configSchema` is a zod schema for the adapter's own config section.
  */
 export interface AdapterModule<Section = unknown> {
+  /** The config `type` (and URL scheme) this adapter serves, e.g. `nats`. */
   readonly type: string;
+  /** Validates the adapter's config section and fills in its defaults. */
   readonly configSchema: import('zod').ZodType<Section>;
   /**
    * Turns a URL shorthand into a config section. Gets the text as written:

@@ -31,8 +31,11 @@ export type SubscriptionState = 'starting' | 'consuming' | 'paused' | 'stalled' 
 export interface ConnectionHealth {
   /** `main`, or the name a driver gives a connection of its own (e.g. a Kafka consumer group). */
   name: string;
+  /** The connection's state now. */
   state: ConnectionState;
+  /** When it entered that state. */
   since: Date;
+  /** What the driver said about the change (redacted of credentials). */
   detail?: string;
 }
 
@@ -41,8 +44,11 @@ export interface ConnectionHealth {
  * asked.
  */
 export interface SubscriptionHealth {
+  /** The topic subscribed. */
   topic: string;
+  /** The subscription's consumer group. */
   group: string;
+  /** See SubscriptionState. */
   state: SubscriptionState;
   /** Delivered to this bus and not yet settled. */
   held: number;
@@ -61,15 +67,20 @@ export interface SubscriptionHealth {
 export interface HealthReport {
   /** `down`: not started, closing, or the main connection is not connected. `degraded`: up, but reconnecting, stalled or over a backlog threshold. */
   status: HealthStatus;
+  /** Where the bus is in its life. */
   bus: BusLifecycle;
+  /** Each broker connection the driver holds. */
   connections: ConnectionHealth[];
+  /** Each live subscription. */
   subscriptions: SubscriptionHealth[];
+  /** The publish window's occupancy. */
   publisher: {
     /** Handed to the broker, not yet acknowledged. */
     inFlight: number;
     /** Waiting for room in the publish window (`publish.maxInFlight`). */
     waiting: number;
   };
+  /** When the report was made. */
   checkedAt: Date;
 }
 
@@ -81,20 +92,29 @@ export interface HealthOptions {
 
 /** Emitted (as the bus's `health` event) when the watcher sees a threshold crossed or cleared. */
 export interface HealthEvent {
+  /** Which threshold was crossed or cleared. */
   type: 'stalled' | 'recovered' | 'backlogOver' | 'backlogUnder';
+  /** The subscription's topic. */
   topic: string;
+  /** The subscription's group. */
   group: string;
+  /** How long nothing was settled while messages were held. */
   stalledForMs: number;
+  /** The broker's backlog, for the backlog events. */
   backlog?: Backlog;
 }
 
 /** What health reads from a subscription (and its DeliveryInlet). */
 export interface WatchedSubscription {
+  /** The topic subscribed. */
   readonly topic: string;
+  /** The subscription's consumer group. */
   readonly group: string;
   /** Attached to the broker. */
   readonly attached: boolean;
+  /** Unsubscribed, or the bus is closing. */
   readonly stopped: boolean;
+  /** The subscription's DeliveryInlet counters. */
   readonly inlet: {
     readonly held: number;
     /** Messages settled since the subscription began (only ever grows). */
@@ -120,8 +140,11 @@ export interface HealthSource {
 
 /** The validated `health` config section. */
 export interface HealthConfig {
+  /** See the config's `health.stalledAfterMs`. */
   stalledAfterMs: number;
+  /** See the config's `health.checkIntervalMs`. */
   checkIntervalMs: number;
+  /** See the config's `health.backlogThreshold`. */
   backlogThreshold?: number | undefined;
 }
 

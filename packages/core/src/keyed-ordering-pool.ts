@@ -56,7 +56,9 @@ export interface PoolBackpressureEvent {
 
 /** Events of a KeyedOrderingPool. */
 export interface PoolEvents {
+  /** Submitters started or stopped waiting for room. */
   backpressure: [PoolBackpressureEvent];
+  /** A task threw; the pool reports it here and carries on. */
   error: [error: unknown];
 }
 
@@ -85,6 +87,7 @@ export interface PoolLane<T> {
   submit(key: string | undefined, item: T): Promise<void> | undefined;
   /** Items of this lane accepted and not finished (queued + running). */
   readonly pending: number;
+  /** Items of this lane running now. */
   readonly running: number;
   /** Stop accepting on this lane and wait for its accepted items; true if drained in time. */
   drain(timeoutMs?: number): Promise<boolean>;
@@ -538,7 +541,9 @@ class Scheduler {
  * several consumers (lanes). See the file comment for the guarantees.
  */
 export class KeyedOrderingPool extends EventEmitter<PoolEvents> {
+  /** Most tasks running at once, across lanes. */
   readonly concurrency: number;
+  /** Most items accepted and not finished, across lanes. */
   readonly maxPending: number;
   readonly #s: Scheduler;
 

@@ -11,7 +11,9 @@ import { BuslineError, ErrorCode, PublishTimeoutError } from './errors.js';
 
 /** Limits of the publish window. */
 export interface PublishAdmissionOptions {
+  /** Messages handed to the broker and not yet acknowledged, at most. */
   maxInFlight: number;
+  /** Messages waiting for room, at most; beyond it a publish fails with PUBLISH_QUEUE_FULL. */
   maxWaiting: number;
 }
 

@@ -24,6 +24,7 @@ export type MismatchAction = z.infer<typeof mismatchActionSchema>;
 export type EnsureAction = 'created' | 'updated' | 'verified' | 'skipped' | 'mismatch';
 /** What ensuring a topic did, and the differences it found. */
 export interface EnsureResult {
+  /** What was done to the topic. */
   action: EnsureAction;
   /** Wanted vs actual for every field that differs (empty unless `mismatch` or `updated`). */
   differences: FieldDifference[];
@@ -31,7 +32,9 @@ export interface EnsureResult {
 
 /** How topics are provisioned: the strategy and the mismatch action. */
 export interface ProvisionPolicy {
+  /** See TopicStrategy. */
   strategy: TopicStrategy;
+  /** See MismatchAction. */
   onMismatch: MismatchAction;
 }
 
