@@ -9,6 +9,8 @@ export default defineConfig({
       'packages/*/src/**/*.test.ts',
       'packages/*/test/**/*.test.ts',
       'tools/*/test/**/*.test.ts',
+      'examples/test/**/*.test.ts',
+      'docs/test/**/*.test.ts',
       'src/**/*.test.ts',
       'test/**/*.test.ts',
     ],

@@ -24,6 +24,10 @@ const saslSchema = z.union([
   z
     .object({
       mechanism: z.literal('oauthbearer'),
+      /**
+       * Supplies an OAUTHBEARER token when kafkajs asks for one (mechanism `oauthbearer`), so
+       * tokens can be refreshed without a new bus.
+       */
       oauthBearerProvider: z.custom<() => Promise<{ value: string }>>((v) => typeof v === 'function', {
         message: 'oauthBearerProvider must be a function returning a promise of { value: token }',
       }),
@@ -185,7 +189,11 @@ export const kafkaConfigSchema = z
   .strict()
   .describe('Apache Kafka adapter (@busline/adapter-kafka, through kafkajs).');
 
+/** The `kafka` section after validation and defaults: what the driver runs with. */
 export type KafkaConfig = z.output<typeof kafkaConfigSchema>;
+/**
+ * The `kafka` section as written in a config (defaults optional); `createEventBus` validates it.
+ */
 export type KafkaConfigInput = z.input<typeof kafkaConfigSchema>;
 
 /**

@@ -67,6 +67,11 @@ export interface GroupConsumerOptions {
   onUnplanned(): void;
 }
 
+/**
+ * One kafkajs consumer for one consumer group, shared by every subscription of that group on a bus:
+ * Kafka rebalances on topic-set changes, so the group subscribes its whole set at once. Exported
+ * for the adapter's tests; apps use `createEventBus`.
+ */
 export class GroupConsumer implements DeliveryOwner {
   readonly group: string;
   private consumer: Consumer | undefined;

@@ -20,6 +20,10 @@ export type { PublishBatcherOptions, OutgoingRecord, TopicRecords } from './publ
 export { TopicAdmin } from './topic-admin.js';
 export { publishError, kafkaError } from './kafka-errors.js';
 
+/**
+ * The adapter module `createEventBus` loads for `type: 'kafka'` / `kafka://`; pass it as `{ adapter
+ * }` when the package cannot be imported by name (bundled apps).
+ */
 export const adapter: AdapterModule<KafkaConfig> = {
   type: 'kafka',
   configSchema: kafkaConfigSchema,

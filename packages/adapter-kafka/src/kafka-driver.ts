@@ -49,6 +49,10 @@ applyKafkajsIdleFix();
 
 const { Kafka: KafkaClient, Partitioners, CompressionTypes, logLevel: LogLevel } = kafkajs;
 
+/**
+ * What the Kafka driver declares it can do; the conformance suite runs (or skips) tests by these
+ * flags.
+ */
 export const KAFKA_CAPABILITIES: DriverCapabilities = Object.freeze({
   persistent: true,
   survivesBrokerRestart: true,
@@ -100,6 +104,10 @@ async function reachable(clientConfig: KafkaJSConfig, c: KafkaConfig): Promise<v
   }
 }
 
+/**
+ * The busline driver for Apache Kafka through kafkajs. Made by `createEventBus`; construct it
+ * yourself only to test the driver alone.
+ */
 export class KafkaDriver implements Driver {
   readonly name = 'kafka';
   readonly capabilities = KAFKA_CAPABILITIES;

@@ -44,11 +44,16 @@ export interface OutgoingRecord {
   headers: Record<string, string>;
 }
 
+/** Records for one topic in a kafkajs `sendBatch` call. */
 export interface TopicRecords {
   topic: string;
   messages: OutgoingRecord[];
 }
 
+/**
+ * Limits and callbacks of a PublishBatcher: how long to linger, how large a batch and how many in
+ * flight.
+ */
 export interface PublishBatcherOptions {
   lingerMs: number;
   maxBatchMessages: number;
@@ -205,6 +210,11 @@ class DeadlineQueue {
   }
 }
 
+/**
+ * Coalesces concurrent publishes into kafkajs batches (linger, size and in-flight limits) and
+ * reports an outcome per message, so each publish resolves only once its own record is
+ * acknowledged. Exported for benchmarks and tests.
+ */
 export class PublishBatcher {
   private queue: Entry[] = [];
   private head = 0;
@@ -222,10 +232,12 @@ export class PublishBatcher {
 
   constructor(private readonly options: PublishBatcherOptions) {}
 
+  /** Publishes queued and not yet in a batch sent. */
   get queued(): number {
     return this.queue.length - this.head;
   }
 
+  /** Batches sent and not yet acknowledged. */
   get inFlightBatches(): number {
     return this.inFlight;
   }

@@ -30,6 +30,10 @@ const { ConfigResourceTypes } = kafkajs;
 /** DescribeConfigs `configSource` of settings made on the topic itself (not defaults). */
 const TOPIC_CONFIG_SOURCE = 1;
 
+/**
+ * Describes, creates, updates and deletes Kafka topics through the kafkajs admin client, mapping
+ * busline topic options to partitions, replication and topic configs.
+ */
 export class TopicAdmin {
   private brokerDefaults: Promise<{ partitions: number; replicationFactor: number }> | undefined;
 
@@ -38,6 +42,10 @@ export class TopicAdmin {
     private readonly defaults: KafkaConfig['topics'],
   ) {}
 
+  /**
+   * What the broker has for `topic` (undefined when it does not exist), as far as Kafka can
+   * represent `wanted`.
+   */
   async describe(topic: string, wanted: TopicOptions): Promise<TopicState | undefined> {
     const partitions = await this.partitions(topic);
     if (partitions === undefined) return undefined;
@@ -59,6 +67,10 @@ export class TopicAdmin {
     return state;
   }
 
+  /**
+   * Creates `topic` with `options`; partitions and replicas the options leave open come from the
+   * adapter's defaults, else the broker's.
+   */
   async create(topic: string, options: TopicOptions): Promise<void> {
     const broker = options.partitions === undefined || options.replicas === undefined ? await this.defaultsOfBroker() : undefined;
     const numPartitions = options.partitions ?? this.defaults.partitions ?? broker!.partitions;
@@ -92,6 +104,10 @@ export class TopicAdmin {
     }
   }
 
+  /**
+   * Brings an existing topic towards `options`; throws TopicMismatchError for what Kafka cannot
+   * change (fewer partitions, replication).
+   */
   async update(topic: string, options: TopicOptions, differences: FieldDifference[]): Promise<void> {
     const refused: FieldDifference[] = [];
     let grow: number | undefined;
@@ -158,6 +174,7 @@ export class TopicAdmin {
     }
   }
 
+  /** Deletes `topics` (nothing for an empty list). */
   async delete(topics: string[]): Promise<void> {
     if (topics.length === 0) return;
     await this.admin.deleteTopics({ topics });

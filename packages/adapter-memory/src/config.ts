@@ -1,8 +1,10 @@
 import { z } from 'zod';
 
+/** The broker `memory://` (no name) and a `memory` section without `broker` share. */
 export const DEFAULT_BROKER_NAME = 'default';
 /** Two minutes, like the default NATS JetStream duplicate window. */
 export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
+/** Most messages per delivery to a member, by default. */
 export const DEFAULT_DELIVERY_BATCH_SIZE = 256;
 /** NATS's default max_payload; Kafka's default message.max.bytes is about the same. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;

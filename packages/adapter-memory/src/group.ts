@@ -26,6 +26,7 @@ export function hashKey(key: string): number {
   return h >>> 0;
 }
 
+/** One consumer group's position and queues, as `MemoryBroker.stats` reports them. */
 export interface GroupStats {
   /** Active (not stopped) members. */
   members: number;

@@ -8,6 +8,7 @@ import { DEFAULT_DELIVERY_BATCH_SIZE } from './config.js';
 import { OUTSTANDING, SETTLED, insertByOffset, type Delivery } from './delivery.js';
 import type { Group } from './group.js';
 
+/** How a member of a memory group receives its deliveries. */
 export interface MemberOptions {
   /** Most messages per `deliver` call. */
   batchSize?: number;

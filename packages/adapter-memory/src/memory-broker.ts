@@ -35,6 +35,7 @@ export { EPHEMERAL_PENDING_LIMIT, hashKey, type GroupStats } from './group.js';
 export type { MemberOptions } from './member.js';
 export { getMemoryBroker, dropMemoryBroker } from './broker-registry.js';
 
+/** Per-publish settings of the memory broker, set from the bus config by the driver. */
 export interface PublishSettings {
   /** Dedupe window for this publish; 0 disables. Default 2 minutes. */
   dedupeWindowMs?: number;
@@ -46,6 +47,7 @@ export interface PublishSettings {
   atomic?: boolean;
 }
 
+/** A snapshot of one memory topic, for tests and diagnostics (`MemoryBroker.stats`). */
 export interface TopicStats {
   options: TopicOptions;
   /** Offset of the oldest stored message (= nextOffset when none is stored). */
@@ -70,11 +72,17 @@ export interface MemorySubscription {
   close(): void;
 }
 
+/** Options for a new MemoryBroker. */
 export interface MemoryBrokerOptions {
   /** Default dedupe window for publishes that do not name one (ms; 0 = off). */
   dedupeWindowMs?: number;
 }
 
+/**
+ * An in-process broker: topics as bounded logs, consumer groups with positions, acks, redelivery
+ * and dedupe, so the memory adapter behaves like a real broker in tests. Buses naming the same
+ * broker (`memory://name`) share one (see `getMemoryBroker`).
+ */
 export class MemoryBroker {
   private readonly topics = new Map<string, Topic>();
 
@@ -88,10 +96,12 @@ export class MemoryBroker {
     this.dedupeWindowMs = options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
   }
 
+  /** Whether `topic` exists. */
   hasTopic(topic: string): boolean {
     return this.topics.has(topic);
   }
 
+  /** Names of every topic, for tests and diagnostics. */
   topicNames(): string[] {
     return [...this.topics.keys()];
   }
@@ -174,6 +184,7 @@ export class MemoryBroker {
     };
   }
 
+  /** Counts and group positions of `topic`, or undefined when it does not exist. */
   stats(topic: string): TopicStats | undefined {
     const t = this.topics.get(topic);
     if (t === undefined) return undefined;

@@ -1,12 +1,19 @@
 import { z } from 'zod';
 
 export const DEFAULT_SERVER = 'nats://127.0.0.1:4222';
+/** Publishes awaiting their JetStream acknowledgement at once, by default. */
 export const DEFAULT_PUBLISH_WINDOW = 2_048;
 /** Acks normally come in milliseconds; after 2 s one is taken as lost (a stream leader died) and the message sent again. */
 export const DEFAULT_PUBLISH_RESEND_MS = 2_000;
+/** Messages asked for per pull request, by default. */
 export const DEFAULT_PULL_BATCH = 500;
+/** How long a pull request waits on the server before it expires and a new one is sent. */
 export const DEFAULT_PULL_EXPIRES_MS = 30_000;
 export const DEFAULT_IDLE_HEARTBEAT_MS = 5_000;
+/**
+ * The consumer's ack_wait default: an unsettled message is redelivered after it (core extends the
+ * lease of messages it still holds).
+ */
 export const DEFAULT_ACK_WAIT_MS = 10_000;
 /** The JetStream default duplicate window (2 minutes). */
 export const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;

@@ -61,6 +61,11 @@ export interface AckSender {
 export const ACK = Uint8Array.of(0x2b, 0x41, 0x43, 0x4b); // +ACK
 const NONE = new Uint8Array(0);
 
+/**
+ * Acknowledges many JetStream messages with one ack (ack policy `all`) once every message up to a
+ * sequence is settled, out-of-order settles included. Used by `ackMode: 'cumulative'`; exported for
+ * tests and benchmarks.
+ */
 export class CumulativeAcks {
   private readonly wm = new AckWatermark();
   /** Tracked positions not yet covered by an ack sent, in sequence order. */
@@ -77,6 +82,7 @@ export class CumulativeAcks {
 
   constructor(private readonly sender: AckSender) {}
 
+  /** Leftovers (messages delivered to an earlier bus on this durable and never acknowledged) still open. */
   get leftovers(): number {
     return this.leftoverCount;
   }

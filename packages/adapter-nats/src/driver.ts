@@ -117,6 +117,10 @@ export class NatsDriver implements Driver {
     this.#config = config;
   }
 
+  /**
+   * What the driver can do; some flags depend on the server version, so they are final only after
+   * `connect`.
+   */
   get capabilities(): DriverCapabilities {
     return this.#capabilities;
   }
@@ -447,10 +451,15 @@ export class NatsDriver implements Driver {
     }
   }
 
+  /**
+   * The driver's name and capabilities only, so logging a driver never prints its config (which may
+   * hold credentials).
+   */
   toJSON(): Record<string, unknown> {
     return { name: this.name, servers: this.servers };
   }
 
+  /** What `console.log` and `util.inspect` show: like `toJSON`, never the config. */
   [inspect.custom](): string {
     return `NatsDriver { servers: ${JSON.stringify(this.servers)}, connected: ${this.#session !== undefined} }`;
   }

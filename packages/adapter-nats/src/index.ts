@@ -30,6 +30,10 @@ export { redactServer } from './connection.js';
 export { stateOf } from './streams.js';
 export { CumulativeAcks } from './cumulative-acks.js';
 
+/**
+ * The adapter module `createEventBus` loads for `type: 'nats'` / `nats://`; pass it as `{ adapter
+ * }` when the package cannot be imported by name (bundled apps).
+ */
 export const adapter: AdapterModule<NatsConfig> = {
   type: 'nats',
   configSchema: natsConfigSchema,

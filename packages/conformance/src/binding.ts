@@ -6,12 +6,20 @@
  */
 import type { ConformanceSuite } from './index.js';
 
+/**
+ * The few calls of a test runner the suite needs, so `bindConformance` can register it with vitest,
+ * jest, node:test or mocha.
+ */
 export interface RunnerBinding {
+  /** Registers a named group of tests (vitest `describe`). */
   group(title: string, body: () => void): void;
   /** Registers a test; `skip` marks it skipped in the runner with the reason and returns. */
   test(title: string, timeoutMs: number, run: (skip: (reason: string) => void) => Promise<void>): void;
+  /** Runs once before the group's tests. */
   beforeAll(fn: () => Promise<void>, timeoutMs: number): void;
+  /** Runs after each test (the harness closes its buses there). */
   afterEach(fn: () => Promise<void>, timeoutMs: number): void;
+  /** Runs once after the group's tests. */
   afterAll(fn: () => Promise<void>, timeoutMs: number): void;
 }
 

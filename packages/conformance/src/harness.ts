@@ -28,6 +28,10 @@ export interface BusConfigLike {
 /** Optional driver methods a test may need. */
 export type DriverMethodName = 'describeBacklog';
 
+/**
+ * What an adapter's test file gives the conformance suite: how to make buses on its broker, and the
+ * optional hooks some tests need.
+ */
 export interface ConformanceOptions {
   /** Shown in test names and the throughput line, e.g. 'memory'. */
   name: string;
@@ -68,7 +72,11 @@ export interface ConformanceOptions {
    * the broker's deadline. Adapters without such a deadline leave it out (the
    * tests then run on an ordinary bus).
    */
-  deadline?: { ms: number; createBus(overrides?: Partial<BusConfigLike>): Promise<EventBus> };
+  deadline?: {
+    ms: number;
+    /** Makes a bus with that deadline, `overrides` applied to its config. */
+    createBus(overrides?: Partial<BusConfigLike>): Promise<EventBus>;
+  };
   /**
    * How a member process reaches the broker: the bus config (JSON) and, where
    * core cannot load the adapter by type, its module URL. Enables the tests
@@ -87,8 +95,13 @@ export interface ConformanceOptions {
   };
 }
 
+/** The name of one capability flag an adapter declares (`DriverCapabilities`). */
 export type CapabilityName = keyof DriverCapabilities;
 
+/**
+ * What a conformance test needs to run; a test whose needs are not met is skipped with the reason
+ * shown.
+ */
 export interface TestSpec {
   /** Skipped (with the reason shown) unless the adapter declares each of these. */
   requires?: CapabilityName[];
@@ -104,6 +117,10 @@ export interface TestSpec {
   timeoutMs?: number;
 }
 
+/**
+ * Shared state of one conformance run: the adapter's capabilities, unique topic and group names,
+ * and every bus a test made (closed after it).
+ */
 export class Harness {
   /** Filled in by `beforeAll` from a probe bus plus the caller's overrides. */
   caps!: DriverCapabilities;
@@ -114,10 +131,12 @@ export class Harness {
 
   constructor(readonly options: ConformanceOptions) {}
 
+  /** The broker's message size limit the size tests use (`maxMessageBytes`, default 1 MiB). */
   get maxMessageBytes(): number {
     return this.options.maxMessageBytes ?? 1024 * 1024;
   }
 
+  /** What every deadline is multiplied by (`timeoutScale`, default 1). */
   get scale(): number {
     return this.options.timeoutScale ?? 1;
   }
@@ -130,6 +149,7 @@ export class Harness {
   /** Every topic name the suite made, for `cleanup` (dead-letter topics included). */
   readonly topics = new Set<string>();
 
+  /** A topic name unique to this run, so tests never see each other's messages. */
   topic(label: string): string {
     const name = uniqueName(label);
     this.topics.add(name);
@@ -137,10 +157,15 @@ export class Harness {
     return name;
   }
 
+  /** A group name unique to this run. */
   group(label: string): string {
     return uniqueName(label);
   }
 
+  /**
+   * Learns the adapter's capabilities from a probe bus (plus the caller's overrides) before any
+   * test runs.
+   */
   async resolveCapabilities(): Promise<void> {
     const bus = await this.options.createBus({ group: this.group('probe') });
     try {
@@ -175,6 +200,7 @@ export class Harness {
     await bus.close(options);
   }
 
+  /** Closes every bus the current test made; rejects when one fails to close. */
   async closeAll(): Promise<void> {
     const buses = [...this.open];
     this.open.clear();
@@ -238,5 +264,6 @@ export interface ConformanceTest {
   timeoutMs: number;
   /** Asked when the test is about to run (capabilities are known then). */
   skipReason(): string | undefined;
+  /** Runs the test; rejects when a promise is broken. */
   run(): Promise<void>;
 }

@@ -13,6 +13,7 @@ export function uniqueName(prefix: string): string {
   return `bl-${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 }
 
+/** How long `waitFor` polls, and what it reports when the deadline passes. */
 export interface WaitOptions {
   timeoutMs: number;
   /** What was expected, shown when the deadline passes. */
@@ -45,12 +46,16 @@ export async function rejection<E = BuslineError>(promise: Promise<unknown>): Pr
   throw new Error('expected the call to reject, but it resolved');
 }
 
+/** A promise with its resolve and reject functions, for settling it from a handler. */
 export interface Deferred<T> {
   promise: Promise<T>;
+  /** Fulfils `promise` with `value`. */
   resolve(value: T): void;
+  /** Rejects `promise` with `error`. */
   reject(error: unknown): void;
 }
 
+/** Makes a Deferred: a promise settled from outside (a handler signalling a test). */
 export function deferred<T = void>(): Deferred<T> {
   let resolve!: (value: T) => void;
   let reject!: (error: unknown) => void;
@@ -94,6 +99,7 @@ export class Collector<T = unknown> {
   private readonly waiters = new Set<() => void>();
   private readonly trackers = new Set<(id: string) => void>();
 
+  /** Records an arrival of `id` (a repeat counts in `arrivals` only). */
   add(id: string, item: T): void {
     this.arrivals.push(id);
     if (this.items.has(id)) return;
@@ -102,10 +108,12 @@ export class Collector<T = unknown> {
     for (const wake of [...this.waiters]) wake();
   }
 
+  /** Distinct ids that arrived (a duplicate counts once). */
   get size(): number {
     return this.items.size;
   }
 
+  /** Whether `id` arrived at least once. */
   has(id: string): boolean {
     return this.items.has(id);
   }
@@ -118,6 +126,7 @@ export class Collector<T = unknown> {
     return [...dup];
   }
 
+  /** The ids of `expected` that never arrived. */
   missing(expected: Iterable<string>): string[] {
     const out: string[] = [];
     for (const id of expected) if (!this.items.has(id)) out.push(id);
@@ -186,6 +195,10 @@ export function jitter(maxMs: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * Shuffles `items` in place (Fisher–Yates) and returns them, so tests publish keys in no particular
+ * order.
+ */
 export function shuffle<T>(items: T[]): T[] {
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
@@ -194,6 +207,7 @@ export function shuffle<T>(items: T[]): T[] {
   return items;
 }
 
+/** A message read from a dead-letter topic, with that topic's name. */
 export type DeadLetter = WireMessage & { topic: string };
 
 /**

@@ -8,6 +8,10 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Handling, OrderChecker } from './order-checker.js';
 
+/**
+ * How a member process connects and handles: its bus config, topic, group and simulated handler
+ * time and failures.
+ */
 export interface MemberSpec {
   /** A bus config `createEventBus` accepts, JSON only (URL, adapter section). */
   config: Record<string, unknown>;
@@ -23,6 +27,10 @@ export interface MemberSpec {
 
 const MAIN = fileURLToPath(new URL('./member-main.js', import.meta.url));
 
+/**
+ * A group member running in a child process, so tests can kill it (SIGKILL) or stop it (SIGTERM)
+ * mid-handling the way deployments do; its handlings feed an OrderChecker here.
+ */
 export class MemberProcess {
   private readonly open = new Map<number, Handling>();
   readonly errors: string[] = [];

@@ -24,6 +24,7 @@ export function monotonicNs(): bigint {
   return process.hrtime.bigint();
 }
 
+/** One handler call of a message, as an interval of monotonic time. */
 export interface Handling {
   member: string;
   key: string;
@@ -36,6 +37,10 @@ export interface Handling {
   ok?: boolean;
 }
 
+/**
+ * The verdict of an OrderChecker: every kind of per-key order violation found, and what was
+ * missing.
+ */
 export interface OrderReport {
   handlings: number;
   keys: number;
@@ -51,6 +56,10 @@ export interface OrderReport {
   unexpected: string[];
 }
 
+/**
+ * Judges per-key order across every member of a group from recorded handlings (see the module
+ * comment for the rules).
+ */
 export class OrderChecker {
   private readonly handlings: Handling[] = [];
   private readonly published = new Map<string, number>();
@@ -106,6 +115,7 @@ export class OrderChecker {
     return true;
   }
 
+  /** Judges every handling recorded so far. */
   report(): OrderReport {
     const byKey = new Map<string, Handling[]>();
     for (const h of this.handlings) {

@@ -14,8 +14,11 @@
 export interface CloudEventsHeaders {
   /** Always `1.0` as busline writes it. */
   readonly specVersion: string;
+  /** The header of the event id (CloudEvents `id`). */
   readonly id: string;
+  /** The header of the event type. */
   readonly type: string;
+  /** The header of the event source. */
   readonly source: string;
   /** Optional in CloudEvents: absent when the event has no time. */
   readonly time: string;
@@ -23,6 +26,7 @@ export interface CloudEventsHeaders {
   readonly subject: string;
   /** The `datacontenttype` attribute header; busline writes `contentType` instead and reads both. */
   readonly dataContentType: string;
+  /** The plain `content-type` header, which busline writes for the data's media type. */
   readonly contentType: string;
   /** Extension attributes carrying the envelope's own fields. */
   readonly version: string;
@@ -38,6 +42,7 @@ export interface CloudEventsBinding {
   readonly name: string;
   /** The binary-mode attribute header prefix (`ce-`, `ce_`). */
   readonly prefix: string;
+  /** The header name of each attribute in this binding. */
   readonly headers: CloudEventsHeaders;
 }
 

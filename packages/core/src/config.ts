@@ -6,7 +6,12 @@ import { retryOptionsSchema } from './retry.js';
 import { mismatchActionSchema, topicStrategySchema } from './topic-provisioner.js';
 import { topicNameSchema, topicOptionsSchema } from './topic.js';
 
+/**
+ * The adapter types core knows the package of (see ADAPTER_PACKAGES); other types need `{ adapter
+ * }`.
+ */
 export const ADAPTER_TYPES = ['memory', 'nats', 'kafka'] as const;
+/** One of the adapter types core can load by name. */
 export type AdapterType = (typeof ADAPTER_TYPES)[number];
 
 /** The npm package that implements each adapter type. */
@@ -19,12 +24,14 @@ export const ADAPTER_PACKAGES: Record<AdapterType, string> = {
 /** The group of subscriptions when neither they nor the config name one; services that share it split each other's messages. */
 export const DEFAULT_GROUP = 'default';
 
+/** Valid consumer group names: safe as NATS consumer names and Kafka group ids alike. */
 export const groupNameSchema = z
   .string()
   .min(1)
   .max(200)
   .regex(/^[A-Za-z0-9_-]+$/, 'group names may only contain letters, digits, "_" and "-"');
 
+/** The config's `subscription` section: defaults every subscribe call starts from. */
 export const subscriptionDefaultsSchema = z
   .object({
     /** Handlers running at once per subscription. */
@@ -38,6 +45,9 @@ export const subscriptionDefaultsSchema = z
   })
   .strict();
 
+/**
+ * The config's `health` section: when a subscription counts as stalled, and the optional watcher.
+ */
 export const healthConfigSchema = z
   .object({
     /** A subscription holding messages with none settled for this long is `stalled`. */
@@ -56,6 +66,7 @@ export const healthConfigSchema = z
 const providerSchema = <T>(name: string, method: string) =>
   z.custom<T>((v) => typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[method] === 'function', `${name} must have a ${method}() method`);
 
+/** The config's `telemetry` section: OpenTelemetry metrics and tracing, off by default. */
 export const telemetryConfigSchema = z
   .object({
     /** OpenTelemetry metrics (messaging semantic conventions) through `@opentelemetry/api`. Off: no cost per message. */
@@ -71,6 +82,9 @@ export const telemetryConfigSchema = z
   })
   .strict();
 
+/**
+ * The whole bus config as `createEventBus` validates it (each adapter validates its own section).
+ */
 export const busConfigSchema = z
   .object({
     /** `memory` | `nats` | `kafka`, or a third-party adapter's type (passed to createEventBus as `adapter`). */
@@ -136,9 +150,14 @@ export interface AdapterConfigs {}
 export type BusConfigInput = Omit<z.input<typeof busConfigSchema>, 'memory' | 'nats' | 'kafka'> & {
   [K in Exclude<'memory' | 'nats' | 'kafka', keyof AdapterConfigs>]?: unknown;
 } & { [K in keyof AdapterConfigs]?: AdapterConfigs[K] };
+/** The validated config a bus runs with (defaults filled in, `type` resolved). */
 export type BusConfig = z.output<typeof busConfigSchema> & { type: string };
+/** The `subscription` section after defaults: what a subscribe call without options gets. */
 export type SubscriptionDefaults = z.output<typeof subscriptionDefaultsSchema>;
 
+/**
+ * One readable line per zod issue (`path: message`), for ConfigError instead of zod's JSON dump.
+ */
 export function formatZodIssues(error: z.ZodError, prefix = ''): string[] {
   return error.issues.map((i) => {
     const path = [prefix, ...i.path.map(String)].filter(Boolean).join('.');

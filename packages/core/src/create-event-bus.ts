@@ -13,6 +13,7 @@ import type { AdapterModule } from './driver.js';
 import { AdapterMissingError, ConfigError, errorMessage } from './errors.js';
 import { EventBus } from './event-bus.js';
 
+/** The second argument of `createEventBus`. */
 export interface CreateEventBusOptions {
   /** Use this adapter module instead of importing the package by name (bundlers, third-party adapters). */
   adapter?: AdapterModule<any>;

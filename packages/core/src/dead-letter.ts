@@ -32,11 +32,17 @@ export const DeadLetterHeader = {
   bodyOmitted: 'busline-dlq-body-omitted',
 } as const;
 
+/** Why and where a message is dead-lettered: what the copy's error headers are made from. */
 export interface DeadLetterCause {
+  /** The message given up on, as it was delivered. */
   message: { key?: string | undefined; headers: Record<string, string>; body: Uint8Array; deliveryId?: string | number | undefined };
+  /** What the last attempt threw (or why the message could not be decoded). */
   error: unknown;
+  /** Handler attempts made. */
   attempts: number;
+  /** The topic the message was consumed from. */
   topic: string;
+  /** The group that gives up on it. */
   group: string;
   /** The bus's CloudEvents naming; a copy keeps the naming its original was written in. */
   binding: CloudEventsBinding;

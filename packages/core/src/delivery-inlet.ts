@@ -24,6 +24,7 @@
  */
 import type { DeliveredMessage, MessageSink } from './driver.js';
 
+/** What a DeliveryInlet hands held messages to (a subscription). */
 export interface InletProcessor {
   /**
    * Takes a new held message. May return a promise when it cannot accept more
@@ -36,6 +37,7 @@ export interface InletProcessor {
   count(name: string, by?: number): void;
 }
 
+/** Limits of a DeliveryInlet. */
 export interface InletOptions {
   /** Most messages held at once (the subscription's maxInFlight). */
   maxInFlight: number;
@@ -63,21 +65,27 @@ export class HeldMessage {
     this.receivedAt = now;
   }
 
+  /** The topic the message was delivered from. */
   get topic(): string {
     return this.handle.topic;
   }
+  /** The broker's key of the message (the aggregate id), if any. */
   get key(): string | undefined {
     return this.handle.key;
   }
+  /** The message's headers, as delivered. */
   get headers(): Record<string, string> {
     return this.handle.headers;
   }
+  /** The message body, as delivered. */
   get body(): Uint8Array {
     return this.handle.body;
   }
+  /** The broker's identity of the message (stream sequence, partition:offset), where it has one. */
   get deliveryId(): string | number | undefined {
     return this.handle.deliveryId;
   }
+  /** When the broker stored the message (ms since epoch), where it says. */
   get timestamp(): number | undefined {
     return this.handle.timestamp;
   }
@@ -85,6 +93,7 @@ export class HeldMessage {
   get deliveryCount(): number {
     return this.handle.deliveryCount;
   }
+  /** Whether the message was settled (acknowledged, handed back or terminated). */
   get isSettled(): boolean {
     return this.settled;
   }
@@ -186,6 +195,7 @@ export class DeliveryInlet implements MessageSink {
     this.leaseTimer.unref?.();
   }
 
+  /** Takes a batch from the driver (see MessageSink.deliver). */
   deliver(batch: DeliveredMessage[]): void | Promise<void> {
     const now = Date.now();
     for (let i = 0; i < batch.length; i++) {

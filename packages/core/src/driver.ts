@@ -15,7 +15,9 @@ import type { TopicOptions, TopicState } from './topic.js';
 export interface WireMessage {
   /** Ordering / partition key (the aggregate id). */
   key?: string | undefined;
+  /** CloudEvents attributes and the publisher's own headers. */
   headers: Record<string, string>;
+  /** The payload, encoded (JSON text or the bytes as published). */
   body: Uint8Array;
 }
 
@@ -53,6 +55,10 @@ export interface DriverCapabilities {
   atomicBatch: boolean;
 }
 
+/**
+ * The state of a driver's connection to its broker, as `bus.health()` and the `connection` event
+ * report it.
+ */
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'reconnecting' | 'closed';
 
 /** How a driver reports what happens outside any one call. */
@@ -82,9 +88,16 @@ export interface Backlog {
   unsettled: number;
 }
 
+/** What core asks a driver to consume: one group on one topic, with its in-flight limit. */
 export interface ConsumerSpec {
+  /** The topic to consume. */
   topic: string;
+  /** The consumer group: members of one group share the topic's messages. */
   group: string;
+  /**
+   * Whether the topic keeps messages for later (`persistent`) or is at-most-once fan-out
+   * (`ephemeral`).
+   */
   persistence: TopicOptions['persistence'];
   /**
    * The most messages the driver should hold delivered-but-unsettled for this
@@ -96,7 +109,12 @@ export interface ConsumerSpec {
   startFrom: 'earliest' | 'latest';
 }
 
+/**
+ * What core hands a driver at `connect`: the hooks to report through, and the consumers already
+ * planned.
+ */
 export interface DriverContext {
+  /** Where the driver reports connection changes, asynchronous errors and counters. */
   hooks: DriverHooks;
   /**
    * Every subscription made before `start()` (topic, group, options), so
@@ -114,6 +132,7 @@ export interface DriverContext {
  * read-only for everyone downstream: a driver may share them between groups.
  */
 export interface DeliveredMessage extends WireMessage {
+  /** The topic the message was delivered from. */
   readonly topic: string;
   /** 1 on the first delivery, as counted by the broker where it counts. */
   readonly deliveryCount: number;
@@ -153,9 +172,11 @@ export interface DeliveredMessage extends WireMessage {
  * returned promise is pending the loop must not fetch more (backpressure).
  */
 export interface MessageSink {
+  /** Takes the next batch; a returned promise holds the driver's fetch loop until it settles. */
   deliver(batch: DeliveredMessage[]): void | Promise<void>;
 }
 
+/** A consumer a driver opened for core. */
 export interface DriverSubscription {
   /**
    * The broker's deadline for a delivered, unsettled message (NATS ack_wait),
@@ -169,6 +190,7 @@ export interface DriverSubscription {
   close(): Promise<void>;
 }
 
+/** Per-call options of `Driver.publish`. */
 export interface PublishCallOptions {
   /** Reject (with PublishTimeoutError) a message not acknowledged within this time. */
   timeoutMs: number;
@@ -185,8 +207,19 @@ export interface PublishCallOptions {
 /** `undefined` for a message the broker durably accepted, else why not. */
 export type PublishOutcome = BuslineError | undefined;
 
+/**
+ * What an adapter implements for core: connect, provision topics, publish with per-message
+ * outcomes, deliver to a sink, close. Core owns ordering, retries and dead letters on top.
+ * Implement it (with `@busline/core/driver`) to add a broker; run `@busline/conformance` against
+ * it.
+ */
 export interface Driver {
+  /** The driver's name in logs and errors, e.g. `kafka`. */
   readonly name: string;
+  /**
+   * What the driver guarantees; core and the conformance suite branch on these flags instead of on
+   * the name.
+   */
   readonly capabilities: DriverCapabilities;
   /**
    * The CloudEvents protocol binding whose header names core writes on this
@@ -195,10 +228,15 @@ export interface Driver {
    */
   readonly cloudEvents?: CloudEventsBinding;
 
+  /**
+   * Connects to the broker and keeps `context.hooks` to report through; rejects with a BuslineError
+   * when it cannot.
+   */
   connect(context: DriverContext): Promise<void>;
 
   /** What the broker has for `topic`, or undefined when it does not exist. */
   describeTopic(topic: string, wanted: TopicOptions): Promise<TopicState | undefined>;
+  /** Creates `topic` with `options` (core calls it after `describeTopic` found none). */
   createTopic(topic: string, options: TopicOptions): Promise<void>;
   /**
    * Change an existing topic towards `options`. Throws TopicMismatchError
@@ -212,6 +250,7 @@ export interface Driver {
    */
   publish(topic: string, messages: readonly WireMessage[], options: PublishCallOptions): Promise<PublishOutcome[]>;
 
+  /** Opens a consumer for `spec` and starts handing its deliveries to `sink`, in delivery order. */
   subscribe(spec: ConsumerSpec, sink: MessageSink): Promise<DriverSubscription>;
 
   /**
@@ -230,6 +269,10 @@ export interface Driver {
    */
   describeBacklog?(topic: string, group: string): Promise<Backlog | undefined>;
 
+  /**
+   * Releases every connection and consumer; deliveries not settled by then are redelivered by the
+   * broker.
+   */
   close(): Promise<void>;
 }
 
@@ -238,7 +281,9 @@ export interface Driver {
  * by type. `configSchema` is a zod schema for the adapter's own config section.
  */
 export interface AdapterModule<Section = unknown> {
+  /** The config `type` (and URL scheme) this adapter serves, e.g. `nats`. */
   readonly type: string;
+  /** Validates the adapter's config section and fills in its defaults. */
   readonly configSchema: import('zod').ZodType<Section>;
   /**
    * Turns a URL shorthand into a config section. Gets the text as written:
@@ -247,5 +292,6 @@ export interface AdapterModule<Section = unknown> {
    * message as a `url:` issue (without the URL, which may hold secrets).
    */
   sectionFromUrl(url: string): Record<string, unknown>;
+  /** Makes a driver for a validated config section (not yet connected). */
   createDriver(section: Section): Driver;
 }

@@ -8,6 +8,10 @@ import type { WireMessage } from './driver.js';
 
 /** A payload is any JSON value, or raw bytes carried untouched. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+/**
+ * What a handler receives and `publish` takes: JSON (sent as `application/json`) or raw bytes
+ * (`application/octet-stream`).
+ */
 export type Payload = JsonValue | Uint8Array;
 
 /**
@@ -17,11 +21,24 @@ export type Payload = JsonValue | Uint8Array;
  * payload alone.
  */
 export interface Envelope<P = Payload> {
+  /**
+   * Unique event id (CloudEvents `id`); brokers that dedupe (NATS, memory) store one message per id
+   * within their window.
+   */
   id: string;
+  /**
+   * What happened, e.g. `order.placed` (CloudEvents `type`); the topic name unless the publisher
+   * sets one.
+   */
   type: string;
+  /** Who published it (CloudEvents `source`); the bus's `source` unless the publisher sets one. */
   source: string;
   /** The ordering key: events with the same aggregate id are handled in publish order. */
   aggregateId?: string | undefined;
+  /**
+   * The version of the payload's shape (extension `eventversion`), for upcasting old payloads; 1
+   * unless set.
+   */
   version: number;
   /**
    * When the event happened. Busline always sets it on publish; undefined only
@@ -29,14 +46,30 @@ export interface Envelope<P = Payload> {
    * the CloudEvents spec), and for a foreign message whose broker gave no timestamp.
    */
   time?: Date | undefined;
+  /**
+   * Trace id carried as an extension attribute (`traceid`), for correlating logs without
+   * OpenTelemetry.
+   */
   traceId?: string | undefined;
+  /** Id shared by every event of one business flow (extension `correlationid`). */
   correlationId?: string | undefined;
+  /**
+   * Id of the event that caused this one (extension `causationid`), e.g. the original of a replayed
+   * dead letter.
+   */
   causationId?: string | undefined;
+  /** The tenant the event belongs to (extension `tenantid`). */
   tenantId?: string | undefined;
+  /**
+   * The publisher's own headers (no `ce-`, `ce_`, `busline-`, `nats-` or `content-type` names); on
+   * a dead letter also the `busline-dlq-*` ones.
+   */
   headers: Record<string, string>;
+  /** The data: decoded JSON, or the bytes as published. */
   payload: P;
 }
 
+/** The longest aggregate id accepted: it becomes a message key and header on every broker. */
 export const MAX_AGGREGATE_ID_LENGTH = 256;
 const AGGREGATE_ID_PATTERN = /^[A-Za-z0-9._:@/+=#|~-]+$/;
 /** RFC 7230 token: what every broker accepts as a header name. */
@@ -53,6 +86,10 @@ const headerSafeText = (max: number) =>
     .max(max, `must be at most ${max} characters`)
     .refine((v) => !HEADER_VALUE_FORBIDDEN.test(v), 'must not contain CR, LF or NUL');
 
+/**
+ * Validates an aggregate id (the ordering key): bounded, and characters every broker takes in a
+ * key.
+ */
 export const aggregateIdSchema = z
   .string()
   .min(1, 'aggregateId must not be empty')
@@ -77,6 +114,7 @@ const payloadSchema = z.custom<Payload>((v) => v !== undefined && typeof v !== '
   message: 'payload must be a JSON value or a Uint8Array (undefined is not a payload; use null)',
 });
 
+/** Validates a whole envelope before it is encoded or after it is decoded. */
 export const envelopeSchema = z.object({
   id: headerSafeText(128),
   type: headerSafeText(256),
@@ -103,16 +141,36 @@ const wireEnvelopeSchema = envelopeSchema.extend({ headers: z.record(z.string(),
 
 /** What a publisher may set; everything else gets a default. */
 export interface EnvelopeOptions {
+  /**
+   * The event id; default a new time-ordered UUID. Set it to make a retried publish idempotent
+   * where the broker dedupes.
+   */
   id?: string;
+  /** The event type; default the topic name. */
   type?: string;
+  /** The event source; default the bus's `source`. */
   source?: string;
+  /**
+   * The ordering key: events with the same aggregate id are handled in publish order (the Kafka
+   * record key).
+   */
   aggregateId?: string;
+  /** The payload's shape version; default 1. */
   version?: number;
+  /** When the event happened; default now. */
   time?: Date;
+  /** See Envelope.traceId. */
   traceId?: string;
+  /** See Envelope.correlationId. */
   correlationId?: string;
+  /** See Envelope.causationId. */
   causationId?: string;
+  /** See Envelope.tenantId. */
   tenantId?: string;
+  /**
+   * Headers of your own; reserved prefixes (`ce-`, `ce_`, `busline-`, `nats-`, `content-type`) are
+   * refused.
+   */
   headers?: Record<string, string>;
 }
 
@@ -253,6 +311,10 @@ export function validateEnvelope(envelope: unknown): Envelope {
   return result.data as Envelope;
 }
 
+/**
+ * Makes a validated envelope for `payload` (id and time generated unless given); throws
+ * EnvelopeError naming the bad fields.
+ */
 export function buildEnvelope(payload: Payload, options: EnvelopeOptions, defaults: { type: string; source: string }): Envelope {
   return validateEnvelope({
     id: options.id ?? newEventId(),
@@ -290,10 +352,13 @@ export const Header = {
   tenantId: 'ce-tenantid',
 } as const;
 
+/** The content type of a JSON payload. */
 export const JSON_CONTENT_TYPE = 'application/json';
+/** The content type of a bytes payload (a Uint8Array). */
 export const BYTES_CONTENT_TYPE = 'application/octet-stream';
 
 
+/** Encodes a payload as a message body with its content type. */
 export function encodePayload(payload: Payload): { body: Uint8Array; contentType: string } {
   if (payload instanceof Uint8Array) return { body: payload, contentType: BYTES_CONTENT_TYPE };
   return { body: jsonBody(payload), contentType: JSON_CONTENT_TYPE };
@@ -450,6 +515,10 @@ export function encodeNewEnvelope(
   return encodeEnvelope(buildEnvelope(payload, options, defaults), binding);
 }
 
+/**
+ * A decoded envelope, or why the message is malformed (it is then dead-lettered, never handed to a
+ * handler).
+ */
 export type DecodeResult = { ok: true; envelope: Envelope } | { ok: false; error: EnvelopeError };
 
 /**

@@ -27,7 +27,9 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** Options every BuslineError takes. */
 export interface BuslineErrorOptions {
+  /** The underlying error (kept as the standard `cause`). */
   cause?: unknown;
   /** Structured detail for logs and tests (never secrets). */
   details?: Record<string, unknown>;
@@ -50,6 +52,11 @@ const PERMANENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 /** In the global symbol registry, so every copy of @busline/core brands its errors with the same key. */
 const BRAND = Symbol.for('busline.error');
 
+/**
+ * The base of every error busline throws: a stable `code` to branch on, structured `details`, and
+ * whether retrying may help (`retryable`). Check with `instanceof BuslineError` or `errorCode(e)`,
+ * which both work across copies of core.
+ */
 export class BuslineError extends Error {
   static {
     // On the prototype, not the instance: invisible to equality checks and serialisation.
@@ -64,8 +71,11 @@ export class BuslineError extends Error {
     return this === BuslineError ? isBuslineError(value) : Function.prototype[Symbol.hasInstance].call(this, value);
   }
 
+  /** What went wrong, stable across versions: branch on it rather than on the message. */
   readonly code: ErrorCode;
+  /** Structured detail for logs and tests (never secrets). */
   readonly details: Record<string, unknown>;
+  /** Whether trying the same operation again may succeed. */
   readonly retryable: boolean;
 
   constructor(code: ErrorCode, message: string, options: BuslineErrorOptions = {}) {
@@ -77,6 +87,10 @@ export class BuslineError extends Error {
   }
 }
 
+/**
+ * A config or option is invalid (CONFIG_INVALID); `issues` names each bad field. Fix the input:
+ * retrying cannot help.
+ */
 export class ConfigError extends BuslineError {
   /** One line per bad field: `path: what is wrong`. */
   readonly issues: string[];
@@ -86,19 +100,30 @@ export class ConfigError extends BuslineError {
   }
 }
 
+/** A topic is invalid or cannot be provisioned; `topic` names it. */
 export class TopicError extends BuslineError {
+  /** The topic the error is about. */
   constructor(code: ErrorCode, readonly topic: string, message: string, options: BuslineErrorOptions = {}) {
     super(code, message, options);
   }
 }
 
+/** One topic setting that differs between what is wanted and what the broker has. */
 export interface FieldDifference {
+  /** The topic option that differs, e.g. `partitions`. */
   field: string;
+  /** What the config asks for. */
   wanted: unknown;
+  /** What the broker has (`null`: unlimited). */
   actual: unknown;
 }
 
+/**
+ * A topic exists with settings other than the wanted ones (TOPIC_MISMATCH), with the `onMismatch:
+ * 'fail'` policy or when the broker cannot change them.
+ */
 export class TopicMismatchError extends TopicError {
+  /** Every option that differs. */
   constructor(topic: string, readonly differences: FieldDifference[], why = 'differs from the wanted options') {
     super(
       ErrorCode.TopicMismatch,
@@ -109,24 +134,35 @@ export class TopicMismatchError extends TopicError {
   }
 }
 
+/** `field wanted x, actual y; …`: differences as one line for messages and logs. */
 export function formatDifferences(differences: FieldDifference[]): string {
   return differences
     .map((d) => `${d.field} wanted ${JSON.stringify(d.wanted)}, actual ${JSON.stringify(d.actual)}`)
     .join('; ');
 }
 
+/**
+ * A message or envelope is invalid (ENVELOPE_INVALID): a bad publish input, or a malformed message
+ * on the wire.
+ */
 export class EnvelopeError extends BuslineError {
+  /** One line per problem found (`field: what is wrong`). */
   constructor(message: string, readonly issues: string[] = [], options: BuslineErrorOptions = {}) {
     super(ErrorCode.EnvelopeInvalid, issues.length ? `${message}: ${issues.join('; ')}` : message, options);
   }
 }
 
+/** The bus (or a part of it) is closed (CLOSED): create a new bus to publish or subscribe again. */
 export class ClosedError extends BuslineError {
   constructor(what = 'event bus') {
     super(ErrorCode.Closed, `${what} is closed; create a new one to publish or subscribe again`);
   }
 }
 
+/**
+ * The broker did not acknowledge a publish in time (PUBLISH_TIMEOUT). The message may or may not be
+ * stored: retry; adapters that dedupe by event id drop the duplicate.
+ */
 export class PublishTimeoutError extends BuslineError {
   constructor(topic: string, timeoutMs: number, cause?: unknown) {
     super(
@@ -137,13 +173,21 @@ export class PublishTimeoutError extends BuslineError {
   }
 }
 
+/**
+ * The broker cannot be reached or refused the operation for now (BROKER_UNAVAILABLE); retryable.
+ */
 export class BrokerUnavailableError extends BuslineError {
   constructor(message: string, cause?: unknown) {
     super(ErrorCode.BrokerUnavailable, message, { retryable: true, cause });
   }
 }
 
+/**
+ * `createEventBus` could not import the adapter package for the config's type (ADAPTER_MISSING):
+ * install it, or pass it as `{ adapter }`.
+ */
 export class AdapterMissingError extends BuslineError {
+  /** The npm package to install (or to pass as `{ adapter }`). */
   constructor(readonly packageName: string, type: string, cause?: unknown) {
     super(
       ErrorCode.AdapterMissing,
@@ -193,6 +237,10 @@ export function errorCode(error: unknown): ErrorCode | undefined {
   }
 }
 
+/**
+ * Whether an error may succeed on retry: false only when it says `retryable: false` (e.g.
+ * NonRetryableError, input errors); anything else thrown by a handler is retried.
+ */
 export function isRetryable(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return true;
   try {

@@ -53,8 +53,10 @@ export interface PublishOptions extends EnvelopeOptions {
   timeoutMs?: number;
 }
 export interface BatchItem<P = Payload> extends EnvelopeOptions {
+  /** The item's payload (JSON or bytes, like `publish`). */
   payload: P;
 }
+/** Options of `publishBatch`. */
 export interface BatchOptions {
   /** Overrides the bus's publish timeout for this call. */
   timeoutMs?: number;
@@ -67,14 +69,20 @@ export interface BatchOptions {
    */
   atomic?: boolean;
 }
+/** What `publish` resolves with once the broker stored the message: its event id and topic. */
 export interface PublishReceipt {
+  /** The event id the message was stored with. */
   id: string;
+  /** The topic it was stored in. */
   topic: string;
 }
+/** What `publishBatch` resolves with: the ids and each item that failed (the others are stored). */
 export interface BatchResult {
   /** Event id per item, in order ('' where the item was invalid before an id was given). */
   ids: string[];
+  /** Items stored. */
   published: number;
+  /** Items refused, by index in the call, with why. */
   failed: { index: number; error: BuslineError }[];
 }
 
@@ -165,6 +173,9 @@ export class EventBus extends EventEmitter<BusEvents> {
     for (const [topic, options] of Object.entries(config.topics)) this.topicOptions.set(topic, options);
   }
 
+  /**
+   * True between a successful `start()` and `close()`: publishing and handling happen only then.
+   */
   get started(): boolean {
     return this.state === 'started';
   }
@@ -640,6 +651,11 @@ export class EventBus extends EventEmitter<BusEvents> {
 
   // ---- lifecycle ----------------------------------------------------------
 
+  /**
+   * Counters since the bus was created (published, handled, retried, dead-lettered, …) and the
+   * driver's own, for tests and quick diagnostics; use a metrics recorder or OpenTelemetry for
+   * production metrics.
+   */
   metrics(): MetricsSnapshot {
     const s = this.stats;
     return {
@@ -692,6 +708,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     }
   }
 
+  /** `await using bus = …`: closes the bus when the scope ends. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

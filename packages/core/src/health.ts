@@ -11,7 +11,12 @@
 import type { Backlog, ConnectionState } from './driver.js';
 import { errorField, redactSecrets, type Logger } from './logger.js';
 
+/**
+ * The overall verdict of `bus.health()`: `ok`, `degraded` (working, with a problem to look at) or
+ * `down`.
+ */
 export type HealthStatus = 'ok' | 'degraded' | 'down';
+/** Where a bus is in its life: created → starting → started → closing → closed. */
 export type BusLifecycle = 'created' | 'starting' | 'started' | 'closing' | 'closed';
 /**
  * `starting`: not yet attached to the broker. `consuming`: attached, making
@@ -22,17 +27,28 @@ export type BusLifecycle = 'created' | 'starting' | 'started' | 'closing' | 'clo
  */
 export type SubscriptionState = 'starting' | 'consuming' | 'paused' | 'stalled' | 'stopped';
 
+/** One broker connection in a HealthReport, with its state since when. */
 export interface ConnectionHealth {
   /** `main`, or the name a driver gives a connection of its own (e.g. a Kafka consumer group). */
   name: string;
+  /** The connection's state now. */
   state: ConnectionState;
+  /** When it entered that state. */
   since: Date;
+  /** What the driver said about the change (redacted of credentials). */
   detail?: string;
 }
 
+/**
+ * One subscription in a HealthReport: its state, what it holds, and the broker's backlog when
+ * asked.
+ */
 export interface SubscriptionHealth {
+  /** The topic subscribed. */
   topic: string;
+  /** The subscription's consumer group. */
   group: string;
+  /** See SubscriptionState. */
   state: SubscriptionState;
   /** Delivered to this bus and not yet settled. */
   held: number;
@@ -44,21 +60,31 @@ export interface SubscriptionHealth {
   backlogOver?: boolean;
 }
 
+/**
+ * What `bus.health()` resolves with: readiness and liveness in one object, for probes and
+ * dashboards.
+ */
 export interface HealthReport {
   /** `down`: not started, closing, or the main connection is not connected. `degraded`: up, but reconnecting, stalled or over a backlog threshold. */
   status: HealthStatus;
+  /** Where the bus is in its life. */
   bus: BusLifecycle;
+  /** Each broker connection the driver holds. */
   connections: ConnectionHealth[];
+  /** Each live subscription. */
   subscriptions: SubscriptionHealth[];
+  /** The publish window's occupancy. */
   publisher: {
     /** Handed to the broker, not yet acknowledged. */
     inFlight: number;
     /** Waiting for room in the publish window (`publish.maxInFlight`). */
     waiting: number;
   };
+  /** When the report was made. */
   checkedAt: Date;
 }
 
+/** Options of `bus.health()`. */
 export interface HealthOptions {
   /** Ask the broker for each subscription's backlog (a round trip per subscription). */
   backlog?: boolean;
@@ -66,20 +92,29 @@ export interface HealthOptions {
 
 /** Emitted (as the bus's `health` event) when the watcher sees a threshold crossed or cleared. */
 export interface HealthEvent {
+  /** Which threshold was crossed or cleared. */
   type: 'stalled' | 'recovered' | 'backlogOver' | 'backlogUnder';
+  /** The subscription's topic. */
   topic: string;
+  /** The subscription's group. */
   group: string;
+  /** How long nothing was settled while messages were held. */
   stalledForMs: number;
+  /** The broker's backlog, for the backlog events. */
   backlog?: Backlog;
 }
 
 /** What health reads from a subscription (and its DeliveryInlet). */
 export interface WatchedSubscription {
+  /** The topic subscribed. */
   readonly topic: string;
+  /** The subscription's consumer group. */
   readonly group: string;
   /** Attached to the broker. */
   readonly attached: boolean;
+  /** Unsubscribed, or the bus is closing. */
   readonly stopped: boolean;
+  /** The subscription's DeliveryInlet counters. */
   readonly inlet: {
     readonly held: number;
     /** Messages settled since the subscription began (only ever grows). */
@@ -91,17 +126,25 @@ export interface WatchedSubscription {
   };
 }
 
+/** What the HealthMonitor reads from its bus. */
 export interface HealthSource {
+  /** Where the bus is in its life. */
   lifecycle(): BusLifecycle;
+  /** The bus's live subscriptions. */
   subscriptions(): Iterable<WatchedSubscription>;
+  /** The publish window's counts. */
   publisher(): HealthReport['publisher'];
   /** Undefined when the driver cannot tell. */
   readonly describeBacklog: ((topic: string, group: string) => Promise<Backlog | undefined>) | undefined;
 }
 
+/** The validated `health` config section. */
 export interface HealthConfig {
+  /** See the config's `health.stalledAfterMs`. */
   stalledAfterMs: number;
+  /** See the config's `health.checkIntervalMs`. */
   checkIntervalMs: number;
+  /** See the config's `health.backlogThreshold`. */
   backlogThreshold?: number | undefined;
 }
 
@@ -111,6 +154,10 @@ interface ProgressMark {
   at: number;
 }
 
+/**
+ * Tracks connection states and subscription progress for `bus.health()`, and with `checkIntervalMs`
+ * watches on a timer and emits `health` events on changes.
+ */
 export class HealthMonitor {
   private readonly connectionStates = new Map<string, ConnectionHealth>();
   private readonly marks = new WeakMap<WatchedSubscription, ProgressMark>();
@@ -132,6 +179,7 @@ export class HealthMonitor {
     this.connectionStates.set(name, { name, state, since: new Date(), ...(detail !== undefined ? { detail: redactSecrets(detail) } : {}) });
   }
 
+  /** Builds a HealthReport now (with the broker's backlogs when `backlog` is set). */
   async report(options: HealthOptions = {}): Promise<HealthReport> {
     return (await this.evaluate(options)).report;
   }
@@ -212,6 +260,7 @@ export class HealthMonitor {
     this.timer.unref?.();
   }
 
+  /** Stops the watcher timer (the bus calls it on close). */
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;

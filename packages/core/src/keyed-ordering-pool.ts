@@ -30,6 +30,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { ClosedError, ConfigError } from './errors.js';
 
+/** Limits of a KeyedOrderingPool. */
 export interface KeyedOrderingPoolOptions {
   /** Max tasks running at once across all lanes. */
   concurrency: number;
@@ -37,6 +38,9 @@ export interface KeyedOrderingPoolOptions {
   maxPending: number;
 }
 
+/**
+ * The `backpressure` event of a KeyedOrderingPool: emitted when submitters start and stop waiting.
+ */
 export interface PoolBackpressureEvent {
   /** Items accepted and not finished when the event fired. */
   pending: number;
@@ -50,16 +54,24 @@ export interface PoolBackpressureEvent {
   waiting: boolean;
 }
 
+/** Events of a KeyedOrderingPool. */
 export interface PoolEvents {
+  /** Submitters started or stopped waiting for room. */
   backpressure: [PoolBackpressureEvent];
+  /** A task threw; the pool reports it here and carries on. */
   error: [error: unknown];
 }
 
+/** Options of one lane of a KeyedOrderingPool. */
 export interface PoolLaneOptions {
   /** Max items of this lane running at once (default: no lane cap, only the pool's). */
   concurrency?: number;
 }
 
+/**
+ * A lane of a KeyedOrderingPool (one subscription's handler): items of one key run in order within
+ * it, sharing the pool's concurrency and pending budget with other lanes.
+ */
 export interface PoolLane<T> {
   /**
    * Accept `item` under `key` (undefined key = unordered). Returns undefined
@@ -75,6 +87,7 @@ export interface PoolLane<T> {
   submit(key: string | undefined, item: T): Promise<void> | undefined;
   /** Items of this lane accepted and not finished (queued + running). */
   readonly pending: number;
+  /** Items of this lane running now. */
   readonly running: number;
   /** Stop accepting on this lane and wait for its accepted items; true if drained in time. */
   drain(timeoutMs?: number): Promise<boolean>;
@@ -528,7 +541,9 @@ class Scheduler {
  * several consumers (lanes). See the file comment for the guarantees.
  */
 export class KeyedOrderingPool extends EventEmitter<PoolEvents> {
+  /** Most tasks running at once, across lanes. */
   readonly concurrency: number;
+  /** Most items accepted and not finished, across lanes. */
   readonly maxPending: number;
   readonly #s: Scheduler;
 

@@ -12,15 +12,24 @@ import { errorCode, errorMessage } from './errors.js';
 
 type LogMethod = (obj: Record<string, unknown>, msg: string) => void;
 
+/**
+ * What `config.logger` takes: four level methods with pino's argument order (fields, then message),
+ * so a pino logger fits as is.
+ */
 export interface Logger {
+  /** Detail for debugging (backpressure changes). */
   debug: LogMethod;
+  /** Things going as planned: retries, connection changes, recoveries. */
   info: LogMethod;
+  /** Something to look at: connection trouble, topic mismatches, stalled subscriptions. */
   warn: LogMethod;
+  /** Failures: dead letters and the `error` event. */
   error: LogMethod;
   /** pino's child loggers: bound fields on every entry. */
   child?(bindings: Record<string, unknown>): Logger;
 }
 
+/** A log level, lowest first. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 /** True for an object with the four level methods (what `config.logger` accepts besides `false`). */
@@ -37,6 +46,10 @@ export const silentLogger: Logger = Object.freeze({ debug: noop, info: noop, war
 /** Credentials in URLs (`scheme://user:pass@host`): the part before `@` is replaced. */
 const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi;
 
+/**
+ * Replaces the credentials in URLs (`scheme://user:pass@host`) in `text` with `***`, so errors and
+ * connection details can be logged.
+ */
 export function redactSecrets(text: string): string {
   return text.includes('@') ? text.replace(URL_CREDENTIALS, '$1***@') : text;
 }

@@ -10,6 +10,10 @@
  */
 import { errorCode } from './errors.js';
 
+/**
+ * Receives the bus's measurements as they happen (`bus.addMetricsRecorder`): implement it to feed a
+ * metrics system busline has no exporter for (`@busline/prometheus` is one).
+ */
 export interface MetricsRecorder {
   /**
    * One publish call settled (a batch is one call): `stored` messages were
@@ -25,11 +29,16 @@ export interface MetricsRecorder {
   processed(topic: string, group: string, seconds: number, errorType: string | undefined): void;
   /** From the envelope's `time` to the end of its successful handling. */
   endToEnd(topic: string, group: string, seconds: number): void;
+  /** A failed handler attempt will be retried. */
   retried(topic: string, group: string): void;
   /** `malformed`: could not be decoded; `failed`: retries exhausted or not retryable. */
   deadLettered(topic: string, group: string, reason: 'failed' | 'malformed'): void;
 }
 
+/**
+ * A low-cardinality label for an error: a BuslineError's code, else the error's class name, else
+ * `_OTHER`.
+ */
 export function errorType(error: unknown): string {
   const code = errorCode(error);
   if (code !== undefined) return code;
@@ -69,6 +78,7 @@ export class RecorderSet {
   current: MetricsRecorder | undefined;
   private readonly list: MetricsRecorder[] = [];
 
+  /** Attaches a recorder; returns the function that detaches it. */
   add(recorder: MetricsRecorder): () => void {
     this.list.push(recorder);
     this.refresh();

@@ -9,8 +9,11 @@
  */
 import { BuslineError, ErrorCode, PublishTimeoutError } from './errors.js';
 
+/** Limits of the publish window. */
 export interface PublishAdmissionOptions {
+  /** Messages handed to the broker and not yet acknowledged, at most. */
   maxInFlight: number;
+  /** Messages waiting for room, at most; beyond it a publish fails with PUBLISH_QUEUE_FULL. */
   maxWaiting: number;
 }
 
@@ -21,6 +24,11 @@ interface Waiter {
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
+/**
+ * The bus's publish window: at most `maxInFlight` messages handed to the broker unacknowledged, up
+ * to `maxWaiting` more waiting for room (each within its timeout), and PUBLISH_QUEUE_FULL beyond,
+ * so a producer that outruns the broker never grows the heap without bound.
+ */
 export class PublishAdmission {
   private inFlightCount = 0;
   private waitingCount = 0;

@@ -32,6 +32,9 @@ export interface PublishWatch {
 
 const NO_FAILURES: readonly string[] = Object.freeze([]);
 
+/**
+ * Reports each settled publish call to the recorders, the tracer and the `publishOutcome` event.
+ */
 export class PublishOutcomes {
   constructor(
     private readonly recorders: RecorderSet,

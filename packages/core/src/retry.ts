@@ -1,5 +1,9 @@
 import { z } from 'zod';
 
+/**
+ * The `retry` options (config defaults and per subscription): attempts, backoff, and where retries
+ * wait.
+ */
 export const retryOptionsSchema = z
   .object({
     /** Handler attempts before the message is dead-lettered (1 = no retry). */
@@ -20,7 +24,9 @@ export const retryOptionsSchema = z
   })
   .strict();
 
+/** The `retry` options as written (each optional). */
 export type RetryOptionsInput = z.input<typeof retryOptionsSchema>;
+/** The `retry` options after defaults: what a subscription retries with. */
 export type RetryPolicy = z.output<typeof retryOptionsSchema>;
 
 /** Delay before the attempt after `attempt` (1-based): exponential, capped, jittered. */
@@ -62,6 +68,7 @@ export class BackoffTimers {
     this.waiting.clear();
   }
 
+  /** Backoff waits pending now. */
   get size(): number {
     return this.waiting.size;
   }

@@ -15,22 +15,37 @@ import { runIn, type MessageTracer } from './tracing.js';
 import { BackoffTimers, retryDelay, retryOptionsSchema, type RetryPolicy } from './retry.js';
 import { topicNameProblem } from './topic.js';
 
+/**
+ * What every handler gets besides the message: where it came from, which attempt this is, and a
+ * signal aborted on close.
+ */
 export interface MessageContext {
+  /** The topic the message came from. */
   topic: string;
+  /** The consumer group handling it. */
   group: string;
   /** 1 on the first attempt; counts broker redeliveries and in-process retries. */
   attempt: number;
   /** Aborted when the bus closes, so long handlers can stop early. */
   signal: AbortSignal;
 }
+/** The context of a payload or envelope handler: MessageContext plus the decoded envelope. */
 export interface EnvelopeContext extends MessageContext {
+  /** The decoded envelope: id, type, aggregate id, headers, time. */
   envelope: Envelope;
 }
 
+/**
+ * A handler of the payload (the usual `subscribe` handler); a throw or rejection is retried, then
+ * dead-lettered.
+ */
 export type PayloadHandler<P = Payload> = (payload: P, context: EnvelopeContext) => unknown;
+/** A handler of the whole envelope (`subscribeEnvelope`), for its id, type, headers and time. */
 export type EnvelopeHandler<P = Payload> = (envelope: Envelope<P>, context: EnvelopeContext) => unknown;
+/** A handler of the raw wire message (`subscribeRaw`): no decoding, no envelope. */
 export type WireHandler = (message: WireMessage & { topic: string }, context: MessageContext) => unknown;
 
+/** Validates the options of `subscribe`. */
 export const subscribeOptionsSchema = z
   .object({
     group: groupNameSchema.optional(),
@@ -49,6 +64,10 @@ export const subscribeOptionsSchema = z
     foreign: z.boolean().optional(),
   })
   .strict();
+/**
+ * Options of `subscribe`: group, concurrency, ordering, retry, dead letters, where a new group
+ * starts.
+ */
 export type SubscribeOptions = z.input<typeof subscribeOptionsSchema>;
 
 /** What a subscription needs from the bus that owns it. */
@@ -57,18 +76,23 @@ export interface SubscriptionHost {
   readonly recorders: RecorderSet;
   /** Set when `telemetry.tracing` is on. */
   readonly tracer: MessageTracer | undefined;
+  /** Emits a bus event. */
   emit<E extends keyof BusEvents>(event: E, ...args: BusEvents[E]): boolean;
+  /** Publishes a dead-letter copy through the bus's publish path. */
   publishDeadLetter(topic: string, message: WireMessage): Promise<PublishOutcome>;
   /** The CloudEvents header naming of the bus's driver. */
   readonly cloudEvents: CloudEventsBinding;
+  /** A lane of the bus's ordering pool for this subscription's handler. */
   lane(run: (message: HeldMessage) => void | Promise<void>, concurrency: number): PoolLane<HeldMessage>;
 }
 
+/** Which of the three handler shapes a subscription calls. */
 export type HandlerKind =
   | { kind: 'payload'; handler: PayloadHandler<any> }
   | { kind: 'envelope'; handler: EnvelopeHandler<any> }
   | { kind: 'wire'; handler: WireHandler };
 
+/** A subscription's options with the bus's defaults applied and checked. */
 export interface ResolvedSubscription {
   spec: ConsumerSpec;
   concurrency: number;
@@ -79,6 +103,10 @@ export interface ResolvedSubscription {
   foreign: boolean;
 }
 
+/**
+ * Applies the bus's defaults to a subscribe call's options; throws ConfigError with one line per
+ * bad option.
+ */
 export function resolveSubscription(
   topic: string,
   options: SubscribeOptions,
@@ -159,9 +187,11 @@ export class Subscription implements InletProcessor {
     this.inlet = new DeliveryInlet(this, { maxInFlight: config.spec.maxInFlight, failureDelayMs: config.retry.initialDelayMs });
   }
 
+  /** The topic this subscription consumes. */
   get topic(): string {
     return this.config.spec.topic;
   }
+  /** The consumer group this subscription is a member of. */
   get group(): string {
     return this.config.spec.group;
   }

@@ -3,6 +3,7 @@ import { ErrorCode, errorCode, TopicError, TopicMismatchError, type FieldDiffere
 import type { Driver } from './driver.js';
 import { COMPARED_TOPIC_FIELDS, type TopicOptions, type TopicState } from './topic.js';
 
+/** Validates `topicStrategy` (see TopicStrategy). */
 export const topicStrategySchema = z.enum(['createOnly', 'createOrUpdate', 'validateOnly', 'skip']);
 /**
  * - `createOnly` (production): create missing topics, never modify existing ones.
@@ -11,21 +12,33 @@ export const topicStrategySchema = z.enum(['createOnly', 'createOrUpdate', 'vali
  * - `skip`: no broker call at run time.
  */
 export type TopicStrategy = z.infer<typeof topicStrategySchema>;
+/** Validates `onMismatch` (see MismatchAction). */
 export const mismatchActionSchema = z.enum(['warn', 'fail', 'ignore']);
+/**
+ * What to do when an existing topic differs from the wanted options: `warn` (event and log, carry
+ * on), `fail` (TopicMismatchError), `ignore`.
+ */
 export type MismatchAction = z.infer<typeof mismatchActionSchema>;
 
+/** What ensuring a topic did. */
 export type EnsureAction = 'created' | 'updated' | 'verified' | 'skipped' | 'mismatch';
+/** What ensuring a topic did, and the differences it found. */
 export interface EnsureResult {
+  /** What was done to the topic. */
   action: EnsureAction;
   /** Wanted vs actual for every field that differs (empty unless `mismatch` or `updated`). */
   differences: FieldDifference[];
 }
 
+/** How topics are provisioned: the strategy and the mismatch action. */
 export interface ProvisionPolicy {
+  /** See TopicStrategy. */
   strategy: TopicStrategy;
+  /** See MismatchAction. */
   onMismatch: MismatchAction;
 }
 
+/** The topic calls of a driver the provisioner uses. */
 export type TopicAdmin = Pick<Driver, 'describeTopic' | 'createTopic' | 'updateTopic'>;
 
 /** Every compared field the caller set that the broker reports differently. */
@@ -89,6 +102,7 @@ export class TopicProvisioner {
     return tracked;
   }
 
+  /** Forgets that `topic` was ensured, so the next use checks it with the broker again. */
   forget(topic: string): void {
     this.ensured.delete(topic);
   }

@@ -28,6 +28,7 @@ export function topicNameProblem(name: unknown): string | undefined {
   return undefined;
 }
 
+/** Throws TopicError (TOPIC_INVALID) unless `name` is a topic name every broker accepts. */
 export function assertTopicName(name: unknown): asserts name is string {
   const problem = topicNameProblem(name);
   if (problem !== undefined) {
@@ -36,6 +37,7 @@ export function assertTopicName(name: unknown): asserts name is string {
   }
 }
 
+/** Validates a topic name (see assertTopicName). */
 export const topicNameSchema = z.string().superRefine((name, ctx) => {
   const problem = topicNameProblem(name);
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `topic name ${problem}` });
@@ -43,6 +45,7 @@ export const topicNameSchema = z.string().superRefine((name, ctx) => {
 
 const positiveInt = z.number().int().positive();
 
+/** Validates topic options: persistence, retention and size limits, replicas, partitions. */
 export const topicOptionsSchema = z
   .object({
     /** `persistent` topics keep messages for groups that subscribe later; `ephemeral` ones are at-most-once fan-out. */
@@ -60,7 +63,9 @@ export const topicOptionsSchema = z
   })
   .strict();
 
+/** Topic options as written (each optional). */
 export type TopicOptionsInput = z.input<typeof topicOptionsSchema>;
+/** Topic options after defaults. */
 export type TopicOptions = z.output<typeof topicOptionsSchema>;
 
 /** The fields a provisioner compares between wanted and actual settings. */
@@ -80,4 +85,8 @@ export const COMPARED_TOPIC_FIELDS = [
  */
 export type TopicState = { [K in keyof TopicOptions]?: TopicOptions[K] | null };
 
+/**
+ * Appended to a topic's name to name its dead-letter topic (`orders` → `orders.dlq`) unless the
+ * config sets another suffix.
+ */
 export const DEFAULT_DEAD_LETTER_SUFFIX = '.dlq';

@@ -17,6 +17,7 @@ import { assertTopicName } from './topic.js';
  */
 export type Upcaster = (payload: never) => unknown;
 
+/** What `defineEvent` takes: the event's name, payload schema, version and upcasters. */
 export interface EventDefinitionInput<S extends StandardSchemaV1> {
   /** The envelope `type` (CloudEvents `type`), e.g. `order.placed`. */
   name: string;
@@ -35,10 +36,15 @@ export interface EventDefinitionInput<S extends StandardSchemaV1> {
 
 /** An event defined with `defineEvent`. */
 export interface EventDefinition<S extends StandardSchemaV1 = StandardSchemaV1> {
+  /** The envelope `type` of the event. */
   readonly name: string;
+  /** The payload shape version publishes carry. */
   readonly version: number;
+  /** The topic the event travels on. */
   readonly topic: string;
+  /** Validates the payload on publish and consume. */
   readonly schema: S;
+  /** Steps from older versions, keyed by the version each reads. */
   readonly upcast: Readonly<Record<number, Upcaster>>;
 }
 
@@ -90,15 +96,20 @@ export function isEventDefinition(value: unknown): value is EventDefinition {
 
 /** One bad field of a payload: where (`items.0.sku`, or `(payload)` for the whole) and why. */
 export interface PayloadIssue {
+  /** Where in the payload, e.g. `items.0.sku` (`(payload)` for the whole). */
   path: string;
+  /** What is wrong there. */
   message: string;
 }
 
 /** A payload its event's schema refused (PAYLOAD_INVALID, not retryable). */
 export class PayloadError extends BuslineError {
   constructor(
+    /** The event's name. */
     readonly event: string,
+    /** The payload version that was checked. */
     readonly version: number,
+    /** Each bad field. */
     readonly issues: PayloadIssue[],
     when: 'publish' | 'consume',
   ) {
