@@ -55,8 +55,18 @@ const TOPIC_TYPES = new Set([
  * (connection, timeouts, anything unknown), one topic of it, or one record
  * (too large). The batcher re-sends the parts apart for the narrower scopes.
  */
-export function failureScope(error: unknown): 'batch' | 'topic' | 'record' {
+/**
+ * The idempotent producer's session no longer matches the broker's: kafkajs's
+ * sequence numbers for a partition went out of step (it rolls them back when a
+ * request fails, also for partitions the broker stored), or the broker forgot
+ * the producer id (a restart that lost its state). Every later request of
+ * the session would be refused the same way: a new session is the way out.
+ */
+const SESSION_TYPES = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH']);
+
+export function failureScope(error: unknown): 'batch' | 'topic' | 'record' | 'session' {
   const type = protocolType(error);
+  if (type !== undefined && SESSION_TYPES.has(type)) return 'session';
   if (type !== undefined && TOO_LARGE_TYPES.has(type)) return 'record';
   if (type !== undefined && TOPIC_TYPES.has(type)) return 'topic';
   return 'batch';

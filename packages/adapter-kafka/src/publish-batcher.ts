@@ -65,11 +65,12 @@ export interface PublishBatcherOptions {
   /** Turns a failed send into what each of its publishes reports. */
   mapError(error: unknown, topic: string, timeoutMs: number): BuslineError;
   /** What part of a failed batch an error belongs to (default: the whole batch). */
-  scopeOf?(error: unknown): 'batch' | 'topic' | 'record';
+  scopeOf?(error: unknown): 'batch' | 'topic' | 'record' | 'session';
   /**
-   * Starts a new producer session before the records of a failed request are
-   * sent one by one: kafkajs rolled back the idempotence sequence numbers of
-   * every partition in it, also of partitions the broker did store.
+   * Starts a new producer session: before the records of a failed request are
+   * sent one by one (kafkajs rolled back the idempotence sequence numbers of
+   * every partition in it, also of partitions the broker did store), and
+   * before a request refused for its sequence numbers is sent again.
    */
   reset?(): Promise<void>;
 }
@@ -448,9 +449,21 @@ export class PublishBatcher {
    * in-flight slot throughout, so later batches cannot overtake it.
    */
   private async sendIsolating(entries: Entry[], byTopic: Map<string, Entry[]>): Promise<Map<Entry, unknown> | undefined> {
-    const error = await this.sendOnce(byTopic);
-    if (error === undefined) return undefined;
     const scopeOf = this.options.scopeOf ?? (() => 'batch' as const);
+    let error = await this.sendOnce(byTopic);
+    if (error === undefined) return undefined;
+    if (scopeOf(error) === 'session' && this.options.reset !== undefined) {
+      // The broker refused the request for its sequence numbers, so it stored none of it: the same
+      // records once more in a new producer session. This batch still holds the only in-flight slot
+      // (maxInFlightBatches 1), so nothing later overtakes it and each key's order holds.
+      try {
+        await this.options.reset();
+        error = await this.sendOnce(byTopic);
+      } catch (resetError) {
+        error = resetError;
+      }
+      if (error === undefined) return undefined;
+    }
     const failures = new Map<Entry, unknown>();
     if (scopeOf(error) === 'batch' || (byTopic.size === 1 && entries.length === 1)) {
       for (const e of entries) failures.set(e, error);

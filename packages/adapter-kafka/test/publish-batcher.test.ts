@@ -5,7 +5,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { BrokerUnavailableError, ErrorCode, type BuslineError, type WireMessage } from '@busline/core';
 import { PublishBatcher, recordSize, type PublishBatcherOptions, type TopicRecords } from '../src/publish-batcher.js';
-import { publishError } from '../src/kafka-errors.js';
+import { failureScope, publishError } from '../src/kafka-errors.js';
 
 function message(i: number, key = `k-${i % 3}`): WireMessage {
   return { key, headers: { 'ce-id': `id-${i}` }, body: new TextEncoder().encode(`{"i":${i}}`) };
@@ -42,7 +42,44 @@ function harness(options: Partial<PublishBatcherOptions> = {}) {
   return { batcher, sent, sentCount, ids };
 }
 
+/** A kafkajs protocol error as sendBatch rejects with it (wrapped in its retries error). */
+function protocolError(type: string): Error {
+  const inner = Object.assign(new Error(type), { name: 'KafkaJSProtocolError', type });
+  return Object.assign(new Error('retries exceeded'), { name: 'KafkaJSNumberOfRetriesExceeded', cause: inner, originalError: inner });
+}
+
 describe('PublishBatcher', () => {
+  it('a request refused for its sequence numbers (out of order) is sent again once in a new producer session; the publishes resolve, nothing later overtakes it', async () => {
+    const reset = vi.fn(async () => undefined);
+    const { batcher, sent, sentCount, ids } = harness({ scopeOf: failureScope, reset });
+    const first = batcher.publish('t', [message(0), message(1)], 10_000);
+    await sentCount(1);
+    const later = batcher.publish('t', [message(2)], 10_000);
+    sent[0]!.reject(protocolError('OUT_OF_ORDER_SEQUENCE_NUMBER'));
+    await sentCount(2);
+    expect(reset).toHaveBeenCalledTimes(1);
+    expect(ids(sent[1]!), 'the same records again, before the later publish').toEqual(['id-0', 'id-1']);
+    sent[1]!.resolve();
+    expect(await first).toEqual([undefined, undefined]);
+    await sentCount(3);
+    expect(ids(sent[2]!)).toEqual(['id-2']);
+    sent[2]!.resolve();
+    expect(await later).toEqual([undefined]);
+  });
+
+  it('a request refused for its sequence numbers again after the new session fails its publishes with that error', async () => {
+    const reset = vi.fn(async () => undefined);
+    const { batcher, sent, sentCount } = harness({ scopeOf: failureScope, reset });
+    const call = batcher.publish('t', [message(0)], 10_000);
+    await sentCount(1);
+    sent[0]!.reject(protocolError('OUT_OF_ORDER_SEQUENCE_NUMBER'));
+    await sentCount(2);
+    sent[1]!.reject(protocolError('OUT_OF_ORDER_SEQUENCE_NUMBER'));
+    const [outcome] = await call;
+    expect(outcome?.code).toBe(ErrorCode.PublishRejected);
+    expect(reset).toHaveBeenCalledTimes(1);
+  });
+
   it('gathers concurrent publishes into one sendBatch and resolves each with its own outcome', async () => {
     const { batcher, sent, sentCount, ids } = harness({ lingerMs: 5 });
     const calls = Array.from({ length: 50 }, (_, i) => batcher.publish('t', [message(i)], 10_000));
