@@ -25,8 +25,13 @@
  * Counters are tallied here as plain numbers and reported as observable
  * counters at collection time: the SDK hashes the attributes of every
  * synchronous `add` (about 2 µs each), which a counter per message would pay
- * for nothing. Histograms have no such alternative and are recorded as they
- * happen.
+ * for nothing. Histograms have no such alternative (the API has no
+ * asynchronous histogram, and the SDK neither caches by attribute object nor
+ * takes a weight), so they are recorded as they happen: three per handled
+ * message, one per publish call. `telemetry.durationSampleRatio` below 1
+ * records only that share of them, chosen at random, so the distribution
+ * stays unbiased; the histograms' counts and sums then cover that share, and
+ * the counters still count every message.
  */
 import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
 import type { HealthReport } from './health.js';
@@ -64,6 +69,8 @@ export class OtelMetricsRecorder implements MetricsRecorder {
     meter: Meter,
     private readonly system: string,
     snapshot: () => Pick<HealthReport, 'subscriptions' | 'publisher'>,
+    /** `telemetry.durationSampleRatio`: 1 records every duration. */
+    private readonly sampleRatio = 1,
   ) {
     const duration = (name: string, description: string) =>
       meter.createHistogram(name, { unit: 's', description, advice: { explicitBucketBoundaries: DURATION_BUCKETS } });
@@ -120,7 +127,7 @@ export class OtelMetricsRecorder implements MetricsRecorder {
 
   published(topic: string, seconds: number, stored: number, failed: readonly string[]): void {
     const tally = this.send(topic);
-    this.sendDuration.record(seconds, failed.length > 0 ? { ...tally.attributes, 'error.type': failed[0] } : tally.attributes);
+    if (this.sampled()) this.sendDuration.record(seconds, failed.length > 0 ? { ...tally.attributes, 'error.type': failed[0] } : tally.attributes);
     tally.stored += stored;
     for (const type of failed) tally.failed.set(type, (tally.failed.get(type) ?? 0) + 1);
   }
@@ -130,16 +137,17 @@ export class OtelMetricsRecorder implements MetricsRecorder {
   }
 
   waited(topic: string, group: string, seconds: number): void {
-    this.waitDuration.record(seconds, this.process(topic, group).attributes);
+    if (this.sampled()) this.waitDuration.record(seconds, this.process(topic, group).attributes);
   }
 
   processed(topic: string, group: string, seconds: number, errorType: string | undefined): void {
+    if (!this.sampled()) return;
     const { attributes } = this.process(topic, group);
     this.processDuration.record(seconds, errorType === undefined ? attributes : { ...attributes, 'error.type': errorType });
   }
 
   endToEnd(topic: string, group: string, seconds: number): void {
-    this.endToEndDuration.record(seconds, this.process(topic, group).attributes);
+    if (this.sampled()) this.endToEndDuration.record(seconds, this.process(topic, group).attributes);
   }
 
   retried(topic: string, group: string): void {
@@ -150,6 +158,10 @@ export class OtelMetricsRecorder implements MetricsRecorder {
     const tally = this.process(topic, group);
     if (reason === 'failed') tally.deadFailed++;
     else tally.deadMalformed++;
+  }
+
+  private sampled(): boolean {
+    return this.sampleRatio >= 1 || Math.random() < this.sampleRatio;
   }
 
   private send(topic: string): SendTally {
