@@ -86,7 +86,7 @@ export class MessageTracer {
 
   /** Ends a send span with the call's outcomes (an error status if any message was refused). */
   sent(span: Span, outcomes: readonly PublishOutcome[]): void {
-    const failure = outcomes.find((o) => o !== undefined);
+    const failure = span.isRecording() ? outcomes.find((o) => o !== undefined) : undefined;
     if (failure !== undefined) {
       span.setAttribute('error.type', errorType(failure));
       span.setStatus({ code: SpanStatusCode.ERROR, message: errorField(failure).message as string });
@@ -120,7 +120,8 @@ export class MessageTracer {
 
   /** Ends a process span; `failed` with the handler's error. */
   processed(span: Span, failed: boolean, error: unknown): void {
-    if (failed) {
+    // A span the sampler left out records nothing: no error type or message to work out.
+    if (failed && span.isRecording()) {
       span.setAttribute('error.type', errorType(error));
       if (error instanceof Error) span.recordException(error);
       span.setStatus({ code: SpanStatusCode.ERROR, message: errorField(error).message as string });
@@ -135,7 +136,7 @@ function carriesContext(headers: Record<string, string>, fields: readonly string
   return false;
 }
 
-/** Runs `fn` with `ctx` active (AsyncLocalStorage under the SDK's context manager). */
-export function runIn<T>(ctx: Context, fn: () => T): T {
-  return context.with(ctx, fn);
+/** Runs `fn` on `self` with `ctx` active (AsyncLocalStorage under the SDK's context manager). */
+export function runIn<A extends unknown[], T, S>(ctx: Context, fn: (this: S, ...args: A) => T, self: S, ...args: A): T {
+  return context.with(ctx, fn, self, ...args);
 }
