@@ -64,8 +64,9 @@ export const telemetryConfigSchema = z
     tracing: z.boolean().default(false),
     /**
      * The share of publish calls and handled messages whose durations go into
-     * the metrics' histograms (each record costs ~2 µs in the SDK); 1 records
-     * every one. Counters always count every message.
+     * the OpenTelemetry histograms, picked at random (the SDK spends ~2 µs on
+     * each record); 1 records every one. Counters count every message either
+     * way; `addMetricsRecorder` recorders (Prometheus) see every duration.
      */
     durationSampleRatio: z.number().gt(0).max(1).default(1),
     /** Default: the global one (`metrics.getMeterProvider()`), registered by the OpenTelemetry SDK. */

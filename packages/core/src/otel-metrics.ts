@@ -64,6 +64,10 @@ export class OtelMetricsRecorder implements MetricsRecorder {
   private readonly endToEndDuration: Histogram;
   private readonly sends = new Map<string, SendTally>();
   private readonly processes = new Map<string, Map<string, ProcessTally>>();
+  /** The last subscription's tally: a message makes up to four calls for the same one in a row. */
+  private last: ProcessTally | undefined;
+  private lastTopic = '';
+  private lastGroup = '';
 
   constructor(
     meter: Meter,
@@ -179,6 +183,7 @@ export class OtelMetricsRecorder implements MetricsRecorder {
   }
 
   private process(topic: string, group: string): ProcessTally {
+    if (topic === this.lastTopic && group === this.lastGroup && this.last !== undefined) return this.last;
     let byGroup = this.processes.get(topic);
     if (byGroup === undefined) this.processes.set(topic, (byGroup = new Map()));
     let tally = byGroup.get(group);
@@ -192,6 +197,8 @@ export class OtelMetricsRecorder implements MetricsRecorder {
       });
       byGroup.set(group, (tally = { attributes, consumed: 0, retried: 0, deadFailed: 0, deadMalformed: 0 }));
     }
-    return tally;
+    this.lastTopic = topic;
+    this.lastGroup = group;
+    return (this.last = tally);
   }
 }
