@@ -15,6 +15,9 @@
 // BENCH_TELEMETRY_DURATION_SAMPLE (0 to 1) sets telemetry.durationSampleRatio.
 // BENCH_TELEMETRY_TRACE_RATIO (0 to 1) gives the tracer provider a parent-based
 // trace-id-ratio sampler: spans left out are not recorded (the production setup).
+// BENCH_TELEMETRY_CONTEXT=als registers the AsyncLocalStorage context manager
+// (what NodeSDK does; handlers then see their span). It is global, so once the
+// first on run used it, later off runs in the process pay Node's async hooks too.
 
 /** The `telemetry` config for the "on" runs, or undefined when BENCH_TELEMETRY is unset. */
 export async function benchTelemetry(which = process.env.BENCH_TELEMETRY ?? '') {
@@ -27,6 +30,10 @@ export async function benchTelemetry(which = process.env.BENCH_TELEMETRY ?? '') 
   class NeverCollected extends MetricReader {
     async onForceFlush() {}
     async onShutdown() {}
+  }
+  if (process.env.BENCH_TELEMETRY_CONTEXT === 'als') {
+    const [{ context }, { AsyncLocalStorageContextManager }] = await Promise.all([import('@opentelemetry/api'), import('@opentelemetry/context-async-hooks')]);
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   }
   const sample = process.env.BENCH_TELEMETRY_DURATION_SAMPLE;
   const ratio = process.env.BENCH_TELEMETRY_TRACE_RATIO;
@@ -46,7 +53,8 @@ export function telemetryLabel(which = process.env.BENCH_TELEMETRY ?? '') {
   const what = which === 'metrics' ? 'metrics' : which === 'tracing' ? 'tracing' : 'metrics + tracing';
   const sample = process.env.BENCH_TELEMETRY_DURATION_SAMPLE;
   const ratio = process.env.BENCH_TELEMETRY_TRACE_RATIO;
-  return [what, sample && `duration sample ratio ${sample}`, ratio && `trace sample ratio ${ratio}`].filter(Boolean).join(', ');
+  const als = process.env.BENCH_TELEMETRY_CONTEXT === 'als' && 'AsyncLocalStorage context manager';
+  return [what, sample && `duration sample ratio ${sample}`, ratio && `trace sample ratio ${ratio}`, als].filter(Boolean).join(', ');
 }
 
 /**

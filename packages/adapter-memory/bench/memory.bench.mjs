@@ -106,7 +106,7 @@ async function busCase(total, publishMode, telemetry) {
     await Promise.all(Array.from({ length: WINDOW }, worker));
   }
   const published = performance.now();
-  const end = await Promise.race([check.done, new Promise((r) => setTimeout(() => r(undefined), 120_000))]);
+  const end = await Promise.race([check.done, new Promise((r) => setTimeout(() => r(undefined), 120_000).unref())]);
   if (end === undefined) throw new Error(`only ${check.handled} of ${total} handled within 120 s`);
   const cpu = cpuSeconds(cpu0);
   await producer.close();
