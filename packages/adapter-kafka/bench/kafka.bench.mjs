@@ -25,6 +25,12 @@
  * Knobs: BENCH_MESSAGES (100000), BENCH_AWAITED (5000), BENCH_WINDOW (2000),
  * BENCH_ROUNDS (5), BENCH_PARTITIONS (6), BENCH_RATE (2000 msg/s), BENCH_LATENCY_SECONDS (10),
  * BUSLINE_KAFKA_LIBS (directory of Kafka's jars; default <repo>/.cache/kafka-*\/libs).
+ *
+ * BENCH_TELEMETRY=1|metrics|tracing: busline publish and consume run a second
+ * time each round with that telemetry on (OpenTelemetry SDK providers, no
+ * exporter; tools/bench-telemetry.mjs), and off vs on is printed at the end.
+ * Round 1's telemetry-on publish writes the topic both consume runs read, so
+ * its records carry trace context as a traced producer's would.
  * Bench topics are deleted at the end.
  */
 import { spawn } from 'node:child_process';
@@ -36,6 +42,7 @@ import { buildEnvelope, createEventBus, encodeEnvelope, KAFKA_BINDING } from '@b
 import { adapter } from '../dist/index.js';
 import { kafkaLibs } from '../test/kafka-libs.mjs';
 import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
+import { benchTelemetry, overheadLine } from '../../../tools/bench-telemetry.mjs';
 
 const env = (name, fallback) => (process.env[name] === undefined || process.env[name] === '' ? fallback : Number(process.env[name]));
 const BROKERS = (process.env.BUSLINE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
@@ -48,6 +55,7 @@ const RATE = env('BENCH_RATE', 2_000);
 const LATENCY_SECONDS = env('BENCH_LATENCY_SECONDS', 10);
 const KEYS = 1_000;
 const SIZE = 256;
+const TELEMETRY = await benchTelemetry();
 
 const run = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 const topic = (label) => `bench-kafka-${label}-${run}`;
@@ -139,8 +147,8 @@ async function createTopics() {
 
 // ---- 1. busline publish --------------------------------------------------------------
 
-async function benchOursPublish(target) {
-  const bus = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, source: 'bench', group: `bench-pub-${run}` }, { adapter });
+async function benchOursPublish(target, telemetry) {
+  const bus = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, source: 'bench', group: `bench-pub-${run}`, ...(telemetry ? { telemetry } : {}) }, { adapter });
   await bus.start();
   const seqs = new Uint32Array(KEYS);
   await bus.publish(target, payloadOf(0, seqs[0]++), { aggregateId: 'agg-0' }); // connect + metadata
@@ -230,27 +238,38 @@ async function benchRawAwaited() {
 
 // ---- 4. consume ------------------------------------------------------------------------
 
-async function benchOursConsume(round) {
-  const bus = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group: `bench-consume-${run}-${round}` }, { adapter });
+async function benchOursConsume(round, telemetry) {
+  const group = `bench-consume-${run}-${round}${telemetry ? '-tel' : ''}`;
+  const bus = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group, ...(telemetry ? { telemetry } : {}) }, { adapter });
   const order = orderChecker();
   let handled = 0;
   let first = 0;
   let last = 0;
+  // CPU from the first message handled to the N-th: connecting and joining the group left out.
+  let cpu0;
+  let cpu = NaN;
   await bus.subscribeEnvelope(
     T.ours,
     async (envelope) => {
       const { key, seq } = readPayload(envelope.payload);
       order.check(key, seq);
-      if (handled === 0) first = performance.now();
+      if (handled === 0) {
+        first = performance.now();
+        cpu0 = process.cpuUsage();
+      }
       handled++;
       last = performance.now();
+      if (handled === N) {
+        const c = process.cpuUsage(cpu0);
+        cpu = (c.user + c.system) / (N - 1);
+      }
     },
     { ordering: 'key', startFrom: 'earliest' },
   );
   await bus.start();
   await waitUntil(() => handled >= N, 600_000, `busline consumer handled ${handled} of ${N}`);
   await bus.close();
-  return { rate: rate(handled - 1, last - first), violations: order.violations };
+  return { rate: rate(handled - 1, last - first), cpu, violations: order.violations };
 }
 
 async function benchRawConsume(round) {
@@ -375,6 +394,8 @@ async function main() {
   try {
     const best = (results) => results.reduce((a, b) => (b.rate > a.rate ? b : a));
     const oursRuns = [];
+    const oursOnRuns = [];
+    const consumeOnRuns = [];
     const rawBatchRuns = [];
     const rawPrebuiltRuns = [];
     const consumeRuns = [];
@@ -384,10 +405,20 @@ async function main() {
       // Alternate which side goes first, so JIT warm-up and heap state favour neither.
       const oursFirst = round % 2 === 1;
       const publishOurs = async () => {
+        // With telemetry, round 1's on run fills the consume topic (its records carry trace context).
+        const onFillsConsumeTopic = TELEMETRY !== undefined && round === 1;
+        if (onFillsConsumeTopic) await publishOursOn(T.ours);
         log(`round ${round}/${ROUNDS}: busline publish…`);
-        const ours = await benchOursPublish(round === 1 ? T.ours : T.oursMore);
+        const ours = await benchOursPublish(round === 1 && !onFillsConsumeTopic ? T.ours : T.oursMore);
         oursRuns.push(ours);
         log(`  ${fmt(ours.rate)} msg/s, ${cpuText(ours)}, ${ours.batches} batches, avg ${ours.avgBatch} messages`);
+        if (TELEMETRY !== undefined && !onFillsConsumeTopic) await publishOursOn(T.oursMore);
+      };
+      const publishOursOn = async (target) => {
+        log(`round ${round}/${ROUNDS}: busline publish, telemetry on…`);
+        const on = await benchOursPublish(target, TELEMETRY);
+        oursOnRuns.push(on);
+        log(`  ${fmt(on.rate)} msg/s, ${cpuText(on)}`);
       };
       const publishRaw = async () => {
         const size = oursRuns[0]?.avgBatch ?? Math.min(WINDOW / 2, 1_600);
@@ -404,7 +435,12 @@ async function main() {
         log(`round ${round}/${ROUNDS}: busline consume (per-key order)…`);
         const consume = await benchOursConsume(round);
         consumeRuns.push(consume);
-        log(`  ${fmt(consume.rate)} msg/s, ${consume.violations} order violations`);
+        log(`  ${fmt(consume.rate)} msg/s, ${consume.cpu.toFixed(1)} µs CPU/msg, ${consume.violations} order violations`);
+        if (TELEMETRY === undefined) return;
+        log(`round ${round}/${ROUNDS}: busline consume, telemetry on…`);
+        const on = await benchOursConsume(round, TELEMETRY);
+        consumeOnRuns.push(on);
+        log(`  ${fmt(on.rate)} msg/s, ${on.cpu.toFixed(1)} µs CPU/msg, ${on.violations} order violations`);
       };
       const consumeRaw = async () => {
         log(`round ${round}/${ROUNDS}: raw kafkajs eachBatch consume…`);
@@ -482,6 +518,12 @@ async function main() {
         `raw sendBatch ${median(rawBatchRuns, 'cpu').toFixed(1)}; ${median(rawBatchRuns, 'broker').toFixed(1)} µs, ` +
         `raw pre-built ${median(rawPrebuiltRuns, 'cpu').toFixed(1)}; ${median(rawPrebuiltRuns, 'broker').toFixed(1)} µs`,
     );
+    if (TELEMETRY !== undefined) {
+      // Rates: best of rounds, as above; CPU: median of rounds.
+      const pair = (runs) => ({ rate: best(runs).rate, cpu: median(runs, 'cpu') });
+      console.log(overheadLine('bus.publish', pair(oursRuns), pair(oursOnRuns)));
+      console.log(overheadLine('consume, per-key order', pair(consumeRuns), pair(consumeOnRuns)));
+    }
     if (java.line) console.log(`Java: ${java.line}`);
     else console.log(`Java: skipped — ${java.skipped}`);
   } finally {

@@ -14,11 +14,9 @@
 // a fresh broker after one smaller warm-up run; the median rate is reported.
 //
 // With BENCH_TELEMETRY=1 each EventBus case runs a second time with
-// `telemetry: { metrics: true, tracing: true }` on both buses, against
-// registered OpenTelemetry SDK providers that export nothing (a metric reader
-// that is never collected, a tracer provider without span processors, W3C
-// propagation): the cost of measuring, creating spans and carrying trace
-// context, without an exporter's. The table then has both rows, and the
+// telemetry on both buses, against OpenTelemetry SDK providers that export
+// nothing (tools/bench-telemetry.mjs): the cost of measuring, creating spans
+// and carrying trace context, without an exporter's. The table then has both rows, and the
 // overhead (on ÷ off, for end-to-end rate and for CPU per message) follows it.
 //
 // Every figure printed comes from this script on the machine it runs on.
@@ -28,6 +26,7 @@ import vm from 'node:vm';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { createEventBus } from '@busline/core';
 import { adapter, MemoryBroker, dropMemoryBroker } from '../dist/index.js';
+import { benchTelemetry, telemetryLabel } from '../../../tools/bench-telemetry.mjs';
 
 const N = Number(process.env.BENCH_MESSAGES ?? 500_000);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
@@ -63,26 +62,6 @@ function orderChecker(total) {
 }
 
 // ------------------------------------------------------------ EventBus cases
-
-/** Metrics and tracing on, with SDK providers that export nothing (BENCH_TELEMETRY=1). */
-async function telemetryConfig(which) {
-  const [{ MeterProvider, MetricReader }, { TracerProvider }, { W3CTraceContextPropagator }] = await Promise.all([
-    import('@opentelemetry/sdk-metrics'),
-    import('@opentelemetry/sdk-trace'),
-    import('@opentelemetry/core'),
-  ]);
-  class NeverCollected extends MetricReader {
-    async onForceFlush() {}
-    async onShutdown() {}
-  }
-  return {
-    metrics: which !== 'tracing',
-    tracing: which !== 'metrics',
-    meterProvider: new MeterProvider({ readers: [new NeverCollected()] }),
-    tracerProvider: new TracerProvider(),
-    propagator: new W3CTraceContextPropagator(),
-  };
-}
 
 async function busCase(total, publishMode, telemetry) {
   const broker = `bench-${process.pid}-${++runSeq}`;
@@ -127,7 +106,7 @@ async function busCase(total, publishMode, telemetry) {
     await Promise.all(Array.from({ length: WINDOW }, worker));
   }
   const published = performance.now();
-  const end = await Promise.race([check.done, new Promise((r) => setTimeout(() => r(undefined), 120_000))]);
+  const end = await Promise.race([check.done, new Promise((r) => setTimeout(() => r(undefined), 120_000).unref())]);
   if (end === undefined) throw new Error(`only ${check.handled} of ${total} handled within 120 s`);
   const cpu = cpuSeconds(cpu0);
   await producer.close();
@@ -189,14 +168,15 @@ const busCases = [
   { name: 'EventBus: publishBatch (1,000/call) → handle', mode: 'batch' },
   { name: `EventBus: publish, ${WINDOW} concurrent → handle`, mode: 'concurrent' },
 ];
-const telemetry = ['1', 'metrics', 'tracing'].includes(process.env.BENCH_TELEMETRY ?? '') ? await telemetryConfig(process.env.BENCH_TELEMETRY) : undefined;
+const telemetry = await benchTelemetry();
+// Cases of one entry run their repeats back to back; a telemetry off/on pair takes turns, so load from elsewhere hits both alike.
 const cases = [
-  ...busCases.flatMap((c) => [
+  ...busCases.map((c) => [
     { name: c.name, run: (n) => busCase(n, c.mode), endToEnd: true },
     ...(telemetry ? [{ name: `${c.name} [telemetry on]`, run: (n) => busCase(n, c.mode, telemetry), endToEnd: true, telemetryOf: c.name }] : []),
   ]),
-  { name: 'broker only: publish → deliver → ack (dedupe on)', run: (n) => brokerCase(n, 120_000) },
-  { name: 'broker only: publish → deliver → ack (dedupe off)', run: (n) => brokerCase(n, 0) },
+  [{ name: 'broker only: publish → deliver → ack (dedupe on)', run: (n) => brokerCase(n, 120_000) }],
+  [{ name: 'broker only: publish → deliver → ack (dedupe off)', run: (n) => brokerCase(n, 0) }],
 ];
 
 // A full collection before each timed run, so one run's garbage is not billed to the next.
@@ -211,22 +191,27 @@ console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cp
 
 const only = process.env.BENCH_CASES; // e.g. BENCH_CASES=broker
 const rows = [];
-for (const c of cases.filter((x) => !only || x.name.includes(only))) {
-  await c.run(Math.min(N, 50_000)); // warm-up
-  const runs = [];
+for (const group of cases.filter((g) => !only || g[0].name.includes(only))) {
+  for (const c of group) await c.run(Math.min(N, 50_000)); // warm-up
+  const runsOf = group.map(() => []);
   for (let r = 0; r < REPEATS; r++) {
-    collectGarbage();
-    runs.push(await c.run(N));
+    for (const [i, c] of group.entries()) {
+      collectGarbage();
+      runsOf[i].push(await c.run(N));
+    }
   }
-  rows.push({
-    name: c.name,
-    endToEnd: c.endToEnd === true,
-    rate: median(runs.map((x) => x.rate)),
-    publishRate: median(runs.map((x) => x.publishRate)),
-    cpuRate: median(runs.map((x) => x.cpuRate)),
-    violations: runs.reduce((s, x) => s + x.violations, 0),
-    telemetryOf: c.telemetryOf,
-  });
+  for (const [i, c] of group.entries()) {
+    const runs = runsOf[i];
+    rows.push({
+      name: c.name,
+      endToEnd: c.endToEnd === true,
+      rate: median(runs.map((x) => x.rate)),
+      publishRate: median(runs.map((x) => x.publishRate)),
+      cpuRate: median(runs.map((x) => x.cpuRate)),
+      violations: runs.reduce((s, x) => s + x.violations, 0),
+      telemetryOf: c.telemetryOf,
+    });
+  }
 }
 
 const w = Math.max(...rows.map((r) => r.name.length));
@@ -242,7 +227,7 @@ for (const on of rows.filter((r) => r.telemetryOf !== undefined)) {
   if (off === undefined) continue;
   const cpuOverhead = off.cpuRate / on.cpuRate - 1;
   console.log(
-    `\ntelemetry overhead, ${off.name}: end-to-end on/off ${(on.rate / off.rate).toFixed(3)}, ` +
+    `\ntelemetry overhead (${telemetryLabel()}), ${off.name}: end-to-end on/off ${(on.rate / off.rate).toFixed(3)}, ` +
       `CPU per message ${cpuOverhead >= 0 ? '+' : ''}${(cpuOverhead * 100).toFixed(1)} % (target ≤ 10 %)`,
   );
 }

@@ -13,6 +13,9 @@
 //   BENCH_GROUP_PARTITIONS  partitions of the group case's topic (default 8)
 //   BENCH_REPEATS           rounds of each throughput case, interleaved raw/ours; medians reported (default 3)
 //   BENCH_MAX_ACK_PENDING   max_ack_pending of every consume case, raw and ours (default 2000)
+//   BENCH_TELEMETRY         1 | metrics | tracing: bus.publish and both ordered subscribe cases run a second
+//                           time each round with that telemetry on (OpenTelemetry SDK providers, no
+//                           exporter; see tools/bench-telemetry.mjs), and off vs on is printed at the end
 //   BENCH_NATS_CLI          0 skips the `nats bench` ceiling (natscli v0.5.0, the Go client, built once by
 //                           scripts/brokers natscli-bin): js pub async --dedup, js pub fast --dedup and
 //                           js consume --acks explicit, same server, same message count and size, file storage
@@ -56,6 +59,7 @@ import hdr from 'hdr-histogram-js';
 import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
 import { adapter, streamNameFor, NatsDriver, natsConfigSchema } from '../dist/index.js';
 import { groupDrain } from './group.mjs';
+import { benchTelemetry, overheadLine } from '../../../tools/bench-telemetry.mjs';
 
 const URL_ = process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222';
 const N = Number(process.env.BENCH_MESSAGES ?? 200_000);
@@ -70,6 +74,9 @@ const SIZE = 256;
 const KEYS = 1_000;
 const RUN = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
 const servers = URL_.replace(/^nats:\/\//, '');
+const TELEMETRY = await benchTelemetry();
+/** Label prefix of the telemetry-on rows (a prefix, so the off rows' lookups never match them). */
+const ON = '[telemetry on] ';
 
 const results = [];
 const groupRows = [];
@@ -170,8 +177,8 @@ async function rawPublish(window = WINDOW) {
   return record('publish', `raw js.publish, windows of ${window} awaited`, N, t, stored === N ? '' : `STORED ${stored}`);
 }
 
-async function ourPublish() {
-  const bus = await newBus({ group: 'pub' });
+async function ourPublish(telemetry) {
+  const bus = await newBus({ group: 'pub', ...(telemetry ? { telemetry } : {}) });
   const topic = await ourTopic(bus, 'ourpub');
   const bodies = Array.from({ length: KEYS }, (_, k) => payload(k, 0));
   let next = 0;
@@ -190,7 +197,7 @@ async function ourPublish() {
   const stored = await streamCount(streamNameFor(topic, 'BL_'));
   await bus.close();
   await jsm.streams.delete(streamNameFor(topic, 'BL_'));
-  return record('publish', `busline bus.publish, ${WINDOW} calls in flight`, N, t, stored === N && failed === 0 ? '' : `STORED ${stored} FAILED ${failed}`);
+  return record('publish', `${telemetry ? ON : ''}busline bus.publish, ${WINDOW} calls in flight`, N, t, stored === N && failed === 0 ? '' : `STORED ${stored} FAILED ${failed}`);
 }
 
 async function ourPublishBatch() {
@@ -312,8 +319,9 @@ async function rawConsume(ackEvery, messages = 'busline', form = 'callback') {
 }
 
 /** N busline messages over KEYS keys on a fresh topic; per-key sequence = index / KEYS, so order can be checked. */
-async function busFill(label) {
-  const publisher = await newBus({ group: `fill${label}` });
+async function busFill(label, telemetry) {
+  // With telemetry the messages carry trace context, as a traced producer's would.
+  const publisher = await newBus({ group: `fill${label}`, ...(telemetry ? { telemetry } : {}) });
   const topic = await ourTopic(publisher, label);
   for (let i = 0; i < N; i += 1_000) {
     const n = Math.min(1_000, N - i);
@@ -325,9 +333,10 @@ async function busFill(label) {
   return { topic, name: streamNameFor(topic, 'BL_') };
 }
 
-async function ourConsume(ackMode) {
-  const { topic } = await busFill(`our${ackMode}`);
-  const consumer = await newBus({ group: `c${ackMode}`, nats: { ackMode } });
+async function ourConsume(ackMode, telemetry) {
+  const label = `our${ackMode}${telemetry ? 'tel' : ''}`;
+  const { topic } = await busFill(label, telemetry);
+  const consumer = await newBus({ group: `c${label}`, nats: { ackMode }, ...(telemetry ? { telemetry } : {}) });
   const next = new Int32Array(KEYS);
   let handled = 0;
   let violations = 0;
@@ -353,7 +362,7 @@ async function ourConsume(ackMode) {
   await jsm.streams.delete(streamNameFor(topic, 'BL_'));
   return record(
     'consume',
-    `busline subscribe, per-key order (1,000 keys), ${ackMode} acks`,
+    `${telemetry ? ON : ''}busline subscribe, per-key order (1,000 keys), ${ackMode} acks`,
     N,
     t,
     `${violations} order violations${ackMode === 'cumulative' ? `, ${driver.ack_all_sent ?? 0} ack-alls` : ''}`,
@@ -459,6 +468,7 @@ try {
       await rawPublish();
       await rawPublish(256);
       await ourPublish();
+      if (TELEMETRY) await ourPublish(TELEMETRY);
       await ourPublishBatch();
       await driverPublish();
     }
@@ -467,8 +477,10 @@ try {
       await rawConsume(1, 'bare');
       await rawConsume(1, 'busline', 'iterator');
       await ourConsume('explicit');
+      if (TELEMETRY) await ourConsume('explicit', TELEMETRY);
       await rawConsume(250);
       await ourConsume('cumulative');
+      if (TELEMETRY) await ourConsume('cumulative', TELEMETRY);
       await driverConsume('explicit');
       await driverConsume('cumulative');
     }
@@ -618,6 +630,12 @@ if (groupRows.length > 0) {
     const one = groupRows.find((o) => o.label === r.label && o.members === 1);
     console.log(`| ${r.label} | ${r.members} | ${r.rate} | ${one ? (r.rate / one.rate).toFixed(2) : ''}x | ${r.perMember.join(' / ')} |`);
   }
+}
+if (TELEMETRY) {
+  console.log(`\nmedians of ${REPEATS} round(s); the off and on runs of a case are neighbours in each round`);
+  console.log(overheadLine('bus.publish', ourPub, find(`${ON}busline bus.publish`)));
+  console.log(overheadLine('subscribe, key order, explicit acks', ourExp, find(`${ON}busline subscribe, per-key order (1,000 keys), explicit`)));
+  console.log(overheadLine('subscribe, key order, cumulative acks', ourCum, find(`${ON}busline subscribe, per-key order (1,000 keys), cumulative`)));
 }
 if (lat) console.log(`\nlatency at ${RATE} msg/s (open loop, ${LATENCY_SECONDS} s): p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms, p99.9 ${lat.p999.toFixed(2)} ms, max ${lat.max.toFixed(2)} ms, ${lat.failures} failed`);
 await nc.close();

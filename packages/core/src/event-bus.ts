@@ -149,7 +149,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     const telemetry = config.telemetry;
     if (telemetry.metrics) {
       const meter = (telemetry.meterProvider ?? otelMetrics.getMeterProvider()).getMeter(SCOPE);
-      this.recorders.add(new OtelMetricsRecorder(meter, driver.name, () => this.monitor.snapshot()));
+      this.recorders.add(new OtelMetricsRecorder(meter, driver.name, () => this.monitor.snapshot(), telemetry.durationSampleRatio));
     }
     this.tracer = telemetry.tracing
       ? new MessageTracer((telemetry.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE), telemetry.propagator ?? propagation, driver.name, this.ce.headers)

@@ -84,4 +84,36 @@ describe('telemetry.metrics (OpenTelemetry)', () => {
     expect((await collect(reader)).size).toBe(0);
     await bus.close();
   });
+
+  it('durationSampleRatio: histograms record about that share, counters every message', async () => {
+    const reader = new TestReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const bus = await createEventBus(
+      { type: 'memory', group: 'g', memory: { broker: `otel-sample-${process.pid}` }, telemetry: { metrics: true, meterProvider, durationSampleRatio: 0.25 } },
+      { adapter: memory },
+    );
+    const total = 2_000;
+    let seen = 0;
+    let done!: () => void;
+    const handled = new Promise<void>((resolve) => (done = resolve));
+    await bus.subscribe('t', () => {
+      if (++seen === total) done();
+    });
+    await bus.start();
+    await Promise.all(Array.from({ length: total }, (_, i) => bus.publish('t', i)));
+    await handled;
+    const m = await collect(reader);
+    expect(sum(m.get('messaging.client.sent.messages'))).toBe(total);
+    expect(sum(m.get('messaging.client.consumed.messages'))).toBe(total);
+    // Binomial(2,000, 0.25): mean 500, standard deviation ~19; 400–600 fails about once in 10^7 runs.
+    for (const name of ['messaging.client.operation.duration', 'messaging.process.duration', 'busline.consumer.wait.duration']) {
+      expect(sum(m.get(name))).toBeGreaterThan(400);
+      expect(sum(m.get(name))).toBeLessThan(600);
+    }
+    await bus.close();
+  });
+
+  it('durationSampleRatio must be in (0, 1]', async () => {
+    await expect(createEventBus({ type: 'memory', telemetry: { durationSampleRatio: 0 } }, { adapter: memory })).rejects.toThrow(/durationSampleRatio/);
+  });
 });

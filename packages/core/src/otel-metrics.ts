@@ -25,8 +25,13 @@
  * Counters are tallied here as plain numbers and reported as observable
  * counters at collection time: the SDK hashes the attributes of every
  * synchronous `add` (about 2 µs each), which a counter per message would pay
- * for nothing. Histograms have no such alternative and are recorded as they
- * happen.
+ * for nothing. Histograms have no such alternative (the API has no
+ * asynchronous histogram, and the SDK neither caches by attribute object nor
+ * takes a weight), so they are recorded as they happen: three per handled
+ * message, one per publish call. `telemetry.durationSampleRatio` below 1
+ * records only that share of them, chosen at random, so the distribution
+ * stays unbiased; the histograms' counts and sums then cover that share, and
+ * the counters still count every message.
  */
 import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
 import type { HealthReport } from './health.js';
@@ -59,11 +64,17 @@ export class OtelMetricsRecorder implements MetricsRecorder {
   private readonly endToEndDuration: Histogram;
   private readonly sends = new Map<string, SendTally>();
   private readonly processes = new Map<string, Map<string, ProcessTally>>();
+  /** The last subscription's tally: a message makes up to four calls for the same one in a row. */
+  private last: ProcessTally | undefined;
+  private lastTopic = '';
+  private lastGroup = '';
 
   constructor(
     meter: Meter,
     private readonly system: string,
     snapshot: () => Pick<HealthReport, 'subscriptions' | 'publisher'>,
+    /** `telemetry.durationSampleRatio`: 1 records every duration. */
+    private readonly sampleRatio = 1,
   ) {
     const duration = (name: string, description: string) =>
       meter.createHistogram(name, { unit: 's', description, advice: { explicitBucketBoundaries: DURATION_BUCKETS } });
@@ -120,7 +131,7 @@ export class OtelMetricsRecorder implements MetricsRecorder {
 
   published(topic: string, seconds: number, stored: number, failed: readonly string[]): void {
     const tally = this.send(topic);
-    this.sendDuration.record(seconds, failed.length > 0 ? { ...tally.attributes, 'error.type': failed[0] } : tally.attributes);
+    if (this.sampled()) this.sendDuration.record(seconds, failed.length > 0 ? { ...tally.attributes, 'error.type': failed[0] } : tally.attributes);
     tally.stored += stored;
     for (const type of failed) tally.failed.set(type, (tally.failed.get(type) ?? 0) + 1);
   }
@@ -130,16 +141,17 @@ export class OtelMetricsRecorder implements MetricsRecorder {
   }
 
   waited(topic: string, group: string, seconds: number): void {
-    this.waitDuration.record(seconds, this.process(topic, group).attributes);
+    if (this.sampled()) this.waitDuration.record(seconds, this.process(topic, group).attributes);
   }
 
   processed(topic: string, group: string, seconds: number, errorType: string | undefined): void {
+    if (!this.sampled()) return;
     const { attributes } = this.process(topic, group);
     this.processDuration.record(seconds, errorType === undefined ? attributes : { ...attributes, 'error.type': errorType });
   }
 
   endToEnd(topic: string, group: string, seconds: number): void {
-    this.endToEndDuration.record(seconds, this.process(topic, group).attributes);
+    if (this.sampled()) this.endToEndDuration.record(seconds, this.process(topic, group).attributes);
   }
 
   retried(topic: string, group: string): void {
@@ -150,6 +162,10 @@ export class OtelMetricsRecorder implements MetricsRecorder {
     const tally = this.process(topic, group);
     if (reason === 'failed') tally.deadFailed++;
     else tally.deadMalformed++;
+  }
+
+  private sampled(): boolean {
+    return this.sampleRatio >= 1 || Math.random() < this.sampleRatio;
   }
 
   private send(topic: string): SendTally {
@@ -167,6 +183,7 @@ export class OtelMetricsRecorder implements MetricsRecorder {
   }
 
   private process(topic: string, group: string): ProcessTally {
+    if (topic === this.lastTopic && group === this.lastGroup && this.last !== undefined) return this.last;
     let byGroup = this.processes.get(topic);
     if (byGroup === undefined) this.processes.set(topic, (byGroup = new Map()));
     let tally = byGroup.get(group);
@@ -180,6 +197,8 @@ export class OtelMetricsRecorder implements MetricsRecorder {
       });
       byGroup.set(group, (tally = { attributes, consumed: 0, retried: 0, deadFailed: 0, deadMalformed: 0 }));
     }
-    return tally;
+    this.lastTopic = topic;
+    this.lastGroup = group;
+    return (this.last = tally);
   }
 }

@@ -12,6 +12,7 @@ import { foreignEnvelope } from './foreign-message.js';
 import type { BusMetrics } from './metrics.js';
 import { errorType, type RecorderSet } from './metrics-recorder.js';
 import { runIn, type MessageTracer } from './tracing.js';
+import type { Span } from '@opentelemetry/api';
 import { BackoffTimers, retryDelay, retryOptionsSchema, type RetryPolicy } from './retry.js';
 import { topicNameProblem } from './topic.js';
 
@@ -298,41 +299,43 @@ export class Subscription implements InletProcessor {
 
   /** `attempt` with a process span around the handler and its duration recorded (telemetry on). */
   private attemptObserved(message: HeldMessage, envelope: Envelope | undefined, attempt: number): void | Promise<void> {
-    const { tracer } = this.host;
-    const traced = tracer?.process(message.headers, this.topic, this.group, attempt);
+    const traced = this.host.tracer?.process(message.headers, this.topic, this.group, attempt);
     const started = performance.now();
-    const finish = (failed: boolean, error: unknown) => {
-      const recorder = this.host.recorders.current;
-      if (recorder !== undefined) {
-        recorder.processed(this.topic, this.group, (performance.now() - started) / 1000, failed ? errorType(error) : undefined);
-        // A CloudEvent need not carry a time: no end-to-end figure for one that has none.
-        if (!failed && envelope?.time !== undefined) recorder.endToEnd(this.topic, this.group, (Date.now() - envelope.time.getTime()) / 1000);
-      }
-      if (traced !== undefined) tracer!.processed(traced.span, failed, error);
-    };
     let pending: Promise<unknown> | undefined;
     try {
-      const result = traced === undefined ? this.call(message, envelope, attempt) : runIn(traced.context, () => this.call(message, envelope, attempt));
+      // `with` takes the call's arguments: no closure per message.
+      const result = traced === undefined ? this.call(message, envelope, attempt) : runIn(traced.context, this.call, this, message, envelope, attempt);
       if (result instanceof Promise) pending = result;
       else if (isThenable(result)) pending = Promise.resolve(result);
     } catch (error) {
-      finish(true, error);
+      this.observed(traced?.span, started, envelope, true, error);
       return this.failed(message, envelope, attempt, error);
     }
     if (pending === undefined) {
-      finish(false, undefined);
+      this.observed(traced?.span, started, envelope, false, undefined);
       return this.succeeded(message);
     }
     return pending.then(
       () => {
-        finish(false, undefined);
+        this.observed(traced?.span, started, envelope, false, undefined);
         this.succeeded(message);
       },
       (error: unknown) => {
-        finish(true, error);
+        this.observed(traced?.span, started, envelope, true, error);
         return this.failed(message, envelope, attempt, error);
       },
     );
+  }
+
+  /** A handler call ended: its durations recorded, its span ended. */
+  private observed(span: Span | undefined, started: number, envelope: Envelope | undefined, failed: boolean, error: unknown): void {
+    const recorder = this.host.recorders.current;
+    if (recorder !== undefined) {
+      recorder.processed(this.topic, this.group, (performance.now() - started) / 1000, failed ? errorType(error) : undefined);
+      // A CloudEvent need not carry a time: no end-to-end figure for one that has none.
+      if (!failed && envelope?.time !== undefined) recorder.endToEnd(this.topic, this.group, (Date.now() - envelope.time.getTime()) / 1000);
+    }
+    if (span !== undefined) this.host.tracer!.processed(span, failed, error);
   }
 
   private succeeded(message: HeldMessage): void {

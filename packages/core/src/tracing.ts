@@ -37,7 +37,23 @@ import type { CloudEventsHeaders } from './cloudevents-binding.js';
 import { errorField } from './logger.js';
 import { errorType } from './metrics-recorder.js';
 
+/** A span's name and the attributes it is started with, made once per topic (and group). */
+interface SpanStart {
+  readonly name: string;
+  readonly attributes: Attributes;
+}
+
+/**
+ * Spans start with the attributes the conventions list as sampling-relevant,
+ * from one object per topic and group; the per-message ones are set only on
+ * spans that record. The SDK copies and checks every attribute given at start
+ * before it asks the sampler, so a span the sampler leaves out would pay for
+ * them all.
+ */
 export class MessageTracer {
+  private readonly sends = new Map<string, SpanStart>();
+  private readonly processes = new Map<string, Map<string, SpanStart>>();
+
   constructor(
     private readonly tracer: Tracer,
     private readonly propagator: TextMapPropagator,
@@ -56,22 +72,13 @@ export class MessageTracer {
       const own = trace.getSpanContext(this.propagator.extract(ROOT_CONTEXT, message.headers, defaultTextMapGetter));
       if (own !== undefined) (links ??= []).push({ context: own });
     }
-    const attributes: Attributes = {
-      'messaging.system': this.system,
-      'messaging.operation.name': 'send',
-      'messaging.operation.type': 'send',
-      'messaging.destination.name': topic,
-    };
-    if (messages.length === 1) {
-      const id = messages[0]!.headers[this.names.id];
-      if (id !== undefined) attributes['messaging.message.id'] = id;
-      const conversation = messages[0]!.headers[this.names.correlationId];
-      if (conversation !== undefined) attributes['messaging.message.conversation_id'] = conversation;
-    } else {
-      attributes['messaging.batch.message_count'] = messages.length;
-    }
+    const start = this.sendStart(topic);
     const active = context.active();
-    const span = this.tracer.startSpan(`send ${topic}`, { kind: SpanKind.PRODUCER, attributes, links }, active);
+    const span = this.tracer.startSpan(start.name, { kind: SpanKind.PRODUCER, attributes: start.attributes, links }, active);
+    if (span.isRecording()) {
+      if (messages.length === 1) setMessageAttributes(span, messages[0]!.headers, this.names);
+      else span.setAttribute('messaging.batch.message_count', messages.length);
+    }
     const creation = trace.setSpan(active, span);
     const spanContext = span.spanContext();
     const traceId = isSpanContextValid(spanContext) ? spanContext.traceId : undefined;
@@ -88,7 +95,7 @@ export class MessageTracer {
 
   /** Ends a send span with the call's outcomes (an error status if any message was refused). */
   sent(span: Span, outcomes: readonly PublishOutcome[]): void {
-    const failure = outcomes.find((o) => o !== undefined);
+    const failure = span.isRecording() ? outcomes.find((o) => o !== undefined) : undefined;
     if (failure !== undefined) {
       span.setAttribute('error.type', errorType(failure));
       span.setStatus({ code: SpanStatusCode.ERROR, message: errorField(failure).message as string });
@@ -100,29 +107,54 @@ export class MessageTracer {
   process(headers: Record<string, string>, topic: string, group: string, attempt: number): { span: Span; context: Context } {
     const creation = this.propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
     const link = trace.getSpanContext(creation);
-    const attributes: Attributes = {
-      'messaging.system': this.system,
-      'messaging.operation.name': 'process',
-      'messaging.operation.type': 'process',
-      'messaging.destination.name': topic,
-      'messaging.consumer.group.name': group,
-      'busline.attempt': attempt,
-    };
-    const id = headers[this.names.id];
-    if (id !== undefined) attributes['messaging.message.id'] = id;
-    const conversation = headers[this.names.correlationId];
-    if (conversation !== undefined) attributes['messaging.message.conversation_id'] = conversation;
+    const start = this.processStart(topic, group);
     const span = this.tracer.startSpan(
-      `process ${topic}`,
-      { kind: SpanKind.CONSUMER, attributes, links: link !== undefined ? [{ context: link }] : undefined },
+      start.name,
+      { kind: SpanKind.CONSUMER, attributes: start.attributes, links: link !== undefined ? [{ context: link }] : undefined },
       creation,
     );
+    if (span.isRecording()) {
+      span.setAttribute('busline.attempt', attempt);
+      setMessageAttributes(span, headers, this.names);
+    }
     return { span, context: trace.setSpan(creation, span) };
+  }
+
+  private sendStart(topic: string): SpanStart {
+    let start = this.sends.get(topic);
+    if (start === undefined) {
+      const attributes = Object.freeze({
+        'messaging.system': this.system,
+        'messaging.operation.name': 'send',
+        'messaging.operation.type': 'send',
+        'messaging.destination.name': topic,
+      });
+      this.sends.set(topic, (start = { name: `send ${topic}`, attributes }));
+    }
+    return start;
+  }
+
+  private processStart(topic: string, group: string): SpanStart {
+    let byGroup = this.processes.get(topic);
+    if (byGroup === undefined) this.processes.set(topic, (byGroup = new Map()));
+    let start = byGroup.get(group);
+    if (start === undefined) {
+      const attributes = Object.freeze({
+        'messaging.system': this.system,
+        'messaging.operation.name': 'process',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': topic,
+        'messaging.consumer.group.name': group,
+      });
+      byGroup.set(group, (start = { name: `process ${topic}`, attributes }));
+    }
+    return start;
   }
 
   /** Ends a process span; `failed` with the handler's error. */
   processed(span: Span, failed: boolean, error: unknown): void {
-    if (failed) {
+    // A span the sampler left out records nothing: no error type or message to work out.
+    if (failed && span.isRecording()) {
       span.setAttribute('error.type', errorType(error));
       if (error instanceof Error) span.recordException(error);
       span.setStatus({ code: SpanStatusCode.ERROR, message: errorField(error).message as string });
@@ -131,13 +163,21 @@ export class MessageTracer {
   }
 }
 
+/** The single message's id and conversation (correlation) id, where it has them. */
+function setMessageAttributes(span: Span, headers: Record<string, string>, names: CloudEventsHeaders): void {
+  const id = headers[names.id];
+  if (id !== undefined) span.setAttribute('messaging.message.id', id);
+  const conversation = headers[names.correlationId];
+  if (conversation !== undefined) span.setAttribute('messaging.message.conversation_id', conversation);
+}
+
 /** True when a message already has a trace context: any of the header names the propagator writes. */
 function carriesContext(headers: Record<string, string>, fields: readonly string[]): boolean {
   for (const field of fields) if (headers[field] !== undefined) return true;
   return false;
 }
 
-/** Runs `fn` with `ctx` active (AsyncLocalStorage under the SDK's context manager). */
-export function runIn<T>(ctx: Context, fn: () => T): T {
-  return context.with(ctx, fn);
+/** Runs `fn` on `self` with `ctx` active (AsyncLocalStorage under the SDK's context manager). */
+export function runIn<A extends unknown[], T, S>(ctx: Context, fn: (this: S, ...args: A) => T, self: S, ...args: A): T {
+  return context.with(ctx, fn, self, ...args);
 }
