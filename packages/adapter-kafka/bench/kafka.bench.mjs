@@ -16,7 +16,7 @@
  *                 order) vs a raw kafkajs `eachBatch` consumer doing the same check
  *   5. latency  — publish-to-handle p50/p99 at a fixed offered rate (open loop:
  *                 measured from each message's scheduled send time, hdr-histogram)
- *   6. ceiling  — Kafka's org.apache.kafka.tools.ProducerPerformance (Java) on the broker
+ *   6. ceiling  — Kafka's org.apache.kafka.tools.ProducerPerformance and ConsumerPerformance (Java) on the broker
  *
  * Throughput figures are the best of BENCH_ROUNDS (5) rounds, with busline and
  * raw taking turns going first, so neither a burst of load from elsewhere on
@@ -351,35 +351,53 @@ async function benchLatency() {
   };
 }
 
-// ---- 6. Kafka's Java ProducerPerformance ---------------------------------------------
+// ---- 6. Kafka's Java ProducerPerformance and ConsumerPerformance (the ceilings) ------
 
-function benchJava() {
+/** Runs one of Kafka's Java tools by main class; resolves with `parse(output)` or `{ skipped }`. */
+function runJavaTool(mainClass, args, parse) {
   const libs = kafkaLibs();
   if (!libs) return Promise.resolve({ skipped: 'no Kafka jars (run scripts/brokers up kafka, or set BUSLINE_KAFKA_LIBS)' });
-  const args = [
-    '-Xmx512m',
-    '-cp',
-    `${libs}/*`,
-    'org.apache.kafka.tools.ProducerPerformance',
-    '--topic', T.java,
-    '--num-records', String(N),
-    '--record-size', String(SIZE),
-    '--throughput', '-1',
-    '--producer-props', `bootstrap.servers=${BROKERS.join(',')}`, 'acks=all',
-  ];
   return new Promise((resolveRun) => {
-    const child = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('java', ['-Xmx512m', '-cp', `${libs}/*`, mainClass, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
     child.on('error', (error) => resolveRun({ skipped: `java: ${error.message}` }));
     child.on('close', (code) => {
-      const line = out.split('\n').filter((l) => / records sent, /.test(l)).pop();
-      const m = line && /records sent, ([\d.]+) records\/sec .*?([\d.]+) ms avg latency, ([\d.]+) ms max latency/.exec(line);
-      if (code !== 0 || !m) return resolveRun({ skipped: `ProducerPerformance exited ${code}: ${out.trim().split('\n').slice(-3).join(' | ')}` });
-      resolveRun({ rate: Math.round(Number(m[1])), line: line.trim() });
+      const result = code === 0 ? parse(out) : undefined;
+      resolveRun(result ?? { skipped: `${mainClass.split('.').pop()} exited ${code}: ${out.trim().split('\n').slice(-3).join(' | ')}` });
     });
   });
+}
+
+function benchJava() {
+  return runJavaTool(
+    'org.apache.kafka.tools.ProducerPerformance',
+    ['--topic', T.java, '--num-records', String(N), '--record-size', String(SIZE), '--throughput', '-1', '--producer-props', `bootstrap.servers=${BROKERS.join(',')}`, 'acks=all'],
+    (out) => {
+      const line = out.split('\n').filter((l) => / records sent, /.test(l)).pop();
+      const m = line && /records sent, ([\d.]+) records\/sec/.exec(line);
+      return m ? { rate: Math.round(Number(m[1])), line: line.trim() } : undefined;
+    },
+  );
+}
+
+/** ConsumerPerformance reads what ProducerPerformance wrote (same count and size; no headers, no order kept). */
+function benchJavaConsume() {
+  return runJavaTool(
+    'org.apache.kafka.tools.ConsumerPerformance',
+    ['--bootstrap-server', BROKERS.join(','), '--topic', T.java, '--messages', String(N), '--group', `bench-cperf-${Date.now()}`, '--timeout', '60000'],
+    (out) => {
+      // CSV: start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
+      const lines = out.trim().split('\n');
+      const header = lines.findIndex((l) => l.includes('nMsg.sec'));
+      if (header < 0 || !lines[header + 1]) return undefined;
+      const names = lines[header].split(',').map((x) => x.trim());
+      const values = lines[header + 1].split(',').map((x) => x.trim());
+      const rate = Number(values[names.indexOf('nMsg.sec')]);
+      return Number.isFinite(rate) && rate > 0 ? { rate: Math.round(rate), line: `${values[names.indexOf('data.consumed.in.nMsg')]} records, ${Math.round(rate)} records/sec` } : undefined;
+    },
+  );
 }
 
 // ---- report ---------------------------------------------------------------------------
@@ -480,15 +498,19 @@ async function main() {
     log('Kafka ProducerPerformance (Java)…');
     const java = await benchJava();
     log(java.skipped ? `  skipped: ${java.skipped}` : `  ${java.line}`);
+    log('Kafka ConsumerPerformance (Java)…');
+    const javaConsume = java.skipped ? { skipped: 'no records: ProducerPerformance did not run' } : await benchJavaConsume();
+    log(javaConsume.skipped ? `  skipped: ${javaConsume.skipped}` : `  ${javaConsume.line}`);
 
     const rows = [
       ['busline publish (bus.publish, ' + fmt(WINDOW) + ' outstanding)', ours.rate, '', ''],
       [`raw kafkajs sendBatch, batch ${oursRuns[0].avgBatch}, same records built in loop`, rawBatch.rate, (ours.rate / rawBatch.rate).toFixed(2) + 'x', '>= 0.90x', ours.rate >= 0.9 * rawBatch.rate],
       [`raw kafkajs sendBatch, batch ${oursRuns[0].avgBatch}, records pre-built`, rawPrebuilt.rate, (ours.rate / rawPrebuilt.rate).toFixed(2) + 'x', '(info)'],
       [`raw kafkajs send awaited per message (${fmt(AWAITED)} msgs)`, awaited.rate, (ours.rate / awaited.rate).toFixed(1) + 'x', '>= 10x', ours.rate >= 10 * awaited.rate],
-      ['Java ProducerPerformance (ceiling)', java.rate ?? 'skipped', java.rate ? (ours.rate / java.rate).toFixed(2) + 'x' : '', ''],
+      ['Java ProducerPerformance (ceiling)', java.rate ?? 'skipped', java.rate ? (ours.rate / java.rate).toFixed(2) + 'x' : '', java.rate ? '>= 0.50x' : '', java.rate && ours.rate >= 0.5 * java.rate],
       ['busline consume, per-key order (1,000 keys)', consume.rate, '', ''],
       ['raw kafkajs eachBatch consume', rawConsume.rate, (consume.rate / rawConsume.rate).toFixed(2) + 'x', '>= 1.00x', consume.rate >= rawConsume.rate],
+      ['Java ConsumerPerformance (ceiling)', javaConsume.rate ?? 'skipped', javaConsume.rate ? (consume.rate / javaConsume.rate).toFixed(2) + 'x' : '', javaConsume.rate ? '>= 0.50x' : '', javaConsume.rate && consume.rate >= 0.5 * javaConsume.rate],
     ];
     const line = '-'.repeat(106);
     console.log(
