@@ -11,7 +11,7 @@ import {
   type EnvelopeOptions,
   type Payload,
 } from './envelope.js';
-import { BuslineError, ClosedError, ErrorCode, EnvelopeError, errorMessage, isBuslineError, type FieldDifference } from './errors.js';
+import { BuslineError, ClosedError, ErrorCode, EnvelopeError, type FieldDifference } from './errors.js';
 import type { BusEvents } from './events.js';
 import { HealthMonitor, type HealthOptions, type HealthReport } from './health.js';
 import { KeyedOrderingPool } from './keyed-ordering-pool.js';
@@ -22,8 +22,9 @@ import type { JsonPayload } from './json-payload.js';
 import { RecorderSet, type MetricsRecorder } from './metrics-recorder.js';
 import { OtelMetricsRecorder } from './otel-metrics.js';
 import { PublishAdmission } from './publish-admission.js';
+import { PublishPipeline, toBuslineError } from './publish-pipeline.js';
 import { BATCH_ITEM_NAMES, BATCH_OPTION_NAMES, checkOptionNames, PUBLISH_OPTION_NAMES, TIMEOUT_OPTION_NAMES } from './publish-options.js';
-import { PublishOutcomes, type PublishWatch } from './publish-outcomes.js';
+import { PublishOutcomes } from './publish-outcomes.js';
 import { MessageTracer } from './tracing.js';
 import {
   resolveSubscription,
@@ -109,16 +110,13 @@ export class EventBus extends EventEmitter<BusEvents> {
   private readonly stats = new BusMetrics();
   private readonly pool: KeyedOrderingPool;
   private readonly admission: PublishAdmission;
-  /** Rejections made before a publish reached the driver: they hold no room in the window. */
-  private readonly unadmitted = new WeakSet<object>();
+  private readonly pipeline: PublishPipeline;
   private readonly provisioner: TopicProvisioner;
   private readonly topicOptions = new Map<string, TopicOptions>();
   private readonly validTopics = new Set<string>();
   private readonly subscriptions = new Set<Subscription>();
   private readonly unattached: Subscription[] = [];
   private connected = false;
-  private publishing = 0;
-  private publishSettled: (() => void) | undefined;
   /** The CloudEvents header naming written on this broker. */
   private readonly ce: CloudEventsBinding;
   /** Where core and the driver log (`config.logger`). */
@@ -139,7 +137,7 @@ export class EventBus extends EventEmitter<BusEvents> {
       {
         lifecycle: () => this.state,
         subscriptions: () => this.subscriptions,
-        publisher: () => ({ inFlight: this.publishing - this.admission.waiting, waiting: this.admission.waiting }),
+        publisher: () => ({ inFlight: this.pipeline.inProgress - this.admission.waiting, waiting: this.admission.waiting }),
         describeBacklog: driver.describeBacklog?.bind(driver),
       },
       config.health,
@@ -163,6 +161,14 @@ export class EventBus extends EventEmitter<BusEvents> {
     );
     this.pool = new KeyedOrderingPool({ concurrency: config.concurrency, maxPending: config.maxPending });
     this.admission = new PublishAdmission(config.publish);
+    this.pipeline = new PublishPipeline(
+      driver,
+      { optionsOf: (topic) => this.optionsOf(topic), ensureTopic: (topic) => this.ensureTopic(topic) },
+      this.admission,
+      this.outcomes,
+      this.stats,
+      config.publish.timeoutMs,
+    );
     this.pool.on('backpressure', (event) => this.emit('backpressure', event));
     this.pool.on('error', (error) => this.emit('error', error instanceof Error ? error : new Error(String(error)), 'ordering pool'));
     this.provisioner = new TopicProvisioner(
@@ -293,7 +299,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     } catch (error) {
       return this.refuse(topic, options?.id, error);
     }
-    return this.sendOne(topic, message, id, options.timeoutMs);
+    return this.pipeline.sendOne(topic, message, { id, topic }, options.timeoutMs);
   }
 
   private async publishEvent(event: EventDefinition, payload: unknown, options: EventPublishOptions): Promise<PublishReceipt> {
@@ -319,7 +325,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     } catch (error) {
       return this.refuse(topic, (envelope as Partial<Envelope> | undefined)?.id, error);
     }
-    return this.sendOne(topic, message, id, options.timeoutMs);
+    return this.pipeline.sendOne(topic, message, { id, topic }, options.timeoutMs);
   }
 
   /** A publish refused before it reached the driver: the outcome event, then the rejection. */
@@ -341,7 +347,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     } catch (error) {
       return this.refuse(topic, message?.headers?.[this.ce.headers.id], error);
     }
-    await this.sendOne(topic, copy, copy.headers[this.ce.headers.id] ?? '', options.timeoutMs);
+    await this.pipeline.sendOne(topic, copy, undefined, options.timeoutMs);
   }
 
   private wireCopy(topic: string, message: WireMessage, options: { timeoutMs?: number }): WireMessage {
@@ -361,22 +367,6 @@ export class EventBus extends EventEmitter<BusEvents> {
       headers[name] = value;
     }
     return { key: message.key, headers, body: message.body };
-  }
-
-  private sendOne(topic: string, message: WireMessage, id: string, timeoutMs?: number): Promise<PublishReceipt> {
-    // One `.then` from the driver's promise to the receipt: the accounting `send` does, then the receipt.
-    const messages = [message];
-    const watch = this.outcomes.begin(topic, messages);
-    return this.dispatch(topic, messages, timeoutMs).then(
-      (outcomes) => {
-        this.accountOutcomes(topic, messages, outcomes, watch);
-        if (outcomes[0] !== undefined) throw outcomes[0];
-        return { id, topic };
-      },
-      (error: unknown) => {
-        throw this.accountRejection(topic, messages, error, watch)[0];
-      },
-    );
   }
 
   /**
@@ -416,7 +406,7 @@ export class EventBus extends EventEmitter<BusEvents> {
       return refusal;
     }
     if (failed.length > 0) this.outcomes.refused(topic, failed.map((f) => ids[f.index]!), failed.map((f) => f.error));
-    const outcomes = messages.length ? await this.send(topic, messages, options.timeoutMs, options.atomic === true) : [];
+    const outcomes = messages.length ? await this.pipeline.send(topic, messages, options.timeoutMs, options.atomic === true) : [];
     outcomes.forEach((outcome, j) => {
       if (outcome !== undefined) failed.push({ index: indexes[j]!, error: outcome });
     });
@@ -441,81 +431,6 @@ export class EventBus extends EventEmitter<BusEvents> {
         details: { topic },
       });
     }
-  }
-
-  private send(topic: string, messages: readonly WireMessage[], timeoutMs?: number, atomic = false): Promise<PublishOutcome[]> {
-    const watch = this.outcomes.begin(topic, messages);
-    return this.dispatch(topic, messages, timeoutMs, atomic).then(
-      (outcomes) => this.accountOutcomes(topic, messages, outcomes, watch),
-      (error: unknown) => this.accountRejection(topic, messages, error, watch),
-    );
-  }
-
-  /**
-   * Counts the messages as publishing, waits for room in the publish window
-   * if there is none, and hands them to the driver (after ensuring the topic,
-   * the first time). Never throws.
-   */
-  private dispatch(topic: string, messages: readonly WireMessage[], timeoutMs = this.config.publish.timeoutMs, atomic = false): Promise<PublishOutcome[]> {
-    this.publishing += messages.length;
-    let waiting: Promise<void> | undefined;
-    try {
-      checkTimeout(timeoutMs);
-      waiting = this.admission.admit(messages.length, topic, timeoutMs);
-    } catch (error) {
-      return this.unadmittedRejection(error);
-    }
-    if (waiting === undefined) return this.handOver(topic, messages, timeoutMs, atomic);
-    return waiting.then(
-      () => this.handOver(topic, messages, timeoutMs, atomic),
-      (error: unknown) => this.unadmittedRejection(error),
-    );
-  }
-
-  private unadmittedRejection(error: unknown): Promise<never> {
-    if (typeof error === 'object' && error !== null) this.unadmitted.add(error);
-    return Promise.reject(error);
-  }
-
-  private handOver(topic: string, messages: readonly WireMessage[], timeoutMs: number, atomic: boolean): Promise<PublishOutcome[]> {
-    try {
-      const call = (): Promise<PublishOutcome[]> =>
-        this.driver.publish(topic, messages, atomic ? { timeoutMs, topic: this.optionsOf(topic), atomic } : { timeoutMs, topic: this.optionsOf(topic) });
-      const ensuring = this.ensureTopic(topic);
-      if (ensuring) return ensuring.then(call);
-      return call();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  private accountOutcomes(topic: string, messages: readonly WireMessage[], outcomes: PublishOutcome[], watch: PublishWatch | undefined): PublishOutcome[] {
-    const count = messages.length;
-    let failed = 0;
-    for (const outcome of outcomes) if (outcome !== undefined) failed++;
-    this.stats.published += count - failed;
-    this.stats.publishFailed += failed;
-    this.admission.release(count);
-    this.settlePublishing(count);
-    if (watch !== undefined) this.outcomes.settle(watch, topic, messages, outcomes);
-    return outcomes;
-  }
-
-  /** The publish rejected as a whole: every message failed with the same error. */
-  private accountRejection(topic: string, messages: readonly WireMessage[], error: unknown, watch: PublishWatch | undefined): PublishOutcome[] {
-    const count = messages.length;
-    this.stats.publishFailed += count;
-    if (!(typeof error === 'object' && error !== null && this.unadmitted.has(error))) this.admission.release(count);
-    this.settlePublishing(count);
-    const failure = toBuslineError(error);
-    const outcomes = messages.map(() => failure);
-    if (watch !== undefined) this.outcomes.settle(watch, topic, messages, outcomes);
-    return outcomes;
-  }
-
-  private settlePublishing(count: number): void {
-    this.publishing -= count;
-    if (this.publishing === 0) this.publishSettled?.();
   }
 
   private publishDeadLetter = async (topic: string, message: WireMessage): Promise<PublishOutcome> => {
@@ -668,7 +583,7 @@ export class EventBus extends EventEmitter<BusEvents> {
       deadLettered: s.deadLettered,
       malformed: s.malformed,
       inFlight: this.pool.pending,
-      publishing: this.publishing,
+      publishing: this.pipeline.inProgress,
       publishWaiting: this.admission.waiting,
       driver: { ...s.driver },
     };
@@ -689,9 +604,9 @@ export class EventBus extends EventEmitter<BusEvents> {
     this.monitor.stop();
     const deadline = Date.now() + timeoutMs;
     if (this.starting) await this.starting.catch(() => undefined);
-    if (this.publishing > 0) {
+    if (this.pipeline.inProgress > 0) {
       await Promise.race([
-        new Promise<void>((resolve) => (this.publishSettled = resolve)),
+        this.pipeline.whenIdle(),
         new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref()),
       ]);
     }
@@ -722,19 +637,6 @@ export class EventBus extends EventEmitter<BusEvents> {
     if (this.state !== 'started') {
       throw new BuslineError(ErrorCode.NotStarted, 'the event bus is not started; await bus.start() before publishing');
     }
-  }
-}
-
-function toBuslineError(error: unknown, code: ErrorCode = ErrorCode.PublishRejected, prefix?: string): BuslineError {
-  if (isBuslineError(error)) return error;
-  const message = prefix ? `${prefix}: ${errorMessage(error)}` : errorMessage(error);
-  return new BuslineError(code, message, { cause: error });
-}
-
-/** A per-call publish timeout must be a positive, finite number of milliseconds. */
-function checkTimeout(timeoutMs: unknown): void {
-  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > 2_147_483_647) {
-    throw new BuslineError(ErrorCode.ConfigInvalid, `publish timeoutMs must be a positive number of milliseconds (at most 2147483647), got ${String(timeoutMs)}`);
   }
 }
 
