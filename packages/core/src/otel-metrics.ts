@@ -36,6 +36,7 @@
 import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
 import type { HealthReport } from './health.js';
 import type { MetricsRecorder } from './metrics-recorder.js';
+import { processAttributes, sendAttributes } from './messaging-attributes.js';
 
 /** The buckets the conventions give for messaging durations (seconds). */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
@@ -171,12 +172,7 @@ export class OtelMetricsRecorder implements MetricsRecorder {
   private send(topic: string): SendTally {
     let tally = this.sends.get(topic);
     if (tally === undefined) {
-      const attributes = Object.freeze({
-        'messaging.system': this.system,
-        'messaging.operation.name': 'send',
-        'messaging.operation.type': 'send',
-        'messaging.destination.name': topic,
-      });
+      const attributes = sendAttributes(this.system, topic);
       this.sends.set(topic, (tally = { attributes, stored: 0, failed: new Map() }));
     }
     return tally;
@@ -188,13 +184,7 @@ export class OtelMetricsRecorder implements MetricsRecorder {
     if (byGroup === undefined) this.processes.set(topic, (byGroup = new Map()));
     let tally = byGroup.get(group);
     if (tally === undefined) {
-      const attributes = Object.freeze({
-        'messaging.system': this.system,
-        'messaging.operation.name': 'process',
-        'messaging.operation.type': 'process',
-        'messaging.destination.name': topic,
-        'messaging.consumer.group.name': group,
-      });
+      const attributes = processAttributes(this.system, topic, group);
       byGroup.set(group, (tally = { attributes, consumed: 0, retried: 0, deadFailed: 0, deadMalformed: 0 }));
     }
     this.lastTopic = topic;

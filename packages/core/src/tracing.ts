@@ -36,6 +36,7 @@ import type { PublishOutcome, WireMessage } from './driver.js';
 import type { CloudEventsHeaders } from './cloudevents-binding.js';
 import { errorField } from './logger.js';
 import { errorType } from './metrics-recorder.js';
+import { processAttributes, sendAttributes } from './messaging-attributes.js';
 
 /** A span's name and the attributes it is started with, made once per topic (and group). */
 interface SpanStart {
@@ -123,12 +124,7 @@ export class MessageTracer {
   private sendStart(topic: string): SpanStart {
     let start = this.sends.get(topic);
     if (start === undefined) {
-      const attributes = Object.freeze({
-        'messaging.system': this.system,
-        'messaging.operation.name': 'send',
-        'messaging.operation.type': 'send',
-        'messaging.destination.name': topic,
-      });
+      const attributes = sendAttributes(this.system, topic);
       this.sends.set(topic, (start = { name: `send ${topic}`, attributes }));
     }
     return start;
@@ -139,13 +135,7 @@ export class MessageTracer {
     if (byGroup === undefined) this.processes.set(topic, (byGroup = new Map()));
     let start = byGroup.get(group);
     if (start === undefined) {
-      const attributes = Object.freeze({
-        'messaging.system': this.system,
-        'messaging.operation.name': 'process',
-        'messaging.operation.type': 'process',
-        'messaging.destination.name': topic,
-        'messaging.consumer.group.name': group,
-      });
+      const attributes = processAttributes(this.system, topic, group);
       byGroup.set(group, (start = { name: `process ${topic}`, attributes }));
     }
     return start;
