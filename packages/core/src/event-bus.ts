@@ -293,7 +293,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     try {
       this.assertStarted();
       this.checkTopic(topic);
-      checkOptionNames(options, PUBLISH_OPTION_NAMES, `publish to "${topic}"`);
+      checkOptionNames(options, PUBLISH_OPTION_NAMES, 'publish', topic);
       message = encodeNewEnvelope(payload as Payload, options, { type: topic, source: this.config.source }, this.ce);
       id = message.headers[this.ce.headers.id]!;
     } catch (error) {
@@ -318,7 +318,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     try {
       this.assertStarted();
       this.checkTopic(topic);
-      checkOptionNames(options, TIMEOUT_OPTION_NAMES, `publishEnvelope to "${topic}"`);
+      checkOptionNames(options, TIMEOUT_OPTION_NAMES, 'publishEnvelope', topic);
       const valid = validateEnvelope(envelope);
       message = encodeEnvelope(valid, this.ce);
       id = valid.id;
@@ -353,7 +353,7 @@ export class EventBus extends EventEmitter<BusEvents> {
   private wireCopy(topic: string, message: WireMessage, options: { timeoutMs?: number }): WireMessage {
     this.assertStarted();
     this.checkTopic(topic);
-    checkOptionNames(options, TIMEOUT_OPTION_NAMES, `publishWire to "${topic}"`);
+    checkOptionNames(options, TIMEOUT_OPTION_NAMES, 'publishWire', topic);
     if (!(message?.body instanceof Uint8Array) || typeof message.headers !== 'object' || message.headers === null) {
       throw new EnvelopeError('a wire message needs headers (an object of strings) and a Uint8Array body');
     }
@@ -390,7 +390,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       try {
-        checkOptionNames(item, BATCH_ITEM_NAMES, `publishBatch item ${i}`);
+        checkOptionNames(item, BATCH_ITEM_NAMES, 'publishBatch', undefined, i);
         const message = encodeNewEnvelope(item.payload as Payload, item, defaults, this.ce);
         ids[i] = message.headers[this.ce.headers.id]!;
         messages.push(message);
@@ -417,7 +417,7 @@ export class EventBus extends EventEmitter<BusEvents> {
   private checkBatch(topic: string, options: BatchOptions): void {
     this.assertStarted();
     this.checkTopic(topic);
-    checkOptionNames(options, BATCH_OPTION_NAMES, `publishBatch to "${topic}"`);
+    checkOptionNames(options, BATCH_OPTION_NAMES, 'publishBatch', topic);
     if (options.atomic === true && !this.capabilities.atomicBatch) {
       throw new BuslineError(
         ErrorCode.Unsupported,

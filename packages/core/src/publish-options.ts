@@ -35,17 +35,25 @@ const SUGGESTIONS: Record<string, string> = {
   timeout: 'timeoutMs',
 };
 
-/** Throws CONFIG_INVALID naming each unknown option of `what` (and the likely intended one). */
-export function checkOptionNames(options: unknown, allowed: ReadonlySet<string>, what: string): void {
+/**
+ * Throws CONFIG_INVALID naming each unknown option (and the likely intended
+ * one), naming the call as `<what>[ item <item>][ to "<topic>"]`. The label
+ * is built only for an error: this runs on every publish.
+ */
+export function checkOptionNames(options: unknown, allowed: ReadonlySet<string>, what: string, topic?: string, item?: number): void {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new BuslineError(ErrorCode.ConfigInvalid, `${what} must be an object, got ${Array.isArray(options) ? 'an array' : String(options)}`);
+    throw new BuslineError(ErrorCode.ConfigInvalid, `${label(what, topic, item)} must be an object, got ${Array.isArray(options) ? 'an array' : String(options)}`);
   }
   let unknown: string[] | undefined;
   for (const name in options) if (!allowed.has(name)) (unknown ??= []).push(name);
   if (unknown === undefined) return;
   const lines = unknown.map((name) => (SUGGESTIONS[name] && allowed.has(SUGGESTIONS[name].split(' ')[0]!) ? `"${name}" (did you mean ${SUGGESTIONS[name]}?)` : `"${name}"`));
-  throw new BuslineError(ErrorCode.ConfigInvalid, `${what}: unknown option ${lines.join(', ')}; known options are ${[...allowed].join(', ')}`, {
+  throw new BuslineError(ErrorCode.ConfigInvalid, `${label(what, topic, item)}: unknown option ${lines.join(', ')}; known options are ${[...allowed].join(', ')}`, {
     details: { unknown },
   });
+}
+
+function label(what: string, topic: string | undefined, item: number | undefined): string {
+  return `${what}${item === undefined ? '' : ` item ${item}`}${topic === undefined ? '' : ` to "${topic}"`}`;
 }
