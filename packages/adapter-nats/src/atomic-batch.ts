@@ -47,14 +47,14 @@ export class AtomicBatchPublisher {
     private readonly hooks: DriverHooks,
   ) {}
 
-  /** Stores `items` (item i to `subjects[i]`) all or none; every outcome is the same. */
-  async publish(topic: string, stream: string, subjects: readonly string[], items: readonly PublishItem[], timeoutMs: number): Promise<PublishOutcome[]> {
+  /** Stores `items` (each to its own subject, else the topic) all or none; every outcome is the same. */
+  async publish(topic: string, stream: string, items: readonly PublishItem[], timeoutMs: number): Promise<PublishOutcome[]> {
     const deadline = Date.now() + timeoutMs;
     let last: BuslineError = new PublishTimeoutError(topic, timeoutMs);
     for (let attempt = 1; ; attempt++) {
       const left = deadline - Date.now();
       if (left <= 0) break;
-      const result = await this.attempt(topic, stream, subjects, items, Math.min(left, ATTEMPT_MS), attempt > 1);
+      const result = await this.attempt(topic, stream, items, Math.min(left, ATTEMPT_MS), attempt > 1);
       if (result.stored) return items.map(() => undefined);
       last = result.error;
       if (!result.retry) return items.map(() => last);
@@ -66,7 +66,7 @@ export class AtomicBatchPublisher {
     return items.map(() => error);
   }
 
-  private async attempt(topic: string, stream: string, subjects: readonly string[], items: readonly PublishItem[], timeoutMs: number, retried: boolean): Promise<Attempt> {
+  private async attempt(topic: string, stream: string, items: readonly PublishItem[], timeoutMs: number, retried: boolean): Promise<Attempt> {
     const id = nuid.next();
     const count = items.length;
     const headers: MsgHdrs[] = [];
@@ -76,7 +76,7 @@ export class AtomicBatchPublisher {
       headers.push(encoded);
     }
     try {
-      for (let i = 0; i < count - 1; i++) this.nc.publish(subjects[i]!, items[i]!.body, { headers: headers[i]! });
+      for (let i = 0; i < count - 1; i++) this.nc.publish(items[i]!.subject ?? topic, items[i]!.body, { headers: headers[i]! });
     } catch (error) {
       // The client refused a message (too large for max_payload, a closed connection): the commit never goes, the server drops the rest.
       if (isMaxPayloadError(error)) return { stored: false, retry: false, error: messageTooLarge(topic, undefined, this.nc.info?.max_payload, error) };
@@ -84,7 +84,7 @@ export class AtomicBatchPublisher {
     }
     let reply: CommitReply;
     try {
-      const commit = await this.nc.request(subjects[count - 1]!, items[count - 1]!.body, { headers: headers[count - 1]!, timeout: timeoutMs });
+      const commit = await this.nc.request(items[count - 1]!.subject ?? topic, items[count - 1]!.body, { headers: headers[count - 1]!, timeout: timeoutMs });
       reply = commit.json<CommitReply>();
     } catch (error) {
       if (isMaxPayloadError(error)) return { stored: false, retry: false, error: messageTooLarge(topic, undefined, this.nc.info?.max_payload, error) };

@@ -306,7 +306,7 @@ export class NatsDriver implements Driver {
    */
   private async publishFast(session: Session, fast: FastBatchPublisher, topic: string, items: PublishItem[], timeoutMs: number): Promise<PublishOutcome[]> {
     const started = Date.now();
-    const result = await fast.publish(topic, items.map((item) => item.subject ?? topic), items, timeoutMs);
+    const result = await fast.publish(topic, items, timeoutMs);
     const outcomes = new Array<PublishOutcome>(items.length).fill(undefined);
     if (result.stored === items.length) return outcomes;
     if (result.refused) session.admin.noBatches(topic);
@@ -330,7 +330,7 @@ export class NatsDriver implements Driver {
       const error = new BuslineError(ErrorCode.Unsupported, `atomic batches need nats-server ${ATOMIC_BATCH_SERVER} or later (connected to ${session.nc.info?.version})`);
       return items.map(() => error);
     }
-    return session.atomic.publish(topic, session.admin.streamFor(topic), items.map((item) => item.subject ?? topic), items, timeoutMs);
+    return session.atomic.publish(topic, session.admin.streamFor(topic), items, timeoutMs);
   }
 
   /** Core NATS, at most once: written to the connection, no acknowledgement; refused while disconnected. */

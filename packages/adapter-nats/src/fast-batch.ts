@@ -50,9 +50,14 @@ class Batch {
 
   constructor(
     readonly id: string,
-    readonly subjects: readonly string[],
+    readonly topic: string,
     readonly items: readonly PublishItem[],
   ) {}
+
+  /** Item i's subject: its own (a partitioned topic's key subject) or the topic. */
+  subjectOf(i: number): string {
+    return this.items[i]!.subject ?? this.topic;
+  }
 }
 
 export class FastBatchPublisher {
@@ -78,15 +83,15 @@ export class FastBatchPublisher {
   }
 
   /**
-   * Publishes `items` (item i to `subjects[i]`) as one batch; resolves with
+   * Publishes `items` (each to its own subject, else the topic's) as one batch; resolves with
    * how many of them, from the first on, are stored. Never rejects. Batches
    * of one topic run one after another: a stream with several open batches
    * starts each new one at an ack interval of 1 and halves the others', which
    * measured slower than queueing them.
    */
-  publish(topic: string, subjects: readonly string[], items: readonly PublishItem[], timeoutMs: number): Promise<FastBatchResult> {
+  publish(topic: string, items: readonly PublishItem[], timeoutMs: number): Promise<FastBatchResult> {
     const deadline = Date.now() + timeoutMs;
-    const run = (this.tails.get(topic) ?? Promise.resolve()).then(() => this.run(subjects, items, deadline - Date.now()));
+    const run = (this.tails.get(topic) ?? Promise.resolve()).then(() => this.run(topic, items, deadline - Date.now()));
     this.tails.set(topic, run);
     void run.then(() => {
       if (this.tails.get(topic) === run) this.tails.delete(topic);
@@ -94,9 +99,9 @@ export class FastBatchPublisher {
     return run;
   }
 
-  private run(subjects: readonly string[], items: readonly PublishItem[], timeoutMs: number): Promise<FastBatchResult> {
+  private run(topic: string, items: readonly PublishItem[], timeoutMs: number): Promise<FastBatchResult> {
     if (timeoutMs <= 0) return Promise.resolve({ stored: 0, error: 'no time left after the batches before it' });
-    const batch = new Batch(nuid.next(), subjects, items);
+    const batch = new Batch(nuid.next(), topic, items);
     this.batches.set(batch.id, batch);
     this.ensureTimer();
     const deadline = setTimeout(() => this.finish(batch, { stored: batch.lastAck, error: `no acknowledgement within ${timeoutMs} ms` }), timeoutMs);
@@ -140,7 +145,7 @@ export class FastBatchPublisher {
     for (const batch of this.batches.values()) {
       if (!batch.started || now - batch.lastReply < PING_MS) continue;
       try {
-        this.nc.publish(batch.subjects[batch.next - 2] ?? batch.subjects[0]!, new Uint8Array(0), { reply: this.reply(batch, batch.next - 1, OP_PING) });
+        this.nc.publish(batch.subjectOf(Math.max(0, batch.next - 2)), new Uint8Array(0), { reply: this.reply(batch, batch.next - 1, OP_PING) });
       } catch {
         // the deadline ends it
       }
@@ -165,7 +170,7 @@ export class FastBatchPublisher {
           const item = batch.items[seq - 1]!;
           const headers = encodeHeaders(item.headers, item.msgId);
           if (typeof headers === 'string') throw new Error(headers);
-          this.nc.publish(batch.subjects[seq - 1]!, item.body, { reply: this.reply(batch, seq, this.opOf(seq, count)), headers });
+          this.nc.publish(batch.subjectOf(seq - 1), item.body, { reply: this.reply(batch, seq, this.opOf(seq, count)), headers });
         }
       }
     } catch (error) {
@@ -187,14 +192,14 @@ export class FastBatchPublisher {
       const reply = this.reply(batch, seq, this.opOf(seq, count));
       replies.push(reply);
       const size = item.hlen + item.body.length;
-      total += 5 + Buffer.byteLength(batch.subjects[seq - 1]!) + 1 + reply.length + 1 + digits(item.hlen) + 1 + digits(size) + 2 + size + 2;
+      total += 5 + Buffer.byteLength(batch.subjectOf(seq - 1)) + 1 + reply.length + 1 + digits(item.hlen) + 1 + digits(size) + 2 + size + 2;
     }
     const buf = Buffer.allocUnsafe(total);
     let off = 0;
     for (let seq = from; seq <= last; seq++) {
       const item = batch.items[seq - 1]!;
       off = putAsciiText(buf, off, 'HPUB ');
-      off += buf.write(batch.subjects[seq - 1]!, off, 'utf8');
+      off += buf.write(batch.subjectOf(seq - 1), off, 'utf8');
       buf[off++] = 0x20;
       off = putAsciiText(buf, off, replies[seq - from]!);
       off = writeHpubTail(buf, off, item.hlen, item.headers, item.msgId, item.body);
