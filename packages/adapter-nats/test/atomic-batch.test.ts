@@ -6,20 +6,11 @@
  * partitioned topic takes an atomic batch across its partitions.
  */
 import { describe, expect, it } from 'vitest';
-import { connect } from '@nats-io/transport-node';
 import { ErrorCode } from '@busline/core';
 import { ATOMIC_BATCH_SERVER, serverSupported } from '../src/driver.js';
-import { sharedServerFixture, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
+import { serverVersion, sharedServerFixture, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
 
-async function serverVersion(): Promise<string> {
-  const nc = await connect({ servers: SHARED_URL.replace(/^nats:\/\//, '') });
-  try {
-    return nc.info?.version ?? '';
-  } finally {
-    await nc.close();
-  }
-}
-const VERSION = SKIP ? '' : await serverVersion();
+const VERSION = SKIP ? '' : await serverVersion(SHARED_URL);
 const ATOMIC = !SKIP && serverSupported(VERSION, ATOMIC_BATCH_SERVER);
 const items = (n: number) => Array.from({ length: n }, (_, i) => ({ payload: { n: i }, aggregateId: `k${i % 10}` }));
 

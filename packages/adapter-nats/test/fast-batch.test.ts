@@ -7,19 +7,10 @@
  * good messages stored in order, the bad one refused with MESSAGE_TOO_LARGE.
  */
 import { describe, expect, it } from 'vitest';
-import { connect } from '@nats-io/transport-node';
 import { FAST_BATCH_SERVER, serverSupported } from '../src/driver.js';
-import { sharedServerFixture, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
+import { serverVersion, sharedServerFixture, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
 
-async function serverBatches(): Promise<boolean> {
-  const nc = await connect({ servers: SHARED_URL.replace(/^nats:\/\//, '') });
-  try {
-    return serverSupported(nc.info?.version ?? '', FAST_BATCH_SERVER);
-  } finally {
-    await nc.close();
-  }
-}
-const BATCHES = !SKIP && (await serverBatches());
+const BATCHES = !SKIP && serverSupported(await serverVersion(SHARED_URL), FAST_BATCH_SERVER);
 
 describe.skipIf(!BATCHES)('nats: fast-ingest batches (scripted server ≥ 2.14)', () => {
   const f = sharedServerFixture();

@@ -175,14 +175,19 @@ async function retrying<T>(nc: NatsConnection, run: () => Promise<T>): Promise<T
   }
 }
 
-/** Whether the server at `url` pins consumers (≥ 2.11): partitioned groups and key affinity need it. */
-export async function serverPins(url: string): Promise<boolean> {
+/** The version of the nats-server at `url`, as it announces itself. */
+export async function serverVersion(url: string): Promise<string> {
   const nc = await connect({ servers: url.replace(/^nats:\/\//, '').split(','), name: 'test-version' });
   try {
-    return serverSupported(nc.info?.version ?? '', PINNING_SERVER);
+    return nc.info?.version ?? '';
   } finally {
     await nc.close();
   }
+}
+
+/** Whether the server at `url` pins consumers (≥ 2.11): partitioned groups and key affinity need it. */
+export async function serverPins(url: string): Promise<boolean> {
+  return serverSupported(await serverVersion(url), PINNING_SERVER);
 }
 
 export async function admin(url: string): Promise<Admin> {
