@@ -7,8 +7,8 @@
 import { Buffer } from 'node:buffer';
 import { aggregateIdSchema, type Envelope, type JsonValue, type Payload } from './envelope.js';
 import { EnvelopeError } from './errors.js';
+import { strictUtf8 } from './strict-utf8.js';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Attributes that map onto envelope fields (or are the format's own). */
 const MAPPED = new Set([
@@ -65,7 +65,7 @@ export function decodeStructured(headers: Record<string, string>, body: Uint8Arr
   }
   let event: unknown;
   try {
-    event = JSON.parse(utf8.decode(body));
+    event = JSON.parse(strictUtf8.decode(body));
   } catch (cause) {
     return new EnvelopeError('malformed message', ['body is not a UTF-8 JSON CloudEvent although content-type is application/cloudevents+json'], { cause });
   }

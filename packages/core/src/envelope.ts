@@ -5,6 +5,7 @@ import { bindingOf, HTTP_BINDING, isStructured, type CloudEventsBinding, type Cl
 import { decodeStructured } from './cloudevents-structured.js';
 import { EnvelopeError, isBuslineError } from './errors.js';
 import type { WireMessage } from './driver.js';
+import { strictUtf8 } from './strict-utf8.js';
 
 /** A payload is any JSON value, or raw bytes carried untouched. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -558,8 +559,6 @@ function isReservedIn(names: CloudEventsHeaders, name: string): boolean {
 /** Headers a broker adds for itself (NATS dedupe ids), not part of the envelope. */
 const BROKER_HEADER = /^nats-/i;
 
-/** Fatal: invalid bytes throw instead of becoming U+FFFD; ignoreBOM: a BOM is kept (and JSON.parse refuses it). */
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 let lastTimeText = '';
 let lastTimeMs = NaN;
@@ -625,7 +624,7 @@ export function decodeMessage(message: Pick<WireMessage, 'headers' | 'body'>, bi
       try {
         let text: string;
         try {
-          text = utf8.decode(body);
+          text = strictUtf8.decode(body);
         } catch {
           // Invalid bytes are refused, never silently replaced.
           throw new Error('invalid UTF-8');

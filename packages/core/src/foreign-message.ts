@@ -8,8 +8,8 @@
  */
 import type { DeliveredMessage } from './driver.js';
 import { aggregateIdSchema, newEventId, type Envelope, type JsonValue, type Payload } from './envelope.js';
+import { strictUtf8 } from './strict-utf8.js';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * The body as a payload: the JSON value when it parses as JSON, else the text
@@ -19,7 +19,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 export function foreignPayload(body: Uint8Array): Payload {
   let text: string;
   try {
-    text = utf8.decode(body);
+    text = strictUtf8.decode(body);
   } catch {
     return body;
   }
