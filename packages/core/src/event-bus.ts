@@ -147,7 +147,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     const telemetry = config.telemetry;
     if (telemetry.metrics) {
       const meter = (telemetry.meterProvider ?? otelMetrics.getMeterProvider()).getMeter(SCOPE);
-      this.recorders.add(new OtelMetricsRecorder(meter, driver.name, () => this.monitor.snapshot(), telemetry.durationSampleRatio));
+      this.recorders.add(new OtelMetricsRecorder(meter, driver.name, () => this.monitor.snapshot(), telemetry.durationSamplesPerSecond === 'all' ? Number.POSITIVE_INFINITY : telemetry.durationSamplesPerSecond));
     }
     this.tracer = telemetry.tracing
       ? new MessageTracer((telemetry.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE), telemetry.propagator ?? propagation, driver.name, this.ce.headers)
@@ -433,18 +433,22 @@ export class EventBus extends EventEmitter<BusEvents> {
     }
   }
 
+  /** A dead-letter copy is a publish too: its send span links to the message's own trace context, which the copy keeps. */
   private publishDeadLetter = async (topic: string, message: WireMessage): Promise<PublishOutcome> => {
+    const span = this.tracer?.send(topic, [message]);
+    let outcome: PublishOutcome;
     try {
       const ensuring = this.ensureTopic(topic);
       if (ensuring) await ensuring;
-      const [outcome] = await this.driver.publish(topic, [message], {
+      [outcome] = await this.driver.publish(topic, [message], {
         timeoutMs: this.config.publish.timeoutMs,
         topic: this.optionsOf(topic),
       });
-      return outcome;
     } catch (error) {
-      return toBuslineError(error);
+      outcome = toBuslineError(error);
     }
+    if (span !== undefined) this.tracer!.sent(span, [outcome]);
+    return outcome;
   };
 
   // ---- subscribing --------------------------------------------------------

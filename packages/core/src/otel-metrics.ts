@@ -28,15 +28,16 @@
  * for nothing. Histograms have no such alternative (the API has no
  * asynchronous histogram, and the SDK neither caches by attribute object nor
  * takes a weight), so they are recorded as they happen: three per handled
- * message, one per publish call. `telemetry.durationSampleRatio` below 1
- * records only that share of them, chosen at random, so the distribution
- * stays unbiased; the histograms' counts and sums then cover that share, and
- * the counters still count every message.
+ * message, one per publish call, each series within its DurationBudget
+ * (`telemetry.durationSamplesPerSecond`, default 1,000 a second, chosen at
+ * random): the histograms' counts and sums cover what was recorded, and the
+ * counters still count every message.
  */
 import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
 import type { HealthReport } from './health.js';
 import type { MetricsRecorder } from './metrics-recorder.js';
 import { processAttributes, sendAttributes } from './messaging-attributes.js';
+import { DurationBudget } from './duration-budget.js';
 
 /** The buckets the conventions give for messaging durations (seconds). */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
@@ -44,6 +45,7 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
 /** What one topic's publishes add up to. */
 interface SendTally {
   readonly attributes: Attributes;
+  readonly duration: DurationBudget;
   stored: number;
   /** Failed messages by error type. */
   readonly failed: Map<string, number>;
@@ -52,6 +54,9 @@ interface SendTally {
 /** What one subscription (topic and group) adds up to. */
 interface ProcessTally {
   readonly attributes: Attributes;
+  readonly processBudget: DurationBudget;
+  readonly waitBudget: DurationBudget;
+  readonly endToEndBudget: DurationBudget;
   consumed: number;
   retried: number;
   deadFailed: number;
@@ -74,8 +79,8 @@ export class OtelMetricsRecorder implements MetricsRecorder {
     meter: Meter,
     private readonly system: string,
     snapshot: () => Pick<HealthReport, 'subscriptions' | 'publisher'>,
-    /** `telemetry.durationSampleRatio`: 1 records every duration. */
-    private readonly sampleRatio = 1,
+    /** `telemetry.durationSamplesPerSecond` of each histogram series; Infinity records every duration. */
+    private readonly samplesPerSecond = 1_000,
   ) {
     const duration = (name: string, description: string) =>
       meter.createHistogram(name, { unit: 's', description, advice: { explicitBucketBoundaries: DURATION_BUCKETS } });
@@ -132,7 +137,7 @@ export class OtelMetricsRecorder implements MetricsRecorder {
 
   published(topic: string, seconds: number, stored: number, failed: readonly string[]): void {
     const tally = this.send(topic);
-    if (this.sampled()) this.sendDuration.record(seconds, failed.length > 0 ? { ...tally.attributes, 'error.type': failed[0] } : tally.attributes);
+    if (tally.duration.take()) this.sendDuration.record(seconds, failed.length > 0 ? { ...tally.attributes, 'error.type': failed[0] } : tally.attributes);
     tally.stored += stored;
     for (const type of failed) tally.failed.set(type, (tally.failed.get(type) ?? 0) + 1);
   }
@@ -142,17 +147,19 @@ export class OtelMetricsRecorder implements MetricsRecorder {
   }
 
   waited(topic: string, group: string, seconds: number): void {
-    if (this.sampled()) this.waitDuration.record(seconds, this.process(topic, group).attributes);
+    const tally = this.process(topic, group);
+    if (tally.waitBudget.take()) this.waitDuration.record(seconds, tally.attributes);
   }
 
   processed(topic: string, group: string, seconds: number, errorType: string | undefined): void {
-    if (!this.sampled()) return;
-    const { attributes } = this.process(topic, group);
+    const { attributes, processBudget } = this.process(topic, group);
+    if (!processBudget.take()) return;
     this.processDuration.record(seconds, errorType === undefined ? attributes : { ...attributes, 'error.type': errorType });
   }
 
   endToEnd(topic: string, group: string, seconds: number): void {
-    if (this.sampled()) this.endToEndDuration.record(seconds, this.process(topic, group).attributes);
+    const tally = this.process(topic, group);
+    if (tally.endToEndBudget.take()) this.endToEndDuration.record(seconds, tally.attributes);
   }
 
   retried(topic: string, group: string): void {
@@ -165,15 +172,15 @@ export class OtelMetricsRecorder implements MetricsRecorder {
     else tally.deadMalformed++;
   }
 
-  private sampled(): boolean {
-    return this.sampleRatio >= 1 || Math.random() < this.sampleRatio;
+  private budget(): DurationBudget {
+    return new DurationBudget(this.samplesPerSecond);
   }
 
   private send(topic: string): SendTally {
     let tally = this.sends.get(topic);
     if (tally === undefined) {
       const attributes = sendAttributes(this.system, topic);
-      this.sends.set(topic, (tally = { attributes, stored: 0, failed: new Map() }));
+      this.sends.set(topic, (tally = { attributes, duration: this.budget(), stored: 0, failed: new Map() }));
     }
     return tally;
   }
@@ -185,7 +192,16 @@ export class OtelMetricsRecorder implements MetricsRecorder {
     let tally = byGroup.get(group);
     if (tally === undefined) {
       const attributes = processAttributes(this.system, topic, group);
-      byGroup.set(group, (tally = { attributes, consumed: 0, retried: 0, deadFailed: 0, deadMalformed: 0 }));
+      byGroup.set(group, (tally = {
+          attributes,
+          processBudget: this.budget(),
+          waitBudget: this.budget(),
+          endToEndBudget: this.budget(),
+          consumed: 0,
+          retried: 0,
+          deadFailed: 0,
+          deadMalformed: 0,
+        }));
     }
     this.lastTopic = topic;
     this.lastGroup = group;
