@@ -42,7 +42,7 @@ import { buildEnvelope, createEventBus, encodeEnvelope, KAFKA_BINDING } from '@b
 import { adapter } from '../dist/index.js';
 import { kafkaLibs } from '../test/kafka-libs.mjs';
 import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
-import { benchTelemetry, overheadLine } from '../../../tools/bench-telemetry.mjs';
+import { benchTelemetry, overheadLine, telemetryFloor } from '../../../tools/bench-telemetry.mjs';
 
 const env = (name, fallback) => (process.env[name] === undefined || process.env[name] === '' ? fallback : Number(process.env[name]));
 const BROKERS = (process.env.BUSLINE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
@@ -543,8 +543,9 @@ async function main() {
     if (TELEMETRY !== undefined) {
       // Rates: best of rounds, as above; CPU: median of rounds.
       const pair = (runs) => ({ rate: best(runs).rate, cpu: median(runs, 'cpu') });
-      console.log(overheadLine('bus.publish', pair(oursRuns), pair(oursOnRuns)));
-      console.log(overheadLine('consume, per-key order', pair(consumeRuns), pair(consumeOnRuns)));
+      const floor = await telemetryFloor();
+      console.log(overheadLine('bus.publish', pair(oursRuns), pair(oursOnRuns), floor.publish));
+      console.log(overheadLine('consume, per-key order', pair(consumeRuns), pair(consumeOnRuns), floor.consume));
     }
     if (java.line) console.log(`Java: ${java.line}`);
     else console.log(`Java: skipped — ${java.skipped}`);

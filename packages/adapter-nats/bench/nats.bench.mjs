@@ -59,7 +59,7 @@ import hdr from 'hdr-histogram-js';
 import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
 import { adapter, streamNameFor, NatsDriver, natsConfigSchema } from '../dist/index.js';
 import { groupDrain } from './group.mjs';
-import { benchTelemetry, overheadLine } from '../../../tools/bench-telemetry.mjs';
+import { benchTelemetry, overheadLine, telemetryFloor } from '../../../tools/bench-telemetry.mjs';
 
 const URL_ = process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222';
 const N = Number(process.env.BENCH_MESSAGES ?? 200_000);
@@ -633,9 +633,10 @@ if (groupRows.length > 0) {
 }
 if (TELEMETRY) {
   console.log(`\nmedians of ${REPEATS} round(s); the off and on runs of a case are neighbours in each round`);
-  console.log(overheadLine('bus.publish', ourPub, find(`${ON}busline bus.publish`)));
-  console.log(overheadLine('subscribe, key order, explicit acks', ourExp, find(`${ON}busline subscribe, per-key order (1,000 keys), explicit`)));
-  console.log(overheadLine('subscribe, key order, cumulative acks', ourCum, find(`${ON}busline subscribe, per-key order (1,000 keys), cumulative`)));
+  const floor = await telemetryFloor();
+  console.log(overheadLine('bus.publish', ourPub, find(`${ON}busline bus.publish`), floor.publish));
+  console.log(overheadLine('subscribe, key order, explicit acks', ourExp, find(`${ON}busline subscribe, per-key order (1,000 keys), explicit`), floor.consume));
+  console.log(overheadLine('subscribe, key order, cumulative acks', ourCum, find(`${ON}busline subscribe, per-key order (1,000 keys), cumulative`), floor.consume));
 }
 if (lat) console.log(`\nlatency at ${RATE} msg/s (open loop, ${LATENCY_SECONDS} s): p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms, p99.9 ${lat.p999.toFixed(2)} ms, max ${lat.max.toFixed(2)} ms, ${lat.failures} failed`);
 await nc.close();
