@@ -94,4 +94,21 @@ describe('tracing', () => {
     ]);
     expect(processes[0]!.events.map((e) => e.name)).toEqual(['exception']);
   });
+
+  it('a dead-lettered message gets a send span on the dead-letter topic, linked to its own trace; the copy keeps its context', async () => {
+    const { bus, exporter } = await tracedBus();
+    const dead = new Promise<void>((resolve) => bus.once('deadLetter', () => resolve()));
+    await bus.subscribe('doomed', () => {
+      throw new Error('always');
+    }, { retry: { maxAttempts: 1 } });
+    await bus.start();
+    await bus.publish('doomed', 1);
+    await dead;
+    await bus.close();
+    const sends = exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.PRODUCER);
+    expect(sends.map((s) => s.name)).toEqual(['send doomed', 'send doomed.dlq']);
+    const [original, copy] = sends as [(typeof sends)[0], (typeof sends)[0]];
+    expect(copy.attributes['messaging.destination.name']).toBe('doomed.dlq');
+    expect(copy.links.map((l) => l.context.spanId)).toEqual([original.spanContext().spanId]);
+  });
 });
