@@ -33,14 +33,12 @@
  * its records carry trace context as a traced producer's would.
  * Bench topics are deleted at the end.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import kafkajs from 'kafkajs';
 import hdr from 'hdr-histogram-js';
 import { buildEnvelope, createEventBus, encodeEnvelope, KAFKA_BINDING } from '@busline/core';
 import { adapter } from '../dist/index.js';
-import { kafkaLibs } from '../test/kafka-libs.mjs';
+import { consumerPerformance, producerPerformance } from './java-tools.mjs';
 import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
 import { benchTelemetry, overheadLine, telemetryFloor } from '../../../tools/bench-telemetry.mjs';
 
@@ -351,55 +349,6 @@ async function benchLatency() {
   };
 }
 
-// ---- 6. Kafka's Java ProducerPerformance and ConsumerPerformance (the ceilings) ------
-
-/** Runs one of Kafka's Java tools by main class; resolves with `parse(output)` or `{ skipped }`. */
-function runJavaTool(mainClass, args, parse) {
-  const libs = kafkaLibs();
-  if (!libs) return Promise.resolve({ skipped: 'no Kafka jars (run scripts/brokers up kafka, or set BUSLINE_KAFKA_LIBS)' });
-  return new Promise((resolveRun) => {
-    const child = spawn('java', ['-Xmx512m', '-cp', `${libs}/*`, mainClass, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('error', (error) => resolveRun({ skipped: `java: ${error.message}` }));
-    child.on('close', (code) => {
-      const result = code === 0 ? parse(out) : undefined;
-      resolveRun(result ?? { skipped: `${mainClass.split('.').pop()} exited ${code}: ${out.trim().split('\n').slice(-3).join(' | ')}` });
-    });
-  });
-}
-
-function benchJava() {
-  return runJavaTool(
-    'org.apache.kafka.tools.ProducerPerformance',
-    ['--topic', T.java, '--num-records', String(N), '--record-size', String(SIZE), '--throughput', '-1', '--producer-props', `bootstrap.servers=${BROKERS.join(',')}`, 'acks=all'],
-    (out) => {
-      const line = out.split('\n').filter((l) => / records sent, /.test(l)).pop();
-      const m = line && /records sent, ([\d.]+) records\/sec/.exec(line);
-      return m ? { rate: Math.round(Number(m[1])), line: line.trim() } : undefined;
-    },
-  );
-}
-
-/** ConsumerPerformance reads what ProducerPerformance wrote (same count and size; no headers, no order kept). */
-function benchJavaConsume() {
-  return runJavaTool(
-    'org.apache.kafka.tools.ConsumerPerformance',
-    ['--bootstrap-server', BROKERS.join(','), '--topic', T.java, '--messages', String(N), '--group', `bench-cperf-${Date.now()}`, '--timeout', '60000'],
-    (out) => {
-      // CSV: start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
-      const lines = out.trim().split('\n');
-      const header = lines.findIndex((l) => l.includes('nMsg.sec'));
-      if (header < 0 || !lines[header + 1]) return undefined;
-      const names = lines[header].split(',').map((x) => x.trim());
-      const values = lines[header + 1].split(',').map((x) => x.trim());
-      const rate = Number(values[names.indexOf('nMsg.sec')]);
-      return Number.isFinite(rate) && rate > 0 ? { rate: Math.round(rate), line: `${values[names.indexOf('data.consumed.in.nMsg')]} records, ${Math.round(rate)} records/sec` } : undefined;
-    },
-  );
-}
-
 // ---- report ---------------------------------------------------------------------------
 
 const fmt = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : String(n));
@@ -496,10 +445,10 @@ async function main() {
     const latency = await benchLatency();
     log(`  p50 ${latency.p50} ms, p99 ${latency.p99} ms`);
     log('Kafka ProducerPerformance (Java)…');
-    const java = await benchJava();
+    const java = await producerPerformance({ brokers: BROKERS, topic: T.java, count: N, size: SIZE });
     log(java.skipped ? `  skipped: ${java.skipped}` : `  ${java.line}`);
     log('Kafka ConsumerPerformance (Java)…');
-    const javaConsume = java.skipped ? { skipped: 'no records: ProducerPerformance did not run' } : await benchJavaConsume();
+    const javaConsume = java.skipped ? { skipped: 'no records: ProducerPerformance did not run' } : await consumerPerformance({ brokers: BROKERS, topic: T.java, count: N });
     log(javaConsume.skipped ? `  skipped: ${javaConsume.skipped}` : `  ${javaConsume.line}`);
 
     const rows = [
