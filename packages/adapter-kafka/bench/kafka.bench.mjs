@@ -8,12 +8,14 @@
  * Measured:
  *   1. publish  — busline `bus.publish` with up to BENCH_WINDOW publishes outstanding
  *   2. raw      — kafkajs `sendBatch`, one batch at a time, the batch size busline's
- *                 batcher actually used, the same records (key, 256-byte value and
- *                 the envelope headers busline writes) built in the timed loop (the
+ *                 batcher actually used, the same records busline writes in each
+ *                 content mode (key, 256-byte value and the envelope headers, or the
+ *                 event as JSON value and one header) built in the timed loop (the
  *                 target), and once more pre-built before the clock starts (kafkajs alone)
  *   3. raw      — kafkajs `send` awaited per message (BENCH_AWAITED messages only: it is slow)
  *   4. consume  — busline subscribe with per-key order (1,000 keys, handler checks the
- *                 order) vs a raw kafkajs `eachBatch` consumer doing the same check
+ *                 order) vs a raw kafkajs `eachBatch` consumer doing the same check on
+ *                 the same records (structured: it parses the JSON value for the payload)
  *   5. latency  — publish-to-handle p50/p99 at a fixed offered rate (open loop:
  *                 measured from each message's scheduled send time, hdr-histogram)
  *   6. ceiling  — Kafka's org.apache.kafka.tools.ProducerPerformance and ConsumerPerformance (Java) on the broker
@@ -25,6 +27,13 @@
  * Knobs: BENCH_MESSAGES (100000), BENCH_AWAITED (5000), BENCH_WINDOW (2000),
  * BENCH_ROUNDS (5), BENCH_PARTITIONS (6), BENCH_RATE (2000 msg/s), BENCH_LATENCY_SECONDS (10),
  * BUSLINE_KAFKA_LIBS (directory of Kafka's jars; default <repo>/.cache/kafka-*\/libs).
+ *
+ * BENCH_CONTENT_MODE=binary|structured|both (both): the CloudEvents content mode(s)
+ * busline publishes in (`contentMode`; binary: attributes as ce_ headers,
+ * structured: the whole event as JSON in the value, one header). Each mode
+ * gets its own busline publish and consume rows, and raw kafkajs rows sending
+ * and reading the same records as that mode, each with its ratio; a last line
+ * gives structured ÷ binary. Latency runs in the bus default mode.
  *
  * BENCH_TELEMETRY=1|metrics|tracing: busline publish and consume run a second
  * time each round with that telemetry on (OpenTelemetry SDK providers, no
@@ -54,13 +63,14 @@ const LATENCY_SECONDS = env('BENCH_LATENCY_SECONDS', 10);
 const KEYS = 1_000;
 const SIZE = 256;
 const TELEMETRY = await benchTelemetry();
+const MODE_KNOB = process.env.BENCH_CONTENT_MODE || 'both';
+if (!['binary', 'structured', 'both'].includes(MODE_KNOB)) throw new Error(`BENCH_CONTENT_MODE must be binary, structured or both; got "${MODE_KNOB}"`);
+const MODES = MODE_KNOB === 'both' ? ['binary', 'structured'] : [MODE_KNOB];
 
 const run = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 const topic = (label) => `bench-kafka-${label}-${run}`;
 const T = {
-  ours: topic('publish'),
-  oursMore: topic('publish-more'),
-  batch: topic('raw-batch'),
+  ...Object.fromEntries(MODES.flatMap((mode) => [[`ours-${mode}`, topic(`publish-${mode}`)], [`oursMore-${mode}`, topic(`publish-more-${mode}`)], [`raw-${mode}`, topic(`raw-${mode}`)]])),
   awaited: topic('raw-awaited'),
   latency: topic('latency'),
   java: topic('java'),
@@ -145,8 +155,8 @@ async function createTopics() {
 
 // ---- 1. busline publish --------------------------------------------------------------
 
-async function benchOursPublish(target, telemetry) {
-  const bus = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, source: 'bench', group: `bench-pub-${run}`, ...(telemetry ? { telemetry } : {}) }, { adapter });
+async function benchOursPublish(target, mode, telemetry) {
+  const bus = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, source: 'bench', group: `bench-pub-${run}`, contentMode: mode, ...(telemetry ? { telemetry } : {}) }, { adapter });
   await bus.start();
   const seqs = new Uint32Array(KEYS);
   await bus.publish(target, payloadOf(0, seqs[0]++), { aggregateId: 'agg-0' }); // connect + metadata
@@ -178,12 +188,15 @@ async function benchOursPublish(target, telemetry) {
 
 // ---- 2./3. raw kafkajs ---------------------------------------------------------------
 
-function rawRecord(i) {
+function rawRecord(i, mode = 'binary') {
   const key = i % KEYS;
-  // The record busline itself writes on Kafka (ce_ headers), so raw and busline rows send the same bytes.
-  const wire = encodeEnvelope(buildEnvelope(payloadOf(key, i), { aggregateId: `agg-${key}` }, { type: T.batch, source: 'bench' }), KAFKA_BINDING);
+  // The record busline itself writes on Kafka in `mode`, so raw and busline rows send the same bytes.
+  const wire = encodeEnvelope(buildEnvelope(payloadOf(key, i), { aggregateId: `agg-${key}` }, { type: 'bench.raw', source: 'bench' }), KAFKA_BINDING, mode);
   return { key: `agg-${key}`, value: Buffer.from(wire.body), headers: wire.headers };
 }
+
+/** The 256-byte payload of a record busline wrote in `mode` (structured: the event's data_base64). */
+const rawPayload = (value, mode) => (mode === 'structured' ? Buffer.from(JSON.parse(value.toString('utf8')).data_base64, 'base64') : value);
 
 async function rawProducer() {
   const producer = kafka.producer({
@@ -203,20 +216,21 @@ async function rawProducer() {
  * loop, as an application batching by hand would: the difference to busline is then
  * busline's API and batching, not the data.
  */
-async function benchRawSendBatch(batchSize, prebuilt) {
+async function benchRawSendBatch(batchSize, prebuilt, mode) {
+  const target = T[`raw-${mode}`];
   const producer = await rawProducer();
-  await producer.send({ topic: T.batch, acks: -1, messages: [rawRecord(0)] });
+  await producer.send({ topic: target, acks: -1, messages: [rawRecord(0, mode)] });
   const batches = [];
   if (prebuilt) {
-    for (let i = 0; i < N; i += batchSize) batches.push(Array.from({ length: Math.min(batchSize, N - i) }, (_, j) => rawRecord(i + j)));
+    for (let i = 0; i < N; i += batchSize) batches.push(Array.from({ length: Math.min(batchSize, N - i) }, (_, j) => rawRecord(i + j, mode)));
   }
   const stop = clock();
   if (prebuilt) {
-    for (const messages of batches) await producer.sendBatch({ acks: -1, topicMessages: [{ topic: T.batch, messages }] });
+    for (const messages of batches) await producer.sendBatch({ acks: -1, topicMessages: [{ topic: target, messages }] });
   } else {
     for (let i = 0; i < N; i += batchSize) {
-      const messages = Array.from({ length: Math.min(batchSize, N - i) }, (_, j) => rawRecord(i + j));
-      await producer.sendBatch({ acks: -1, topicMessages: [{ topic: T.batch, messages }] });
+      const messages = Array.from({ length: Math.min(batchSize, N - i) }, (_, j) => rawRecord(i + j, mode));
+      await producer.sendBatch({ acks: -1, topicMessages: [{ topic: target, messages }] });
     }
   }
   const t = stop();
@@ -236,8 +250,8 @@ async function benchRawAwaited() {
 
 // ---- 4. consume ------------------------------------------------------------------------
 
-async function benchOursConsume(round, telemetry) {
-  const group = `bench-consume-${run}-${round}${telemetry ? '-tel' : ''}`;
+async function benchOursConsume(round, mode, telemetry) {
+  const group = `bench-consume-${run}-${mode}-${round}${telemetry ? '-tel' : ''}`;
   const bus = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group, ...(telemetry ? { telemetry } : {}) }, { adapter });
   const order = orderChecker();
   let handled = 0;
@@ -247,7 +261,7 @@ async function benchOursConsume(round, telemetry) {
   let cpu0;
   let cpu = NaN;
   await bus.subscribeEnvelope(
-    T.ours,
+    T[`ours-${mode}`],
     async (envelope) => {
       const { key, seq } = readPayload(envelope.payload);
       order.check(key, seq);
@@ -270,19 +284,19 @@ async function benchOursConsume(round, telemetry) {
   return { rate: rate(handled - 1, last - first), cpu, violations: order.violations };
 }
 
-async function benchRawConsume(round) {
-  const consumer = kafka.consumer({ groupId: `bench-raw-consume-${run}-${round}`, maxWaitTimeInMs: 250, allowAutoTopicCreation: false });
+async function benchRawConsume(round, mode) {
+  const consumer = kafka.consumer({ groupId: `bench-raw-consume-${run}-${mode}-${round}`, maxWaitTimeInMs: 250, allowAutoTopicCreation: false });
   const order = orderChecker();
   let handled = 0;
   let first = 0;
   let last = 0;
   await consumer.connect();
-  await consumer.subscribe({ topic: T.ours, fromBeginning: true });
+  await consumer.subscribe({ topic: T[`ours-${mode}`], fromBeginning: true });
   await consumer.run({
     partitionsConsumedConcurrently: 4,
     eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
       for (const message of batch.messages) {
-        const { key, seq } = readPayload(message.value);
+        const { key, seq } = readPayload(rawPayload(message.value, mode));
         order.check(key, seq);
         if (handled === 0) first = performance.now();
         handled++;
@@ -360,87 +374,99 @@ async function main() {
   await createTopics();
   try {
     const best = (results) => results.reduce((a, b) => (b.rate > a.rate ? b : a));
-    const oursRuns = [];
-    const oursOnRuns = [];
-    const consumeOnRuns = [];
-    const rawBatchRuns = [];
-    const rawPrebuiltRuns = [];
-    const consumeRuns = [];
-    const rawConsumeRuns = [];
+    // Per content mode: busline publish (off and on telemetry), raw sendBatch of the same records, consume, raw consume.
+    const R = Object.fromEntries(MODES.map((mode) => [mode, { ours: [], oursOn: [], consumeOn: [], rawBatch: [], rawPrebuilt: [], consume: [], rawConsume: [] }]));
     let awaited;
     for (let round = 1; round <= ROUNDS; round++) {
       // Alternate which side goes first, so JIT warm-up and heap state favour neither.
       const oursFirst = round % 2 === 1;
-      const publishOurs = async () => {
-        // With telemetry, round 1's on run fills the consume topic (its records carry trace context).
-        const onFillsConsumeTopic = TELEMETRY !== undefined && round === 1;
-        if (onFillsConsumeTopic) await publishOursOn(T.ours);
-        log(`round ${round}/${ROUNDS}: busline publish…`);
-        const ours = await benchOursPublish(round === 1 && !onFillsConsumeTopic ? T.ours : T.oursMore);
-        oursRuns.push(ours);
-        log(`  ${fmt(ours.rate)} msg/s, ${cpuText(ours)}, ${ours.batches} batches, avg ${ours.avgBatch} messages`);
-        if (TELEMETRY !== undefined && !onFillsConsumeTopic) await publishOursOn(T.oursMore);
-      };
-      const publishOursOn = async (target) => {
-        log(`round ${round}/${ROUNDS}: busline publish, telemetry on…`);
-        const on = await benchOursPublish(target, TELEMETRY);
-        oursOnRuns.push(on);
-        log(`  ${fmt(on.rate)} msg/s, ${cpuText(on)}`);
-      };
-      const publishRaw = async () => {
-        const size = oursRuns[0]?.avgBatch ?? Math.min(WINDOW / 2, 1_600);
-        log(`round ${round}/${ROUNDS}: raw kafkajs sendBatch (batch ${size}, records built in the loop)…`);
-        const rawBatch = await benchRawSendBatch(size, false);
-        rawBatchRuns.push(rawBatch);
-        log(`  ${fmt(rawBatch.rate)} msg/s, ${cpuText(rawBatch)}`);
-        log(`round ${round}/${ROUNDS}: raw kafkajs sendBatch (batch ${size}, records pre-built)…`);
-        const rawPrebuilt = await benchRawSendBatch(size, true);
-        rawPrebuiltRuns.push(rawPrebuilt);
-        log(`  ${fmt(rawPrebuilt.rate)} msg/s, ${cpuText(rawPrebuilt)}`);
-      };
-      const consumeOurs = async () => {
-        log(`round ${round}/${ROUNDS}: busline consume (per-key order)…`);
-        const consume = await benchOursConsume(round);
-        consumeRuns.push(consume);
-        log(`  ${fmt(consume.rate)} msg/s, ${consume.cpu.toFixed(1)} µs CPU/msg, ${consume.violations} order violations`);
-        if (TELEMETRY === undefined) return;
-        log(`round ${round}/${ROUNDS}: busline consume, telemetry on…`);
-        const on = await benchOursConsume(round, TELEMETRY);
-        consumeOnRuns.push(on);
-        log(`  ${fmt(on.rate)} msg/s, ${on.cpu.toFixed(1)} µs CPU/msg, ${on.violations} order violations`);
-      };
-      const consumeRaw = async () => {
-        log(`round ${round}/${ROUNDS}: raw kafkajs eachBatch consume…`);
-        const rawConsume = await benchRawConsume(round);
-        rawConsumeRuns.push(rawConsume);
-        log(`  ${fmt(rawConsume.rate)} msg/s, ${rawConsume.violations} order violations`);
-      };
-      // Round 1 publishes busline's consume topic first either way (the batch size is busline's).
-      if (oursFirst || round === 1) {
-        await publishOurs();
-        await publishRaw();
-      } else {
-        await publishRaw();
-        await publishOurs();
+      for (const mode of MODES) {
+        const r = R[mode];
+        const publishOurs = async () => {
+          // With telemetry, round 1's on run fills the consume topic (its records carry trace context).
+          const onFillsConsumeTopic = TELEMETRY !== undefined && round === 1;
+          if (onFillsConsumeTopic) await publishOursOn(T[`ours-${mode}`]);
+          log(`round ${round}/${ROUNDS}: busline publish, ${mode} mode…`);
+          const ours = await benchOursPublish(round === 1 && !onFillsConsumeTopic ? T[`ours-${mode}`] : T[`oursMore-${mode}`], mode);
+          r.ours.push(ours);
+          log(`  ${fmt(ours.rate)} msg/s, ${cpuText(ours)}, ${ours.batches} batches, avg ${ours.avgBatch} messages`);
+          if (TELEMETRY !== undefined && !onFillsConsumeTopic) await publishOursOn(T[`oursMore-${mode}`]);
+        };
+        const publishOursOn = async (target) => {
+          log(`round ${round}/${ROUNDS}: busline publish, ${mode} mode, telemetry on…`);
+          const on = await benchOursPublish(target, mode, TELEMETRY);
+          r.oursOn.push(on);
+          log(`  ${fmt(on.rate)} msg/s, ${cpuText(on)}`);
+        };
+        const publishRaw = async () => {
+          const size = r.ours[0]?.avgBatch ?? Math.min(WINDOW / 2, 1_600);
+          log(`round ${round}/${ROUNDS}: raw kafkajs sendBatch (batch ${size}, ${mode}-mode records built in the loop)…`);
+          const rawBatch = await benchRawSendBatch(size, false, mode);
+          r.rawBatch.push(rawBatch);
+          log(`  ${fmt(rawBatch.rate)} msg/s, ${cpuText(rawBatch)}`);
+          log(`round ${round}/${ROUNDS}: raw kafkajs sendBatch (batch ${size}, ${mode}-mode records pre-built)…`);
+          const rawPrebuilt = await benchRawSendBatch(size, true, mode);
+          r.rawPrebuilt.push(rawPrebuilt);
+          log(`  ${fmt(rawPrebuilt.rate)} msg/s, ${cpuText(rawPrebuilt)}`);
+        };
+        // Round 1 publishes busline's consume topic first either way (the batch size is busline's).
+        if (oursFirst || round === 1) {
+          await publishOurs();
+          await publishRaw();
+        } else {
+          await publishRaw();
+          await publishOurs();
+        }
       }
       if (round === 1) {
-        log(`raw kafkajs send awaited per message (${AWAITED})…`);
+        log(`raw kafkajs send awaited per message (${AWAITED}, binary-mode records)…`);
         awaited = await benchRawAwaited();
         log(`  ${fmt(awaited.rate)} msg/s`);
       }
-      if (oursFirst) {
-        await consumeOurs();
-        await consumeRaw();
-      } else {
-        await consumeRaw();
-        await consumeOurs();
+      for (const mode of MODES) {
+        const r = R[mode];
+        const consumeOurs = async () => {
+          log(`round ${round}/${ROUNDS}: busline consume (per-key order), ${mode} mode…`);
+          const consume = await benchOursConsume(round, mode);
+          r.consume.push(consume);
+          log(`  ${fmt(consume.rate)} msg/s, ${consume.cpu.toFixed(1)} µs CPU/msg, ${consume.violations} order violations`);
+          if (TELEMETRY === undefined) return;
+          log(`round ${round}/${ROUNDS}: busline consume, ${mode} mode, telemetry on…`);
+          const on = await benchOursConsume(round, mode, TELEMETRY);
+          r.consumeOn.push(on);
+          log(`  ${fmt(on.rate)} msg/s, ${on.cpu.toFixed(1)} µs CPU/msg, ${on.violations} order violations`);
+        };
+        const consumeRaw = async () => {
+          log(`round ${round}/${ROUNDS}: raw kafkajs eachBatch consume of the ${mode}-mode records…`);
+          const rawConsume = await benchRawConsume(round, mode);
+          r.rawConsume.push(rawConsume);
+          log(`  ${fmt(rawConsume.rate)} msg/s, ${rawConsume.violations} order violations`);
+        };
+        if (oursFirst) {
+          await consumeOurs();
+          await consumeRaw();
+        } else {
+          await consumeRaw();
+          await consumeOurs();
+        }
       }
     }
-    const ours = best(oursRuns);
-    const rawBatch = best(rawBatchRuns);
-    const rawPrebuilt = best(rawPrebuiltRuns);
-    const consume = { ...best(consumeRuns), violations: consumeRuns.reduce((s, r) => s + r.violations, 0) };
-    const rawConsume = { ...best(rawConsumeRuns), violations: rawConsumeRuns.reduce((s, r) => s + r.violations, 0) };
+    const violationsOf = (runs) => runs.reduce((s, r) => s + r.violations, 0);
+    const B = Object.fromEntries(
+      MODES.map((mode) => {
+        const r = R[mode];
+        return [
+          mode,
+          {
+            ours: best(r.ours),
+            rawBatch: best(r.rawBatch),
+            rawPrebuilt: best(r.rawPrebuilt),
+            consume: { ...best(r.consume), violations: violationsOf(r.consume) },
+            rawConsume: { ...best(r.rawConsume), violations: violationsOf(r.rawConsume) },
+          },
+        ];
+      }),
+    );
     log(`latency at ${RATE} msg/s for ${LATENCY_SECONDS} s…`);
     const latency = await benchLatency();
     log(`  p50 ${latency.p50} ms, p99 ${latency.p99} ms`);
@@ -451,23 +477,36 @@ async function main() {
     const javaConsume = java.skipped ? { skipped: 'no records: ProducerPerformance did not run' } : await consumerPerformance({ brokers: BROKERS, topic: T.java, count: N });
     log(javaConsume.skipped ? `  skipped: ${javaConsume.skipped}` : `  ${javaConsume.line}`);
 
-    const rows = [
-      ['busline publish (bus.publish, ' + fmt(WINDOW) + ' outstanding)', ours.rate, '', ''],
-      [`raw kafkajs sendBatch, batch ${oursRuns[0].avgBatch}, same records built in loop`, rawBatch.rate, (ours.rate / rawBatch.rate).toFixed(2) + 'x', '>= 0.90x', ours.rate >= 0.9 * rawBatch.rate],
-      [`raw kafkajs sendBatch, batch ${oursRuns[0].avgBatch}, records pre-built`, rawPrebuilt.rate, (ours.rate / rawPrebuilt.rate).toFixed(2) + 'x', '(info)'],
-      [`raw kafkajs send awaited per message (${fmt(AWAITED)} msgs)`, awaited.rate, (ours.rate / awaited.rate).toFixed(1) + 'x', '>= 10x', ours.rate >= 10 * awaited.rate],
-      ['Java ProducerPerformance (ceiling)', java.rate ?? 'skipped', java.rate ? (ours.rate / java.rate).toFixed(2) + 'x' : '', java.rate ? '>= 0.50x' : '', java.rate && ours.rate >= 0.5 * java.rate],
-      ['busline consume, per-key order (1,000 keys)', consume.rate, '', ''],
-      ['raw kafkajs eachBatch consume', rawConsume.rate, (consume.rate / rawConsume.rate).toFixed(2) + 'x', '>= 1.00x', consume.rate >= rawConsume.rate],
-      ['Java ConsumerPerformance (ceiling)', javaConsume.rate ?? 'skipped', javaConsume.rate ? (consume.rate / javaConsume.rate).toFixed(2) + 'x' : '', javaConsume.rate ? '>= 0.50x' : '', javaConsume.rate && consume.rate >= 0.5 * javaConsume.rate],
-    ];
+    const rows = [];
+    for (const mode of MODES) {
+      const { ours, rawBatch, rawPrebuilt } = B[mode];
+      const batch = R[mode].ours[0].avgBatch;
+      rows.push(
+        [`busline publish, ${mode} (bus.publish, ${fmt(WINDOW)} outstanding)`, ours.rate, '', ''],
+        [`  raw kafkajs sendBatch ${batch}, same ${mode} records in loop`, rawBatch.rate, (ours.rate / rawBatch.rate).toFixed(2) + 'x', '>= 0.90x', ours.rate >= 0.9 * rawBatch.rate],
+        [`  raw kafkajs sendBatch ${batch}, ${mode} records pre-built`, rawPrebuilt.rate, (ours.rate / rawPrebuilt.rate).toFixed(2) + 'x', '(info)'],
+        [`  raw kafkajs send awaited per message (${fmt(AWAITED)} msgs)`, awaited.rate, (ours.rate / awaited.rate).toFixed(1) + 'x', '>= 10x', ours.rate >= 10 * awaited.rate],
+        ['  Java ProducerPerformance (ceiling, no headers)', java.rate ?? 'skipped', java.rate ? (ours.rate / java.rate).toFixed(2) + 'x' : '', java.rate ? '>= 0.50x' : '', java.rate && ours.rate >= 0.5 * java.rate],
+      );
+    }
+    for (const mode of MODES) {
+      const { consume, rawConsume } = B[mode];
+      rows.push(
+        [`busline consume, ${mode}, per-key order (1,000 keys)`, consume.rate, '', ''],
+        [`  raw kafkajs eachBatch consume of the ${mode} records`, rawConsume.rate, (consume.rate / rawConsume.rate).toFixed(2) + 'x', '>= 1.00x', consume.rate >= rawConsume.rate],
+        ['  Java ConsumerPerformance (ceiling, no headers)', javaConsume.rate ?? 'skipped', javaConsume.rate ? (consume.rate / javaConsume.rate).toFixed(2) + 'x' : '', javaConsume.rate ? '>= 0.50x' : '', javaConsume.rate && consume.rate >= 0.5 * javaConsume.rate],
+      );
+    }
     const line = '-'.repeat(106);
     console.log(
       `\nKafka adapter benchmark — ${fmt(N)} messages x ${SIZE} B, acks=all, idempotent, ${PARTITIONS} partitions, ` +
-        `best of ${ROUNDS} rounds, brokers ${BROKERS.join(',')}`,
+        `best of ${ROUNDS} rounds, content mode ${MODES.join(' and ')}, brokers ${BROKERS.join(',')}`,
     );
-    console.log(`all rounds (msg/s): publish ${oursRuns.map((r) => fmt(r.rate)).join(' / ')}; raw sendBatch ${rawBatchRuns.map((r) => fmt(r.rate)).join(' / ')}; ` +
-      `raw pre-built ${rawPrebuiltRuns.map((r) => fmt(r.rate)).join(' / ')}; consume ${consumeRuns.map((r) => fmt(r.rate)).join(' / ')}; raw eachBatch ${rawConsumeRuns.map((r) => fmt(r.rate)).join(' / ')}`);
+    for (const mode of MODES) {
+      const r = R[mode];
+      const all = (runs) => runs.map((x) => fmt(x.rate)).join(' / ');
+      console.log(`all rounds, ${mode} (msg/s): publish ${all(r.ours)}; raw sendBatch ${all(r.rawBatch)}; raw pre-built ${all(r.rawPrebuilt)}; consume ${all(r.consume)}; raw eachBatch ${all(r.rawConsume)}`);
+    }
     console.log(line);
     console.log(`${pad('measurement', 62)}${padl('msg/s', 11)}${padl('busline ÷ it', 15)}${padl('target', 11)}  result`);
     console.log(line);
@@ -476,25 +515,39 @@ async function main() {
       console.log(`${pad(name, 62)}${padl(fmt(value), 11)}${padl(ratio, 15)}${padl(target, 11)}  ${verdict}`);
     }
     console.log(line);
+    for (const mode of MODES) {
+      const { consume, rawConsume } = B[mode];
+      console.log(`per-key order, ${mode}: busline ${consume.violations} violations, raw ${rawConsume.violations} violations (${consume.violations === 0 ? 'PASS' : 'FAIL'})`);
+    }
     console.log(
-      `per-key order: busline ${consume.violations} violations, raw ${rawConsume.violations} violations (${consume.violations === 0 ? 'PASS' : 'FAIL'})`,
-    );
-    console.log(
-      `publish-to-handle latency at ${fmt(latency.rate)} msg/s offered (open loop, ${fmt(latency.count)} measured): ` +
+      `publish-to-handle latency (bus default content mode) at ${fmt(latency.rate)} msg/s offered (open loop, ${fmt(latency.count)} measured): ` +
         `p50 ${latency.p50} ms, p99 ${latency.p99} ms, p99.9 ${latency.p999} ms, max ${latency.max} ms${latency.failed ? `, ${latency.failed} failed` : ''}`,
     );
     const median = (runs, field) => runs.map((r) => r[field]).sort((a, b) => a - b)[Math.floor((runs.length - 1) / 2)];
-    console.log(
-      `CPU per message, median of rounds (client; broker): busline publish ${median(oursRuns, 'cpu').toFixed(1)}; ${median(oursRuns, 'broker').toFixed(1)} µs, ` +
-        `raw sendBatch ${median(rawBatchRuns, 'cpu').toFixed(1)}; ${median(rawBatchRuns, 'broker').toFixed(1)} µs, ` +
-        `raw pre-built ${median(rawPrebuiltRuns, 'cpu').toFixed(1)}; ${median(rawPrebuiltRuns, 'broker').toFixed(1)} µs`,
-    );
+    for (const mode of MODES) {
+      const r = R[mode];
+      console.log(
+        `CPU per message, ${mode}, median of rounds (client; broker): busline publish ${median(r.ours, 'cpu').toFixed(1)}; ${median(r.ours, 'broker').toFixed(1)} µs, ` +
+          `raw sendBatch ${median(r.rawBatch, 'cpu').toFixed(1)}; ${median(r.rawBatch, 'broker').toFixed(1)} µs, ` +
+          `raw pre-built ${median(r.rawPrebuilt, 'cpu').toFixed(1)}; ${median(r.rawPrebuilt, 'broker').toFixed(1)} µs, busline consume ${median(r.consume, 'cpu').toFixed(1)} µs`,
+      );
+    }
+    if (B.binary && B.structured) {
+      const x = (a, b) => (a / b).toFixed(2) + 'x';
+      console.log(
+        `structured ÷ binary: busline publish ${x(B.structured.ours.rate, B.binary.ours.rate)}, busline consume ${x(B.structured.consume.rate, B.binary.consume.rate)}, ` +
+          `raw sendBatch ${x(B.structured.rawBatch.rate, B.binary.rawBatch.rate)}, raw pre-built ${x(B.structured.rawPrebuilt.rate, B.binary.rawPrebuilt.rate)}, ` +
+          `raw eachBatch ${x(B.structured.rawConsume.rate, B.binary.rawConsume.rate)}; publish CPU/msg ${median(R.structured.ours, 'cpu').toFixed(1)} vs ${median(R.binary.ours, 'cpu').toFixed(1)} µs`,
+      );
+    }
     if (TELEMETRY !== undefined) {
       // Rates: best of rounds, as above; CPU: median of rounds.
       const pair = (runs) => ({ rate: best(runs).rate, cpu: median(runs, 'cpu') });
       const floor = await telemetryFloor();
-      console.log(overheadLine('bus.publish', pair(oursRuns), pair(oursOnRuns), floor.publish));
-      console.log(overheadLine('consume, per-key order', pair(consumeRuns), pair(consumeOnRuns), floor.consume));
+      for (const mode of MODES) {
+        console.log(overheadLine(`bus.publish, ${mode}`, pair(R[mode].ours), pair(R[mode].oursOn), floor.publish));
+        console.log(overheadLine(`consume, per-key order, ${mode}`, pair(R[mode].consume), pair(R[mode].consumeOn), floor.consume));
+      }
     }
     if (java.line) console.log(`Java: ${java.line}`);
     else console.log(`Java: skipped — ${java.skipped}`);

@@ -46,6 +46,39 @@ describe.skipIf(NO_BROKER)('kafka: CloudEvents binding and foreign records on th
     expect(event).toMatchObject({ id: receipt.id, type: topic, subject: 'order-1', data: { total: 5 } });
   });
 
+  it('in structured content mode a record is the aggregate id as key, one content-type header and the event as JSON value', async () => {
+    const topic = unique('ce-structured');
+    f.topics.push(topic);
+    const bus = await f.bus({ contentMode: 'structured', topics: { [topic]: { partitions: 3 } } });
+    await bus.start();
+    const receipt = await bus.publish(topic, { total: 5 }, { aggregateId: 'order-1', correlationId: 'corr-1' });
+    const batch = await bus.publishBatch(topic, [{ payload: Uint8Array.from([1, 2, 3]), aggregateId: 'order-2' }]);
+
+    const records: KafkaMessage[] = [];
+    const reader = client().consumer({ groupId: unique('g-raw'), maxWaitTimeInMs: 100 });
+    await reader.connect();
+    try {
+      await reader.subscribe({ topic, fromBeginning: true });
+      await reader.run({ eachMessage: async ({ message }) => void records.push(message) });
+      await until(() => records.length >= 2, 60_000, 'the records, read raw');
+    } finally {
+      await reader.disconnect();
+    }
+    const byKey = new Map(records.map((r) => [r.key?.toString(), r]));
+    for (const [key, id, data] of [['order-1', receipt.id, { total: 5 }], ['order-2', batch.ids[0], new Uint8Array([1, 2, 3])]] as const) {
+      const record = byKey.get(key);
+      expect(record, `the record keyed ${key}`).toBeDefined();
+      const headers = Object.fromEntries(Object.entries(record!.headers ?? {}).map(([name, value]) => [name, String(value)]));
+      expect(headers, 'one header').toEqual({ 'content-type': 'application/cloudevents+json; charset=utf-8' });
+      const kafkaMessage = { key, headers, value: record!.value, body: undefined } as unknown as Message;
+      expect(CloudEventsKafka.isEvent(kafkaMessage)).toBe(true);
+      const event = CloudEventsKafka.toEvent(kafkaMessage) as { id: string; type: string; subject: string; data: unknown };
+      expect(event).toMatchObject({ id, type: topic, subject: key });
+      if (data instanceof Uint8Array) expect(Buffer.from(event.data as Uint8Array).equals(Buffer.from(data))).toBe(true);
+      else expect(event.data).toEqual(data);
+    }
+  });
+
   // Written as busline wrote them before the Kafka binding change: ce- names, the aggregate id in ce-subject.
   it('records busline wrote with ce- headers before the change still decode; a plain record reaches a foreign subscriber', async () => {
     const topic = unique('ce-legacy');

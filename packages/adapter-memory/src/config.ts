@@ -27,7 +27,7 @@ export const memoryConfigSchema = z
       .min(0)
       .default(DEFAULT_DEDUPE_WINDOW_MS)
       .describe(
-        'Messages published to a topic with a `ce-id` header already seen on that topic within this many ' +
+        'Messages published to a topic with an event id (`ce-id`, in either content mode) already seen on that topic within this many ' +
           'milliseconds are stored once. 0 turns deduplication off for this bus.',
       ),
     deliveryBatchSize: z

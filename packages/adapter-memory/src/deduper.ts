@@ -1,5 +1,6 @@
 /**
- * Deduplication by event id (`ce-id`): the Deduper a topic consults on
+ * Deduplication by event id (the message's `id` as core encoded it, else its
+ * `ce-id` header): the Deduper a topic consults on
  * publish when a dedupe window is set.
  */
 

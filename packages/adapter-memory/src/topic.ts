@@ -137,7 +137,7 @@ export class Topic {
         continue;
       }
       if (dedupe !== undefined) {
-        const id = headers[DEDUPE_HEADER];
+        const id = message.id ?? headers[DEDUPE_HEADER];
         if (id !== undefined && dedupe.seen(id, now, dedupeWindowMs)) continue;
       }
       const stored: StoredMessage = {
@@ -189,12 +189,12 @@ export class Topic {
   private atomicRefusal(messages: readonly WireMessage[], maxMessageBytes: number, stored: ((id: string) => boolean) | undefined): BuslineError | undefined {
     const ids = new Set<string>();
     for (let i = 0; i < messages.length; i++) {
-      const { headers, body } = messages[i]!;
+      const { id: eventId, headers, body } = messages[i]!;
       const refusal = this.refusal(messageSize(headers, body), maxMessageBytes);
       if (refusal !== undefined) {
         return new BuslineError(refusal.code, `atomic batch refused, nothing stored: message ${i}: ${refusal.message}`, { details: { ...refusal.details, index: i } });
       }
-      const id = headers[DEDUPE_HEADER];
+      const id = eventId ?? headers[DEDUPE_HEADER];
       if (id === undefined || stored === undefined) continue;
       if (ids.has(id) || stored(id)) {
         return new BuslineError(

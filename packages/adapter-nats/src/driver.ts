@@ -270,8 +270,8 @@ export class NatsDriver implements Driver {
     for (let i = 0; i < count; i++) {
       const message = messages[i]!;
       const headers = outgoingHeaders(message.key, message.headers);
-      // The event id dedupes a re-sent copy; a message without one gets a fresh id so re-sends after a reconnect still dedupe.
-      const msgId = headers[EVENT_ID_HEADER] ?? message.headers[MSG_ID_HEADER] ?? nuid.next();
+      // The event id (`id`, set by core in either content mode; else the id header) dedupes a re-sent copy; a message without one gets a fresh id so re-sends after a reconnect still dedupe.
+      const msgId = message.id ?? headers[EVENT_ID_HEADER] ?? message.headers[MSG_ID_HEADER] ?? nuid.next();
       const hlen = headerBlockSize(headers, msgId);
       if (hlen < 0) {
         outcomes ??= new Array<PublishOutcome>(count).fill(undefined);

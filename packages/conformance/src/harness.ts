@@ -3,7 +3,7 @@
  * capabilities, the buses a test opened (closed after each test), and
  * deadline scaling for slow brokers.
  */
-import type { BusConfigInput, Driver, DriverCapabilities, EventBus, TopicOptionsInput } from '@busline/core';
+import type { BusConfigInput, ContentMode, Driver, DriverCapabilities, EventBus, TopicOptionsInput } from '@busline/core';
 import { uniqueName } from './helpers.js';
 
 /** The bus config fields the suite sets; an adapter's `createBus` merges them into its own config. */
@@ -14,6 +14,8 @@ export interface BusConfigLike {
   onMismatch: 'warn' | 'fail' | 'ignore';
   /** Topics ensured at `start()`. */
   topics: Record<string, TopicOptionsInput>;
+  /** How events are laid out on messages (CloudEvents binary or structured content mode). */
+  contentMode: ContentMode;
   /** Handlers running at once across the bus. */
   concurrency: number;
   publish: { timeoutMs?: number; maxInFlight?: number; maxWaiting?: number };

@@ -24,6 +24,7 @@ import { registerAtomicBatchTests } from './tests/atomic-batch.js';
 import { registerGroupMemberTests } from './tests/group-members.js';
 import { registerDriverTests } from './tests/driver.js';
 import { registerCloudEventsTests } from './tests/cloudevents.js';
+import { registerContentModeTests } from './tests/content-modes.js';
 import { registerForeignMessageTests } from './tests/foreign-messages.js';
 import { registerOperationsTests } from './tests/operations.js';
 
@@ -69,6 +70,7 @@ const GROUPS: [string, (h: Harness) => void][] = [
   ['atomic batches', registerAtomicBatchTests],
   ['driver contract', registerDriverTests],
   ['CloudEvents interop', registerCloudEventsTests],
+  ['content modes', registerContentModeTests],
   ['foreign messages', registerForeignMessageTests],
   ['operations', registerOperationsTests],
   ['lifecycle', registerLifecycleTests],

@@ -1,13 +1,76 @@
 /**
  * The CloudEvents structured content mode (JSON event format): the whole event
- * in the body, `content-type: application/cloudevents+json`. Busline writes
- * binary mode; it reads structured mode so events from other producers (the
- * official SDKs, Knative, bridges) reach handlers instead of the dead-letter topic.
+ * in the body, `content-type: application/cloudevents+json`. Busline writes it
+ * for topics whose `contentMode` is `structured`, and reads it whatever the
+ * topic writes, so events from other producers (the official SDKs, Knative,
+ * bridges) reach handlers instead of the dead-letter topic.
  */
 import { Buffer } from 'node:buffer';
-import { aggregateIdSchema, type Envelope, type JsonValue, type Payload } from './envelope.js';
+import type { WireMessage } from './driver.js';
+import { aggregateIdSchema, BYTES_CONTENT_TYPE, JSON_CONTENT_TYPE, type Envelope, type JsonValue, type Payload } from './envelope.js';
 import { EnvelopeError } from './errors.js';
 import { strictUtf8 } from './strict-utf8.js';
+
+/** The content type of a structured-mode message as busline writes it. */
+export const STRUCTURED_JSON_CONTENT_TYPE = 'application/cloudevents+json; charset=utf-8';
+
+/**
+ * An envelope's fields → a structured-mode message: the publisher's own
+ * headers and `content-type`, and the event as one JSON text made by one
+ * `JSON.stringify` (the payload is serialised inside it, never parsed back).
+ * Attributes are the ones binary mode writes as headers, with the same values
+ * (`eventversion` as text, `subject` = aggregate id); absent ones are left
+ * out, as `JSON.stringify` drops undefined members. A JSON payload is `data`,
+ * bytes are `data_base64`.
+ */
+export function encodeStructured(
+  user: Record<string, string> | undefined,
+  id: string,
+  type: string,
+  source: string,
+  time: string | undefined,
+  version: number,
+  aggregateId: string | undefined,
+  traceId: string | undefined,
+  correlationId: string | undefined,
+  causationId: string | undefined,
+  tenantId: string | undefined,
+  payload: Payload,
+): WireMessage {
+  const bytes = payload instanceof Uint8Array;
+  // One literal, every member present (undefined where absent): one shape for every event.
+  const event = {
+    specversion: '1.0',
+    id,
+    type,
+    source,
+    time,
+    subject: aggregateId,
+    datacontenttype: bytes ? BYTES_CONTENT_TYPE : JSON_CONTENT_TYPE,
+    eventversion: version === 1 ? '1' : String(version),
+    traceid: traceId,
+    correlationid: correlationId,
+    causationid: causationId,
+    tenantid: tenantId,
+    data: bytes ? undefined : payload,
+    data_base64: bytes ? Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64') : undefined,
+  };
+  let text: string;
+  try {
+    text = JSON.stringify(event);
+  } catch (cause) {
+    // Every attribute is a string: whatever fails is in the payload.
+    throw new EnvelopeError('payload cannot be serialized as JSON', [String((cause as Error).message)], { cause });
+  }
+  let headers: Record<string, string>;
+  if (user === undefined) headers = { 'content-type': STRUCTURED_JSON_CONTENT_TYPE };
+  else {
+    headers = {};
+    for (const name in user) headers[name] = user[name]!;
+    headers['content-type'] = STRUCTURED_JSON_CONTENT_TYPE;
+  }
+  return { key: aggregateId, id, headers, body: Buffer.from(text, 'utf8') };
+}
 
 
 /** Attributes that map onto envelope fields (or are the format's own). */
@@ -55,8 +118,8 @@ const text = (v: unknown): string | undefined => (v === undefined || v === null 
  * A structured-mode message → an envelope candidate (the caller validates it),
  * or why it is not one. Attributes without an envelope field (`dataschema`,
  * other extensions) go to `headers` as binary mode would carry them, under
- * `prefix`; the message's own headers are kept except CloudEvents ones (the
- * body is authoritative) and `content-type`.
+ * `prefix`; the message's own headers are kept except CloudEvents ones
+ * (attributes: they fill what the body lacks, the body wins) and `content-type`.
  */
 export function decodeStructured(headers: Record<string, string>, body: Uint8Array, prefix: string): Envelope | EnvelopeError {
   const contentType = headers['content-type']!;
@@ -73,15 +136,21 @@ export function decodeStructured(headers: Record<string, string>, body: Uint8Arr
     return new EnvelopeError('malformed message', ['a structured CloudEvent must be a JSON object']);
   }
   const e = event as Record<string, unknown>;
-  const missing = ['id', 'type', 'source', 'specversion'].filter((name) => e[name] === undefined || e[name] === null || e[name] === '');
-  if (missing.length > 0) return new EnvelopeError('malformed message', missing.map((name) => `attribute ${name} is missing`));
-
   const envelopeHeaders: Record<string, string> = {};
   for (const name in headers) {
     const lower = name.toLowerCase();
-    if (lower === 'content-type' || lower.startsWith('ce-') || lower.startsWith('ce_') || lower.startsWith('nats-')) continue;
+    if (lower === 'content-type' || lower.startsWith('nats-')) continue;
+    if (lower.startsWith('ce-') || lower.startsWith('ce_')) {
+      // The bindings allow binary-mode headers on a structured message too (Kafka binding 3.3.3). The body wins;
+      // a header fills an attribute the body lacks (the trace id tracing adds after the body was written).
+      const attribute = lower.slice(3);
+      if (e[attribute] === undefined) e[attribute] = headers[name];
+      continue;
+    }
     envelopeHeaders[name] = headers[name]!;
   }
+  const missing = ['id', 'type', 'source', 'specversion'].filter((name) => e[name] === undefined || e[name] === null || e[name] === '');
+  if (missing.length > 0) return new EnvelopeError('malformed message', missing.map((name) => `attribute ${name} is missing`));
   // A subject that is no valid aggregate id stays a header, as in binary mode.
   const subject = aggregateIdSchema.safeParse(e.subject).success ? (e.subject as string) : undefined;
   for (const name in e) {

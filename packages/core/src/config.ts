@@ -1,5 +1,6 @@
 import type { MeterProvider, TextMapPropagator, TracerProvider } from '@opentelemetry/api';
 import { z } from 'zod';
+import { contentModeSchema, DEFAULT_CONTENT_MODE } from './content-mode.js';
 import { ConfigError } from './errors.js';
 import { isLogger, type Logger } from './logger.js';
 import { retryOptionsSchema } from './retry.js';
@@ -107,6 +108,12 @@ export const busConfigSchema = z
     source: z.string().min(1).default('busline'),
     /** Default consumer group for subscriptions that name none (usually the service name). */
     group: groupNameSchema.default(DEFAULT_GROUP),
+    /**
+     * How events are laid out on messages of every topic whose options set no
+     * `contentMode`: `binary` (CloudEvents attributes as headers, the default)
+     * or `structured` (the whole event as JSON in the body, one header).
+     */
+    contentMode: contentModeSchema.default(DEFAULT_CONTENT_MODE),
     /** Topics ensured at `start()`, with their options. */
     topics: z.record(topicNameSchema, topicOptionsSchema).default({}),
     topicStrategy: topicStrategySchema.default('createOnly'),
@@ -197,7 +204,7 @@ export function parseBusUrl(url: string, customType?: string): { type: string; u
  * Reads a bus config from environment variables, so a service swaps brokers
  * without a code change:
  * - `BUSLINE_URL` (e.g. `nats://127.0.0.1:4222`), or `BUSLINE_TYPE`
- * - `BUSLINE_SOURCE`, `BUSLINE_GROUP`, `BUSLINE_TOPIC_STRATEGY`, `BUSLINE_ON_MISMATCH`,
+ * - `BUSLINE_SOURCE`, `BUSLINE_GROUP`, `BUSLINE_TOPIC_STRATEGY`, `BUSLINE_ON_MISMATCH`, `BUSLINE_CONTENT_MODE`,
  *   `BUSLINE_PUBLISH_TIMEOUT_MS`, `BUSLINE_CONCURRENCY`
  * - `BUSLINE_CONFIG`: a JSON object merged underneath (any field, adapter sections too)
  * Defaults to the in-memory broker when nothing is set.
@@ -221,6 +228,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BusConfigIn
   set('group', env.BUSLINE_GROUP);
   set('topicStrategy', env.BUSLINE_TOPIC_STRATEGY);
   set('onMismatch', env.BUSLINE_ON_MISMATCH);
+  set('contentMode', env.BUSLINE_CONTENT_MODE);
   set('concurrency', num('BUSLINE_CONCURRENCY'));
   const timeout = num('BUSLINE_PUBLISH_TIMEOUT_MS');
   if (timeout !== undefined) base.publish = { ...(base.publish as object | undefined), timeoutMs: timeout };

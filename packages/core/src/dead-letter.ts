@@ -46,6 +46,8 @@ export interface DeadLetterCause {
   group: string;
   /** The bus's CloudEvents naming; a copy keeps the naming its original was written in. */
   binding: CloudEventsBinding;
+  /** The decoded event's id, where the message decoded (a structured-mode message has no id header). */
+  eventId?: string | undefined;
 }
 
 /** Header values must stay on one line and bounded. */
@@ -65,7 +67,7 @@ export function deadLetterCopies(cause: DeadLetterCause): WireMessage[] {
   const reason = errorMessage(error);
   const code = errorCode(error);
   const idHeader = bindingOf(message.headers, cause.binding)?.headers.id;
-  const originalId = idHeader === undefined ? undefined : message.headers[idHeader];
+  const originalId = idHeader === undefined ? cause.eventId : message.headers[idHeader];
   const headers: Record<string, string> = {
     ...message.headers,
     [DeadLetterHeader.error]: headerText(reason, 1024),
@@ -76,17 +78,17 @@ export function deadLetterCopies(cause: DeadLetterCause): WireMessage[] {
   };
   if (code !== undefined) headers[DeadLetterHeader.errorCode] = code;
   if (message.deliveryId !== undefined) headers[DeadLetterHeader.deliveryId] = String(message.deliveryId);
-  if (originalId !== undefined) {
-    headers[DeadLetterHeader.originalId] = originalId;
-    headers[idHeader!] = deadLetterId(originalId, group);
-  }
+  // The copy's own id: in its id header (binary mode); a structured copy keeps the original's body and gets it as `id` only, for brokers that dedupe.
+  const id = originalId === undefined ? undefined : deadLetterId(originalId, group);
+  if (originalId !== undefined) headers[DeadLetterHeader.originalId] = originalId;
+  if (idHeader !== undefined && id !== undefined) headers[idHeader] = id;
   const key = message.key;
   const short = { ...headers, [DeadLetterHeader.error]: headerText(reason, 96) };
   const stub = { ...short, [DeadLetterHeader.bodyOmitted]: String(message.body.byteLength) };
   return [
-    { key, headers, body: message.body },
-    { key, headers: short, body: message.body },
-    { key, headers: stub, body: new Uint8Array(0) },
+    { key, id, headers, body: message.body },
+    { key, id, headers: short, body: message.body },
+    { key, id, headers: stub, body: new Uint8Array(0) },
   ];
 }
 

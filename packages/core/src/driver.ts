@@ -15,6 +15,14 @@ import type { TopicOptions, TopicState } from './topic.js';
 export interface WireMessage {
   /** Ordering / partition key (the aggregate id). */
   key?: string | undefined;
+  /**
+   * The event id (CloudEvents `id`) of a message core encoded, in either
+   * content mode: what a broker that dedupes by event id keys on, since a
+   * structured-mode message carries its id in the body, not in a header.
+   * Unset on delivered messages and on `publishWire` messages (drivers then
+   * fall back to the id header).
+   */
+  id?: string | undefined;
   /** CloudEvents attributes and the publisher's own headers. */
   headers: Record<string, string>;
   /** The payload, encoded (JSON text or the bytes as published). */

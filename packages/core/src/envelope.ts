@@ -2,7 +2,8 @@ import { Buffer } from 'node:buffer';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import { bindingOf, HTTP_BINDING, isStructured, type CloudEventsBinding, type CloudEventsHeaders } from './cloudevents-binding.js';
-import { decodeStructured } from './cloudevents-structured.js';
+import { decodeStructured, encodeStructured } from './cloudevents-structured.js';
+import { DEFAULT_CONTENT_MODE, type ContentMode } from './content-mode.js';
 import { EnvelopeError, isBuslineError } from './errors.js';
 import type { WireMessage } from './driver.js';
 import { strictUtf8 } from './strict-utf8.js';
@@ -384,7 +385,7 @@ function hasAny(headers: Record<string, string>): boolean {
 }
 
 /**
- * The wire headers: the user's headers first, then the envelope's metadata.
+ * Binary mode's wire headers: the user's headers first, then the envelope's metadata.
  * For the default naming without user headers the object is made as one
  * literal (one allocation, a stable shape) with the same entries in the same order.
  */
@@ -435,45 +436,75 @@ function wireHeaders(
 }
 
 /**
- * Envelope → broker message in CloudEvents binary mode: metadata in headers
- * named as `binding` names them, payload as the body.
+ * Valid envelope fields → a broker message in `mode`: binary (metadata in
+ * headers named as `binding` names them, payload as the body) or structured
+ * (the whole event as JSON in the body). The key is the aggregate id either way.
  */
-export function encodeEnvelope(envelope: Envelope, binding: CloudEventsBinding = HTTP_BINDING): WireMessage {
-  const payload = envelope.payload;
+function encodeFields(
+  mode: ContentMode,
+  binding: CloudEventsBinding,
+  user: Record<string, string> | undefined,
+  id: string,
+  type: string,
+  source: string,
+  time: string | undefined,
+  version: number,
+  aggregateId: string | undefined,
+  traceId: string | undefined,
+  correlationId: string | undefined,
+  causationId: string | undefined,
+  tenantId: string | undefined,
+  payload: Payload,
+): WireMessage {
+  if (mode === 'structured') {
+    return encodeStructured(user, id, type, source, time, version, aggregateId, traceId, correlationId, causationId, tenantId, payload);
+  }
   const bytes = payload instanceof Uint8Array;
   const body = bytes ? payload : jsonBody(payload);
+  const contentType = bytes ? BYTES_CONTENT_TYPE : JSON_CONTENT_TYPE;
+  const headers = wireHeaders(binding.headers, user, id, type, source, time, version, contentType, aggregateId, traceId, correlationId, causationId, tenantId);
+  return { key: aggregateId, id, headers, body };
+}
+
+/**
+ * Envelope → broker message in CloudEvents `mode` (default binary: metadata
+ * in headers named as `binding` names them, payload as the body; structured:
+ * the whole event as JSON in the body).
+ */
+export function encodeEnvelope(envelope: Envelope, binding: CloudEventsBinding = HTTP_BINDING, mode: ContentMode = DEFAULT_CONTENT_MODE): WireMessage {
   const time = envelope.time;
-  const headers = wireHeaders(
-    binding.headers,
+  return encodeFields(
+    mode,
+    binding,
     envelope.headers,
     envelope.id,
     envelope.type,
     envelope.source,
     time === undefined ? undefined : isoTime(time.getTime()),
     envelope.version,
-    bytes ? BYTES_CONTENT_TYPE : JSON_CONTENT_TYPE,
     envelope.aggregateId,
     envelope.traceId,
     envelope.correlationId,
     envelope.causationId,
     envelope.tenantId,
+    envelope.payload,
   );
-  return { key: envelope.aggregateId, headers, body };
 }
 
 /**
  * @internal The publish path: `encodeEnvelope(buildEnvelope(payload, options,
- * defaults))` in one step, without the intermediate envelope, its Date and its
- * headers object. Options that pass the same checks as `isValidEnvelope` are
- * encoded here; anything else takes the two-step path, which validates with
- * zod and throws the same errors it always did. The event id is the message's
- * id header (`binding.headers.id`).
+ * defaults), binding, mode)` in one step, without the intermediate envelope,
+ * its Date and its headers object. Options that pass the same checks as
+ * `isValidEnvelope` are encoded here; anything else takes the two-step path,
+ * which validates with zod and throws the same errors it always did. The
+ * event id is the message's `id`.
  */
 export function encodeNewEnvelope(
   payload: Payload,
   options: EnvelopeOptions,
   defaults: { type: string; source: string },
   binding: CloudEventsBinding = HTTP_BINDING,
+  mode: ContentMode = DEFAULT_CONTENT_MODE,
 ): WireMessage {
   const type = options.type ?? defaults.type;
   const source = options.source ?? defaults.source;
@@ -494,26 +525,24 @@ export function encodeNewEnvelope(
     (headers === undefined || isValidUserHeaders(headers)) &&
     isValidPayload(payload)
   ) {
-    const bytes = payload instanceof Uint8Array;
-    const body = bytes ? payload : jsonBody(payload);
-    const wire = wireHeaders(
-      binding.headers,
+    return encodeFields(
+      mode,
+      binding,
       headers,
       id ?? newEventId(),
       type,
       source,
       isoTime(time === undefined ? Date.now() : time.getTime()),
       version,
-      bytes ? BYTES_CONTENT_TYPE : JSON_CONTENT_TYPE,
       aggregateId,
       traceId,
       correlationId,
       causationId,
       tenantId,
+      payload,
     );
-    return { key: aggregateId, headers: wire, body };
   }
-  return encodeEnvelope(buildEnvelope(payload, options, defaults), binding);
+  return encodeEnvelope(buildEnvelope(payload, options, defaults), binding, mode);
 }
 
 /**

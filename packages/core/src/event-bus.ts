@@ -37,6 +37,7 @@ import {
   type WireHandler,
 } from './subscription.js';
 import { TopicProvisioner, type EnsureResult, type ProvisionPolicy } from './topic-provisioner.js';
+import type { ContentMode } from './content-mode.js';
 import { assertTopicName, topicOptionsSchema, type TopicOptions, type TopicOptionsInput } from './topic.js';
 import {
   eventHandler,
@@ -263,6 +264,11 @@ export class EventBus extends EventEmitter<BusEvents> {
     return this.topicOptions.get(topic) ?? DEFAULT_TOPIC;
   }
 
+  /** How events are written to `topic`: its own `contentMode`, else the bus's. */
+  private contentModeOf(topic: string): ContentMode {
+    return this.topicOptions.get(topic)?.contentMode ?? this.config.contentMode;
+  }
+
   private checkTopic(topic: string): void {
     if (this.validTopics.has(topic)) return;
     assertTopicName(topic);
@@ -294,8 +300,8 @@ export class EventBus extends EventEmitter<BusEvents> {
       this.assertStarted();
       this.checkTopic(topic);
       checkOptionNames(options, PUBLISH_OPTION_NAMES, 'publish', topic);
-      message = encodeNewEnvelope(payload as Payload, options, { type: topic, source: this.config.source }, this.ce);
-      id = message.headers[this.ce.headers.id]!;
+      message = encodeNewEnvelope(payload as Payload, options, { type: topic, source: this.config.source }, this.ce, this.contentModeOf(topic));
+      id = message.id!;
     } catch (error) {
       return this.refuse(topic, options?.id, error);
     }
@@ -320,7 +326,7 @@ export class EventBus extends EventEmitter<BusEvents> {
       this.checkTopic(topic);
       checkOptionNames(options, TIMEOUT_OPTION_NAMES, 'publishEnvelope', topic);
       const valid = validateEnvelope(envelope);
-      message = encodeEnvelope(valid, this.ce);
+      message = encodeEnvelope(valid, this.ce, this.contentModeOf(topic));
       id = valid.id;
     } catch (error) {
       return this.refuse(topic, (envelope as Partial<Envelope> | undefined)?.id, error);
@@ -387,12 +393,13 @@ export class EventBus extends EventEmitter<BusEvents> {
     const messages: WireMessage[] = [];
     const indexes: number[] = [];
     const defaults = { type: topic, source: this.config.source };
+    const mode = this.contentModeOf(topic);
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       try {
         checkOptionNames(item, BATCH_ITEM_NAMES, 'publishBatch', undefined, i);
-        const message = encodeNewEnvelope(item.payload as Payload, item, defaults, this.ce);
-        ids[i] = message.headers[this.ce.headers.id]!;
+        const message = encodeNewEnvelope(item.payload as Payload, item, defaults, this.ce, mode);
+        ids[i] = message.id!;
         messages.push(message);
         indexes.push(i);
       } catch (error) {

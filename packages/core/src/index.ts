@@ -2,6 +2,8 @@ export * from './errors.js';
 export * from './topic.js';
 export * from './envelope.js';
 export * from './cloudevents-binding.js';
+export * from './content-mode.js';
+export { STRUCTURED_JSON_CONTENT_TYPE } from './cloudevents-structured.js';
 export { foreignEnvelope, foreignPayload } from './foreign-message.js';
 export * from './driver.js';
 export * from './retry.js';

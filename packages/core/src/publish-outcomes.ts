@@ -63,7 +63,7 @@ export class PublishOutcomes {
       recorder.published(topic, ms / 1000, outcomes.length - (failed?.length ?? 0), failed ?? NO_FAILURES);
     }
     if (!this.listening()) return;
-    outcomes.forEach((error, i) => this.emit(outcomeEvent(topic, messages[i]?.headers[this.names.id] ?? '', error, ms)));
+    outcomes.forEach((error, i) => this.emit(outcomeEvent(topic, eventIdOf(messages[i], this.names), error, ms)));
   }
 
   /** Refused before reaching the driver (invalid input, not started, closed): the event only; nothing was sent. */
@@ -75,4 +75,9 @@ export class PublishOutcomes {
 
 function outcomeEvent(topic: string, id: string, error: BuslineError | undefined, durationMs: number): PublishOutcomeEvent {
   return error === undefined ? { topic, id, ok: true, durationMs } : { topic, id, ok: false, error, durationMs };
+}
+
+/** A sent message's event id: the one core encoded it with, else its id header ('' for a wire message without one). */
+function eventIdOf(message: WireMessage | undefined, names: CloudEventsHeaders): string {
+  return message?.id ?? message?.headers[names.id] ?? '';
 }

@@ -299,7 +299,7 @@ export class Subscription implements InletProcessor {
 
   /** `attempt` with a process span around the handler and its duration recorded (telemetry on). */
   private attemptObserved(message: HeldMessage, envelope: Envelope | undefined, attempt: number): void | Promise<void> {
-    const traced = this.host.tracer?.process(message.headers, this.topic, this.group, attempt);
+    const traced = this.host.tracer?.process(message.headers, this.topic, this.group, attempt, envelope);
     const started = performance.now();
     let pending: Promise<unknown> | undefined;
     try {
@@ -397,7 +397,7 @@ export class Subscription implements InletProcessor {
     const reason = errorMessage(error);
     const dlq = this.config.deadLetterTopic;
     if (dlq !== undefined) {
-      const copies = deadLetterCopies({ message, error, attempts, topic: this.topic, group: this.group, binding: this.host.cloudEvents });
+      const copies = deadLetterCopies({ message, error, attempts, topic: this.topic, group: this.group, binding: this.host.cloudEvents, eventId: envelope?.id });
       for (let retry = 1; ; retry++) {
         const failure = await publishDeadLetter(copies, (copy) => this.host.publishDeadLetter(dlq, copy));
         if (failure === undefined) break;

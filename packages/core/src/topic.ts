@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { contentModeSchema } from './content-mode.js';
 import { ErrorCode, TopicError } from './errors.js';
 
 /**
@@ -45,7 +46,7 @@ export const topicNameSchema = z.string().superRefine((name, ctx) => {
 
 const positiveInt = z.number().int().positive();
 
-/** Validates topic options: persistence, retention and size limits, replicas, partitions. */
+/** Validates topic options: persistence, retention and size limits, replicas, partitions, content mode. */
 export const topicOptionsSchema = z
   .object({
     /** `persistent` topics keep messages for groups that subscribe later; `ephemeral` ones are at-most-once fan-out. */
@@ -60,6 +61,13 @@ export const topicOptionsSchema = z
     /** Partitions: Kafka partitions, NATS partitioned consumer groups (server ≥ 2.11); adapters without partitions report 1. */
     partitions: positiveInt.optional(),
     description: z.string().max(1024).optional(),
+    /**
+     * How events published to this topic are laid out: `binary` (CloudEvents
+     * attributes as headers) or `structured` (the whole event as JSON in the
+     * body). Default: the bus config's `contentMode`. Not a broker setting:
+     * consumers read both modes, so it can change at any time.
+     */
+    contentMode: contentModeSchema.optional(),
   })
   .strict();
 

@@ -6,7 +6,10 @@
  *   the messages' creation context: injected into each message's headers by
  *   the propagator (W3C `traceparent`/`tracestate` with the SDK's default),
  *   and its trace id becomes the envelope's `traceId` (`ce-traceid`) when the
- *   publisher set none. A message that already carries a trace context keeps
+ *   publisher set none. A structured-mode message gets that header too (the
+ *   body is written before the span exists); decoding takes it when the body
+ *   has no `traceid`. The propagator's headers are headers in both modes, as
+ *   the CloudEvents distributed-tracing extension and OpenTelemetry expect. A message that already carries a trace context keeps
  *   it (a custom creation context is never modified); the span links to it.
  * - Each handler call is one `process <topic>` span (kind CONSUMER). It links
  *   to the creation context and, by default, is its child, so one trace
@@ -77,7 +80,10 @@ export class MessageTracer {
     const active = context.active();
     const span = this.tracer.startSpan(start.name, { kind: SpanKind.PRODUCER, attributes: start.attributes, links }, active);
     if (span.isRecording()) {
-      if (messages.length === 1) setMessageAttributes(span, messages[0]!.headers, this.names);
+      if (messages.length === 1) {
+        const message = messages[0]!;
+        setMessageAttributes(span, message.id ?? message.headers[this.names.id], message.headers[this.names.correlationId]);
+      }
       else span.setAttribute('messaging.batch.message_count', messages.length);
     }
     const creation = trace.setSpan(active, span);
@@ -104,8 +110,11 @@ export class MessageTracer {
     span.end();
   }
 
-  /** Starts the process span of one handler call; returns the context the handler runs in. */
-  process(headers: Record<string, string>, topic: string, group: string, attempt: number): { span: Span; context: Context } {
+  /**
+   * Starts the process span of one handler call; returns the context the handler runs in. Ids come
+   * from the decoded envelope where there is one (a structured-mode message has no id header).
+   */
+  process(headers: Record<string, string>, topic: string, group: string, attempt: number, envelope?: { id: string; correlationId?: string | undefined }): { span: Span; context: Context } {
     const creation = this.propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
     const link = trace.getSpanContext(creation);
     const start = this.processStart(topic, group);
@@ -116,7 +125,8 @@ export class MessageTracer {
     );
     if (span.isRecording()) {
       span.setAttribute('busline.attempt', attempt);
-      setMessageAttributes(span, headers, this.names);
+      if (envelope !== undefined) setMessageAttributes(span, envelope.id, envelope.correlationId);
+      else setMessageAttributes(span, headers[this.names.id], headers[this.names.correlationId]);
     }
     return { span, context: trace.setSpan(creation, span) };
   }
@@ -154,10 +164,8 @@ export class MessageTracer {
 }
 
 /** The single message's id and conversation (correlation) id, where it has them. */
-function setMessageAttributes(span: Span, headers: Record<string, string>, names: CloudEventsHeaders): void {
-  const id = headers[names.id];
+function setMessageAttributes(span: Span, id: string | undefined, conversation: string | undefined): void {
   if (id !== undefined) span.setAttribute('messaging.message.id', id);
-  const conversation = headers[names.correlationId];
   if (conversation !== undefined) span.setAttribute('messaging.message.conversation_id', conversation);
 }
 

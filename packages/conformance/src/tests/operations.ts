@@ -45,50 +45,53 @@ export function registerOperationsTests(h: Harness): void {
     }
   });
 
-  h.test('tracing: a send span (PRODUCER) and a process span (CONSUMER) linked to it and its child; the handler runs with its span active, across awaits', {}, async () => {
-    // The SDK's context manager (AsyncLocalStorage); registering it twice is a no-op.
-    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-    const exporter = new InMemorySpanExporter();
-    const tracerProvider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
-    const bus = await h.bus({ telemetry: { tracing: true, tracerProvider, propagator: new W3CTraceContextPropagator() } });
-    const topic = h.topic('traced');
-    const seen = deferred<{ before?: string; after?: string; traceId?: string; traceparent?: string }>();
-    await bus.subscribe(topic, async (_payload, ctx) => {
-      const before = trace.getActiveSpan()?.spanContext().spanId;
-      await new Promise((resolve) => setImmediate(resolve));
-      const after = trace.getActiveSpan()?.spanContext().spanId;
-      seen.resolve({ before, after, traceId: ctx.envelope.traceId, traceparent: ctx.envelope.headers.traceparent });
+  // Structured mode too: its body is written before the span exists, so the trace id must reach the envelope another way.
+  for (const mode of ['binary', 'structured'] as const) {
+    h.test(`tracing: a send span (PRODUCER) and a process span (CONSUMER) linked to it and its child; the handler runs with its span active, across awaits${mode === 'structured' ? ' (structured content mode)' : ''}`, {}, async () => {
+      // The SDK's context manager (AsyncLocalStorage); registering it twice is a no-op.
+      context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+      const exporter = new InMemorySpanExporter();
+      const tracerProvider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+      const bus = await h.bus({ contentMode: mode, telemetry: { tracing: true, tracerProvider, propagator: new W3CTraceContextPropagator() } });
+      const topic = h.topic('traced');
+      const seen = deferred<{ before?: string; after?: string; traceId?: string; traceparent?: string }>();
+      await bus.subscribe(topic, async (_payload, ctx) => {
+        const before = trace.getActiveSpan()?.spanContext().spanId;
+        await new Promise((resolve) => setImmediate(resolve));
+        const after = trace.getActiveSpan()?.spanContext().spanId;
+        seen.resolve({ before, after, traceId: ctx.envelope.traceId, traceparent: ctx.envelope.headers.traceparent });
+      });
+      const { id } = await bus.publish(topic, { traced: true });
+      const inHandler = await seen.promise;
+      await waitFor(() => exporter.getFinishedSpans().some((s) => s.kind === SpanKind.CONSUMER), { timeoutMs: h.ms(5_000), message: 'the process span ended' });
+      const spans = exporter.getFinishedSpans();
+      const send = spans.find((s) => s.kind === SpanKind.PRODUCER)!;
+      const process = spans.find((s) => s.kind === SpanKind.CONSUMER)!;
+      expect(send.name).toBe(`send ${topic}`);
+      expect(process.name).toBe(`process ${topic}`);
+      expect(send.attributes).toMatchObject({
+        'messaging.system': bus.driver.name,
+        'messaging.operation.name': 'send',
+        'messaging.destination.name': topic,
+        'messaging.message.id': id,
+      });
+      expect(process.attributes).toMatchObject({
+        'messaging.system': bus.driver.name,
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': topic,
+        'messaging.consumer.group.name': bus.config.group,
+        'messaging.message.id': id,
+      });
+      expect(process.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
+      expect(process.parentSpanContext?.spanId).toBe(send.spanContext().spanId);
+      expect(process.spanContext().traceId).toBe(send.spanContext().traceId);
+      expect(inHandler.before).toBe(process.spanContext().spanId);
+      expect(inHandler.after).toBe(process.spanContext().spanId);
+      // The creation context travels as W3C trace context; the envelope's traceId is the trace's.
+      expect(inHandler.traceparent).toBe(`00-${send.spanContext().traceId}-${send.spanContext().spanId}-01`);
+      expect(inHandler.traceId).toBe(send.spanContext().traceId);
     });
-    const { id } = await bus.publish(topic, { traced: true });
-    const inHandler = await seen.promise;
-    await waitFor(() => exporter.getFinishedSpans().some((s) => s.kind === SpanKind.CONSUMER), { timeoutMs: h.ms(5_000), message: 'the process span ended' });
-    const spans = exporter.getFinishedSpans();
-    const send = spans.find((s) => s.kind === SpanKind.PRODUCER)!;
-    const process = spans.find((s) => s.kind === SpanKind.CONSUMER)!;
-    expect(send.name).toBe(`send ${topic}`);
-    expect(process.name).toBe(`process ${topic}`);
-    expect(send.attributes).toMatchObject({
-      'messaging.system': bus.driver.name,
-      'messaging.operation.name': 'send',
-      'messaging.destination.name': topic,
-      'messaging.message.id': id,
-    });
-    expect(process.attributes).toMatchObject({
-      'messaging.system': bus.driver.name,
-      'messaging.operation.type': 'process',
-      'messaging.destination.name': topic,
-      'messaging.consumer.group.name': bus.config.group,
-      'messaging.message.id': id,
-    });
-    expect(process.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
-    expect(process.parentSpanContext?.spanId).toBe(send.spanContext().spanId);
-    expect(process.spanContext().traceId).toBe(send.spanContext().traceId);
-    expect(inHandler.before).toBe(process.spanContext().spanId);
-    expect(inHandler.after).toBe(process.spanContext().spanId);
-    // The creation context travels as W3C trace context; the envelope's traceId is the trace's.
-    expect(inHandler.traceparent).toBe(`00-${send.spanContext().traceId}-${send.spanContext().spanId}-01`);
-    expect(inHandler.traceId).toBe(send.spanContext().traceId);
-  });
+  }
 
   h.test('health: a handler that stops making progress turns its subscription stalled (status degraded, a stalled event) and back once it settles', {}, async () => {
     const bus = await h.bus({ health: { stalledAfterMs: 200, checkIntervalMs: 25 } });
