@@ -10,6 +10,7 @@ import type { WireMessage } from './driver.js';
 import { aggregateIdSchema, BYTES_CONTENT_TYPE, JSON_CONTENT_TYPE, type Envelope, type JsonValue, type Payload } from './envelope.js';
 import { EnvelopeError } from './errors.js';
 import { strictUtf8 } from './strict-utf8.js';
+import { traceIdOf } from './trace-context.js';
 
 /** The content type of a structured-mode message as busline writes it. */
 export const STRUCTURED_JSON_CONTENT_TYPE = 'application/cloudevents+json; charset=utf-8';
@@ -165,7 +166,7 @@ export function decodeStructured(headers: Record<string, string>, body: Uint8Arr
     aggregateId: subject,
     version: e.eventversion === undefined ? 1 : Number(e.eventversion),
     time: e.time === undefined || e.time === null ? undefined : new Date(e.time as string),
-    traceId: text(e.traceid),
+    traceId: text(e.traceid) ?? traceIdOf(headers.traceparent),
     correlationId: text(e.correlationid),
     causationId: text(e.causationid),
     tenantId: text(e.tenantid),

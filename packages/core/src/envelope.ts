@@ -7,6 +7,7 @@ import { DEFAULT_CONTENT_MODE, type ContentMode } from './content-mode.js';
 import { EnvelopeError, isBuslineError } from './errors.js';
 import type { WireMessage } from './driver.js';
 import { strictUtf8 } from './strict-utf8.js';
+import { traceIdOf } from './trace-context.js';
 
 /** A payload is any JSON value, or raw bytes carried untouched. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -685,7 +686,7 @@ export function decodeMessage(message: Pick<WireMessage, 'headers' | 'body'>, bi
       aggregateId: subject,
       version: versionText === '1' ? 1 : Number(versionText),
       time: timeText === undefined ? undefined : parseTime(timeText),
-      traceId: h[names.traceId],
+      traceId: h[names.traceId] ?? traceIdOf(h.traceparent),
       correlationId: h[names.correlationId],
       causationId: h[names.causationId],
       tenantId: h[names.tenantId],

@@ -4,9 +4,9 @@
  *
  * - A publish call is one `send <topic>` span (kind PRODUCER). Its context is
  *   the messages' creation context: injected into each message's headers by
- *   the propagator (W3C `traceparent`/`tracestate` with the SDK's default),
- *   and its trace id becomes the envelope's `traceId` (`ce-traceid`) when the
- *   publisher set none. A structured-mode message gets that header too (the
+ *   the propagator (W3C `traceparent`/`tracestate` with the SDK's default);
+ *   a consumer takes the envelope's `traceId` from `traceparent` when the
+ *   publisher set none (trace-context.ts), so no second header carries it. A structured-mode message gets that header too (the
  *   body is written before the span exists); decoding takes it when the body
  *   has no `traceid`. The propagator's headers are headers in both modes, as
  *   the CloudEvents distributed-tracing extension and OpenTelemetry expect. A message that already carries a trace context keeps
@@ -23,7 +23,6 @@ import {
   context,
   defaultTextMapGetter,
   defaultTextMapSetter,
-  isSpanContextValid,
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
@@ -87,15 +86,12 @@ export class MessageTracer {
       else span.setAttribute('messaging.batch.message_count', messages.length);
     }
     const creation = trace.setSpan(active, span);
-    const spanContext = span.spanContext();
-    const traceId = isSpanContextValid(spanContext) ? spanContext.traceId : undefined;
     // Every message of the call gets the same context: formatted once, copied into each.
     let carrier: Record<string, string> | undefined;
     for (const message of messages) {
       if (links !== undefined && carriesContext(message.headers, fields)) continue;
       if (carrier === undefined) this.propagator.inject(creation, (carrier = {}), defaultTextMapSetter);
       for (const name in carrier) message.headers[name] = carrier[name]!;
-      if (traceId !== undefined && message.headers[this.names.traceId] === undefined) message.headers[this.names.traceId] = traceId;
     }
     return span;
   }
