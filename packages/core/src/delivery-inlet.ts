@@ -170,8 +170,7 @@ export class DeliveryInlet implements MessageSink {
   private roomWaiters: (() => void)[] = [];
   /** Messages the driver delivered so far (each one's `seq` is its index). */
   private deliveredCount = 0;
-  /** Messages numbered below this were recalled. */
-  recallMark = 0;
+  private recalledBelow = 0;
 
   /** Held count at or below which a waiting fetch loop resumes: refills come in batches, not one by one. */
   private readonly resumeAt: number;
@@ -194,6 +193,10 @@ export class DeliveryInlet implements MessageSink {
   /** When the inlet last went from holding nothing to holding something (ms since epoch). */
   get busySince(): number {
     return this.busyAt;
+  }
+  /** Messages the driver delivered before its last `recall` (a held message numbered below it is recalled). */
+  get recallMark(): number {
+    return this.recalledBelow;
   }
   /** The driver's fetch loop is waiting for room (in-flight budget or the pool full). */
   get waitingForRoom(): boolean {
@@ -229,7 +232,7 @@ export class DeliveryInlet implements MessageSink {
 
   /** Takes back what has not started (see MessageSink.recall). */
   recall(): void {
-    this.recallMark = this.deliveredCount;
+    this.recalledBelow = this.deliveredCount;
     this.processor.recalled();
   }
 
@@ -261,7 +264,7 @@ export class DeliveryInlet implements MessageSink {
     const held = new HeldMessage(this, message, now, seq);
     if (id !== undefined) this.inHand.set(id, held);
     if (this.heldCount++ === 0) this.busyAt = now;
-    if (seq < this.recallMark) {
+    if (seq < this.recalledBelow) {
       // Recalled while it waited in its batch: back without reaching the processor.
       held.nack(0);
       return undefined;
