@@ -44,8 +44,10 @@ import { PublishBatcher } from './publish-batcher.js';
 import { TopicAdmin } from './topic-admin.js';
 import { describeBacklog } from './backlog.js';
 import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
+import { applyKafkajsRejoinHook } from './kafkajs-rejoin-hook.js';
 
 applyKafkajsIdleFix();
+applyKafkajsRejoinHook();
 
 const { Kafka: KafkaClient, Partitioners, CompressionTypes, logLevel: LogLevel } = kafkajs;
 
