@@ -9,7 +9,8 @@
  * the group registers, and every planned handler is active from its first
  * record. A subscription added after start (a new topic, or a second handler
  * for one) costs one controlled restart of this consumer — stop fetching,
- * let delivered records finish (up to `restartDrainTimeoutMs`), commit,
+ * recall what core has not started, let running handlers finish (up to
+ * `restartDrainTimeoutMs`), commit,
  * leave, rejoin with the enlarged set — counted as `consumerRestarts`.
  * Concurrent additions share one restart. Removing the last handler of a
  * topic restarts the consumer without it after a short grace period, so the
@@ -233,7 +234,11 @@ export class GroupConsumer implements DeliveryOwner {
       }
     }
     for (const state of this.states.values()) state.clearBacklog();
-    for (const e of this.router.entries) e.waiting.clear();
+    // What core has not started goes back (re-read after the restart): the drain waits only for running handlers.
+    for (const e of this.router.entries) {
+      e.waiting.clear();
+      e.sink.recall?.();
+    }
     const drained = await this.drain(drainTimeoutMs);
     await this.commit();
     this.committer.stopTimer();
