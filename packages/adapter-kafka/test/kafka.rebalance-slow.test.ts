@@ -12,6 +12,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemberProcess, OrderChecker, runWithConcurrency, type MemberSpec } from '@busline/conformance';
+import { applyKafkajsRejoinHook } from '../src/kafkajs-rejoin-hook.js';
 import { BROKERS, NO_BROKER, kafkaFixture, unique, until } from './helpers.js';
 
 describe.skipIf(NO_BROKER)('kafka rebalance with slow handlers, member processes', () => {
@@ -22,6 +23,8 @@ describe.skipIf(NO_BROKER)('kafka rebalance with slow handlers, member processes
   }, 60_000);
 
   it('a member joins and one leaves while every member holds deep per-key queues: no key runs twice at once, first handlings in order, nothing lost', async () => {
+    // kafkajs rejoins from its fetch loop only through the wrapped joinAndSync: another kafkajs must not silently lose it.
+    expect(applyKafkajsRejoinHook(), 'ConsumerGroup.joinAndSync is wrapped').toBe(true);
     const topic = unique('slow-rebalance');
     const group = unique('g-slow-rebalance');
     f.topics.push(topic);
