@@ -9,7 +9,8 @@
  * the group registers, and every planned handler is active from its first
  * record. A subscription added after start (a new topic, or a second handler
  * for one) costs one controlled restart of this consumer — stop fetching,
- * let delivered records finish (up to `restartDrainTimeoutMs`), commit,
+ * recall what core has not started, let running handlers finish (up to
+ * `restartDrainTimeoutMs`), commit,
  * leave, rejoin with the enlarged set — counted as `consumerRestarts`.
  * Concurrent additions share one restart. Removing the last handler of a
  * topic restarts the consumer without it after a short grace period, so the
@@ -29,7 +30,8 @@
  * Collaborators: SubscriptionRouter (subscription-router.ts: routes, plan),
  * RestartLoop (restart-loop.ts: when to restart), startKafkaConsumer
  * (consumer-start.ts), OffsetCommitter (offset-committer.ts: commits),
- * RebalanceHandler (rebalance.ts: rebalances), KafkaDelivery
+ * RebalanceHandler (rebalance.ts: rebalances), RebalanceDrain
+ * (rebalance-drain.ts: the wait before rejoining), KafkaDelivery
  * (kafka-delivery.ts: one delivered record).
  */
 import {
@@ -49,7 +51,9 @@ import { kafkaDelivery, type DeliveryOwner } from './kafka-delivery.js';
 import { kafkaError, protocolType } from './kafka-errors.js';
 import { OffsetCommitter } from './offset-committer.js';
 import { PartitionState, partitionKey } from './partition-state.js';
+import { registerBeforeRejoin } from './kafkajs-rejoin-hook.js';
 import { RebalanceHandler } from './rebalance.js';
+import { RebalanceDrain } from './rebalance-drain.js';
 import { RestartLoop } from './restart-loop.js';
 import { SubscriptionRouter, type SinkEntry } from './subscription-router.js';
 
@@ -90,7 +94,9 @@ export class GroupConsumer implements DeliveryOwner {
   private reconnecting = false;
   /** A rebalance is being prepared: deliver nothing until the group is joined again. */
   private rebalancing = false;
-  private rebalanceDrain: Promise<void> | undefined;
+  private readonly rebalanceDrain: RebalanceDrain;
+  /** Removes the before-rejoin hook of this member's current membership. */
+  private unregisterRejoin: (() => void) | undefined;
   private closed = false;
 
   constructor(private readonly options: GroupConsumerOptions) {
@@ -144,6 +150,18 @@ export class GroupConsumer implements DeliveryOwner {
         this.resumePartition(state);
         this.pump(state);
       },
+    });
+    this.rebalanceDrain = new RebalanceDrain({
+      group: this.group,
+      config: options.config,
+      hooks: options.hooks,
+      stopDelivering: () => {
+        this.rebalancing = true;
+        for (const entry of this.router.entries) entry.sink.recall?.();
+      },
+      unsettled: () => this.unsettled,
+      drain: (timeoutMs) => this.drain(timeoutMs),
+      commit: () => this.commit(),
     });
   }
 
@@ -216,7 +234,11 @@ export class GroupConsumer implements DeliveryOwner {
       }
     }
     for (const state of this.states.values()) state.clearBacklog();
-    for (const e of this.router.entries) e.waiting.clear();
+    // What core has not started goes back (re-read after the restart): the drain waits only for running handlers.
+    for (const e of this.router.entries) {
+      e.waiting.clear();
+      e.sink.recall?.();
+    }
     const drained = await this.drain(drainTimeoutMs);
     await this.commit();
     this.committer.stopTimer();
@@ -238,6 +260,7 @@ export class GroupConsumer implements DeliveryOwner {
     this.consumer = undefined;
     this.current = [];
     this.rebalance.memberId = undefined;
+    this.unregisterRejoin?.();
     try {
       await consumer.disconnect();
     } catch (error) {
@@ -266,6 +289,10 @@ export class GroupConsumer implements DeliveryOwner {
   private onGroupJoin(consumer: Consumer, payload: { memberId: string; memberAssignment: Record<string, number[]> }): void {
     if (consumer !== this.consumer) return;
     this.rebalancing = false;
+    this.rebalanceDrain.joined();
+    this.unregisterRejoin?.();
+    // kafkajs's own rejoins of this membership (from its fetch loop) wait for the drain too.
+    this.unregisterRejoin = registerBeforeRejoin(this.group, payload.memberId, (heartbeat) => this.rebalanceDrain.beforeRejoin(heartbeat));
     const next = this.rebalance.assign(consumer, payload, this.states);
     this.states = next;
     this.updatePrefetch();
@@ -323,29 +350,11 @@ export class GroupConsumer implements DeliveryOwner {
     try {
       await payload.heartbeat();
     } catch (error) {
-      if (protocolType(error) === 'REBALANCE_IN_PROGRESS') await this.finishBeforeRejoin();
+      // kafkajs waits for this eachBatch before it rejoins: drain here (its rejoin then finds the drain done).
+      if (protocolType(error) === 'REBALANCE_IN_PROGRESS') await this.rebalanceDrain.beforeRejoin(() => payload.heartbeat());
       throw error;
     }
   };
-
-  /**
-   * A rebalance started and kafkajs waits for this eachBatch before it
-   * rejoins: stop delivering, let delivered records finish (bounded), commit
-   * with the current generation. The partitions this member loses are then
-   * handed over with nothing in flight.
-   */
-  private finishBeforeRejoin(): Promise<void> {
-    this.rebalanceDrain ??= (async () => {
-      this.rebalancing = true;
-      const c = this.options.config;
-      const drained = await this.drain(Math.min(c.restartDrainTimeoutMs, Math.floor(c.rebalanceTimeoutMs / 2), Math.floor(c.sessionTimeoutMs / 2)));
-      if (drained) this.options.hooks.count('rebalanceDrains');
-      await this.commit();
-    })().finally(() => {
-      this.rebalanceDrain = undefined;
-    });
-    return this.rebalanceDrain;
-  }
 
   /**
    * A partition keeps fetching ahead while its undelivered backlog is below
@@ -513,6 +522,7 @@ export class GroupConsumer implements DeliveryOwner {
     this.restarts.close();
     this.committer.stopTimer();
     this.accepting = false;
+    this.unregisterRejoin?.();
     for (const state of this.states.values()) state.revoke();
     const consumer = this.consumer;
     this.consumer = undefined;

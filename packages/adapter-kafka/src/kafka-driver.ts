@@ -45,9 +45,11 @@ import { TopicAdmin } from './topic-admin.js';
 import { describeBacklog } from './backlog.js';
 import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
 import { applyKafkajsRecordEncoder } from './kafkajs-record-encoder.js';
+import { applyKafkajsRejoinHook } from './kafkajs-rejoin-hook.js';
 
 applyKafkajsIdleFix();
 applyKafkajsRecordEncoder();
+applyKafkajsRejoinHook();
 
 const { Kafka: KafkaClient, Partitioners, CompressionTypes, logLevel: LogLevel } = kafkajs;
 

@@ -6,21 +6,19 @@
  * successor follow a revoked state.
  *
  * Rebalances (another member joins or leaves). kafkajs offers no revocation
- * callback, but it waits for running eachBatch calls before it rejoins. So
- * eachBatch heartbeats itself: when that heartbeat reports a rebalance,
- * delivery stops, the records already delivered get time to finish (bounded
- * by half the session and rebalance timeouts and `restartDrainTimeoutMs`),
- * the watermarks are committed with the current generation, and only then
- * does kafkajs rejoin — the partitions this member loses are handed over with
- * nothing in flight. When kafkajs notices the rebalance elsewhere (an idle
- * fetch), the watermarks are committed at once instead (REBALANCING) and
- * records still running on a lost partition are abandoned: they finish, but
- * no longer move a commit, and the new owner reads from the committed offset,
- * so such a record may be handled on both members (never lost; counted as
- * `abandonedOnRebalance`). After the join (GROUP_JOIN) a partition this
- * member keeps continues where it was (records in flight stay tracked, the
- * fetch position is moved past what was accepted, nothing is delivered
- * twice). If this member gets a partition back while records of its previous
+ * callback and speaks only the eager protocol, so before this member rejoins
+ * (whether our eachBatch's heartbeat or kafkajs's fetch loop noticed the
+ * rebalance) RebalanceDrain (rebalance-drain.ts) stops delivery, recalls from
+ * core what has not started, waits for running handlers (heartbeating, bounded
+ * by the rebalance timeout) and commits: the partitions this member loses are
+ * handed over with nothing in flight. Records still running when the drain
+ * hit its bound are abandoned: they finish, but no longer move a commit, and
+ * the new owner reads from the committed offset, so such a record may be
+ * handled on both members (never lost; counted as `abandonedOnRebalance`).
+ * After the join (GROUP_JOIN) a partition this member keeps continues where
+ * it was (records in flight stay tracked, the fetch position is moved past
+ * what was accepted, nothing is delivered twice), unless records of it were
+ * recalled or nacked: then it starts again from its committed offset. If this member gets a partition back while records of its previous
  * ownership are still running, it delivers nothing of that partition until
  * they settled, so a key never runs twice at once here.
  */

@@ -3,7 +3,8 @@
  * that kill or restart members. Started by `MemberProcess` with an IPC
  * channel and its spec in BUSLINE_MEMBER (JSON). It subscribes, reports every
  * handling to the parent (begin and end, on the machine's monotonic clock),
- * closes gracefully on SIGTERM and dies on SIGKILL like any process.
+ * closes gracefully on SIGTERM (then reports its driver counters) and dies
+ * on SIGKILL like any process.
  */
 import { createEventBus, type AdapterModule } from '@busline/core';
 import { failsFirst } from './helpers.js';
@@ -33,5 +34,8 @@ await bus.subscribe(
 );
 send({ t: 'ready' });
 process.on('SIGTERM', () => {
-  void bus.close({ timeoutMs: 10_000 }).finally(() => process.exit(0));
+  void bus
+    .close({ timeoutMs: 10_000 })
+    // The driver's counters (rebalances, drains, abandoned records), sent before the process exits.
+    .finally(() => process.send?.({ t: 'metrics', driver: bus.metrics().driver }, () => process.exit(0)) ?? process.exit(0));
 });

@@ -34,6 +34,8 @@ const MAIN = fileURLToPath(new URL('./member-main.js', import.meta.url));
 export class MemberProcess {
   private readonly open = new Map<number, Handling>();
   readonly errors: string[] = [];
+  /** The member's driver counters (`bus.metrics().driver`), reported when it stopped on SIGTERM. */
+  driverMetrics: Record<string, number> | undefined;
   private readonly exited: Promise<void>;
 
   private constructor(
@@ -42,7 +44,7 @@ export class MemberProcess {
     private readonly checker: OrderChecker,
   ) {
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    child.on('message', (m: { t: string; id: number; key: string; seq: number; at: string; ok: boolean; message: string }) => {
+    child.on('message', (m: { t: string; id: number; key: string; seq: number; at: string; ok: boolean; message: string; driver: Record<string, number> }) => {
       if (m.t === 'b') {
         const handling: Handling = { member: name, key: m.key, seq: m.seq, start: BigInt(m.at) };
         this.open.set(m.id, handling);
@@ -53,6 +55,8 @@ export class MemberProcess {
         this.open.delete(m.id);
         handling.end = BigInt(m.at);
         handling.ok = m.ok;
+      } else if (m.t === 'metrics') {
+        this.driverMetrics = m.driver;
       } else if (m.t === 'error') {
         this.errors.push(m.message);
       }
@@ -87,7 +91,7 @@ export class MemberProcess {
     this.checker.memberDied(this.name);
   }
 
-  /** SIGTERM: the member closes its bus (handlers finish, the rest goes back) and exits. */
+  /** SIGTERM: the member closes its bus (handlers finish, the rest goes back), reports `driverMetrics` and exits. */
   async stop(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.kill('SIGTERM');

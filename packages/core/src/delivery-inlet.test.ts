@@ -36,6 +36,7 @@ function processor(accept: (m: HeldMessage) => void | Promise<void> = () => unde
     },
     report: (_e, context) => void reports.push(context),
     count: (name, by = 1) => void (counts[name] = (counts[name] ?? 0) + by),
+    recalled: () => void (counts.recalls = (counts.recalls ?? 0) + 1),
   };
   return { p, held, reports, counts };
 }
@@ -143,6 +144,31 @@ describe('DeliveryInlet', () => {
     inlet.deliver([m]);
     held[0]!.ack();
     expect(reports[0]).toMatch(/ack of a message/);
+    expect(inlet.held).toBe(0);
+  });
+
+  it('recall: messages delivered so far are recalled, ones delivered later are not, and a batch waiting for room is handed back without reaching the processor', async () => {
+    let gate: (() => void) | undefined;
+    const { p, held, counts } = processor((m) => (m.deliveryId === '2' ? new Promise<void>((r) => (gate = r)) : undefined));
+    const inlet = new DeliveryInlet(p, { maxInFlight: 10, failureDelayMs: 5 });
+    const batch = [delivered('1'), delivered('2'), delivered('3'), delivered('4')];
+    const waiting = inlet.deliver(batch);
+    // The processor pushed back on '2': '3' and '4' wait in the inlet.
+    expect(held.map((m) => m.deliveryId)).toEqual(['1', '2']);
+    inlet.recall();
+    expect(counts.recalls).toBe(1);
+    expect(held.every((m) => m.recalled)).toBe(true);
+    gate!();
+    await waiting;
+    expect(held.map((m) => m.deliveryId), 'recalled while waiting: never handed on').toEqual(['1', '2']);
+    expect(batch[2]!.settled).toEqual(['nack:0']);
+    expect(batch[3]!.settled).toEqual(['nack:0']);
+    const later = delivered('5');
+    inlet.deliver([later]);
+    expect(held[2]!.recalled).toBe(false);
+    held[0]!.ack();
+    held[1]!.nack(0);
+    held[2]!.ack();
     expect(inlet.held).toBe(0);
   });
 });

@@ -18,6 +18,11 @@
  * - **failure policy**: if handing a message on throws, the message goes back
  *   to the broker (nack) and the error is reported; the fetch loop never sees
  *   an exception from core.
+ * - **recall**: the driver may take back everything delivered so far that has
+ *   not started (`MessageSink.recall`). Every message is numbered when the
+ *   driver delivers it; those below the recall mark are `recalled`, including
+ *   ones of a batch the inlet has not handed on yet (nacked as they come up),
+ *   and the processor nacks a recalled message instead of starting it.
  *
  * The processor (a subscription) receives `HeldMessage`s and settles them
  * through the held message, never through the driver's handle.
@@ -26,6 +31,8 @@ import type { DeliveredMessage, MessageSink } from './driver.js';
 
 /** What a DeliveryInlet hands held messages to (a subscription). */
 export interface InletProcessor {
+  /** The driver recalled what has not started (`MessageSink.recall`): end retry backoffs now. */
+  recalled(): void;
   /**
    * Takes a new held message. May return a promise when it cannot accept more
    * now (backpressure); the inlet waits for it before taking the next one.
@@ -59,6 +66,8 @@ export class HeldMessage {
     private readonly inlet: DeliveryInlet,
     first: DeliveredMessage,
     now: number,
+    /** Its place in the order the driver delivered messages (recall marks are compared with it). */
+    private readonly seq: number,
   ) {
     this.handle = first;
     this.leasedAt = now;
@@ -96,6 +105,10 @@ export class HeldMessage {
   /** Whether the message was settled (acknowledged, handed back or terminated). */
   get isSettled(): boolean {
     return this.settled;
+  }
+  /** The driver recalled it (`MessageSink.recall`): it must not start (again); nack it instead. */
+  get recalled(): boolean {
+    return this.seq < this.inlet.recallMark;
   }
 
   /** Handled: never deliver again. */
@@ -155,6 +168,9 @@ export class DeliveryInlet implements MessageSink {
   private leaseMs: number | undefined;
   private leaseTimer: ReturnType<typeof setInterval> | undefined;
   private roomWaiters: (() => void)[] = [];
+  /** Messages the driver delivered so far (each one's `seq` is its index). */
+  private deliveredCount = 0;
+  private recalledBelow = 0;
 
   /** Held count at or below which a waiting fetch loop resumes: refills come in batches, not one by one. */
   private readonly resumeAt: number;
@@ -178,6 +194,10 @@ export class DeliveryInlet implements MessageSink {
   get busySince(): number {
     return this.busyAt;
   }
+  /** Messages the driver delivered before its last `recall` (a held message numbered below it is recalled). */
+  get recallMark(): number {
+    return this.recalledBelow;
+  }
   /** The driver's fetch loop is waiting for room (in-flight budget or the pool full). */
   get waitingForRoom(): boolean {
     return this.waitingDelivery;
@@ -198,9 +218,11 @@ export class DeliveryInlet implements MessageSink {
   /** Takes a batch from the driver (see MessageSink.deliver). */
   deliver(batch: DeliveredMessage[]): void | Promise<void> {
     const now = Date.now();
+    const first = this.deliveredCount;
+    this.deliveredCount += batch.length;
     for (let i = 0; i < batch.length; i++) {
-      const wait = this.take(batch[i]!, now);
-      if (wait !== undefined) return this.deliverRest(wait, batch, i + 1);
+      const wait = this.take(batch[i]!, now, first + i);
+      if (wait !== undefined) return this.deliverRest(wait, batch, i + 1, first);
     }
     if (this.heldCount >= this.options.maxInFlight) {
       this.waitingDelivery = true;
@@ -208,12 +230,18 @@ export class DeliveryInlet implements MessageSink {
     }
   }
 
-  private async deliverRest(wait: Promise<void>, batch: DeliveredMessage[], from: number): Promise<void> {
+  /** Takes back what has not started (see MessageSink.recall). */
+  recall(): void {
+    this.recalledBelow = this.deliveredCount;
+    this.processor.recalled();
+  }
+
+  private async deliverRest(wait: Promise<void>, batch: DeliveredMessage[], from: number, first: number): Promise<void> {
     this.waitingDelivery = true;
     try {
       await wait;
       for (let i = from; i < batch.length; i++) {
-        const next = this.take(batch[i]!, Date.now());
+        const next = this.take(batch[i]!, Date.now(), first + i);
         if (next !== undefined) await next;
       }
       if (this.heldCount >= this.options.maxInFlight) await this.room();
@@ -223,7 +251,7 @@ export class DeliveryInlet implements MessageSink {
   }
 
   /** Holds one delivery and hands it on; a copy of a held message is collapsed. Never throws. */
-  private take(message: DeliveredMessage, now: number): Promise<void> | undefined {
+  private take(message: DeliveredMessage, now: number, seq: number): Promise<void> | undefined {
     const id = message.deliveryId;
     if (id !== undefined) {
       const held = this.inHand.get(id);
@@ -233,9 +261,14 @@ export class DeliveryInlet implements MessageSink {
         return undefined;
       }
     }
-    const held = new HeldMessage(this, message, now);
+    const held = new HeldMessage(this, message, now, seq);
     if (id !== undefined) this.inHand.set(id, held);
     if (this.heldCount++ === 0) this.busyAt = now;
+    if (seq < this.recalledBelow) {
+      // Recalled while it waited in its batch: back without reaching the processor.
+      held.nack(0);
+      return undefined;
+    }
     try {
       const wait = this.processor.accept(held);
       return wait === undefined ? undefined : wait.catch((error: unknown) => this.refuse(held, error));

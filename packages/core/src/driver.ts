@@ -182,6 +182,18 @@ export interface DeliveredMessage extends WireMessage {
 export interface MessageSink {
   /** Takes the next batch; a returned promise holds the driver's fetch loop until it settles. */
   deliver(batch: DeliveredMessage[]): void | Promise<void>;
+  /**
+   * Hands back every message delivered so far whose handling has not started:
+   * each is nacked (delay 0) without running, when it would have started.
+   * Handlers already running finish; one that fails is nacked instead of
+   * retried, and a retry waiting out its backoff is nacked at once. A driver
+   * calls it before it gives up what it holds (a Kafka rebalance), so its drain
+   * waits only for running handlers. The driver must then deliver nothing that
+   * follows a recalled message in its ordering scope (partition) before it has
+   * re-read from that message; messages delivered after the call are handled
+   * as usual.
+   */
+  recall?(): void;
 }
 
 /** A consumer a driver opened for core. */

@@ -61,6 +61,11 @@ export class BackoffTimers {
   /** Ends every wait (now and later) with false. */
   cancelAll(): void {
     this.cancelled = true;
+    this.cancelWaiting();
+  }
+
+  /** Ends the waits pending now with false; later ones run their time. */
+  cancelWaiting(): void {
     for (const [timer, resolve] of this.waiting) {
       clearTimeout(timer);
       resolve(false);

@@ -160,6 +160,12 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  * retry backoff; its key's later messages are given back too, because each of
  * them reaches `process` only after the one before it finished. So no later
  * message of a key is ever handled here after an earlier one was given back.
+ *
+ * The driver may recall what it delivered (`MessageSink.recall`, e.g. before
+ * a Kafka rebalance): every recalled message not started is nacked when it
+ * comes up, a running one that fails is nacked instead of retried, and one in
+ * a retry backoff is nacked at once — so the driver waits only for handlers
+ * that are running.
  */
 export class Subscription implements InletProcessor {
   /** What the driver delivers into. */
@@ -253,12 +259,25 @@ export class Subscription implements InletProcessor {
     this.host.metrics.count(name, by);
   }
 
+  recalled(): void {
+    // Their `failed` sees the message recalled and hands it back.
+    this.backoff.cancelWaiting();
+  }
+
+  /** The driver took it back (MessageSink.recall): nacked now, never started (again). */
+  private handBack(message: HeldMessage): void {
+    this.host.metrics.count('recalled');
+    message.nack(0);
+  }
+
   private process(message: HeldMessage): void | Promise<void> {
     if (this.stopped) {
       // Not started yet: back to the broker, so the key's order is kept by whoever handles it next.
       this.giveBack(message);
       return undefined;
     }
+    // Recalled before it started; the key's later messages are recalled too, so none overtakes it.
+    if (message.recalled) return this.handBack(message);
     this.host.recorders.current?.waited(this.topic, this.group, (Date.now() - message.receivedAt) / 1000);
     let envelope: Envelope | undefined;
     if (this.handler.kind !== 'wire') {
@@ -350,6 +369,7 @@ export class Subscription implements InletProcessor {
     if (!isRetryable(error) || attempt >= retry.maxAttempts) {
       return this.deadLetter(message, error, attempt, envelope, false);
     }
+    if (message.recalled) return this.handBack(message);
     const delayMs = retryDelay(retry, attempt);
     this.host.metrics.retried++;
     this.host.recorders.current?.retried(this.topic, this.group);
@@ -359,8 +379,9 @@ export class Subscription implements InletProcessor {
       return;
     }
     if (!(await this.backoff.sleep(delayMs))) {
-      // Stopping mid-backoff: hand the message back to the broker instead of waiting.
-      this.giveBack(message);
+      // Stopping or recalled mid-backoff: hand the message back to the broker instead of waiting.
+      if (message.recalled && !this.stopped) this.handBack(message);
+      else this.giveBack(message);
       return;
     }
     return this.attempt(message, envelope, attempt + 1);
@@ -409,7 +430,8 @@ export class Subscription implements InletProcessor {
         }
         this.host.emit('error', failure, `publishing to dead-letter topic "${dlq}" (will retry; the message stays unacknowledged)`);
         if (!(await this.backoff.sleep(retryDelay(this.config.retry, Math.min(retry, 10))))) {
-          this.giveBack(message);
+          if (message.recalled && !this.stopped) this.handBack(message);
+          else this.giveBack(message);
           return;
         }
       }

@@ -1,0 +1,64 @@
+import { createRequire } from 'node:module';
+
+/**
+ * A "before rejoin" hook for kafkajs 2.2.4 consumers, which have no
+ * revocation callback. kafkajs rejoins a rebalancing group from several
+ * places: after our eachBatch threw REBALANCE_IN_PROGRESS (it waits for
+ * eachBatch first), but also straight from its fetch loop (an idle fetch, or
+ * every partition paused because handlers are slow) and after stale metadata
+ * — without waiting for records still being handled. All of them go through
+ * `ConsumerGroup.prototype.joinAndSync`, so that is wrapped, once, when the
+ * adapter loads: a rejoin of a member (a member id from an earlier join) first
+ * awaits the hook registered for that group and member id, which drains what
+ * the member holds. The hook gets a heartbeat of that ConsumerGroup, so the
+ * member keeps its session while it waits.
+ *
+ * A member id is unique in its group (the coordinator makes it), so several
+ * buses and consumers in one process never share a hook. A first join (no
+ * member id yet) and a join after the coordinator forgot the member run as
+ * before: the member holds nothing the group still counts as its own. If the
+ * module moved (another kafkajs version), nothing is patched and
+ * `applyKafkajsRejoinHook` returns false.
+ */
+export type BeforeRejoin = (heartbeat: () => Promise<void>) => Promise<void>;
+
+interface ConsumerGroupLike {
+  groupId: string;
+  memberId: string | null;
+  joinAndSync(): Promise<void>;
+  heartbeat(options: { interval: number }): Promise<void>;
+}
+
+const PATCHED = Symbol.for('busline.kafkajs.rejoinHook');
+const hooks = new Map<string, BeforeRejoin>();
+
+const hookKey = (groupId: string, memberId: string) => `${groupId}\u0000${memberId}`;
+
+/** Registers `hook` for member `memberId` of `groupId`; returns its removal. */
+export function registerBeforeRejoin(groupId: string, memberId: string, hook: BeforeRejoin): () => void {
+  const key = hookKey(groupId, memberId);
+  hooks.set(key, hook);
+  return () => {
+    if (hooks.get(key) === hook) hooks.delete(key);
+  };
+}
+
+export function applyKafkajsRejoinHook(): boolean {
+  let ConsumerGroup: { prototype: ConsumerGroupLike & { [PATCHED]?: true } };
+  try {
+    ConsumerGroup = createRequire(import.meta.url)('kafkajs/src/consumer/consumerGroup.js') as typeof ConsumerGroup;
+  } catch {
+    return false;
+  }
+  const proto = ConsumerGroup.prototype;
+  if (proto[PATCHED] || typeof proto.joinAndSync !== 'function' || typeof proto.heartbeat !== 'function') return proto[PATCHED] === true;
+  const original = proto.joinAndSync;
+  proto.joinAndSync = async function (this: ConsumerGroupLike): Promise<void> {
+    const hook = this.memberId ? hooks.get(hookKey(this.groupId, this.memberId)) : undefined;
+    // interval 0: the hook paces its heartbeats itself (kafkajs does not advance its clock when one fails).
+    if (hook !== undefined) await hook(() => this.heartbeat({ interval: 0 }));
+    return original.call(this);
+  };
+  proto[PATCHED] = true;
+  return true;
+}
