@@ -17,9 +17,9 @@ describe.skipIf(NO_BROKER)('kafka deliveryId', () => {
     const driver = new KafkaDriver(kafkaConfigSchema.parse({ brokers: BROKERS.split(','), consumer: { commitIntervalMs: 100 } }));
     await driver.connect({ hooks: NO_DRIVER_HOOKS, plannedConsumers: [] });
     try {
-      await driver.createTopic(topic, { partitions: 2 });
+      await driver.createTopic(topic, { persistence: 'persistent', partitions: 2 });
       const messages = Array.from({ length: 6 }, (_, i) => ({ key: `k-${i}`, headers: { 'ce-id': `id-${i}` }, body: new TextEncoder().encode(String(i)) }));
-      expect(await driver.publish(topic, messages, { timeoutMs: 10_000, topic: {} })).toEqual(messages.map(() => undefined));
+      expect(await driver.publish(topic, messages, { timeoutMs: 10_000, topic: { persistence: 'persistent' } })).toEqual(messages.map(() => undefined));
       const spec = { topic, group, persistence: 'persistent' as const, maxInFlight: 100, startFrom: 'earliest' as const };
 
       // First round: ack everything except id-0, which is nacked (left for the next owner).
@@ -40,7 +40,7 @@ describe.skipIf(NO_BROKER)('kafka deliveryId', () => {
       const perPartition = new Map<string, number>();
       for (const m of first) {
         expect(m.deliveryId, `deliveryId of ${m.headers['ce-id']}`).toMatch(/^\d+:\d+$/);
-        const [partition, offset] = m.deliveryId!.split(':').map(Number) as [number, number];
+        const [partition, offset] = String(m.deliveryId).split(':').map(Number) as [number, number];
         // Offsets of one partition are consecutive from 0 in delivery order.
         expect(offset).toBe(perPartition.get(String(partition)) ?? 0);
         perPartition.set(String(partition), offset + 1);

@@ -161,10 +161,10 @@ describe.skipIf(NO_BROKER)('kafka publish isolation', () => {
         const started = Date.now();
         // Both paths: the topic not yet looked up (first round), and known.
         for (let round = 0; round < 2; round++) {
-          const [outcome] = await driver.publish(topic, [message], { timeoutMs, topic: {} });
+          const [outcome] = await driver.publish(topic, [message], { timeoutMs, topic: { persistence: 'persistent' } });
           expect(outcome?.code, `timeoutMs ${timeoutMs}`).toBe(ErrorCode.ConfigInvalid);
           expect(outcome?.retryable).toBe(false);
-          if (round === 0) expect(await driver.publish(topic, [message], { timeoutMs: 10_000, topic: {} })).toEqual([undefined]);
+          if (round === 0) expect(await driver.publish(topic, [message], { timeoutMs: 10_000, topic: { persistence: 'persistent' } })).toEqual([undefined]);
         }
         expect(Date.now() - started).toBeLessThan(5_000);
       }
