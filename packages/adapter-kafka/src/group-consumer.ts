@@ -60,6 +60,8 @@ export interface GroupConsumerOptions {
   kafka: Kafka;
   group: string;
   config: KafkaConfig['consumer'];
+  /** `kafka.metadataMaxAgeMs`: how soon the consumer notices partitions added to its topics. */
+  metadataMaxAgeMs: number;
   hooks: DriverHooks;
   /** Topics (with multiplicity) planned before start for this group. */
   plan: Map<string, number>;
@@ -110,6 +112,7 @@ export class GroupConsumer implements DeliveryOwner {
       kafka: options.kafka,
       group: this.group,
       config: options.config,
+      metadataMaxAgeMs: options.metadataMaxAgeMs,
       hooks: options.hooks,
       router: this.router,
       attach: (consumer, topics) => {

@@ -210,6 +210,7 @@ export class KafkaDriver implements Driver {
       // The Java client's partitioner (murmur2 of the key), named explicitly: this is also what
       // silences kafkajs's "switched default partitioner" warning.
       createPartitioner: Partitioners.DefaultPartitioner,
+      metadataMaxAge: c.metadataMaxAgeMs,
       idempotent: c.producer.idempotent,
       maxInFlightRequests: c.producer.idempotent ? 1 : undefined,
       allowAutoTopicCreation: false,
@@ -305,6 +306,7 @@ export class KafkaDriver implements Driver {
         kafka: this.kafka!,
         group: spec.group,
         config: this.config.consumer,
+        metadataMaxAgeMs: this.config.metadataMaxAgeMs,
         hooks: this.hooks!,
         plan: this.plans.get(spec.group) ?? new Map(),
         onUnplanned: () => this.abandonPlans(),
