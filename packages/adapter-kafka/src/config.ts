@@ -175,6 +175,13 @@ export const kafkaConfigSchema = z
       .strict()
       .default({ retries: 8, initialRetryTimeMs: 100, maxRetryTimeMs: 10_000 })
       .describe('kafkajs retry with exponential backoff for connections and requests (broker restarts, leader changes).'),
+    metadataMaxAgeMs: positiveInt
+      .default(300_000)
+      .describe(
+        'How old the producer\'s and consumers\' cluster metadata may get before they fetch it again. Partitions added ' +
+          'to a topic are written to, and assigned in the group (its leader rebalances), only once the metadata is ' +
+          'refreshed: within about this long. kafkajs and the Java client (metadata.max.age.ms) default to 5 minutes.',
+      ),
     producer: producerConfigSchema.default(producerConfigSchema.parse({})),
     consumer: consumerConfigSchema.default(consumerConfigSchema.parse({})),
     topics: topicDefaultsSchema.default(topicDefaultsSchema.parse({})),

@@ -14,6 +14,7 @@ export interface ConsumerStartHost {
   readonly kafka: Kafka;
   readonly group: string;
   readonly config: KafkaConfig['consumer'];
+  readonly metadataMaxAgeMs: number;
   readonly hooks: DriverHooks;
   readonly router: SubscriptionRouter;
   /** Makes `consumer` (subscribed to `topics`) the running one and lets eachBatch accept records. */
@@ -39,6 +40,7 @@ export async function startKafkaConsumer(host: ConsumerStartHost, topics: string
     maxBytesPerPartition: c.maxBytesPerPartition,
     maxBytes: c.maxBytes,
     maxWaitTimeInMs: c.maxWaitTimeMs,
+    metadataMaxAge: host.metadataMaxAgeMs,
     allowAutoTopicCreation: false,
   });
   const latest = topics.some((t) => !host.router.startFromEarliest(t));

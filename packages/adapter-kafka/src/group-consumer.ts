@@ -64,6 +64,8 @@ export interface GroupConsumerOptions {
   kafka: Kafka;
   group: string;
   config: KafkaConfig['consumer'];
+  /** `kafka.metadataMaxAgeMs`: how soon the consumer notices partitions added to its topics. */
+  metadataMaxAgeMs: number;
   hooks: DriverHooks;
   /** Topics (with multiplicity) planned before start for this group. */
   plan: Map<string, number>;
@@ -116,6 +118,7 @@ export class GroupConsumer implements DeliveryOwner {
       kafka: options.kafka,
       group: this.group,
       config: options.config,
+      metadataMaxAgeMs: options.metadataMaxAgeMs,
       hooks: options.hooks,
       router: this.router,
       attach: (consumer, topics) => {

@@ -4,7 +4,8 @@
  * - publish: the PublishBatcher gathers concurrent publishes into one
  *   `sendBatch` (idempotent producer, acks all, the aggregate id as the record
  *   key, envelope metadata as record headers, the Java client's murmur2
- *   partitioner). A topic is looked up once before its first publish
+ *   partitioner); records kafkajs acknowledged without sending them are sent
+ *   again (UnsentRecords). A topic is looked up once before its first publish
  *   (ProducerTopics), so a missing one never shares a batch.
  * - topics: TopicAdmin (admin client).
  * - subscribe: one GroupConsumer per consumer group, pre-subscribed to the
@@ -42,6 +43,7 @@ import { createLogCreator } from './log.js';
 import { ProducerTopics } from './producer-topics.js';
 import { PublishBatcher } from './publish-batcher.js';
 import { TopicAdmin } from './topic-admin.js';
+import { UnsentRecords } from './unsent-records.js';
 import { describeBacklog } from './backlog.js';
 import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
 import { applyKafkajsRecordEncoder } from './kafkajs-record-encoder.js';
@@ -51,7 +53,7 @@ applyKafkajsIdleFix();
 applyKafkajsRecordEncoder();
 applyKafkajsRejoinHook();
 
-const { Kafka: KafkaClient, Partitioners, CompressionTypes, logLevel: LogLevel } = kafkajs;
+const { Kafka: KafkaClient, CompressionTypes, logLevel: LogLevel } = kafkajs;
 
 /**
  * What the Kafka driver declares it can do; the conformance suite runs (or skips) tests by these
@@ -122,6 +124,7 @@ export class KafkaDriver implements Driver {
   private admin: Admin | undefined;
   private topics: TopicAdmin | undefined;
   private batcher: PublishBatcher | undefined;
+  private readonly unsent = new UnsentRecords();
   private producerTopics: ProducerTopics | undefined;
   private hooks: DriverHooks | undefined;
   private readonly groups = new Map<string, GroupConsumer>();
@@ -196,7 +199,12 @@ export class KafkaDriver implements Driver {
       maxInFlightBatches: c.producer.maxInFlightBatches,
       maxQueuedMessages: c.producer.maxQueuedMessages,
       // this.producer, not producer: `reset` replaces it.
-      send: (batch) => this.producer!.sendBatch({ topicMessages: batch, acks, compression, timeout: c.requestTimeoutMs }),
+      send: (batch) => {
+        const sendBatch = (records: typeof batch) => this.producer!.sendBatch({ topicMessages: records, acks, compression, timeout: c.requestTimeoutMs });
+        // acks "none" gets no acknowledgement to check.
+        if (acks === ACKS.none) return sendBatch(batch);
+        return this.unsent.send(batch, sendBatch, (records) => hooks.count('unsentResent', records));
+      },
       mapError: (error, topic, timeoutMs) => {
         // A topic that failed as a whole (deleted, not authorized) is looked up again before its next publish.
         if (failureScope(error) === 'topic') this.producerTopics?.forget(topic);
@@ -212,8 +220,9 @@ export class KafkaDriver implements Driver {
     const c = this.config;
     const producer = kafka.producer({
       // The Java client's partitioner (murmur2 of the key), named explicitly: this is also what
-      // silences kafkajs's "switched default partitioner" warning.
-      createPartitioner: Partitioners.DefaultPartitioner,
+      // silences kafkajs's "switched default partitioner" warning. Wrapped to find records kafkajs skipped.
+      createPartitioner: this.unsent.partitioner,
+      metadataMaxAge: c.metadataMaxAgeMs,
       idempotent: c.producer.idempotent,
       maxInFlightRequests: c.producer.idempotent ? 1 : undefined,
       allowAutoTopicCreation: false,
@@ -309,6 +318,7 @@ export class KafkaDriver implements Driver {
         kafka: this.kafka!,
         group: spec.group,
         config: this.config.consumer,
+        metadataMaxAgeMs: this.config.metadataMaxAgeMs,
         hooks: this.hooks!,
         plan: this.plans.get(spec.group) ?? new Map(),
         onUnplanned: () => this.abandonPlans(),

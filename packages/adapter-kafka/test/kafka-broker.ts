@@ -1,8 +1,9 @@
 /**
- * A private single-node Kafka (KRaft) for tests that restart the broker: the
- * shared broker of scripts/brokers is never restarted by a test. It uses the
- * jars scripts/brokers fetched (.cache/kafka-<version>/libs, or
- * BUSLINE_KAFKA_LIBS), free ports, and a data directory under .tmp/.
+ * Private Kafka (KRaft) for tests that restart or kill brokers: the shared
+ * broker of scripts/brokers is never restarted by a test. A single node
+ * (PrivateKafkaBroker) or a three-node cluster (PrivateKafkaCluster). They use
+ * the jars scripts/brokers fetched (.cache/kafka-<version>/libs, or
+ * BUSLINE_KAFKA_LIBS), free ports, and data directories under .tmp/.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +11,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import kafkajs from 'kafkajs';
+import kafkajs, { type Admin } from 'kafkajs';
 import { kafkaLibs } from './kafka-libs.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -36,119 +37,312 @@ function run(args: string[], libs: string): Promise<void> {
   });
 }
 
-export class PrivateKafkaBroker {
+function requireLibs(): string {
+  const libs = kafkaLibs();
+  if (!libs) throw new Error('no Kafka jars: run `bash scripts/brokers up kafka` once (it fetches them), or set BUSLINE_KAFKA_LIBS');
+  return libs;
+}
+
+function newClusterId(): string {
+  let id = randomBytes(16).toString('base64url');
+  while (id.startsWith('-')) id = randomBytes(16).toString('base64url');
+  return id;
+}
+
+/** Settings every private node shares: KRaft combined mode on loopback, no auto-created topics, quick first joins. */
+function commonProperties(dir: string, port: number, controller: number): string[] {
+  return [
+    'process.roles=broker,controller',
+    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controller}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'controller.listener.names=CONTROLLER',
+    'inter.broker.listener.name=PLAINTEXT',
+    `log.dirs=${join(dir, 'data')}`,
+    'auto.create.topics.enable=false',
+    'offsets.topic.num.partitions=4',
+    'group.initial.rebalance.delay.ms=0',
+    'num.network.threads=2',
+    'num.io.threads=2',
+  ];
+}
+
+/** Writes a node's server.properties and a log4j2 config that discards the broker's log, and formats its storage. */
+async function prepareNode(dir: string, properties: string[], clusterId: string, libs: string): Promise<void> {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  writeFileSync(join(dir, 'server.properties'), [...properties, ''].join('\n'));
+  writeFileSync(join(dir, 'log4j2.properties'), 'rootLogger.level = ERROR\nappender.null.type = Null\nappender.null.name = NULL\nrootLogger.appenderRef.null.ref = NULL\n');
+  await run(['kafka.tools.StorageTool', 'format', '--config', join(dir, 'server.properties'), '--cluster-id', clusterId, '--ignore-formatted'], libs);
+}
+
+/** One Kafka server process on a prepared directory: launched, stopped (SIGTERM, controlled shutdown) or killed (SIGKILL). */
+class KafkaProcess {
   private child: ChildProcess | undefined;
 
-  private constructor(
+  constructor(
     readonly dir: string,
-    readonly port: number,
     private readonly libs: string,
+    private readonly jvm: string[],
   ) {}
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  launch(): void {
+    this.child = spawn(
+      'java',
+      [...this.jvm, `-Dlog4j2.configurationFile=${join(this.dir, 'log4j2.properties')}`, '-cp', `${this.libs}/*`, 'kafka.Kafka', join(this.dir, 'server.properties')],
+      { stdio: 'ignore' },
+    );
+  }
+
+  async stop(signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `check` (errors count as "not yet") until it is true or the deadline passes. */
+async function pollUntil(check: () => Promise<boolean>, timeoutMs: number, what: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what()}`);
+    await new Promise((resolveWait) => setTimeout(resolveWait, 300));
+  }
+}
+
+function quietAdmin(brokers: string[]): Admin {
+  return new kafkajs.Kafka({ brokers, logLevel: kafkajs.logLevel.NOTHING, retry: { retries: 0 } }).admin();
+}
+
+/** Ready = a kafkajs admin can create a topic of `replicationFactor` and every partition has a leader. */
+async function waitReady(brokers: string[], replicationFactor: number, timeoutMs = 120_000): Promise<void> {
+  const admin = quietAdmin(brokers);
+  try {
+    await pollUntil(
+      async () => {
+        await admin.connect();
+        await admin.createTopics({ topics: [{ topic: 'busline-ready', numPartitions: 1, replicationFactor }], waitForLeaders: false });
+        const { topics } = await admin.fetchTopicMetadata({ topics: ['busline-ready'] });
+        return topics[0]?.partitions.every((p) => p.leader >= 0) ?? false;
+      },
+      timeoutMs,
+      () => `private Kafka on ${brokers.join(',')} not ready`,
+    );
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+export class PrivateKafkaBroker {
+  private constructor(
+    private readonly node: KafkaProcess,
+    readonly port: number,
+  ) {}
+
+  get dir(): string {
+    return this.node.dir;
+  }
 
   get brokers(): string {
     return `127.0.0.1:${this.port}`;
   }
 
   static async start(label: string): Promise<PrivateKafkaBroker> {
-    const libs = kafkaLibs();
-    if (!libs) throw new Error('no Kafka jars: run `bash scripts/brokers up kafka` once (it fetches them), or set BUSLINE_KAFKA_LIBS');
+    const libs = requireLibs();
     const [port, controller] = [await freePort(), await freePort()];
     const dir = join(REPO, '.tmp', `kafka-private-${label}-${process.pid}`);
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(join(dir, 'data'), { recursive: true });
-    writeFileSync(
-      join(dir, 'server.properties'),
+    await prepareNode(
+      dir,
       [
-        'process.roles=broker,controller',
+        ...commonProperties(dir, port, controller),
         'node.id=1',
         `controller.quorum.voters=1@127.0.0.1:${controller}`,
-        `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controller}`,
-        `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
-        'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-        'controller.listener.names=CONTROLLER',
-        'inter.broker.listener.name=PLAINTEXT',
-        `log.dirs=${join(dir, 'data')}`,
         'num.partitions=3',
         'default.replication.factor=1',
         'min.insync.replicas=1',
-        'auto.create.topics.enable=false',
         'offsets.topic.replication.factor=1',
-        'offsets.topic.num.partitions=4',
         'transaction.state.log.replication.factor=1',
         'transaction.state.log.min.isr=1',
         'share.coordinator.state.topic.replication.factor=1',
         'share.coordinator.state.topic.min.isr=1',
-        'group.initial.rebalance.delay.ms=0',
-        'num.network.threads=2',
-        'num.io.threads=2',
-        '',
-      ].join('\n'),
-    );
-    writeFileSync(join(dir, 'log4j2.properties'), 'rootLogger.level = ERROR\nappender.null.type = Null\nappender.null.name = NULL\nrootLogger.appenderRef.null.ref = NULL\n');
-    let clusterId = randomBytes(16).toString('base64url');
-    while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url');
-    await run(['kafka.tools.StorageTool', 'format', '--config', join(dir, 'server.properties'), '--cluster-id', clusterId, '--ignore-formatted'], libs);
-    const broker = new PrivateKafkaBroker(dir, port, libs);
-    await broker.launch();
-    return broker;
-  }
-
-  private async launch(): Promise<void> {
-    this.child = spawn(
-      'java',
-      [
-        '-Xms128m',
-        '-Xmx384m',
-        '-XX:+UseSerialGC',
-        '-XX:CICompilerCount=2',
-        `-Dlog4j2.configurationFile=${join(this.dir, 'log4j2.properties')}`,
-        '-cp',
-        `${this.libs}/*`,
-        'kafka.Kafka',
-        join(this.dir, 'server.properties'),
       ],
-      { stdio: 'ignore' },
+      newClusterId(),
+      libs,
     );
-    await this.ready();
-  }
-
-  /** Ready = a kafkajs admin can create and see a topic. */
-  private async ready(timeoutMs = 120_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const admin = new kafkajs.Kafka({ brokers: [this.brokers], logLevel: kafkajs.logLevel.NOTHING, retry: { retries: 0 } }).admin();
-    for (;;) {
-      try {
-        await admin.connect();
-        await admin.createTopics({ topics: [{ topic: 'busline-ready', numPartitions: 1, replicationFactor: 1 }], waitForLeaders: false });
-        const { topics } = await admin.fetchTopicMetadata({ topics: ['busline-ready'] });
-        if (topics[0]?.partitions.every((p) => p.leader >= 0)) break;
-      } catch {
-        // not up yet
-      }
-      if (Date.now() > deadline) throw new Error(`private Kafka on ${this.brokers} not ready within ${timeoutMs} ms`);
-      await new Promise((resolveWait) => setTimeout(resolveWait, 300));
-    }
-    await admin.disconnect().catch(() => undefined);
-  }
-
-  private async terminate(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    await exited;
-    clearTimeout(timer);
+    const broker = new PrivateKafkaBroker(new KafkaProcess(dir, libs, ['-Xms128m', '-Xmx384m', '-XX:+UseSerialGC', '-XX:CICompilerCount=2']), port);
+    broker.node.launch();
+    await waitReady([broker.brokers], 1);
+    return broker;
   }
 
   /** Stops the broker (controlled shutdown) and starts it again on the same data. */
   async restart(): Promise<void> {
-    await this.terminate();
-    await this.launch();
+    await this.node.stop('SIGTERM');
+    this.node.launch();
+    await waitReady([this.brokers], 1);
   }
 
   async stop(): Promise<void> {
-    await this.terminate();
+    await this.node.stop('SIGTERM');
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** One partition as the cluster's metadata describes it. */
+export interface PartitionInfo {
+  partition: number;
+  /** The leader's node id; -1 while it has none. */
+  leader: number;
+  /** Node ids of the in-sync replicas. */
+  isr: number[];
+}
+
+/** One node of a PrivateKafkaCluster: its Kafka node id, client port, and its process. */
+export class PrivateKafkaNode {
+  constructor(
+    readonly id: number,
+    readonly port: number,
+    private readonly process: KafkaProcess,
+  ) {}
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.process.running;
+  }
+
+  /** kill -9: no controlled shutdown, leadership moves only once the controller fences the node. */
+  kill(): Promise<void> {
+    return this.process.stop('SIGKILL');
+  }
+
+  /** Starts the node again on its data (it rejoins the quorum and catches up as a follower). */
+  start(): void {
+    if (!this.running) this.process.launch();
+  }
+
+  stop(): Promise<void> {
+    return this.process.stop('SIGTERM');
+  }
+}
+
+/**
+ * Three combined broker+controller nodes (a controller quorum of three) the
+ * way a small production cluster runs: topics default to replication factor
+ * 3 with min.insync.replicas 2, as do the offsets and transaction-state
+ * topics, so one node may die without losing an acknowledged write (acks=all)
+ * or stopping writes. Small heaps and C1-only JIT keep three JVMs within a
+ * CI runner.
+ */
+export class PrivateKafkaCluster {
+  private constructor(
+    readonly nodes: PrivateKafkaNode[],
+    private readonly root: string,
+  ) {}
+
+  /** Every node's client address (the bootstrap list for clients). */
+  get brokers(): string[] {
+    return this.nodes.map((n) => n.address);
+  }
+
+  node(id: number): PrivateKafkaNode {
+    const node = this.nodes.find((n) => n.id === id);
+    if (!node) throw new Error(`no node ${id} in the cluster (nodes ${this.nodes.map((n) => n.id).join(', ')})`);
+    return node;
+  }
+
+  static async start(label: string): Promise<PrivateKafkaCluster> {
+    const libs = requireLibs();
+    const ids = [1, 2, 3];
+    const ports: number[] = [];
+    const controllers: number[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      ports.push(await freePort());
+      controllers.push(await freePort());
+    }
+    const voters = ids.map((id, i) => `${id}@127.0.0.1:${controllers[i]}`).join(',');
+    const root = join(REPO, '.tmp', `kafka-cluster-${label}-${process.pid}`);
+    rmSync(root, { recursive: true, force: true });
+    const clusterId = newClusterId();
+    const jvm = ['-Xms128m', '-Xmx384m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-XX:CICompilerCount=1'];
+    const nodes = await Promise.all(
+      ids.map(async (id, i) => {
+        const dir = join(root, `node-${id}`);
+        await prepareNode(
+          dir,
+          [
+            ...commonProperties(dir, ports[i]!, controllers[i]!),
+            `node.id=${id}`,
+            `controller.quorum.voters=${voters}`,
+            'num.partitions=6',
+            'default.replication.factor=3',
+            'min.insync.replicas=2',
+            'offsets.topic.replication.factor=3',
+            'transaction.state.log.replication.factor=3',
+            'transaction.state.log.min.isr=2',
+            'share.coordinator.state.topic.replication.factor=3',
+            'share.coordinator.state.topic.min.isr=2',
+          ],
+          clusterId,
+          libs,
+        );
+        return new PrivateKafkaNode(id, ports[i]!, new KafkaProcess(dir, libs, jvm));
+      }),
+    );
+    const cluster = new PrivateKafkaCluster(nodes, root);
+    for (const node of nodes) node.start();
+    try {
+      await waitReady(cluster.brokers, 3, 180_000);
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
+  }
+
+  /** Each partition of `topic`: its leader's node id (-1: none) and in-sync replicas. */
+  async partitions(topic: string): Promise<PartitionInfo[]> {
+    const admin = quietAdmin(this.nodes.filter((n) => n.running).map((n) => n.address));
+    try {
+      await admin.connect();
+      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+      return (topics[0]?.partitions ?? []).map((p) => ({ partition: p.partitionId, leader: p.leader, isr: p.isr })).sort((a, b) => a.partition - b.partition);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
+  /** Waits until the partitions of `topic` satisfy `ok` (a node that does not answer counts as "not yet"). */
+  async waitForPartitions(topic: string, ok: (partitions: PartitionInfo[]) => boolean, what: string, timeoutMs = 120_000): Promise<void> {
+    let last: PartitionInfo[] = [];
+    await pollUntil(
+      async () => {
+        last = await this.partitions(topic);
+        return last.length > 0 && ok(last);
+      },
+      timeoutMs,
+      () => `${what} (now ${JSON.stringify(last)})`,
+    );
+  }
+
+  /** Waits until every partition of `topic` has a leader and at least `isr` in-sync replicas (3: fully caught up). */
+  waitHealthy(topic: string, isr = this.nodes.length, timeoutMs = 120_000): Promise<void> {
+    return this.waitForPartitions(topic, (ps) => ps.every((p) => p.leader >= 0 && p.isr.length >= isr), `every partition of ${topic} to have a leader and ${isr} in-sync replicas`, timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()));
+    rmSync(this.root, { recursive: true, force: true });
   }
 }
