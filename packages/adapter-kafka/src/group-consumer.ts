@@ -30,7 +30,9 @@
  * RestartLoop (restart-loop.ts: when to restart), startKafkaConsumer
  * (consumer-start.ts), OffsetCommitter (offset-committer.ts: commits),
  * RebalanceHandler (rebalance.ts: rebalances), KafkaDelivery
- * (kafka-delivery.ts: one delivered record).
+ * (kafka-delivery.ts: one delivered record), AttemptLedger
+ * (attempt-ledger.ts: delivery attempts that survive a crash, which gate
+ * what each partition may deliver).
  */
 import {
   BuslineError,
@@ -43,6 +45,7 @@ import {
   type MessageSink,
 } from '@busline/core/driver';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { AttemptMarkReader } from './attempt-ledger.js';
 import type { KafkaConfig } from './config.js';
 import { startKafkaConsumer, type ConsumerStartHost } from './consumer-start.js';
 import { kafkaDelivery, type DeliveryOwner } from './kafka-delivery.js';
@@ -82,6 +85,7 @@ export class GroupConsumer implements DeliveryOwner {
   private readonly starter: ConsumerStartHost;
   private readonly committer: OffsetCommitter;
   private readonly rebalance: RebalanceHandler;
+  private readonly marks: AttemptMarkReader;
   private states = new Map<string, PartitionState>();
   /** eachBatch may accept records (false while stopping). */
   private accepting = false;
@@ -135,7 +139,9 @@ export class GroupConsumer implements DeliveryOwner {
       reconnecting: () => this.reconnecting,
       partitions: () => this.states.values(),
       closed: () => this.closed,
+      marked: (state) => this.pump(state),
     });
+    this.marks = new AttemptMarkReader(options.kafka, this.group, options.config.attemptWindowRecords, options.hooks);
     this.rebalance = new RebalanceHandler({
       hooks: options.hooks,
       router: this.router,
@@ -268,6 +274,7 @@ export class GroupConsumer implements DeliveryOwner {
     this.rebalancing = false;
     const next = this.rebalance.assign(consumer, payload, this.states);
     this.states = next;
+    this.marks.read(next.values(), (state) => this.pump(state));
     this.updatePrefetch();
     // kafkajs keeps pauses per group session: set every assigned partition to what it should be.
     for (const state of next.values()) {
@@ -313,6 +320,7 @@ export class GroupConsumer implements DeliveryOwner {
       const fresh = new PartitionState(batch.topic, batch.partition);
       if (state !== undefined) this.rebalance.follow(state, fresh);
       this.states.set(key, (state = fresh));
+      this.marks.read([fresh], (s) => this.pump(s));
       this.updatePrefetch();
     }
     state.accept(messages);
@@ -403,7 +411,13 @@ export class GroupConsumer implements DeliveryOwner {
       if (this.shouldPause(state)) this.pausePartition(state);
       return;
     }
-    const records = state.take(budget);
+    const allowed = state.ledger.allowance(state, budget);
+    if (state.ledger.wanted) void this.commit();
+    if (allowed === 0) {
+      if (this.shouldPause(state)) this.pausePartition(state);
+      return;
+    }
+    const records = state.take(allowed);
     const deliveries = new Array<DeliveredMessage>(records.length);
     for (let i = 0; i < records.length; i++) deliveries[i] = kafkaDelivery(this, entry, state, records[i]!);
     entry.inflight += records.length;
@@ -455,8 +469,8 @@ export class GroupConsumer implements DeliveryOwner {
       // Handed back by an unsubscribed subscription: the topic's next one gets it (Kafka would only after a restart).
       else if (!entry.active && this.states.get(state.key) === state) state.requeue(record);
       else state.nacked = true;
-      if (state.unsettled === 0 && state.backlogSize > 0 && this.router.route(state) !== entry) {
-        // The partition is free for the subscription it is routed to now.
+      if (state.unsettled === 0 && state.backlogSize > 0 && (this.router.route(state) !== entry || state.ledger.singleStep)) {
+        // The partition is free for the subscription it is routed to now, or for its next record after a crash.
         queueMicrotask(() => this.pump(state));
       }
     } else if (state.unsettled === 0 && state.onSettled) {
@@ -505,6 +519,7 @@ export class GroupConsumer implements DeliveryOwner {
     this.restarts.close(new BuslineError(ErrorCode.Closed, 'the Kafka driver closed before the consumer started'));
     await this.restarts.idle();
     await this.stopConsumer(drainTimeoutMs);
+    await this.marks.close();
   }
 
   /** Simulates a crash for tests: leaves the group without draining or committing anything more. */
@@ -517,5 +532,6 @@ export class GroupConsumer implements DeliveryOwner {
     const consumer = this.consumer;
     this.consumer = undefined;
     await consumer?.disconnect().catch(() => undefined);
+    await this.marks.close();
   }
 }

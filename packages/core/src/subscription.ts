@@ -271,7 +271,17 @@ export class Subscription implements InletProcessor {
       }
       envelope = decoded;
     }
-    return this.attempt(message, envelope, message.deliveryCount);
+    const { deliveryCount } = message;
+    if (deliveryCount > this.config.retry.maxAttempts) {
+      // Each earlier delivery ended unsettled (its handler's process died, or lost it): never run it again.
+      const error = new BuslineError(
+        ErrorCode.HandlerFailed,
+        `delivered ${deliveryCount} times: the ${deliveryCount - 1} attempts before ended without settling it (its handler's process died or lost it); retry.maxAttempts is ${this.config.retry.maxAttempts}`,
+        { details: { deliveryCount } },
+      );
+      return this.deadLetter(message, error, deliveryCount - 1, envelope, false);
+    }
+    return this.attempt(message, envelope, deliveryCount);
   }
 
   /**
