@@ -7,27 +7,27 @@
  * Kafka stores with each committed offset (OffsetCommit), written by the same
  * commits that move the offset.
  *
- * A mark says, for committed offset `from`: `begun` delivery attempts of the
- * record at `from` (the first record at or after it) have begun without a
- * commit past it, and records up to `through` may have been handed to
- * handlers since. `begun` 0 is a clean mark: nothing was in flight.
+ * A mark says, for committed offset `from`: records `from`..`through` may
+ * have been handed to handlers since (an empty range, `through` = `from` - 1,
+ * is a clean mark: nothing in flight), and `begun` attempts are charged to
+ * the record at `from` if this ownership ends without a further commit.
  *
- * - No record is handed to a handler unless a committed mark covers it
- *   (`from` ≤ its offset ≤ `through`, `begun` ≥ 1). The first delivery after
- *   a clean mark therefore waits for one commit; a busy partition extends its
- *   mark `window` records ahead of what it delivered, in the background.
- * - A commit made while nothing is in flight writes a clean mark, so a clean
- *   close, restart or rebalance handover leaves nothing to count.
- * - A new owner that reads a mark with `begun` = k ≥ 1 knows the previous
- *   ownership ended (crash, kill, or handover with records still running)
- *   while records from `from` to `through` may have been in flight. The
- *   record at `from` is delivered with deliveryCount k + 1 (and that is
- *   committed first); then the partition is handled one record at a time up
- *   to `through`, each committed as begun before it is handed over, so a
- *   record that kills the process again is charged exactly. Every restart
- *   either commits progress or raises `begun` at a fixed offset: a record
- *   that always kills its process reaches maxAttempts + 1 and is dead-lettered
- *   without running.
+ * - No record is handed to a handler unless a stored mark covers it. The
+ *   first delivery after a clean mark waits for one commit; a busy partition
+ *   extends its mark `window` records past what it delivered, ahead of need.
+ * - A commit made while nothing of the partition is in flight writes a clean
+ *   mark, so a clean close, restart or rebalance handover counts nothing.
+ * - In normal operation many records run at once, so a crash cannot be
+ *   blamed on one of them: such a mark charges nothing (`begun` is the count
+ *   the record already had). The next owner of a partition whose mark is not
+ *   clean is suspect up to `through` (or the log end, if lower): while any
+ *   partition of a consumer is suspect, the consumer hands out one record at
+ *   a time, each after a commit of a step mark (`through` = that record,
+ *   `begun` = its deliveryCount), so a crash then is charged to exactly the
+ *   record that was running. Every restart either commits progress or raises
+ *   `begun` at a fixed offset: a record that always kills its process runs at
+ *   most maxAttempts + 1 times (the first crash, among others, is not
+ *   counted) and is then dead-lettered without running.
  *
  * A metadata string that is not a mark (another client's, or a mark about
  * another offset, e.g. after an offset reset) is no record: count 1.
@@ -42,9 +42,9 @@ const MARK = /^busline-attempts\/1 (\d{1,16}) (\d{1,9}) (\d{1,16})$/;
 export interface AttemptMark {
   /** The committed offset the mark is about (the next record to read). */
   readonly from: number;
-  /** Delivery attempts of the record at `from` begun without a commit past it; 0: nothing was in flight. */
+  /** Attempts charged to the record at `from` (the first record at or after it). */
   readonly begun: number;
-  /** Records up to this offset may have been handed to handlers. */
+  /** Records up to this offset may have been handed to handlers; `from` - 1: none (clean). */
   readonly through: number;
 }
 
@@ -60,7 +60,7 @@ export function parseAttemptMark(metadata: unknown, committed: number): AttemptM
   const from = Number(m[1]);
   const begun = Number(m[2]);
   const through = Number(m[3]);
-  if (!Number.isSafeInteger(from) || !Number.isSafeInteger(through) || from !== committed || through < from) return undefined;
+  if (!Number.isSafeInteger(from) || !Number.isSafeInteger(through) || from !== committed || through < from - 1) return undefined;
   return { from, begun, through };
 }
 
@@ -87,6 +87,8 @@ export interface LedgerCommit {
   readonly mark: AttemptMark;
   /** Delivery waits for this commit. */
   readonly serves: boolean;
+  /** A step mark: one record, alone in its consumer. */
+  readonly step: boolean;
 }
 
 export class AttemptLedger {
@@ -97,61 +99,77 @@ export class AttemptLedger {
   private window = 1;
   /** Offset committed when this ownership began (-1: none). */
   private start = -1;
-  /** Attempts a previous ownership began at `start` without committing past it. */
+  /** Attempts charged to the record at `start` by previous ownerships. */
   private prior = 0;
   /** Offset of the first record delivered in this ownership (-1: none yet). */
   private first = -1;
-  /** The previous ownership may have begun records up to here: they go one at a time. */
+  /** A previous ownership may have begun records up to here (-1: none): suspect until passed. */
   private suspectThrough = -1;
-  /** Records up to here may be delivered: a committed mark covers them. */
+  /** Records up to here may be delivered: a stored mark covers them. */
   private through = -1;
-  /** This ownership stored a mark with `begun` ≥ 1. */
+  /** The offset a stored step mark covers (-1: none). */
+  private stepAt = -1;
+  /** This ownership stored a mark that is not clean. */
   private dirty = false;
   /** Delivery asks for a new mark. */
   wanted = false;
+  /** The mark asked for is a step mark. */
+  private stepping = false;
 
-  /** The committed offset (-1: none) and its metadata, read when the ownership began. */
-  begin(committed: number, metadata: unknown, window: number): void {
+  /** The committed offset (-1: none) with its metadata, and the partition's log end, read when the ownership began. */
+  begin(committed: number, metadata: unknown, window: number, logEnd: number): void {
     this.window = window;
     this.ready = true;
     this.reading = false;
     if (committed < 0) return;
     this.start = committed;
     const mark = parseAttemptMark(metadata, committed);
-    if (mark !== undefined && mark.begun > 0) {
-      this.prior = mark.begun;
-      this.suspectThrough = mark.through;
-    }
+    if (mark === undefined) return;
+    this.prior = mark.begun;
+    // Records appended after the previous owner stopped cannot have been begun by it.
+    const through = Math.min(mark.through, logEnd - 1);
+    if (through >= mark.from) this.suspectThrough = through;
   }
 
-  /** deliveryCount of the record at `offset`: the previous ownerships' attempts + 1 for the first record, else 1. */
+  /** deliveryCount of the record at `offset`: the attempts charged before + 1 for the first record, else 1. */
   countFor(offset: number): number {
     if (this.first < 0) this.first = offset;
-    return this.prior > 0 && offset === this.first ? this.prior + 1 : 1;
+    return offset === this.first ? this.prior + 1 : 1;
   }
 
-  /** Handling one record at a time: the next delivery waits until nothing is in flight. */
-  get singleStep(): boolean {
+  /** A previous ownership may have begun records this one has not passed yet. */
+  get suspect(): boolean {
     return this.suspectThrough >= 0;
   }
 
+  /** A step mark is asked for or stored and its record not yet delivered. */
+  holdsStep(s: LedgerView): boolean {
+    return (this.wanted && this.stepping) || (this.stepAt >= 0 && this.stepAt === s.nextOffset);
+  }
+
   /**
-   * How many of the next records (at most `budget`) may be delivered now. When
-   * fewer than wanted may, sets `wanted` (a commit of a new mark lets them go).
+   * How many of the next records (at most `budget`) may be delivered now;
+   * `isolated`: one record, alone in the consumer (the caller checks that
+   * nothing else runs). When fewer than wanted may go, sets `wanted` (a commit
+   * of a new mark lets them go).
    */
-  allowance(s: LedgerView, budget: number): number {
+  allowance(s: LedgerView, budget: number, isolated: boolean): number {
     if (!this.ready) return 0;
     const next = s.nextOffset;
     if (next === undefined) return 0;
-    if (next <= this.suspectThrough) {
+    if (isolated) {
       if (s.unsettled > 0) return 0;
-      if (next <= this.through) return 1;
+      if (this.stepAt === next) return 1;
       this.wanted = true;
+      this.stepping = true;
       return 0;
     }
     const n = s.countThrough(this.through, budget);
     // Past the middle of the mark's window: extend it now, so delivery need not wait for it.
-    if (n === 0 || s.countThrough(this.through - Math.floor(this.window / 2), budget) < n) this.wanted = true;
+    if (n === 0 || s.countThrough(this.through - Math.floor(this.window / 2), budget) < n) {
+      this.wanted = true;
+      this.stepping = false;
+    }
     return n;
   }
 
@@ -163,41 +181,45 @@ export class AttemptLedger {
     const from = mark !== undefined ? mark + 1 : this.start >= 0 ? this.start : next;
     if (from === undefined) return undefined;
     const advanced = s.committed === undefined || from > s.committed;
-    const begun = from === this.start && this.prior > 0 ? this.prior + 1 : 1;
-    if (this.wanted && next !== undefined) {
-      const stepping = next <= this.suspectThrough;
-      if (!stepping || s.unsettled === 0) {
-        this.wanted = false;
-        const through = stepping ? next : Math.max(this.through, s.tracked, next - 1) + this.window;
-        return this.commit({ from, begun, through }, true);
-      }
+    const count = from === this.start ? this.prior + 1 : 1;
+    if (this.wanted && next !== undefined && (!this.stepping || s.unsettled === 0)) {
+      this.wanted = false;
+      // A step mark charges the attempt (the record runs alone); a window charges nothing.
+      if (this.stepping) return this.commit({ from, begun: count, through: next }, true, true);
+      return this.commit({ from, begun: count - 1, through: Math.max(this.through, s.tracked, next - 1) + this.window }, true, false);
     }
     if (s.unsettled > 0) {
-      if (!advanced) return undefined;
-      const through = this.singleStep ? this.through : Math.max(this.through, s.tracked + this.window);
-      return this.commit({ from, begun, through }, false);
+      // Running alone on a step mark: that mark stays until the record settles.
+      if (!advanced || this.stepAt >= from) return undefined;
+      return this.commit({ from, begun: count - 1, through: Math.max(this.through, s.tracked + this.window) }, false, false);
     }
     // Nothing delivered yet in this ownership: the previous owner's mark stands.
     if (s.tracked < 0 || (!advanced && !this.dirty)) return undefined;
     // Nothing in flight: a clean mark, and nothing more is delivered before a new one is stored.
     this.through = -1;
-    return this.commit({ from, begun: 0, through: from }, false);
+    this.stepAt = -1;
+    return this.commit({ from, begun: 0, through: from - 1 }, false, false);
   }
 
-  private commit(mark: AttemptMark, serves: boolean): LedgerCommit {
-    return { offset: mark.from, metadata: encodeAttemptMark(mark), mark, serves };
+  private commit(mark: AttemptMark, serves: boolean, step: boolean): LedgerCommit {
+    return { offset: mark.from, metadata: encodeAttemptMark(mark), mark, serves, step };
   }
 
   /** `c` is stored. */
   stored(c: LedgerCommit): void {
-    this.dirty = c.mark.begun > 0;
-    if (this.dirty) this.through = Math.max(this.through, c.mark.through);
-    if (this.suspectThrough >= 0 && c.mark.from > this.suspectThrough) this.suspectThrough = -1;
+    this.dirty = c.mark.through >= c.mark.from;
+    if (c.step) {
+      this.through = c.mark.through;
+      this.stepAt = c.mark.through;
+    } else if (this.dirty) this.through = Math.max(this.through, c.mark.through);
+    if (c.mark.from > this.suspectThrough) this.suspectThrough = -1;
   }
 
   /** `c` could not be stored. */
   failed(c: LedgerCommit): void {
-    if (c.serves) this.wanted = true;
+    if (!c.serves) return;
+    this.wanted = true;
+    this.stepping = c.step;
   }
 }
 
@@ -236,7 +258,7 @@ export class AttemptMarkReader {
         for (const t of wanted) {
           if (t.revoked) continue;
           const found = marks.get(t.topic)?.get(t.partition);
-          t.ledger.begin(found?.offset ?? -1, found?.metadata, this.window);
+          t.ledger.begin(found?.offset ?? -1, found?.metadata, this.window, found?.logEnd ?? 0);
           ready(t);
         }
       },
@@ -249,13 +271,15 @@ export class AttemptMarkReader {
     );
   }
 
-  private async fetch(targets: readonly LedgerTarget[]): Promise<Map<string, Map<number, { offset: number; metadata: string | null }>>> {
+  /** Per topic and partition: the committed offset and metadata, then the log end (read after them). */
+  private async fetch(targets: readonly LedgerTarget[]): Promise<Map<string, Map<number, { offset: number; metadata: string | null; logEnd: number }>>> {
     const admin = await this.connect();
     const topics = [...new Set(targets.map((t) => t.topic))];
     const result = await admin.fetchOffsets({ groupId: this.group, topics });
-    const marks = new Map<string, Map<number, { offset: number; metadata: string | null }>>();
+    const marks = new Map<string, Map<number, { offset: number; metadata: string | null; logEnd: number }>>();
     for (const { topic, partitions } of result) {
-      marks.set(topic, new Map(partitions.map((p) => [p.partition, { offset: Number(p.offset), metadata: p.metadata }])));
+      const ends = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, Number(p.high)]));
+      marks.set(topic, new Map(partitions.map((p) => [p.partition, { offset: Number(p.offset), metadata: p.metadata, logEnd: ends.get(p.partition) ?? 0 }])));
     }
     return marks;
   }

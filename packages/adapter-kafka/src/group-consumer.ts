@@ -32,7 +32,8 @@
  * RebalanceHandler (rebalance.ts: rebalances), KafkaDelivery
  * (kafka-delivery.ts: one delivered record), AttemptLedger
  * (attempt-ledger.ts: delivery attempts that survive a crash, which gate
- * what each partition may deliver).
+ * what each partition may deliver) and CrashIsolation (crash-isolation.ts:
+ * one record at a time after a crash).
  */
 import {
   BuslineError,
@@ -47,6 +48,7 @@ import {
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { AttemptMarkReader } from './attempt-ledger.js';
 import type { KafkaConfig } from './config.js';
+import { CrashIsolation } from './crash-isolation.js';
 import { startKafkaConsumer, type ConsumerStartHost } from './consumer-start.js';
 import { kafkaDelivery, type DeliveryOwner } from './kafka-delivery.js';
 import { kafkaError, protocolType } from './kafka-errors.js';
@@ -86,6 +88,7 @@ export class GroupConsumer implements DeliveryOwner {
   private readonly committer: OffsetCommitter;
   private readonly rebalance: RebalanceHandler;
   private readonly marks: AttemptMarkReader;
+  private readonly isolation = new CrashIsolation();
   private states = new Map<string, PartitionState>();
   /** eachBatch may accept records (false while stopping). */
   private accepting = false;
@@ -139,7 +142,10 @@ export class GroupConsumer implements DeliveryOwner {
       reconnecting: () => this.reconnecting,
       partitions: () => this.states.values(),
       closed: () => this.closed,
-      marked: (state) => this.pump(state),
+      committed: (served) => {
+        if (this.isolation.on && !this.isolation.active(this.states.values())) for (const state of this.states.values()) this.pump(state);
+        else for (const state of served) this.pump(state);
+      },
     });
     this.marks = new AttemptMarkReader(options.kafka, this.group, options.config.attemptWindowRecords, options.hooks);
     this.rebalance = new RebalanceHandler({
@@ -411,7 +417,12 @@ export class GroupConsumer implements DeliveryOwner {
       if (this.shouldPause(state)) this.pausePartition(state);
       return;
     }
-    const allowed = state.ledger.allowance(state, budget);
+    const isolated = this.isolation.active(this.states.values());
+    if (isolated && !this.isolation.turn(state, this.unsettled)) {
+      if (this.shouldPause(state)) this.pausePartition(state);
+      return;
+    }
+    const allowed = state.ledger.allowance(state, budget, isolated);
     if (state.ledger.wanted) void this.commit();
     if (allowed === 0) {
       if (this.shouldPause(state)) this.pausePartition(state);
@@ -469,8 +480,8 @@ export class GroupConsumer implements DeliveryOwner {
       // Handed back by an unsubscribed subscription: the topic's next one gets it (Kafka would only after a restart).
       else if (!entry.active && this.states.get(state.key) === state) state.requeue(record);
       else state.nacked = true;
-      if (state.unsettled === 0 && state.backlogSize > 0 && (this.router.route(state) !== entry || state.ledger.singleStep)) {
-        // The partition is free for the subscription it is routed to now, or for its next record after a crash.
+      if (state.unsettled === 0 && state.backlogSize > 0 && this.router.route(state) !== entry) {
+        // The partition is free for the subscription it is routed to now.
         queueMicrotask(() => this.pump(state));
       }
     } else if (state.unsettled === 0 && state.onSettled) {
@@ -485,6 +496,7 @@ export class GroupConsumer implements DeliveryOwner {
         this.pumpSink(entry);
       });
     }
+    if (this.unsettled === 0 && this.isolation.on) queueMicrotask(() => this.isolation.order(this.states.values()).forEach((s) => this.pump(s)));
     if (this.unsettled === 0 && this.drainWaiters.length > 0) for (const done of this.drainWaiters.splice(0)) done();
   }
 

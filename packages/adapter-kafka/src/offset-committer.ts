@@ -27,8 +27,8 @@ export interface CommitSource {
   partitions(): Iterable<PartitionState>;
   /** The GroupConsumer is closed: a failed commit is counted, not reported. */
   closed(): boolean;
-  /** A mark the delivery of `state` waited for is stored. */
-  marked(state: PartitionState): void;
+  /** A commit is stored; `served`: the partitions whose delivery waited for it. */
+  committed(served: PartitionState[]): void;
 }
 
 export class OffsetCommitter {
@@ -71,7 +71,7 @@ export class OffsetCommitter {
             state.ledger.stored(c);
           }
           this.hooks.count('commits');
-          for (const [state, c] of covered) if (c.serves) this.source.marked(state);
+          this.source.committed(covered.filter(([, c]) => c.serves).map(([state]) => state));
         } catch (error) {
           for (const [state, c] of covered) state.ledger.failed(c);
           this.hooks.count('commitFailures');
