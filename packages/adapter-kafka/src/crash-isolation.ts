@@ -14,9 +14,16 @@ export class CrashIsolation {
   /** Isolating at the last check: when that ends, every partition is pumped again. */
   on = false;
 
-  /** Some current partition is suspect. */
-  active(states: Iterable<PartitionState>): boolean {
-    for (const s of states) if (!s.revoked && s.ledger.suspect) return (this.on = true);
+  /**
+   * Some current partition is suspect and has records of its own waiting or
+   * running (`routed`: it has a subscription to deliver to). One whose
+   * records have not arrived, or never will (control records at the log
+   * end), holds nothing up meanwhile.
+   */
+  active(states: Iterable<PartitionState>, routed: (state: PartitionState) => boolean): boolean {
+    for (const s of states) {
+      if (!s.revoked && s.ledger.suspect && (s.backlogSize > 0 || s.unsettled > 0) && routed(s)) return (this.on = true);
+    }
     return (this.on = false);
   }
 

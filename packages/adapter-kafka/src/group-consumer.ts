@@ -89,6 +89,7 @@ export class GroupConsumer implements DeliveryOwner {
   private readonly rebalance: RebalanceHandler;
   private readonly marks: AttemptMarkReader;
   private readonly isolation = new CrashIsolation();
+  private readonly routed = (state: PartitionState): boolean => this.router.route(state) !== undefined;
   private states = new Map<string, PartitionState>();
   /** eachBatch may accept records (false while stopping). */
   private accepting = false;
@@ -143,7 +144,7 @@ export class GroupConsumer implements DeliveryOwner {
       partitions: () => this.states.values(),
       closed: () => this.closed,
       committed: (served) => {
-        if (this.isolation.on && !this.isolation.active(this.states.values())) for (const state of this.states.values()) this.pump(state);
+        if (this.isolation.on && !this.isolation.active(this.states.values(), this.routed)) for (const state of this.states.values()) this.pump(state);
         else for (const state of served) this.pump(state);
       },
     });
@@ -417,7 +418,7 @@ export class GroupConsumer implements DeliveryOwner {
       if (this.shouldPause(state)) this.pausePartition(state);
       return;
     }
-    const isolated = this.isolation.active(this.states.values());
+    const isolated = this.isolation.active(this.states.values(), this.routed);
     if (isolated && !this.isolation.turn(state, this.unsettled)) {
       if (this.shouldPause(state)) this.pausePartition(state);
       return;
