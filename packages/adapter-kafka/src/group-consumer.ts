@@ -48,7 +48,7 @@ import {
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { AttemptMarkReader } from './attempt-ledger.js';
 import type { KafkaConfig } from './config.js';
-import { CrashIsolation } from './crash-isolation.js';
+import { crashIsolation, type IsolatedConsumer } from './crash-isolation.js';
 import { startKafkaConsumer, type ConsumerStartHost } from './consumer-start.js';
 import { kafkaDelivery, type DeliveryOwner } from './kafka-delivery.js';
 import { kafkaError, protocolType } from './kafka-errors.js';
@@ -88,8 +88,13 @@ export class GroupConsumer implements DeliveryOwner {
   private readonly committer: OffsetCommitter;
   private readonly rebalance: RebalanceHandler;
   private readonly marks: AttemptMarkReader;
-  private readonly isolation = new CrashIsolation();
-  private readonly routed = (state: PartitionState): boolean => this.router.route(state) !== undefined;
+  /** How the process-wide crash isolation sees this consumer. */
+  private readonly isolated: IsolatedConsumer = {
+    states: () => this.states.values(),
+    routed: (state) => this.router.route(state) !== undefined,
+    unsettled: () => this.unsettled,
+    pump: (state) => this.pump(state),
+  };
   private states = new Map<string, PartitionState>();
   /** eachBatch may accept records (false while stopping). */
   private accepting = false;
@@ -144,11 +149,12 @@ export class GroupConsumer implements DeliveryOwner {
       partitions: () => this.states.values(),
       closed: () => this.closed,
       committed: (served) => {
-        if (this.isolation.on && !this.isolation.active(this.states.values(), this.routed)) for (const state of this.states.values()) this.pump(state);
-        else for (const state of served) this.pump(state);
+        for (const state of served) this.pump(state);
+        crashIsolation.wake();
       },
     });
     this.marks = new AttemptMarkReader(options.kafka, this.group, options.config.attemptWindowRecords, options.hooks);
+    crashIsolation.join(this.isolated);
     this.rebalance = new RebalanceHandler({
       hooks: options.hooks,
       router: this.router,
@@ -418,8 +424,8 @@ export class GroupConsumer implements DeliveryOwner {
       if (this.shouldPause(state)) this.pausePartition(state);
       return;
     }
-    const isolated = this.isolation.active(this.states.values(), this.routed);
-    if (isolated && !this.isolation.turn(state, this.unsettled)) {
+    const isolated = crashIsolation.active();
+    if (isolated && !crashIsolation.turn(state)) {
       if (this.shouldPause(state)) this.pausePartition(state);
       return;
     }
@@ -497,7 +503,7 @@ export class GroupConsumer implements DeliveryOwner {
         this.pumpSink(entry);
       });
     }
-    if (this.unsettled === 0 && this.isolation.on) queueMicrotask(() => this.isolation.order(this.states.values()).forEach((s) => this.pump(s)));
+    if (this.unsettled === 0) crashIsolation.wake();
     if (this.unsettled === 0 && this.drainWaiters.length > 0) for (const done of this.drainWaiters.splice(0)) done();
   }
 
@@ -533,6 +539,7 @@ export class GroupConsumer implements DeliveryOwner {
     await this.restarts.idle();
     await this.stopConsumer(drainTimeoutMs);
     await this.marks.close();
+    crashIsolation.leave(this.isolated);
   }
 
   /** Simulates a crash for tests: leaves the group without draining or committing anything more. */
@@ -546,5 +553,6 @@ export class GroupConsumer implements DeliveryOwner {
     this.consumer = undefined;
     await consumer?.disconnect().catch(() => undefined);
     await this.marks.close();
+    crashIsolation.leave(this.isolated);
   }
 }

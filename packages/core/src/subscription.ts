@@ -276,7 +276,7 @@ export class Subscription implements InletProcessor {
       // Each earlier delivery ended unsettled (its handler's process died, or lost it): never run it again.
       const error = new BuslineError(
         ErrorCode.HandlerFailed,
-        `delivered ${deliveryCount} times: the ${deliveryCount - 1} attempts before ended without settling it (its handler's process died or lost it); retry.maxAttempts is ${this.config.retry.maxAttempts}`,
+        `delivered ${deliveryCount} times, more than retry.maxAttempts (${this.config.retry.maxAttempts}); each earlier delivery ended without settling it (its handler's process died, or lost it)`,
         { details: { deliveryCount } },
       );
       return this.deadLetter(message, error, deliveryCount - 1, envelope, false);
