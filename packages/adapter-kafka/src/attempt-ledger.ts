@@ -178,7 +178,8 @@ export class AttemptLedger {
     if (!this.ready) return undefined;
     const next = s.nextOffset;
     const mark = s.watermark.watermark;
-    const from = mark !== undefined ? mark + 1 : this.start >= 0 ? this.start : next;
+    // Nothing handled yet: the committed offset, else the first record delivered (still running), else the next.
+    const from = mark !== undefined ? mark + 1 : this.start >= 0 ? this.start : this.first >= 0 ? this.first : next;
     if (from === undefined) return undefined;
     const advanced = s.committed === undefined || from > s.committed;
     const count = from === this.start ? this.prior + 1 : 1;

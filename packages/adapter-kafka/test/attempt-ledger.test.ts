@@ -100,6 +100,16 @@ describe('attempt ledger', () => {
     expect(deliver(state, 3)).toEqual([1, 1, 1]);
   });
 
+  it('a partition with no committed offset never commits past its first record while it runs', () => {
+    const state = partition(-1, null, [5, 6, 7]);
+    state.ledger.allowance(state, 1, false);
+    store(state, state.ledger.compose(state));
+    deliver(state, 1);
+    // Record 5 runs, 6 and 7 wait. A commit now (here one extending the mark) must stay at 5.
+    state.ledger.wanted = true;
+    expect(state.ledger.compose(state)).toMatchObject({ offset: 5, mark: { from: 5 } });
+  });
+
   it('a crash among many records charges none; the next owner is suspect, and a crash on a step is charged to its record', () => {
     const first = partition(-1, null, [0, 1, 2, 3]);
     first.ledger.allowance(first, 100, false);
