@@ -115,6 +115,8 @@ export class AttemptLedger {
   wanted = false;
   /** The mark asked for is a step mark. */
   private stepping = false;
+  /** A step mark is being committed. */
+  private stepPending = false;
 
   /** The committed offset (-1: none) with its metadata, and the partition's log end, read when the ownership began. */
   begin(committed: number, metadata: unknown, window: number, logEnd: number): void {
@@ -142,9 +144,9 @@ export class AttemptLedger {
     return this.suspectThrough >= 0;
   }
 
-  /** A step mark is asked for or stored and its record not yet delivered. */
+  /** A step mark is asked for, being committed, or stored and its record not yet delivered. */
   holdsStep(s: LedgerView): boolean {
-    return (this.wanted && this.stepping) || (this.stepAt >= 0 && this.stepAt === s.nextOffset);
+    return (this.wanted && this.stepping) || this.stepPending || (this.stepAt >= 0 && this.stepAt === s.nextOffset);
   }
 
   /**
@@ -186,7 +188,10 @@ export class AttemptLedger {
     if (this.wanted && next !== undefined && (!this.stepping || s.unsettled === 0)) {
       this.wanted = false;
       // A step mark charges the attempt (the record runs alone); a window charges nothing.
-      if (this.stepping) return this.commit({ from, begun: count, through: next }, true, true);
+      if (this.stepping) {
+        this.stepPending = true;
+        return this.commit({ from, begun: count, through: next }, true, true);
+      }
       return this.commit({ from, begun: count - 1, through: Math.max(this.through, s.tracked, next - 1) + this.window }, true, false);
     }
     if (s.unsettled > 0) {
@@ -194,8 +199,8 @@ export class AttemptLedger {
       if (!advanced || this.stepAt >= from) return undefined;
       return this.commit({ from, begun: count - 1, through: Math.max(this.through, s.tracked + this.window) }, false, false);
     }
-    // Nothing delivered yet in this ownership: the previous owner's mark stands.
-    if (s.tracked < 0 || (!advanced && !this.dirty)) return undefined;
+    // Already clean, or nothing delivered nor marked in this ownership (the previous owner's mark stands).
+    if (!this.dirty && (s.tracked < 0 || !advanced)) return undefined;
     // Nothing in flight: a clean mark, and nothing more is delivered before a new one is stored.
     this.through = -1;
     this.stepAt = -1;
@@ -208,6 +213,7 @@ export class AttemptLedger {
 
   /** `c` is stored. */
   stored(c: LedgerCommit): void {
+    if (c.step) this.stepPending = false;
     this.dirty = c.mark.through >= c.mark.from;
     if (c.step) {
       this.through = c.mark.through;
@@ -218,6 +224,7 @@ export class AttemptLedger {
 
   /** `c` could not be stored. */
   failed(c: LedgerCommit): void {
+    if (c.step) this.stepPending = false;
     if (!c.serves) return;
     this.wanted = true;
     this.stepping = c.step;

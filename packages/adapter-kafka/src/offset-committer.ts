@@ -80,6 +80,8 @@ export class OffsetCommitter {
       } while (this.commitAgain);
     })().finally(() => {
       this.committing = undefined;
+      // Asked for between the loop's last check and here: a delivery may be waiting for it.
+      if (this.commitAgain) void this.commit();
     });
     return this.committing;
   }
