@@ -146,7 +146,8 @@ export class AttemptLedger {
 
   /** A step mark is asked for, being committed, or stored and its record not yet delivered. */
   holdsStep(s: LedgerView): boolean {
-    return (this.wanted && this.stepping) || this.stepPending || (this.stepAt >= 0 && this.stepAt === s.nextOffset);
+    const next = s.nextOffset;
+    return next !== undefined && ((this.wanted && this.stepping) || this.stepPending || this.stepAt === next);
   }
 
   /**
@@ -160,8 +161,11 @@ export class AttemptLedger {
     const next = s.nextOffset;
     if (next === undefined) return 0;
     if (isolated) {
-      if (s.unsettled > 0) return 0;
-      if (this.stepAt === next) return 1;
+      if (s.unsettled > 0 || this.stepPending) return 0;
+      if (this.stepAt === next) {
+        this.wanted = false;
+        return 1;
+      }
       this.wanted = true;
       this.stepping = true;
       return 0;

@@ -83,7 +83,11 @@ function store(state: PartitionState, c: LedgerCommit | undefined): LedgerCommit
 /** One record alone, after its step mark is stored (what an isolated consumer does). */
 function step(state: PartitionState): { mark: LedgerCommit; counts: number[] } {
   expect(state.ledger.allowance(state, 100, true)).toBe(0);
-  const mark = store(state, state.ledger.compose(state));
+  const pending = state.ledger.compose(state);
+  // Pumped again while the step mark is being committed: still nothing, and it holds the turn.
+  expect(state.ledger.allowance(state, 100, true)).toBe(0);
+  expect(state.ledger.holdsStep(state)).toBe(true);
+  const mark = store(state, pending);
   expect(mark.step).toBe(true);
   expect(state.ledger.allowance(state, 100, true)).toBe(1);
   return { mark, counts: deliver(state, 1) };
@@ -142,6 +146,8 @@ describe('attempt ledger', () => {
     const d = step(third);
     expect(d.counts).toEqual([1]);
     handle(third, 3);
+    // Nothing left to deliver: the turn goes to the other partitions.
+    expect(third.ledger.holdsStep(third)).toBe(false);
     // Past the suspect range (the log end at the start): no longer suspect once committed.
     const clean = store(third, third.ledger.compose(third));
     expect(clean.mark).toEqual({ from: 4, begun: 0, through: 3 });

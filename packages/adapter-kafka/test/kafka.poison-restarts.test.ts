@@ -161,7 +161,7 @@ describe.skipIf(NO_BROKER)('kafka: a record that kills its process is dead-lette
     expect(JSON.parse(dlq[0]!.value!.toString())).toMatchObject({ seq: poison, poison: true });
     expect(dlq[0]!.headers![DeadLetterHeader.attempts]!.toString()).toBe(String(MAX_ATTEMPTS));
     expect(dlq[0]!.headers![DeadLetterHeader.errorCode]!.toString()).toBe('HANDLER_FAILED');
-  });
+  }, 300_000);
 
   it('an idle member and a graceful close leave clean marks; a poison published to an idle member is dead-lettered the same way', async () => {
     const { topic, group, log, publish, member } = await setup('poison-first', 1);
@@ -187,5 +187,5 @@ describe.skipIf(NO_BROKER)('kafka: a record that kills its process is dead-lette
     const [entry] = await f.admin.fetchOffsets({ groupId: group, topics: [topic] });
     expect(entry?.partitions[0], 'the graceful close committed everything with a clean mark').toMatchObject({ offset: '10', metadata: 'busline-attempts/1 10 0 9' });
     expect(await deadLetters(`${topic}.dlq`)).toHaveLength(1);
-  });
+  }, 300_000);
 });
