@@ -111,6 +111,13 @@ export const consumerConfigSchema = z
     commitIntervalMs: positiveInt
       .default(1_000)
       .describe('How often handled offsets (per partition, up to the ack watermark) are committed; also committed on rebalance, restart and close.'),
+    attemptWindowRecords: positiveInt
+      .default(2_000)
+      .describe(
+        'How many records past those delivered a partition\'s commit marks as possibly begun (README, "Poison across restarts"). ' +
+          'After a crash the next owner handles that many (and those handled but not committed) one at a time, committing after each; ' +
+          'keep it at least twice the subscriptions\' maxInFlight, or deliveries wait for commits more often.',
+      ),
     maxBytesPerPartition: positiveInt.default(1_048_576).describe('Most bytes fetched per partition per fetch.'),
     maxBytes: positiveInt.default(10_485_760).describe('Most bytes per fetch response.'),
     maxBufferedBytes: positiveInt

@@ -32,7 +32,10 @@
  * (consumer-start.ts), OffsetCommitter (offset-committer.ts: commits),
  * RebalanceHandler (rebalance.ts: rebalances), RebalanceDrain
  * (rebalance-drain.ts: the wait before rejoining), KafkaDelivery
- * (kafka-delivery.ts: one delivered record).
+ * (kafka-delivery.ts: one delivered record), AttemptLedger
+ * (attempt-ledger.ts: delivery attempts that survive a crash, which gate
+ * what each partition may deliver) and CrashIsolation (crash-isolation.ts:
+ * one record at a time after a crash).
  */
 import {
   BuslineError,
@@ -45,7 +48,9 @@ import {
   type MessageSink,
 } from '@busline/core/driver';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { AttemptMarkReader } from './attempt-ledger.js';
 import type { KafkaConfig } from './config.js';
+import { crashIsolation, type IsolatedConsumer } from './crash-isolation.js';
 import { startKafkaConsumer, type ConsumerStartHost } from './consumer-start.js';
 import { kafkaDelivery, type DeliveryOwner } from './kafka-delivery.js';
 import { kafkaError, protocolType } from './kafka-errors.js';
@@ -88,6 +93,14 @@ export class GroupConsumer implements DeliveryOwner {
   private readonly starter: ConsumerStartHost;
   private readonly committer: OffsetCommitter;
   private readonly rebalance: RebalanceHandler;
+  private readonly marks: AttemptMarkReader;
+  /** How the process-wide crash isolation sees this consumer. */
+  private readonly isolated: IsolatedConsumer = {
+    states: () => this.states.values(),
+    routed: (state) => this.router.route(state) !== undefined,
+    unsettled: () => this.unsettled,
+    pump: (state) => this.pump(state),
+  };
   private states = new Map<string, PartitionState>();
   /** eachBatch may accept records (false while stopping). */
   private accepting = false;
@@ -144,7 +157,13 @@ export class GroupConsumer implements DeliveryOwner {
       reconnecting: () => this.reconnecting,
       partitions: () => this.states.values(),
       closed: () => this.closed,
+      committed: (served) => {
+        for (const state of served) this.pump(state);
+        crashIsolation.wake();
+      },
     });
+    this.marks = new AttemptMarkReader(options.kafka, this.group, options.config.attemptWindowRecords, options.hooks);
+    crashIsolation.join(this.isolated);
     this.rebalance = new RebalanceHandler({
       hooks: options.hooks,
       router: this.router,
@@ -298,6 +317,7 @@ export class GroupConsumer implements DeliveryOwner {
     this.unregisterRejoin = registerBeforeRejoin(this.group, payload.memberId, (heartbeat) => this.rebalanceDrain.beforeRejoin(heartbeat));
     const next = this.rebalance.assign(consumer, payload, this.states);
     this.states = next;
+    this.marks.read(next.values(), (state) => this.pump(state));
     this.updatePrefetch();
     // kafkajs keeps pauses per group session: set every assigned partition to what it should be.
     for (const state of next.values()) {
@@ -343,6 +363,7 @@ export class GroupConsumer implements DeliveryOwner {
       const fresh = new PartitionState(batch.topic, batch.partition);
       if (state !== undefined) this.rebalance.follow(state, fresh);
       this.states.set(key, (state = fresh));
+      this.marks.read([fresh], (s) => this.pump(s));
       this.updatePrefetch();
     }
     state.accept(messages);
@@ -415,7 +436,18 @@ export class GroupConsumer implements DeliveryOwner {
       if (this.shouldPause(state)) this.pausePartition(state);
       return;
     }
-    const records = state.take(budget);
+    const isolated = crashIsolation.active();
+    if (isolated && !crashIsolation.turn(state)) {
+      if (this.shouldPause(state)) this.pausePartition(state);
+      return;
+    }
+    const allowed = state.ledger.allowance(state, budget, isolated);
+    if (state.ledger.wanted) void this.commit();
+    if (allowed === 0) {
+      if (this.shouldPause(state)) this.pausePartition(state);
+      return;
+    }
+    const records = state.take(allowed);
     const deliveries = new Array<DeliveredMessage>(records.length);
     for (let i = 0; i < records.length; i++) deliveries[i] = kafkaDelivery(this, entry, state, records[i]!);
     entry.inflight += records.length;
@@ -483,6 +515,7 @@ export class GroupConsumer implements DeliveryOwner {
         this.pumpSink(entry);
       });
     }
+    if (this.unsettled === 0) crashIsolation.wake();
     if (this.unsettled === 0 && this.drainWaiters.length > 0) for (const done of this.drainWaiters.splice(0)) done();
   }
 
@@ -517,6 +550,8 @@ export class GroupConsumer implements DeliveryOwner {
     this.restarts.close(new BuslineError(ErrorCode.Closed, 'the Kafka driver closed before the consumer started'));
     await this.restarts.idle();
     await this.stopConsumer(drainTimeoutMs);
+    await this.marks.close();
+    crashIsolation.leave(this.isolated);
   }
 
   /** Simulates a crash for tests: leaves the group without draining or committing anything more. */
@@ -530,5 +565,7 @@ export class GroupConsumer implements DeliveryOwner {
     const consumer = this.consumer;
     this.consumer = undefined;
     await consumer?.disconnect().catch(() => undefined);
+    await this.marks.close();
+    crashIsolation.leave(this.isolated);
   }
 }

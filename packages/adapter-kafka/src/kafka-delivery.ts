@@ -26,7 +26,6 @@ function headerText(value: unknown): string | undefined {
 const EMPTY = new Uint8Array(0);
 
 export class KafkaDelivery implements DeliveredMessage {
-  readonly deliveryCount = 1;
   private settled = false;
   /** `partition:offset`: the record's identity within its group, the same on every delivery of it. */
   readonly deliveryId: string;
@@ -41,6 +40,8 @@ export class KafkaDelivery implements DeliveredMessage {
     readonly key: string | undefined,
     readonly headers: Record<string, string>,
     readonly body: Uint8Array,
+    /** 1, or more where the partition's attempt ledger counted earlier attempts that ended with their process. */
+    readonly deliveryCount: number,
   ) {
     this.deliveryId = `${state.partition}:${offset}`;
   }
@@ -98,5 +99,6 @@ export function kafkaDelivery(owner: DeliveryOwner, entry: SinkEntry, state: Par
     m.key === null || m.key === undefined ? undefined : m.key.toString(),
     headers,
     m.value ?? EMPTY,
+    state.ledger.countFor(offset),
   );
 }

@@ -75,6 +75,7 @@ export const KAFKA_CAPABILITIES: DriverCapabilities = Object.freeze({
   subscribeAfterStartRestartsConsumer: true,
   // Kafka transactions could give this; not built yet.
   atomicBatch: false,
+  redeliveryLimit: true,
 });
 
 const ACKS = { all: -1, leader: 1, none: 0 } as const;

@@ -7,10 +7,13 @@
  * rebalance starts, before a restart and on close. A failed or nacked record
  * holds the commit back until it is dead-lettered or handled, so records
  * after it may be handled again after a restart (at-least-once), but none is
- * ever committed unhandled.
+ * ever committed unhandled. What each partition commits, and the attempt
+ * mark stored with it as metadata, is its AttemptLedger's decision
+ * (attempt-ledger.ts); a commit a delivery waits for resumes it once stored.
  */
 import type { DriverHooks } from '@busline/core/driver';
 import type { Consumer } from 'kafkajs';
+import type { LedgerCommit } from './attempt-ledger.js';
 import { kafkaError } from './kafka-errors.js';
 import type { PartitionState } from './partition-state.js';
 
@@ -24,6 +27,8 @@ export interface CommitSource {
   partitions(): Iterable<PartitionState>;
   /** The GroupConsumer is closed: a failed commit is counted, not reported. */
   closed(): boolean;
+  /** A commit is stored; `served`: the partitions whose delivery waited for it. */
+  committed(served: PartitionState[]): void;
 }
 
 export class OffsetCommitter {
@@ -49,27 +54,34 @@ export class OffsetCommitter {
         const consumer = this.source.consumer();
         // While kafkajs restarts a crashed consumer there is no group session to commit in.
         if (!consumer || this.source.reconnecting()) return;
-        const offsets: { topic: string; partition: number; offset: string }[] = [];
-        const covered: [PartitionState, number][] = [];
+        const offsets: { topic: string; partition: number; offset: string; metadata: string }[] = [];
+        const covered: [PartitionState, LedgerCommit][] = [];
         for (const state of this.source.partitions()) {
           if (state.revoked) continue;
-          const offset = state.commitOffset();
-          if (offset === undefined) continue;
-          offsets.push({ topic: state.topic, partition: state.partition, offset: String(offset) });
-          covered.push([state, offset]);
+          const c = state.ledger.compose(state);
+          if (c === undefined) continue;
+          offsets.push({ topic: state.topic, partition: state.partition, offset: String(c.offset), metadata: c.metadata });
+          covered.push([state, c]);
         }
         if (offsets.length === 0) continue;
         try {
           await consumer.commitOffsets(offsets);
-          for (const [state, offset] of covered) if (state.committed === undefined || offset > state.committed) state.committed = offset;
+          for (const [state, c] of covered) {
+            if (state.committed === undefined || c.offset > state.committed) state.committed = c.offset;
+            state.ledger.stored(c);
+          }
           this.hooks.count('commits');
+          this.source.committed(covered.filter(([, c]) => c.serves).map(([state]) => state));
         } catch (error) {
+          for (const [state, c] of covered) state.ledger.failed(c);
           this.hooks.count('commitFailures');
           if (!this.source.closed()) this.hooks.error(kafkaError(error, `committing offsets of consumer group "${this.group}"`), 'kafka commit');
         }
       } while (this.commitAgain);
     })().finally(() => {
       this.committing = undefined;
+      // Asked for between the loop's last check and here: a delivery may be waiting for it.
+      if (this.commitAgain) void this.commit();
     });
     return this.committing;
   }

@@ -24,10 +24,12 @@
  */
 import { AckWatermark } from '@busline/core/driver';
 import type { KafkaMessage } from 'kafkajs';
+import { AttemptLedger, type LedgerView } from './attempt-ledger.js';
 
-export class PartitionState {
+export class PartitionState implements LedgerView {
   readonly key: string;
   readonly watermark = new AckWatermark();
+  readonly ledger = new AttemptLedger();
   /** Delivered to core and not yet settled. */
   unsettled = 0;
   /** Some delivery was nacked: commits stop before it for the rest of this epoch. */
@@ -82,6 +84,24 @@ export class PartitionState {
     return messages.length - from;
   }
 
+  /** Offset of the next record to deliver, if any is fetched. */
+  get nextOffset(): number | undefined {
+    return this.backlogHead < this.backlog.length ? Number(this.backlog[this.backlogHead]!.offset) : undefined;
+  }
+
+  /** How many of the next records to deliver (at most `max`) have offsets ≤ `offset`. */
+  countThrough(offset: number, max: number): number {
+    // Backlog offsets increase: binary search for the first one above `offset`.
+    let lo = this.backlogHead;
+    let hi = Math.min(this.backlog.length, this.backlogHead + max);
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (Number(this.backlog[mid]!.offset) <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - this.backlogHead;
+  }
+
   /** Takes up to `n` records from the backlog. */
   take(n: number): KafkaMessage[] {
     const end = Math.min(this.backlog.length, this.backlogHead + n);
@@ -113,14 +133,6 @@ export class PartitionState {
     this.backlog = [];
     this.backlogHead = 0;
     this.backlogBytes = 0;
-  }
-
-  /** The offset a commit may cover now (watermark + 1), or undefined when nothing new is handled. */
-  commitOffset(): number | undefined {
-    const mark = this.watermark.watermark;
-    if (mark === undefined) return undefined;
-    const offset = mark + 1;
-    return this.committed === undefined || offset > this.committed ? offset : undefined;
   }
 
   /** Ends this epoch: late settlements are ignored, the backlog is dropped. Returns how many deliveries were abandoned. */

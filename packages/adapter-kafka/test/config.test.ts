@@ -61,6 +61,7 @@ describe('kafka config', () => {
       exactlyOnce: false,
       subscribeAfterStartRestartsConsumer: true,
       atomicBatch: false,
+      redeliveryLimit: true,
     });
     await bus.close();
   });

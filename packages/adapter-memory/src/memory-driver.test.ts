@@ -137,6 +137,7 @@ describe('MemoryDriver: topics', () => {
       exactlyOnce: false,
       subscribeAfterStartRestartsConsumer: false,
       atomicBatch: true,
+      redeliveryLimit: false,
     });
   });
 

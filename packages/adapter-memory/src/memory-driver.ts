@@ -33,6 +33,7 @@ export const MEMORY_CAPABILITIES: DriverCapabilities = Object.freeze({
   exactlyOnce: false,
   subscribeAfterStartRestartsConsumer: false,
   atomicBatch: true,
+  redeliveryLimit: false,
 });
 
 /**

@@ -82,6 +82,7 @@ export const NATS_CAPABILITIES: DriverCapabilities = Object.freeze({
   exactlyOnce: false,
   subscribeAfterStartRestartsConsumer: false,
   atomicBatch: false,
+  redeliveryLimit: false,
 });
 
 interface Session {

@@ -105,6 +105,7 @@ describe('nats config', () => {
       exactlyOnce: false,
       subscribeAfterStartRestartsConsumer: false,
       atomicBatch: false,
+      redeliveryLimit: false,
     });
   });
 

@@ -61,6 +61,16 @@ export interface DriverCapabilities {
    * (`publishBatch(..., { atomic: true })`).
    */
   atomicBatch: boolean;
+  /**
+   * `deliveryCount` counts only deliveries that ended with their handler's
+   * process dead or the message lost (never one given back unstarted, as at a
+   * graceful close or a rebalance), so core dead-letters a message delivered
+   * more than `retry.maxAttempts` times without running its handler again: a
+   * message that kills its process cannot loop forever. Brokers that count
+   * every redelivery (NATS, the memory broker) leave it off; there a
+   * redelivered message runs at least once more.
+   */
+  redeliveryLimit: boolean;
 }
 
 /**

@@ -521,6 +521,7 @@ export class EventBus extends EventEmitter<BusEvents> {
         emit: this.emit.bind(this) as SubscriptionHost['emit'],
         publishDeadLetter: this.publishDeadLetter,
         cloudEvents: this.ce,
+        redeliveryLimit: this.driver.capabilities.redeliveryLimit,
         lane: (run, concurrency) => this.pool.lane(run, { concurrency }),
       },
       resolved,

@@ -83,6 +83,8 @@ export interface SubscriptionHost {
   publishDeadLetter(topic: string, message: WireMessage): Promise<PublishOutcome>;
   /** The CloudEvents header naming of the bus's driver. */
   readonly cloudEvents: CloudEventsBinding;
+  /** The driver's `capabilities.redeliveryLimit`. */
+  readonly redeliveryLimit: boolean;
   /** A lane of the bus's ordering pool for this subscription's handler. */
   lane(run: (message: HeldMessage) => void | Promise<void>, concurrency: number): PoolLane<HeldMessage>;
 }
@@ -290,7 +292,17 @@ export class Subscription implements InletProcessor {
       }
       envelope = decoded;
     }
-    return this.attempt(message, envelope, message.deliveryCount);
+    const { deliveryCount } = message;
+    if (deliveryCount > this.config.retry.maxAttempts && this.host.redeliveryLimit) {
+      // Each earlier delivery ended unsettled (its handler's process died, or lost it): never run it again.
+      const error = new BuslineError(
+        ErrorCode.HandlerFailed,
+        `delivered ${deliveryCount} times, more than retry.maxAttempts (${this.config.retry.maxAttempts}); each earlier delivery ended without settling it (its handler's process died, or lost it)`,
+        { details: { deliveryCount } },
+      );
+      return this.deadLetter(message, error, deliveryCount - 1, envelope, false);
+    }
+    return this.attempt(message, envelope, deliveryCount);
   }
 
   /**
