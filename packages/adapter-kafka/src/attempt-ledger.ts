@@ -179,8 +179,12 @@ export class AttemptLedger {
     return n;
   }
 
-  /** The commit this partition needs now, if any. Called just before the commit is sent. */
-  compose(s: LedgerView): LedgerCommit | undefined {
+  /**
+   * The commit this partition needs now, if any. Called just before the commit
+   * is sent. `keepWindow`: a routine commit (the timer, a window extension),
+   * not one that ends or hands over the ownership.
+   */
+  compose(s: LedgerView, keepWindow = false): LedgerCommit | undefined {
     if (!this.ready) return undefined;
     const next = s.nextOffset;
     const mark = s.watermark.watermark;
@@ -205,6 +209,12 @@ export class AttemptLedger {
     }
     // Already clean, or nothing delivered nor marked in this ownership (the previous owner's mark stands).
     if (!this.dirty && (s.tracked < 0 || !advanced)) return undefined;
+    // A routine commit while idle keeps the window ahead: a clean mark would make the next record wait for a
+    // commit (a publish-to-handle latency spike after every commit interval). Only a hand-over writes it clean.
+    if (keepWindow && this.dirty && !this.suspect && this.stepAt < 0) {
+      if (!advanced) return undefined;
+      return this.commit({ from, begun: count - 1, through: Math.max(this.through, from - 1 + this.window) }, false, false);
+    }
     // Nothing in flight: a clean mark, and nothing more is delivered before a new one is stored.
     this.through = -1;
     this.stepAt = -1;

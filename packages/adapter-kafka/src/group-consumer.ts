@@ -442,7 +442,7 @@ export class GroupConsumer implements DeliveryOwner {
       return;
     }
     const allowed = state.ledger.allowance(state, budget, isolated);
-    if (state.ledger.wanted) void this.commit();
+    if (state.ledger.wanted) void this.committer.commit(true);
     if (allowed === 0) {
       if (this.shouldPause(state)) this.pausePartition(state);
       return;

@@ -35,6 +35,8 @@ export class OffsetCommitter {
   private commitTimer: NodeJS.Timeout | undefined;
   private committing: Promise<void> | undefined;
   private commitAgain = false;
+  /** A commit that ends or hands over ownership was asked for since the loop last composed: marks go clean. */
+  private handOver = false;
 
   constructor(
     private readonly group: string,
@@ -42,8 +44,12 @@ export class OffsetCommitter {
     private readonly source: CommitSource,
   ) {}
 
-  /** Commits watermark + 1 of every partition that handled something new. Never rejects. */
-  commit(): Promise<void> {
+  /**
+   * Commits watermark + 1 of every partition that handled something new. Never rejects.
+   * `routine`: the timer or a window extension, not a hand-over (the attempt marks keep their window).
+   */
+  commit(routine = false): Promise<void> {
+    if (!routine) this.handOver = true;
     if (this.committing) {
       this.commitAgain = true;
       return this.committing;
@@ -51,6 +57,8 @@ export class OffsetCommitter {
     this.committing = (async () => {
       do {
         this.commitAgain = false;
+        const keepWindow = !this.handOver;
+        this.handOver = false;
         const consumer = this.source.consumer();
         // While kafkajs restarts a crashed consumer there is no group session to commit in.
         if (!consumer || this.source.reconnecting()) return;
@@ -58,7 +66,7 @@ export class OffsetCommitter {
         const covered: [PartitionState, LedgerCommit][] = [];
         for (const state of this.source.partitions()) {
           if (state.revoked) continue;
-          const c = state.ledger.compose(state);
+          const c = state.ledger.compose(state, keepWindow);
           if (c === undefined) continue;
           offsets.push({ topic: state.topic, partition: state.partition, offset: String(c.offset), metadata: c.metadata });
           covered.push([state, c]);
@@ -81,14 +89,14 @@ export class OffsetCommitter {
     })().finally(() => {
       this.committing = undefined;
       // Asked for between the loop's last check and here: a delivery may be waiting for it.
-      if (this.commitAgain) void this.commit();
+      if (this.commitAgain) void this.commit(true);
     });
     return this.committing;
   }
 
   /** Commits every `intervalMs` while the consumer runs. */
   startTimer(intervalMs: number): void {
-    this.commitTimer = setInterval(() => void this.commit(), intervalMs);
+    this.commitTimer = setInterval(() => void this.commit(true), intervalMs);
     this.commitTimer.unref();
   }
 

@@ -172,6 +172,26 @@ describe('attempt ledger', () => {
     expect(deliver(next, next.ledger.allowance(next, 100, false))).toEqual([1, 1]);
   });
 
+  it('a routine commit while idle keeps the window ahead: the next record goes without waiting for a commit; a hand-over then writes it clean', () => {
+    const state = partition(-1, null, [0, 1, 2]);
+    state.ledger.allowance(state, 100, false);
+    store(state, state.ledger.compose(state));
+    deliver(state, 3);
+    for (const o of [0, 1, 2]) handle(state, o);
+    const routine = store(state, state.ledger.compose(state, true));
+    expect(routine.mark).toEqual({ from: 3, begun: 0, through: 12 });
+    // A record fetched after the routine commit is delivered at once (a clean mark would have held it for a commit).
+    state.accept([record(3)]);
+    expect(state.ledger.allowance(state, 100, false)).toBe(1);
+    deliver(state, 1);
+    handle(state, 3);
+    // Nothing advanced since: a routine commit has nothing to say; a hand-over writes the mark clean.
+    store(state, state.ledger.compose(state, true));
+    expect(state.ledger.compose(state, true)).toBeUndefined();
+    const final = store(state, state.ledger.compose(state));
+    expect(final.mark).toEqual({ from: 4, begun: 0, through: 3 });
+  });
+
   it('records appended after the previous owner stopped are not suspect', () => {
     const state = partition(1, 'busline-attempts/1 1 0 2000', [1], 1);
     expect(state.ledger.suspect).toBe(false);

@@ -163,16 +163,17 @@ describe.skipIf(NO_BROKER)('kafka: a record that kills its process is dead-lette
     expect(dlq[0]!.headers![DeadLetterHeader.errorCode]!.toString()).toBe('HANDLER_FAILED');
   }, 300_000);
 
-  it('an idle member and a graceful close leave clean marks; a poison published to an idle member is dead-lettered the same way', async () => {
+  it('an idle member keeps a mark charging nothing, a graceful close leaves it clean; a poison published to an idle member is dead-lettered the same way', async () => {
     const { topic, group, log, publish, member } = await setup('poison-first', 1);
     for (let seq = 0; seq < 5; seq++) await publish(seq, 'a');
     const m = member();
     await until(() => (m.check(), readLog(log).lines.filter((l) => l[0] === 'h').length === 5), 60_000, 'the first 5 handled');
-    // Idle now: the next commit says nothing is in flight at offset 5.
+    // Idle now: the routine commit moves the mark to offset 5, charging nothing, and keeps its window ahead
+    // (records published next go without waiting for a commit); only a hand-over writes it clean.
     await until(async () => {
       const [entry] = await f.admin.fetchOffsets({ groupId: group, topics: [topic] });
-      return entry?.partitions[0]?.metadata === 'busline-attempts/1 5 0 4';
-    }, 30_000, 'a clean mark at offset 5');
+      return /^busline-attempts\/1 5 0 \d+$/.test(entry?.partitions[0]?.metadata ?? '');
+    }, 30_000, 'a mark at offset 5 charging nothing');
 
     const poison = 5;
     await publish(poison, 'a', true);
