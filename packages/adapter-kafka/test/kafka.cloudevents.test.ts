@@ -15,6 +15,21 @@ import { BROKERS, NO_BROKER, kafkaFixture, unique, until } from './helpers.js';
 
 const client = () => new kafkajs.Kafka({ brokers: BROKERS.split(','), logLevel: kafkajs.logLevel.NOTHING });
 
+/** The first `count` records of `topic`, read with a plain kafkajs consumer. */
+async function readRaw(topic: string, count: number): Promise<KafkaMessage[]> {
+  const records: KafkaMessage[] = [];
+  const reader = client().consumer({ groupId: unique('g-raw'), maxWaitTimeInMs: 100 });
+  await reader.connect();
+  try {
+    await reader.subscribe({ topic, fromBeginning: true });
+    await reader.run({ eachMessage: async ({ message }) => void records.push(message) });
+    await until(() => records.length >= count, 60_000, `${count} record(s) of ${topic}, read raw`);
+  } finally {
+    await reader.disconnect();
+  }
+  return records;
+}
+
 describe.skipIf(NO_BROKER)('kafka: CloudEvents binding and foreign records on the wire', () => {
   const f = kafkaFixture();
 
@@ -25,16 +40,7 @@ describe.skipIf(NO_BROKER)('kafka: CloudEvents binding and foreign records on th
     await bus.start();
     const receipt = await bus.publish(topic, { total: 5 }, { aggregateId: 'order-1' });
 
-    const records: KafkaMessage[] = [];
-    const reader = client().consumer({ groupId: unique('g-raw'), maxWaitTimeInMs: 100 });
-    await reader.connect();
-    try {
-      await reader.subscribe({ topic, fromBeginning: true });
-      await reader.run({ eachMessage: async ({ message }) => void records.push(message) });
-      await until(() => records.length >= 1, 60_000, 'the record, read raw');
-    } finally {
-      await reader.disconnect();
-    }
+    const records = await readRaw(topic, 1);
     const record = records[0]!;
     const headers = Object.fromEntries(Object.entries(record.headers ?? {}).map(([name, value]) => [name, String(value)]));
     expect(Object.keys(headers).filter((name) => name.startsWith('ce-')), 'no ce- headers on Kafka').toEqual([]);
@@ -54,16 +60,7 @@ describe.skipIf(NO_BROKER)('kafka: CloudEvents binding and foreign records on th
     const receipt = await bus.publish(topic, { total: 5 }, { aggregateId: 'order-1', correlationId: 'corr-1' });
     const batch = await bus.publishBatch(topic, [{ payload: Uint8Array.from([1, 2, 3]), aggregateId: 'order-2' }]);
 
-    const records: KafkaMessage[] = [];
-    const reader = client().consumer({ groupId: unique('g-raw'), maxWaitTimeInMs: 100 });
-    await reader.connect();
-    try {
-      await reader.subscribe({ topic, fromBeginning: true });
-      await reader.run({ eachMessage: async ({ message }) => void records.push(message) });
-      await until(() => records.length >= 2, 60_000, 'the records, read raw');
-    } finally {
-      await reader.disconnect();
-    }
+    const records = await readRaw(topic, 2);
     const byKey = new Map(records.map((r) => [r.key?.toString(), r]));
     for (const [key, id, data] of [['order-1', receipt.id, { total: 5 }], ['order-2', batch.ids[0], new Uint8Array([1, 2, 3])]] as const) {
       const record = byKey.get(key);
