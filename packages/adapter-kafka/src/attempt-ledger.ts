@@ -91,6 +91,13 @@ export interface LedgerCommit {
   readonly step: boolean;
 }
 
+/**
+ * The ledgers of this process that are suspect: crash isolation looks at the
+ * partitions only while one is, so the pump of a healthy process does not
+ * scan every partition on every delivery round.
+ */
+export const suspectLedgers = new Set<AttemptLedger>();
+
 export class AttemptLedger {
   /** The previous mark was read; nothing is delivered before. */
   ready = false;
@@ -130,7 +137,10 @@ export class AttemptLedger {
     this.prior = mark.begun;
     // Records appended after the previous owner stopped cannot have been begun by it.
     const through = Math.min(mark.through, logEnd - 1);
-    if (through >= mark.from) this.suspectThrough = through;
+    if (through >= mark.from) {
+      this.suspectThrough = through;
+      suspectLedgers.add(this);
+    }
   }
 
   /** deliveryCount of the record at `offset`: the attempts charged before + 1 for the first record, else 1. */
@@ -233,7 +243,13 @@ export class AttemptLedger {
       this.through = c.mark.through;
       this.stepAt = c.mark.through;
     } else if (this.dirty) this.through = Math.max(this.through, c.mark.through);
-    if (c.mark.from > this.suspectThrough) this.suspectThrough = -1;
+    if (c.mark.from > this.suspectThrough) this.retire();
+  }
+
+  /** No longer suspect: passed what a previous ownership may have begun, or this ownership ended. */
+  retire(): void {
+    this.suspectThrough = -1;
+    suspectLedgers.delete(this);
   }
 
   /** `c` could not be stored. */

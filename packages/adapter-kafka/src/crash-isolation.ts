@@ -10,6 +10,7 @@
  * every consumer in it.
  */
 import type { PartitionState } from './partition-state.js';
+import { suspectLedgers } from './attempt-ledger.js';
 
 /** What a consumer (GroupConsumer) shows the isolation. */
 export interface IsolatedConsumer {
@@ -46,6 +47,7 @@ export class CrashIsolation {
    * never will (control records at the log end), holds nothing up meanwhile.
    */
   active(): boolean {
+    if (suspectLedgers.size === 0) return (this.on = false);
     for (const c of this.consumers) {
       for (const s of c.states()) {
         if (!s.revoked && s.ledger.suspect && (s.backlogSize > 0 || s.unsettled > 0) && c.routed(s)) return (this.on = true);

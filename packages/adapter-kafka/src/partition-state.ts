@@ -138,6 +138,7 @@ export class PartitionState implements LedgerView {
   /** Ends this epoch: late settlements are ignored, the backlog is dropped. Returns how many deliveries were abandoned. */
   revoke(): number {
     this.revoked = true;
+    this.ledger.retire();
     this.clearBacklog();
     return this.unsettled;
   }
