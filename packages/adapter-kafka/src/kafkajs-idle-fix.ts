@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { kafkajsInternal } from './kafkajs-internals.js';
 
 /**
  * kafkajs 2.2.4 spins while idle: its RequestQueue re-arms a timer after
@@ -22,12 +22,8 @@ interface RequestQueueLike {
 const PATCHED = Symbol.for('busline.kafkajs.idleFix');
 
 export function applyKafkajsIdleFix(): boolean {
-  let RequestQueue: { prototype: RequestQueueLike & { [PATCHED]?: true } };
-  try {
-    RequestQueue = createRequire(import.meta.url)('kafkajs/src/network/requestQueue/index.js') as typeof RequestQueue;
-  } catch {
-    return false;
-  }
+  const RequestQueue = kafkajsInternal<{ prototype: RequestQueueLike & { [PATCHED]?: true } }>('network/requestQueue/index.js');
+  if (RequestQueue === undefined) return false;
   const proto = RequestQueue.prototype;
   if (proto[PATCHED] || typeof proto.scheduleCheckPendingRequests !== 'function') return proto[PATCHED] === true;
   const original = proto.scheduleCheckPendingRequests;

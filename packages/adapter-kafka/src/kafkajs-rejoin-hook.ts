@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { kafkajsInternal } from './kafkajs-internals.js';
 
 /**
  * A "before rejoin" hook for kafkajs 2.2.4 consumers, which have no
@@ -44,12 +44,8 @@ export function registerBeforeRejoin(groupId: string, memberId: string, hook: Be
 }
 
 export function applyKafkajsRejoinHook(): boolean {
-  let ConsumerGroup: { prototype: ConsumerGroupLike & { [PATCHED]?: true } };
-  try {
-    ConsumerGroup = createRequire(import.meta.url)('kafkajs/src/consumer/consumerGroup.js') as typeof ConsumerGroup;
-  } catch {
-    return false;
-  }
+  const ConsumerGroup = kafkajsInternal<{ prototype: ConsumerGroupLike & { [PATCHED]?: true } }>('consumer/consumerGroup.js');
+  if (ConsumerGroup === undefined) return false;
   const proto = ConsumerGroup.prototype;
   if (proto[PATCHED] || typeof proto.joinAndSync !== 'function' || typeof proto.heartbeat !== 'function') return proto[PATCHED] === true;
   const original = proto.joinAndSync;
