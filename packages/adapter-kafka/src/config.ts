@@ -129,6 +129,13 @@ export const consumerConfigSchema = z
     maxWaitTimeMs: positiveInt
       .default(100)
       .describe('Fetch long-poll time; also how long a consumer whose partitions are all paused sleeps before it looks again.'),
+    idleFetchWaitMs: positiveInt
+      .default(1_000)
+      .describe(
+        'Fetch long-poll time while idle: after a fetch from a broker came back empty and no partition is paused. ' +
+          'The broker answers as soon as a record arrives, so it adds no latency; it sets what an idle consumer costs ' +
+          '(one fetch per broker per wait) and how late an idle member may notice a rebalance. Below maxWaitTimeMs it has no effect.',
+      ),
     restartDrainTimeoutMs: positiveInt
       .default(30_000)
       .describe(

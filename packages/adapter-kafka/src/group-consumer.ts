@@ -56,6 +56,7 @@ import { kafkaDelivery, type DeliveryOwner } from './kafka-delivery.js';
 import { kafkaError, protocolType } from './kafka-errors.js';
 import { OffsetCommitter } from './offset-committer.js';
 import { PartitionState, partitionKey } from './partition-state.js';
+import { registerIdleFetchWait } from './kafkajs-idle-fetch-wait.js';
 import { registerBeforeRejoin } from './kafkajs-rejoin-hook.js';
 import { RebalanceHandler } from './rebalance.js';
 import { RebalanceDrain } from './rebalance-drain.js';
@@ -110,8 +111,8 @@ export class GroupConsumer implements DeliveryOwner {
   /** A rebalance is being prepared: deliver nothing until the group is joined again. */
   private rebalancing = false;
   private readonly rebalanceDrain: RebalanceDrain;
-  /** Removes the before-rejoin hook of this member's current membership. */
-  private unregisterRejoin: (() => void) | undefined;
+  /** Removes the kafkajs hooks (before-rejoin, idle fetch wait) of this member's current membership. */
+  private unregisterMember: (() => void) | undefined;
   private closed = false;
 
   constructor(private readonly options: GroupConsumerOptions) {
@@ -282,7 +283,7 @@ export class GroupConsumer implements DeliveryOwner {
     this.consumer = undefined;
     this.current = [];
     this.rebalance.memberId = undefined;
-    this.unregisterRejoin?.();
+    this.unregisterMember?.();
     try {
       await consumer.disconnect();
     } catch (error) {
@@ -312,9 +313,14 @@ export class GroupConsumer implements DeliveryOwner {
     if (consumer !== this.consumer) return;
     this.rebalancing = false;
     this.rebalanceDrain.joined();
-    this.unregisterRejoin?.();
+    this.unregisterMember?.();
     // kafkajs's own rejoins of this membership (from its fetch loop) wait for the drain too.
-    this.unregisterRejoin = registerBeforeRejoin(this.group, payload.memberId, (heartbeat) => this.rebalanceDrain.beforeRejoin(heartbeat));
+    const unregisterRejoin = registerBeforeRejoin(this.group, payload.memberId, (heartbeat) => this.rebalanceDrain.beforeRejoin(heartbeat));
+    const unregisterIdleWait = registerIdleFetchWait(this.group, payload.memberId, this.options.config.idleFetchWaitMs);
+    this.unregisterMember = () => {
+      unregisterRejoin();
+      unregisterIdleWait();
+    };
     const next = this.rebalance.assign(consumer, payload, this.states);
     this.states = next;
     this.marks.read(next.values(), (state) => this.pump(state));
@@ -560,7 +566,7 @@ export class GroupConsumer implements DeliveryOwner {
     this.restarts.close();
     this.committer.stopTimer();
     this.accepting = false;
-    this.unregisterRejoin?.();
+    this.unregisterMember?.();
     for (const state of this.states.values()) state.revoke();
     const consumer = this.consumer;
     this.consumer = undefined;

@@ -45,6 +45,7 @@ import { PublishBatcher } from './publish-batcher.js';
 import { TopicAdmin } from './topic-admin.js';
 import { UnsentRecords } from './unsent-records.js';
 import { describeBacklog } from './backlog.js';
+import { applyKafkajsIdleFetchWait } from './kafkajs-idle-fetch-wait.js';
 import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
 import { applyKafkajsRecordEncoder } from './kafkajs-record-encoder.js';
 import { applyKafkajsRejoinHook } from './kafkajs-rejoin-hook.js';
@@ -52,6 +53,7 @@ import { applyKafkajsRejoinHook } from './kafkajs-rejoin-hook.js';
 applyKafkajsIdleFix();
 applyKafkajsRecordEncoder();
 applyKafkajsRejoinHook();
+applyKafkajsIdleFetchWait();
 
 const { Kafka: KafkaClient, CompressionTypes, logLevel: LogLevel } = kafkajs;
 

@@ -1,4 +1,5 @@
 import { kafkajsInternal } from './kafkajs-internals.js';
+import { MemberRegistry } from './kafkajs-members.js';
 
 /**
  * A "before rejoin" hook for kafkajs 2.2.4 consumers, which have no
@@ -13,8 +14,7 @@ import { kafkajsInternal } from './kafkajs-internals.js';
  * the member holds. The hook gets a heartbeat of that ConsumerGroup, so the
  * member keeps its session while it waits.
  *
- * A member id is unique in its group (the coordinator makes it), so several
- * buses and consumers in one process never share a hook. A first join (no
+ * A first join (no
  * member id yet) and a join after the coordinator forgot the member run as
  * before: the member holds nothing the group still counts as its own. If the
  * module moved (another kafkajs version), nothing is patched and
@@ -30,17 +30,11 @@ interface ConsumerGroupLike {
 }
 
 const PATCHED = Symbol.for('busline.kafkajs.rejoinHook');
-const hooks = new Map<string, BeforeRejoin>();
-
-const hookKey = (groupId: string, memberId: string) => `${groupId}\u0000${memberId}`;
+const hooks = new MemberRegistry<BeforeRejoin>();
 
 /** Registers `hook` for member `memberId` of `groupId`; returns its removal. */
 export function registerBeforeRejoin(groupId: string, memberId: string, hook: BeforeRejoin): () => void {
-  const key = hookKey(groupId, memberId);
-  hooks.set(key, hook);
-  return () => {
-    if (hooks.get(key) === hook) hooks.delete(key);
-  };
+  return hooks.register(groupId, memberId, hook);
 }
 
 export function applyKafkajsRejoinHook(): boolean {
@@ -50,7 +44,7 @@ export function applyKafkajsRejoinHook(): boolean {
   if (proto[PATCHED] || typeof proto.joinAndSync !== 'function' || typeof proto.heartbeat !== 'function') return proto[PATCHED] === true;
   const original = proto.joinAndSync;
   proto.joinAndSync = async function (this: ConsumerGroupLike): Promise<void> {
-    const hook = this.memberId ? hooks.get(hookKey(this.groupId, this.memberId)) : undefined;
+    const hook = hooks.get(this.groupId, this.memberId);
     // interval 0: the hook paces its heartbeats itself (kafkajs does not advance its clock when one fails).
     if (hook !== undefined) await hook(() => this.heartbeat({ interval: 0 }));
     return original.call(this);

@@ -35,11 +35,14 @@ export const REJOIN_ALLOWANCE_MS = 2_000;
  * How long a member waits for running handlers before it rejoins: the
  * rebalance timeout (how long the coordinator waits for members to rejoin)
  * less how late the rebalance may have been noticed (a heartbeat interval and
- * a fetch wait) and the rejoin allowance.
+ * the longest fetch wait) and the rejoin allowance.
  */
 export function rebalanceDrainBoundMs(c: KafkaConfig['consumer']): number {
-  return Math.max(0, c.rebalanceTimeoutMs - c.heartbeatIntervalMs - c.maxWaitTimeMs - REJOIN_ALLOWANCE_MS);
+  return Math.max(0, c.rebalanceTimeoutMs - c.heartbeatIntervalMs - fetchWaitMs(c) - REJOIN_ALLOWANCE_MS);
 }
+
+/** The longest a fetch may wait: the idle long-poll when it is the longer. */
+const fetchWaitMs = (c: KafkaConfig['consumer']): number => Math.max(c.maxWaitTimeMs, c.idleFetchWaitMs);
 
 /** What the drain needs of its GroupConsumer. */
 export interface RebalanceDrainHost {
@@ -101,7 +104,7 @@ export class RebalanceDrain {
         new BuslineError(
           ErrorCode.DrainTimeout,
           `consumer group "${group}": ${running} handlers were still running ${bound} ms into a rebalance; the member rejoins without them, so the next owner of their partitions may handle their keys at the same time (and again). ` +
-            `Set consumer.rebalanceTimeoutMs above the longest handler time plus ${c.heartbeatIntervalMs + c.maxWaitTimeMs + REJOIN_ALLOWANCE_MS} ms (heartbeatIntervalMs + maxWaitTimeMs + ${REJOIN_ALLOWANCE_MS})`,
+            `Set consumer.rebalanceTimeoutMs above the longest handler time plus ${c.heartbeatIntervalMs + fetchWaitMs(c) + REJOIN_ALLOWANCE_MS} ms (heartbeatIntervalMs + the longer of maxWaitTimeMs and idleFetchWaitMs + ${REJOIN_ALLOWANCE_MS})`,
         ),
         'kafka consumer rebalance',
       );

@@ -1,6 +1,6 @@
 /**
  * The bound of a rebalance drain. A member whose handler outlives the drain
- * waits rebalanceTimeoutMs − heartbeatIntervalMs − maxWaitTimeMs − 2 s
+ * waits rebalanceTimeoutMs − heartbeatIntervalMs − max(maxWaitTimeMs, idleFetchWaitMs) − 2 s
  * (REJOIN_ALLOWANCE_MS), heartbeating meanwhile, so it stays in the group even
  * though the wait is longer than its session timeout; then it rejoins without
  * that handler, reports DRAIN_TIMEOUT naming rebalanceTimeoutMs and counts
@@ -22,7 +22,7 @@ describe.skipIf(NO_BROKER)('kafka rebalance drain bound', () => {
     f.topics.push(topic);
     const consumer = { sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, rebalanceTimeoutMs: 15_000, maxWaitTimeMs: 100, commitIntervalMs: 200 };
     const bound = rebalanceDrainBoundMs(consumerConfigSchema.parse(consumer));
-    expect(bound).toBe(15_000 - 500 - 100 - 2_000);
+    expect(bound, "less a heartbeat, the idle fetch wait (the longer fetch wait) and the rejoin allowance").toBe(15_000 - 500 - 1_000 - 2_000);
     expect(bound, 'the drain outlasts the session timeout').toBeGreaterThan(consumer.sessionTimeoutMs);
 
     const publisher = await f.bus({ group: unique('g-pub'), topics: { [topic]: { partitions: 2 } } });
