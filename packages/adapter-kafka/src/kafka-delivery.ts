@@ -6,6 +6,7 @@
  */
 import type { DeliveredMessage } from '@busline/core/driver';
 import type { KafkaMessage } from 'kafkajs';
+import { AsciiTextCache } from './ascii-text-cache.js';
 import type { PartitionState } from './partition-state.js';
 import type { SinkEntry } from './subscription-router.js';
 
@@ -15,12 +16,14 @@ export interface DeliveryOwner {
   settle(entry: SinkEntry, state: PartitionState, offset: number, handled: boolean, record: KafkaMessage): void;
 }
 
+/** Header values by name: most repeat from record to record (type, source, content type). */
+const headerValues = new AsciiTextCache<string>();
+
 /** A kafkajs header value (a Buffer, or several for a repeated name: the last wins) as text. */
-function headerText(value: unknown): string | undefined {
+function headerText(name: string, value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
-  if (Array.isArray(value)) return value.length ? headerText(value[value.length - 1]) : undefined;
-  // toString() without an encoding argument takes Node's UTF-8 fast path.
-  return Buffer.isBuffer(value) ? value.toString() : String(value);
+  if (Array.isArray(value)) return value.length ? headerText(name, value[value.length - 1]) : undefined;
+  return Buffer.isBuffer(value) ? headerValues.text(name, value) : String(value);
 }
 
 const EMPTY = new Uint8Array(0);
@@ -81,12 +84,8 @@ export function kafkaDelivery(owner: DeliveryOwner, entry: SinkEntry, state: Par
   const raw = m.headers;
   if (raw) {
     for (const name in raw) {
-      const value = raw[name];
-      if (Buffer.isBuffer(value)) headers[name] = value.toString();
-      else {
-        const text = headerText(value);
-        if (text !== undefined) headers[name] = text;
-      }
+      const text = headerText(name, raw[name]);
+      if (text !== undefined) headers[name] = text;
     }
   }
   return new KafkaDelivery(

@@ -47,11 +47,13 @@ import { UnsentRecords } from './unsent-records.js';
 import { describeBacklog } from './backlog.js';
 import { applyKafkajsIdleFetchWait } from './kafkajs-idle-fetch-wait.js';
 import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
+import { applyKafkajsRecordDecoder } from './kafkajs-record-decoder.js';
 import { applyKafkajsRecordEncoder } from './kafkajs-record-encoder.js';
 import { applyKafkajsRejoinHook } from './kafkajs-rejoin-hook.js';
 
 applyKafkajsIdleFix();
 applyKafkajsRecordEncoder();
+applyKafkajsRecordDecoder();
 applyKafkajsRejoinHook();
 applyKafkajsIdleFetchWait();
 

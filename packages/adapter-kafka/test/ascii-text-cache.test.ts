@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { AsciiTextCache } from '../src/ascii-text-cache.js';
+
+describe('AsciiTextCache', () => {
+  it('reuses the text while the bytes spell it, and decodes anew when they do not', () => {
+    const cache = new AsciiTextCache<string>();
+    const first = cache.text('ce_type', Buffer.from('order.placed'));
+    expect(first).toBe('order.placed');
+    expect(cache.text('ce_type', Buffer.from('order.placed'))).toBe(first);
+    expect(cache.text('ce_type', Buffer.from('order.plaCed'))).toBe('order.plaCed');
+    expect(cache.text('ce_type', Buffer.from('order'))).toBe('order');
+    expect(cache.text('ce_type', Buffer.from(''))).toBe('');
+  });
+
+  it('decodes a range of a larger buffer', () => {
+    const cache = new AsciiTextCache<number>();
+    const bytes = Buffer.from('xxce_idyy');
+    expect(cache.text(0, bytes, 2, 7)).toBe('ce_id');
+    expect(cache.text(0, Buffer.from('--ce_id'), 2, 7)).toBe('ce_id');
+  });
+
+  it('never mistakes non-ASCII bytes for cached text (U+FFFD and multi-byte characters)', () => {
+    const cache = new AsciiTextCache<string>();
+    expect(cache.text('h', Buffer.from([0xff, 0x41]))).toBe('\uFFFDA');
+    expect(cache.text('h', Buffer.from([0xfe, 0x41]))).toBe('\uFFFDA');
+    expect(cache.text('h', Buffer.from('é'))).toBe('é');
+    expect(cache.text('h', Buffer.from([0xc3, 0xa8]))).toBe('è');
+  });
+
+  it('keeps at most maxEntries slots', () => {
+    const cache = new AsciiTextCache<number>(2);
+    for (let i = 0; i < 5; i++) expect(cache.text(i, Buffer.from(`v${i}`))).toBe(`v${i}`);
+    expect((cache as unknown as { texts: Map<number, string> }).texts.size).toBe(2);
+  });
+});

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { createRequire } from 'node:module';
+import { applyKafkajsRecordDecoder, originalKafkajsRecordDecoder } from '../src/kafkajs-record-decoder.js';
+import { originalKafkajsRecordEncoder } from '../src/kafkajs-record-encoder.js';
+
+type Decode = (decoder: object, batchContext?: object) => Record<string, unknown>;
+const require = createRequire(import.meta.url);
+const Decoder = require('kafkajs/src/protocol/decoder.js') as new (buffer: Buffer) => object & { readVarIntBytes(): Buffer };
+const encode = originalKafkajsRecordEncoder() as unknown as (record: object) => { buffer: Buffer };
+
+const long = 'x'.repeat(700);
+const eight = {
+  ce_specversion: '1.0',
+  ce_id: '01934f1e-7c4a-7d2b-9f3e-2b8c1d4e5f60',
+  ce_type: 'order.placed',
+  ce_source: 'billing',
+  ce_time: '2026-12-02T03:04:05.678Z',
+  'content-type': 'application/json',
+  ce_subject: 'acct-7',
+  traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+};
+const records: object[] = [
+  { key: 'order-1', value: Buffer.from('{"a":1}'), headers: {} },
+  { key: null, value: null },
+  { offsetDelta: 3, timestampDelta: 1234, key: Buffer.from('k'), value: Buffer.from(long), headers: { 'content-type': 'application/json' } },
+  { offsetDelta: 999, timestampDelta: 2 ** 40, key: 'acct-7', value: Buffer.from('{"total":42}'), headers: eight },
+  // The same names with other values: the name cache must not hand back the previous record's values.
+  { offsetDelta: 1000, key: 'acct-8', value: Buffer.from('{}'), headers: { ...eight, ce_id: 'other', ce_type: 'order.paid' } },
+  { offsetDelta: 5, timestampDelta: -17, key: 'neg', value: Buffer.from('v'), headers: { ce_specversion: '1.0' } },
+  // Beyond 7 varint bytes: kafkajs's Long path.
+  { offsetDelta: 6, timestampDelta: 2 ** 52, key: 'far', value: Buffer.from('v') },
+  { key: 'ünïcødé', value: Buffer.from('v'), headers: { 'naïve-ключ': 'значение ✓', empty: '', many: ['a', Buffer.from([0, 255]), 'c'] } },
+  { key: 'big', value: Buffer.alloc(70_000, 1), headers: { h: long } },
+];
+const contexts = [
+  { firstOffset: '41', firstTimestamp: '1764644645678', magicByte: 2, timestampType: 0, maxTimestamp: '1764644650000' },
+  { firstOffset: '9007199254740990', firstTimestamp: '-1', magicByte: 2, isControlBatch: true, timestampType: 0 },
+  { firstOffset: '7', firstTimestamp: '1764644645678', magicByte: 2, timestampType: 1, maxTimestamp: '1764644650000' },
+];
+
+/** One record decoded from its bytes by `decode`, as the batch decoder does it. */
+function decodeWith(decode: Decode, record: object, context: object): Record<string, unknown> {
+  const bytes = new Decoder(encode(record).buffer).readVarIntBytes();
+  const decoder = new Decoder(bytes);
+  const result = decode(decoder, context);
+  expect((decoder as unknown as { offset: number }).offset, 'every byte of the record read').toBe(bytes.length);
+  return result;
+}
+
+describe('kafkajs record decoder (headers gathered once, offsets in doubles)', () => {
+  it('is in place once the adapter loaded', async () => {
+    await import('../src/index.js');
+    expect(applyKafkajsRecordDecoder()).toBe(true);
+    expect(require('kafkajs/src/protocol/recordBatch/record/v0/decoder.js')).not.toBe(originalKafkajsRecordDecoder());
+  });
+
+  const cases = contexts.flatMap((context, c) => records.map((record, r) => [`context ${c}, record ${r}`, record, context] as const));
+  it.each(cases)('%s: the same record as kafkajs 2.2.4 decodes', (_, record, context) => {
+    const patched = require('kafkajs/src/protocol/recordBatch/record/v0/decoder.js') as Decode;
+    const original = originalKafkajsRecordDecoder() as Decode;
+    expect(decodeWith(patched, record, context)).toEqual(decodeWith(original, record, context));
+  });
+
+  it('offsets and timestamps past 2^53 are exact (kafkajs Long arithmetic)', () => {
+    const patched = require('kafkajs/src/protocol/recordBatch/record/v0/decoder.js') as Decode;
+    const decoded = decodeWith(patched, { offsetDelta: 9, timestampDelta: 3, key: 'k', value: Buffer.from('v') }, { firstOffset: '9007199254740993', firstTimestamp: '9007199254740993', timestampType: 0 });
+    expect(decoded.offset).toBe('9007199254741002');
+    expect(decoded.timestamp).toBe('9007199254740996');
+  });
+});
