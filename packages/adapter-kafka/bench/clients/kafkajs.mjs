@@ -32,12 +32,15 @@ export async function startConsumer({ brokers, groupId, topic, partitions, commi
     autoCommit: false,
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: partitions,
-    eachBatch: async ({ batch, heartbeat }) => {
+    // resolveOffset moves kafkajs's fetch position; without it (eachBatchAutoResolve off) the next fetch
+    // read the same records again, and the commit below never reached the end.
+    eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
       for (const message of batch.messages) {
         const headers = {};
         for (const name in message.headers) headers[name] = message.headers[name].toString();
         onRecord(batch.partition, Number(message.offset), message.value, headers);
         next.set(batch.partition, Number(message.offset) + 1);
+        resolveOffset(message.offset);
       }
       await heartbeat();
     },
