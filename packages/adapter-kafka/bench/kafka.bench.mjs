@@ -17,7 +17,9 @@
  *                 order) vs a raw kafkajs `eachBatch` consumer doing the same check on
  *                 the same records (structured: it parses the JSON value for the payload)
  *   5. latency  — publish-to-handle p50/p99 at a fixed offered rate (open loop:
- *                 measured from each message's scheduled send time, hdr-histogram)
+ *                 measured from each message's scheduled send time, hdr-histogram), with
+ *                 the consumer in a process of its own (as a consuming service runs), then
+ *                 in the publisher's process (sharing its event loop)
  *   6. ceiling  — Kafka's org.apache.kafka.tools.ProducerPerformance and ConsumerPerformance (Java) on the broker
  *
  * Throughput figures are the best of BENCH_ROUNDS (5) rounds, with busline and
@@ -46,7 +48,9 @@
  * its records carry trace context as a traced producer's would.
  * Bench topics are deleted at the end.
  */
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import kafkajs from 'kafkajs';
 import hdr from 'hdr-histogram-js';
 import { buildEnvelope, createEventBus, encodeEnvelope, KAFKA_BINDING } from '@busline/core';
@@ -319,25 +323,77 @@ async function benchRawConsume(round, mode) {
 
 // ---- 5. latency at a fixed offered rate -----------------------------------------------
 
-async function benchLatency(RATE) {
-  const publisher = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group: `bench-lat-pub-${run}` }, { adapter });
-  const consumer = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group: `bench-lat-${run}` }, { adapter });
+/** Key index of the warm-up message: the consumer reports it instead of counting it. */
+const WARM = 0xffffffff;
+
+/**
+ * The latency consumer: subscribes to `topic` (from the latest offset) and
+ * measures publish-to-handle of every message with seq >= warmup, until
+ * `total` are handled. `report` gets { warm: true } when a warm-up message
+ * arrives and the figures at the end. Runs in the bench's process or in a
+ * child process of its own (BENCH_ROLE=latency-consumer, figures over IPC).
+ */
+async function latencyConsumer({ topic, group, total, warmup }, report) {
+  const consumer = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group }, { adapter });
   const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
-  const total = Math.round(RATE * LATENCY_SECONDS);
-  const warmup = Math.round(total / 10);
   let handled = 0;
+  let finished;
+  const done = new Promise((resolve) => (finished = resolve));
   await consumer.subscribeEnvelope(
-    T.latency,
+    topic,
     async (envelope) => {
-      const { seq, sentAt } = readPayload(envelope.payload);
+      const { key, seq, sentAt } = readPayload(envelope.payload);
+      if (key === WARM) return report({ warm: true });
       if (seq >= warmup) histogram.recordValue(Math.max(1, Math.round((performance.timeOrigin + performance.now() - sentAt) * 1000)));
-      handled++;
+      if (++handled === total) finished();
     },
     { startFrom: 'latest' },
   );
-  await Promise.all([publisher.start(), consumer.start()]);
-  await publisher.publish(T.latency, payloadOf(0, 0), { aggregateId: 'warm' });
-  handled = 0;
+  await consumer.start();
+  await done;
+  await consumer.close();
+  const ms = (us) => (us / 1000).toFixed(1);
+  report({
+    count: total - warmup,
+    p50: ms(histogram.getValueAtPercentile(50)),
+    p99: ms(histogram.getValueAtPercentile(99)),
+    p999: ms(histogram.getValueAtPercentile(99.9)),
+    max: ms(histogram.maxValue),
+  });
+}
+
+/**
+ * Publishes RATE msg/s for LATENCY_SECONDS (open loop: each message stamped
+ * with its scheduled send time) and returns the consumer's figures. With
+ * `ownProcess` the consumer runs in a child process, as a consuming service
+ * would; otherwise it shares this process's event loop with the publisher.
+ */
+async function benchLatency(RATE, ownProcess) {
+  const topic = T.latency;
+  const group = `bench-lat-${run}-${ownProcess ? 'process' : 'inline'}`;
+  const total = Math.round(RATE * LATENCY_SECONDS);
+  const options = { topic, group, total, warmup: Math.round(total / 10) };
+  let warm = false;
+  let figuresOf;
+  const figures = new Promise((resolve) => (figuresOf = resolve));
+  const report = (m) => (m.warm ? (warm = true) : figuresOf(m));
+  let child;
+  if (ownProcess) {
+    child = fork(fileURLToPath(import.meta.url), [], { env: { ...process.env, BENCH_ROLE: 'latency-consumer', BENCH_LATENCY_OPTIONS: JSON.stringify(options) } });
+    child.on('message', report);
+    child.on('exit', (code) => code && figuresOf({ error: `the latency consumer process exited with ${code}` }));
+  } else {
+    void latencyConsumer(options, report);
+  }
+  const publisher = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group: `bench-lat-pub-${run}` }, { adapter });
+  await publisher.start();
+  // The consumer starts from the latest offset once it joined: warm up until it sees a message.
+  const warmDeadline = performance.now() + 120_000;
+  while (!warm) {
+    if (performance.now() > warmDeadline) throw new Error('timed out: the latency consumer receiving a warm-up message');
+    await publisher.publish(topic, payloadOf(WARM, 0), { aggregateId: 'warm' });
+    await waitUntil(() => warm || performance.now() > warmDeadline, 200, 'a warm-up message').catch(() => undefined);
+  }
   let sent = 0;
   let failed = 0;
   const start = performance.now();
@@ -347,7 +403,7 @@ async function benchLatency(RATE) {
       for (; sent < due; sent++) {
         // Open loop: stamped with the scheduled time, not the (possibly late) actual one.
         const scheduled = performance.timeOrigin + start + (sent / RATE) * 1000;
-        publisher.publish(T.latency, payloadOf(sent % KEYS, sent, scheduled), { aggregateId: `agg-${sent % KEYS}` }).catch(() => failed++);
+        publisher.publish(topic, payloadOf(sent % KEYS, sent, scheduled), { aggregateId: `agg-${sent % KEYS}` }).catch(() => failed++);
       }
       if (sent >= total) {
         clearInterval(timer);
@@ -355,18 +411,13 @@ async function benchLatency(RATE) {
       }
     }, 1);
   });
-  await waitUntil(() => handled >= total, 120_000, `latency consumer handled ${handled} of ${total}`);
-  await Promise.all([publisher.close(), consumer.close()]);
-  const ms = (us) => (us / 1000).toFixed(1);
-  return {
-    rate: RATE,
-    count: total - warmup,
-    p50: ms(histogram.getValueAtPercentile(50)),
-    p99: ms(histogram.getValueAtPercentile(99)),
-    p999: ms(histogram.getValueAtPercentile(99.9)),
-    max: ms(histogram.maxValue),
-    failed,
-  };
+  let timeout;
+  const result = await Promise.race([figures, new Promise((resolve) => (timeout = setTimeout(() => resolve({ error: 'the latency consumer did not finish in 120 s' }), 120_000)))]);
+  clearTimeout(timeout);
+  child?.kill();
+  await publisher.close();
+  if (result.error) throw new Error(result.error);
+  return { ...result, rate: RATE, failed, where: ownProcess ? 'consumer in its own process' : "consumer in the publisher's process" };
 }
 
 // ---- report ---------------------------------------------------------------------------
@@ -475,9 +526,13 @@ async function main() {
     );
     // The bus default content mode is binary; with only structured measured, its rate stands in.
     const RATE = RATE_KNOB ?? Math.round((B.binary ?? B.structured).ours.rate / 2);
-    log(`latency at ${RATE} msg/s${RATE_KNOB === undefined ? ' (half the best busline publish rate)' : ''} for ${LATENCY_SECONDS} s…`);
-    const latency = await benchLatency(RATE);
-    log(`  p50 ${latency.p50} ms, p99 ${latency.p99} ms`);
+    const latencies = [];
+    for (const ownProcess of [true, false]) {
+      log(`latency at ${RATE} msg/s${RATE_KNOB === undefined ? ' (half the best busline publish rate)' : ''} for ${LATENCY_SECONDS} s, ${ownProcess ? 'consumer in its own process' : "consumer in the publisher's process"}…`);
+      const latency = await benchLatency(RATE, ownProcess);
+      log(`  p50 ${latency.p50} ms, p99 ${latency.p99} ms`);
+      latencies.push(latency);
+    }
     log('Kafka ProducerPerformance (Java)…');
     const java = await producerPerformance({ brokers: BROKERS, topic: T.java, count: JAVA_N, size: SIZE });
     log(java.skipped ? `  skipped: ${java.skipped}` : `  ${java.line}`);
@@ -527,11 +582,14 @@ async function main() {
       const { consume, rawConsume } = B[mode];
       console.log(`per-key order, ${mode}: busline ${consume.violations} violations, raw ${rawConsume.violations} violations (${consume.violations === 0 ? 'PASS' : 'FAIL'})`);
     }
-    console.log(
-      `publish-to-handle latency (bus default content mode) at ${fmt(latency.rate)} msg/s offered${RATE_KNOB === undefined ? ' (half the best busline publish rate)' : ''} ` +
-        `(open loop, ${fmt(latency.count)} measured): p50 ${latency.p50} ms, p99 ${latency.p99} ms, p99.9 ${latency.p999} ms, max ${latency.max} ms` +
-        `${latency.failed ? `, ${latency.failed} failed` : ''}; target p99 <= 25 ms ${Number(latency.p99) <= 25 ? 'PASS' : 'FAIL'}`,
-    );
+    for (const latency of latencies) {
+      console.log(
+        `publish-to-handle latency (bus default content mode, ${latency.where}) at ${fmt(latency.rate)} msg/s offered` +
+          `${RATE_KNOB === undefined ? ' (half the best busline publish rate)' : ''} (open loop, ${fmt(latency.count)} measured): ` +
+          `p50 ${latency.p50} ms, p99 ${latency.p99} ms, p99.9 ${latency.p999} ms, max ${latency.max} ms` +
+          `${latency.failed ? `, ${latency.failed} failed` : ''}; target p99 <= 25 ms ${Number(latency.p99) <= 25 ? 'PASS' : 'FAIL'}`,
+      );
+    }
     const median = (runs, field) => runs.map((r) => r[field]).sort((a, b) => a - b)[Math.floor((runs.length - 1) / 2)];
     for (const mode of MODES) {
       const r = R[mode];
@@ -566,7 +624,8 @@ async function main() {
   }
 }
 
-main().then(
+const role = process.env.BENCH_ROLE === 'latency-consumer' ? () => latencyConsumer(JSON.parse(process.env.BENCH_LATENCY_OPTIONS), (m) => process.send(m)) : main;
+role().then(
   () => process.exit(0),
   (error) => {
     console.error(error);
