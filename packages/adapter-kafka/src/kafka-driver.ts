@@ -1,5 +1,6 @@
 /**
- * KafkaDriver: core's driver contract on Apache Kafka through kafkajs.
+ * KafkaDriver: core's driver contract on Apache Kafka through kafkajs (and
+ * kafka-ts for publishing, when `producer.client` says so).
  *
  * - publish: the PublishBatcher gathers concurrent publishes into one batch
  *   and hands it to the producer client `producer.client` names
@@ -44,6 +45,7 @@ import { ProducerTopics } from './producer-topics.js';
 import { PublishBatcher } from './publish-batcher.js';
 import { TopicAdmin } from './topic-admin.js';
 import { KafkajsProducer } from './kafkajs-producer.js';
+import { KafkaTsProducer } from './kafka-ts-producer.js';
 import type { ProducerClient } from './producer-client.js';
 import { describeBacklog } from './backlog.js';
 import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
@@ -209,7 +211,7 @@ export class KafkaDriver implements Driver {
   }
 
   private newProducer(kafka: Kafka, hooks: DriverHooks): ProducerClient {
-    return new KafkajsProducer(kafka, this.config, hooks);
+    return this.config.producer.client === 'kafka-ts' ? new KafkaTsProducer(this.config, hooks) : new KafkajsProducer(kafka, this.config, hooks);
   }
 
   /** A new producer session (PublishBatcher's `reset`), counted. */
