@@ -79,12 +79,12 @@ export class KafkaTsProducer implements ProducerClient {
     private readonly config: KafkaConfig,
     private readonly hooks: DriverHooks,
   ) {
+    this.unroute = routeKafkaTsLog(hooks.log, config.logLevel);
     this.producer = this.newProducer();
   }
 
   /** kafka-ts connects on the first send: an empty one connects to the cluster without producing. */
   async connect(): Promise<void> {
-    this.unroute ??= routeKafkaTsLog(this.hooks.log, this.config.logLevel);
     await this.producer.send([]);
     this.metadataAt = performance.now();
   }
@@ -108,6 +108,8 @@ export class KafkaTsProducer implements ProducerClient {
         const unsent = this.failedAttempts === failedBefore && isConnectionError(error);
         if (!unsent || this.closed || attempt >= this.config.producer.retries) throw error;
         await this.pause(Math.min(this.config.retry.maxRetryTimeMs, this.config.retry.initialRetryTimeMs * 2 ** attempt));
+        // A closed kafka-ts producer would connect again on send.
+        if (this.closed) throw error;
       }
     }
   }
