@@ -153,7 +153,10 @@ export class KafkaTsProducer implements ProducerClient {
       retryDelayMs: c.retry.initialRetryTimeMs,
       maxRetryDelayMs: c.retry.maxRetryTimeMs,
     });
-    applyKafkaTsRetryFix(producer, () => this.failedAttempts++);
+    applyKafkaTsRetryFix(producer, () => {
+      this.failedAttempts++;
+      this.hooks.count('produceAttemptsFailed');
+    });
     return producer;
   }
 
