@@ -79,8 +79,8 @@ export class KafkaTsProducer implements ProducerClient {
     private readonly config: KafkaConfig,
     private readonly hooks: DriverHooks,
   ) {
-    this.unroute = routeKafkaTsLog(hooks.log, config.logLevel);
     this.producer = this.newProducer();
+    this.unroute = routeKafkaTsLog(hooks.log, config.logLevel);
   }
 
   /** kafka-ts connects on the first send: an empty one connects to the cluster without producing. */
