@@ -51,7 +51,7 @@ export const producerConfigSchema = z
   .object({
     client: z
       .enum(['kafkajs', 'kafka-ts'])
-      .default('kafkajs')
+      .default('kafka-ts')
       .describe(
         'The client library that sends published batches (the consumer and topic admin always use kafkajs). "kafka-ts" ' +
           'publishes several times faster (README, "Choosing the client") and is always idempotent with acks "all", ' +
@@ -216,7 +216,7 @@ export const kafkaConfigSchema = z
   .superRefine((c, ctx) => {
     for (const issue of kafkaTsConflicts(c)) ctx.addIssue({ code: 'custom', ...issue });
   })
-  .describe('Apache Kafka adapter (@busline/adapter-kafka, through kafkajs; publishing optionally through kafka-ts).');
+  .describe('Apache Kafka adapter (@busline/adapter-kafka: publishing through kafka-ts or kafkajs, consuming through kafkajs).');
 
 /**
  * Settings the kafka-ts producer cannot honour, each with what to change. It
