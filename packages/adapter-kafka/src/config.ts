@@ -49,6 +49,14 @@ const sslSchema = z.union([z.boolean(), z.record(z.string(), z.unknown())]);
 
 export const producerConfigSchema = z
   .object({
+    client: z
+      .enum(['kafkajs', 'kafka-ts'])
+      .default('kafka-ts')
+      .describe(
+        'The client library that sends published batches (the consumer and topic admin always use kafkajs). "kafka-ts" ' +
+          'publishes several times faster (README, "Choosing the client") and is always idempotent with acks "all", ' +
+          'uncompressed, one batch in flight; "kafkajs" also offers the other acks, gzip and more batches in flight.',
+      ),
     idempotent: z
       .boolean()
       .default(true)
@@ -92,7 +100,10 @@ export const producerConfigSchema = z
       .int()
       .min(0)
       .default(10)
-      .describe('kafkajs retries of a failing sendBatch (with backoff) before its publishes fail; the publish timeout still applies.'),
+      .describe(
+        'Retries of a failing batch (with backoff from `retry`) before its publishes fail; the publish timeout still applies. ' +
+          'With kafka-ts also the retries of reaching a broker before anything is sent.',
+      ),
   })
   .strict();
 
@@ -167,7 +178,7 @@ export const kafkaConfigSchema = z
   .object({
     brokers: z.array(brokerAddress).min(1).describe('Bootstrap brokers, "host:port".'),
     clientId: z.string().min(1).default('busline').describe('kafkajs client id (shows in broker logs and quotas).'),
-    ssl: sslSchema.optional().describe('TLS: true, or Node tls.connect options. Passed through, never logged.'),
+    ssl: sslSchema.optional().describe('TLS: true, or Node tls.connect options. Passed through (to kafkajs and kafka-ts), never logged.'),
     sasl: saslSchema.optional().describe('SASL authentication (plain, scram-sha-256/512, oauthbearer, aws). Passed through, never logged.'),
     connectionTimeoutMs: positiveInt.default(3_000).describe('TCP/TLS connect timeout per broker.'),
     requestTimeoutMs: positiveInt.default(30_000).describe('Timeout of one broker request.'),
@@ -203,12 +214,44 @@ export const kafkaConfigSchema = z
       .enum(['nothing', 'error', 'warn', 'info', 'debug'])
       .default('nothing')
       .describe(
-        'kafkajs\'s own log on stderr (SASL/SSL fields redacted). Off by default: kafkajs logs every retried protocol ' +
-          'error at ERROR; what matters reaches the bus as events (error, connection).',
+        'The Kafka clients\' own log (kafkajs, and kafka-ts when it publishes), handed to the bus\'s logger with ' +
+          'SASL/SSL fields redacted. Off by default: kafkajs logs every retried protocol error at ERROR; what matters ' +
+          'reaches the bus as events (error, connection). kafka-ts has one log per process: README, "The kafka-ts producer".',
       ),
   })
   .strict()
-  .describe('Apache Kafka adapter (@busline/adapter-kafka, through kafkajs).');
+  .superRefine((c, ctx) => {
+    for (const issue of kafkaTsConflicts(c)) ctx.addIssue({ code: 'custom', ...issue });
+  })
+  .describe('Apache Kafka adapter (@busline/adapter-kafka: publishing through kafka-ts or kafkajs, consuming through kafkajs).');
+
+/**
+ * Settings the kafka-ts producer cannot honour, each with what to change. It
+ * always sends idempotently with acks -1 and without compression, and its
+ * retries keep one request per partition (more batches in flight would only
+ * queue behind it); SASL "aws" is not among its mechanisms.
+ */
+function kafkaTsConflicts(c: {
+  producer: { client: string; acks: string; idempotent: boolean; compression: string; maxInFlightBatches: number };
+  sasl?: { mechanism: string } | undefined;
+}): { path: (string | number)[]; message: string }[] {
+  if (c.producer.client !== 'kafka-ts') return [];
+  const fix = 'or set producer.client: "kafkajs"';
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  if (c.producer.acks !== 'all') issues.push({ path: ['producer', 'acks'], message: `the kafka-ts producer always waits for acks "all"; remove producer.acks ${fix}` });
+  if (!c.producer.idempotent) issues.push({ path: ['producer', 'idempotent'], message: `the kafka-ts producer is always idempotent; remove producer.idempotent: false ${fix}` });
+  if (c.producer.compression !== 'none') {
+    issues.push({ path: ['producer', 'compression'], message: `the kafka-ts producer sends uncompressed batches; remove producer.compression ${fix}` });
+  }
+  if (c.producer.maxInFlightBatches !== 1) {
+    issues.push({
+      path: ['producer', 'maxInFlightBatches'],
+      message: `the kafka-ts producer sends one request per broker at a time, so a second batch in flight only waits; use 1 ${fix}`,
+    });
+  }
+  if (c.sasl?.mechanism === 'aws') issues.push({ path: ['sasl', 'mechanism'], message: `kafka-ts has no SASL "aws" mechanism; use another mechanism ${fix}` });
+  return issues;
+}
 
 /** The `kafka` section after validation and defaults: what the driver runs with. */
 export type KafkaConfig = z.output<typeof kafkaConfigSchema>;

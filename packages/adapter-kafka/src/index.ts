@@ -1,5 +1,5 @@
 /**
- * @busline/adapter-kafka — Apache Kafka for busline, through kafkajs.
+ * @busline/adapter-kafka — Apache Kafka for busline: publishing through kafka-ts (or kafkajs), consuming through kafkajs.
  *
  * ```ts
  * import { createEventBus } from '@busline/core';

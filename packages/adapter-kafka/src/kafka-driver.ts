@@ -1,12 +1,13 @@
 /**
- * KafkaDriver: core's driver contract on Apache Kafka through kafkajs.
+ * KafkaDriver: core's driver contract on Apache Kafka through kafkajs, and
+ * kafka-ts for publishing unless `producer.client` names kafkajs.
  *
- * - publish: the PublishBatcher gathers concurrent publishes into one
- *   `sendBatch` (idempotent producer, acks all, the aggregate id as the record
- *   key, envelope metadata as record headers, the Java client's murmur2
- *   partitioner); records kafkajs acknowledged without sending them are sent
- *   again (UnsentRecords). A topic is looked up once before its first publish
- *   (ProducerTopics), so a missing one never shares a batch.
+ * - publish: the PublishBatcher gathers concurrent publishes into one batch
+ *   and hands it to the producer client `producer.client` names
+ *   (KafkajsProducer or KafkaTsProducer: idempotent, acks all, the aggregate
+ *   id as the record key, envelope metadata as record headers, the Java
+ *   client's murmur2 partitioner). A topic is looked up once before its
+ *   first publish (ProducerTopics), so a missing one never shares a batch.
  * - topics: TopicAdmin (admin client).
  * - subscribe: one GroupConsumer per consumer group, pre-subscribed to the
  *   topics planned before start.
@@ -35,7 +36,7 @@ import {
   type TopicState,
   type WireMessage,
 } from '@busline/core/driver';
-import kafkajs, { type Admin, type Kafka, type KafkaConfig as KafkaJSConfig, type Producer } from 'kafkajs';
+import kafkajs, { type Admin, type Kafka, type KafkaConfig as KafkaJSConfig } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
 import { GroupConsumer } from './group-consumer.js';
 import { failureScope, kafkaError, publishError } from './kafka-errors.js';
@@ -43,7 +44,9 @@ import { createLogCreator } from './log.js';
 import { ProducerTopics } from './producer-topics.js';
 import { PublishBatcher } from './publish-batcher.js';
 import { TopicAdmin } from './topic-admin.js';
-import { UnsentRecords } from './unsent-records.js';
+import { KafkajsProducer } from './kafkajs-producer.js';
+import { KafkaTsProducer } from './kafka-ts-producer.js';
+import type { ProducerClient } from './producer-client.js';
 import { describeBacklog } from './backlog.js';
 import { applyKafkajsIdleFetchWait } from './kafkajs-idle-fetch-wait.js';
 import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
@@ -57,7 +60,7 @@ applyKafkajsRecordDecoder();
 applyKafkajsRejoinHook();
 applyKafkajsIdleFetchWait();
 
-const { Kafka: KafkaClient, CompressionTypes, logLevel: LogLevel } = kafkajs;
+const { Kafka: KafkaClient, logLevel: LogLevel } = kafkajs;
 
 /**
  * What the Kafka driver declares it can do; the conformance suite runs (or skips) tests by these
@@ -82,7 +85,6 @@ export const KAFKA_CAPABILITIES: DriverCapabilities = Object.freeze({
   redeliveryLimit: true,
 });
 
-const ACKS = { all: -1, leader: 1, none: 0 } as const;
 const LOG_LEVELS = {
   nothing: LogLevel.NOTHING,
   error: LogLevel.ERROR,
@@ -116,7 +118,7 @@ async function reachable(clientConfig: KafkaJSConfig, c: KafkaConfig): Promise<v
 }
 
 /**
- * The busline driver for Apache Kafka through kafkajs. Made by `createEventBus`; construct it
+ * The busline driver for Apache Kafka (kafkajs, and kafka-ts for publishing by default). Made by `createEventBus`; construct it
  * yourself only to test the driver alone.
  */
 export class KafkaDriver implements Driver {
@@ -125,11 +127,10 @@ export class KafkaDriver implements Driver {
   /** Core writes `ce_` attribute headers, as the CloudEvents Kafka binding names them. */
   readonly cloudEvents = KAFKA_BINDING;
   private kafka: Kafka | undefined;
-  private producer: Producer | undefined;
+  private producer: ProducerClient | undefined;
   private admin: Admin | undefined;
   private topics: TopicAdmin | undefined;
   private batcher: PublishBatcher | undefined;
-  private readonly unsent = new UnsentRecords();
   private producerTopics: ProducerTopics | undefined;
   private hooks: DriverHooks | undefined;
   private readonly groups = new Map<string, GroupConsumer>();
@@ -185,7 +186,7 @@ export class KafkaDriver implements Driver {
       await admin.connect();
       await producer.connect();
     } catch (error) {
-      await Promise.allSettled([producer.disconnect(), admin.disconnect()]);
+      await Promise.allSettled([producer.close(), admin.disconnect()]);
       this.connecting = undefined;
       throw kafkaError(error, `connecting to Kafka at ${c.brokers.join(', ')}`);
     }
@@ -195,68 +196,33 @@ export class KafkaDriver implements Driver {
     const topics = new TopicAdmin(admin, c.topics);
     this.topics = topics;
     this.producerTopics = new ProducerTopics((topic) => topics.producerLimit(topic));
-    const acks = ACKS[c.producer.acks];
-    const compression = c.producer.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
     this.batcher = new PublishBatcher({
       lingerMs: c.producer.lingerMs,
       maxBatchMessages: c.producer.maxBatchMessages,
       maxBatchBytes: c.producer.maxBatchBytes,
       maxInFlightBatches: c.producer.maxInFlightBatches,
       maxQueuedMessages: c.producer.maxQueuedMessages,
-      // this.producer, not producer: `reset` replaces it.
-      send: (batch) => {
-        const sendBatch = (records: typeof batch) => this.producer!.sendBatch({ topicMessages: records, acks, compression, timeout: c.requestTimeoutMs });
-        // acks "none" gets no acknowledgement to check.
-        if (acks === ACKS.none) return sendBatch(batch);
-        return this.unsent.send(batch, sendBatch, (records) => hooks.count('unsentResent', records));
-      },
+      send: (batch) => producer.send(batch),
       mapError: (error, topic, timeoutMs) => {
         // A topic that failed as a whole (deleted, not authorized) is looked up again before its next publish.
         if (failureScope(error) === 'topic') this.producerTopics?.forget(topic);
         return publishError(error, topic, timeoutMs);
       },
       scopeOf: failureScope,
-      reset: () => this.resetProducer(),
+      reset: () => this.resetProducer(producer),
     });
     hooks.connection('connected');
   }
 
-  private newProducer(kafka: Kafka, hooks: DriverHooks): Producer {
-    const c = this.config;
-    const producer = kafka.producer({
-      // The Java client's partitioner (murmur2 of the key), named explicitly: this is also what
-      // silences kafkajs's "switched default partitioner" warning. Wrapped to find records kafkajs skipped.
-      createPartitioner: this.unsent.partitioner,
-      metadataMaxAge: c.metadataMaxAgeMs,
-      idempotent: c.producer.idempotent,
-      maxInFlightRequests: c.producer.idempotent ? 1 : undefined,
-      allowAutoTopicCreation: false,
-      retry: { retries: c.producer.retries, initialRetryTime: c.retry.initialRetryTimeMs, maxRetryTime: c.retry.maxRetryTimeMs },
-    });
-    // Logged, not a connection state: kafkajs reconnects the producer on the next publish (and a broker closes idle
-    // connections), so an idle bus would otherwise look unhealthy; a publish that cannot reconnect fails by itself.
-    producer.on(producer.events.DISCONNECT, () => {
-      if (!this.closed && producer === this.producer) hooks.log.info({ kafka: 'producer' }, 'the Kafka producer lost its connection; it reconnects on the next publish');
-    });
-    return producer;
+  private newProducer(kafka: Kafka, hooks: DriverHooks): ProducerClient {
+    return this.config.producer.client === 'kafka-ts' ? new KafkaTsProducer(this.config, hooks) : new KafkajsProducer(kafka, this.config, hooks);
   }
 
-  /**
-   * A new producer (new idempotence session) in place of the current one.
-   * kafkajs rolls back the sequence numbers of every partition of a produce
-   * request that failed, also of partitions the broker stored; sending other
-   * records to those partitions with the old session would be refused
-   * (out of order) or silently dropped as duplicates. The batcher calls this
-   * before it re-sends a too-large request record by record.
-   */
-  private async resetProducer(): Promise<void> {
-    const old = this.producer;
-    if (!this.kafka || !this.hooks || !old || this.closed) return;
-    const fresh = this.newProducer(this.kafka, this.hooks);
-    await fresh.connect();
-    this.producer = fresh;
-    this.hooks.count('producerResets');
-    void old.disconnect().catch(() => undefined);
+  /** A new producer session (PublishBatcher's `reset`), counted. */
+  private async resetProducer(producer: ProducerClient): Promise<void> {
+    if (this.closed) return;
+    await producer.reset();
+    this.hooks?.count('producerResets');
   }
 
   private ready(): { topics: TopicAdmin; batcher: PublishBatcher } {
@@ -386,7 +352,7 @@ export class KafkaDriver implements Driver {
       await this.batcher.flush();
       this.batcher.close();
     }
-    await Promise.allSettled([this.producer?.disconnect(), this.admin?.disconnect()]);
+    await Promise.allSettled([this.producer?.close(), this.admin?.disconnect()]);
     this.producer = this.admin = this.kafka = undefined;
     this.topics = undefined;
     if (errors.length > 0) this.hooks?.error(kafkaError(errors[0], 'closing Kafka consumers'), 'kafka close');

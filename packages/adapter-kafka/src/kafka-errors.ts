@@ -1,17 +1,25 @@
 /**
- * Maps kafkajs errors onto busline's errors, so callers branch on stable codes:
+ * Maps kafkajs and kafka-ts errors onto busline's errors, so callers branch on stable codes:
  * connection loss → BrokerUnavailableError (retryable), broker or request
  * timeouts → PublishTimeoutError (retryable), a record over the topic's
  * `max.message.bytes` → MESSAGE_TOO_LARGE (not retryable), a missing topic →
  * TOPIC_NOT_FOUND, everything else the broker refused → PUBLISH_REJECTED with
- * kafkajs's reason (retryable when kafkajs says so). The kafkajs error is kept
- * as `cause`; no config ever goes into a message.
+ * the client's reason (retryable when kafkajs says so, or when Kafka counts
+ * the protocol error as retriable). The client's error is kept as `cause`; no
+ * config ever goes into a message.
+ *
+ * kafka-ts throws KafkaTSApiError (the broker's numeric `errorCode`),
+ * ConnectionError (refused, lost or timed-out connections) and KafkaTSError
+ * ("No seed brokers found"); they are read by name, like kafkajs's.
  */
 import { BrokerUnavailableError, BuslineError, ErrorCode, PublishTimeoutError, TopicError, errorMessage, isBuslineError } from '@busline/core/driver';
 
 interface KafkaJSErrorLike {
   name?: string;
+  message?: string;
   type?: string;
+  /** kafka-ts: the broker's error code. */
+  errorCode?: number;
   retriable?: boolean;
   cause?: unknown;
   originalError?: unknown;
@@ -24,6 +32,62 @@ const CONNECTION_ERRORS = new Set([
   'KafkaJSNoBrokerAvailableError',
   'KafkaJSGroupCoordinatorNotFound',
   'KafkaJSMetadataNotLoaded',
+]);
+
+/**
+ * The Kafka protocol's error codes busline branches on, by name as kafkajs
+ * spells them (Kafka's Errors.java; wire constants that never change). kafka-ts
+ * reports only the code.
+ */
+const PROTOCOL_ERROR_NAMES: Readonly<Record<number, string>> = {
+  2: 'CORRUPT_MESSAGE',
+  3: 'UNKNOWN_TOPIC_OR_PARTITION',
+  5: 'LEADER_NOT_AVAILABLE',
+  6: 'NOT_LEADER_OR_FOLLOWER',
+  7: 'REQUEST_TIMED_OUT',
+  8: 'BROKER_NOT_AVAILABLE',
+  10: 'MESSAGE_TOO_LARGE',
+  13: 'NETWORK_EXCEPTION',
+  14: 'COORDINATOR_LOAD_IN_PROGRESS',
+  15: 'COORDINATOR_NOT_AVAILABLE',
+  16: 'NOT_COORDINATOR',
+  17: 'INVALID_TOPIC_EXCEPTION',
+  18: 'RECORD_LIST_TOO_LARGE',
+  19: 'NOT_ENOUGH_REPLICAS',
+  20: 'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  29: 'TOPIC_AUTHORIZATION_FAILED',
+  31: 'CLUSTER_AUTHORIZATION_FAILED',
+  44: 'POLICY_VIOLATION',
+  45: 'OUT_OF_ORDER_SEQUENCE_NUMBER',
+  47: 'INVALID_PRODUCER_EPOCH',
+  56: 'KAFKA_STORAGE_ERROR',
+  59: 'UNKNOWN_PRODUCER_ID',
+  74: 'FENCED_LEADER_EPOCH',
+  75: 'UNKNOWN_LEADER_EPOCH',
+  87: 'INVALID_RECORD',
+  90: 'PRODUCER_FENCED',
+};
+
+/**
+ * Protocol errors Kafka's Java client retries (RetriableException): the
+ * same request may succeed later. kafkajs flags them itself; kafka-ts does not.
+ */
+export const RETRIABLE_TYPES: ReadonlySet<string> = new Set([
+  'CORRUPT_MESSAGE',
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_OR_FOLLOWER',
+  'REQUEST_TIMED_OUT',
+  'NETWORK_EXCEPTION',
+  'COORDINATOR_LOAD_IN_PROGRESS',
+  'COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR',
+  'NOT_ENOUGH_REPLICAS',
+  'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  'KAFKA_STORAGE_ERROR',
+  'FENCED_LEADER_EPOCH',
+  'UNKNOWN_LEADER_EPOCH',
+  'BROKER_NOT_AVAILABLE',
 ]);
 
 const TIMEOUT_ERRORS = new Set(['KafkaJSRequestTimeoutError', 'KafkaJSTimeout', 'KafkaJSLockTimeout']);
@@ -62,7 +126,7 @@ const TOPIC_TYPES = new Set([
  * the producer id (a restart that lost its state). Every later request of
  * the session would be refused the same way: a new session is the way out.
  */
-const SESSION_TYPES = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH']);
+const SESSION_TYPES = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED']);
 
 export function failureScope(error: unknown): 'batch' | 'topic' | 'record' | 'session' {
   const type = protocolType(error);
@@ -104,12 +168,32 @@ export function causeChain(error: unknown): KafkaJSErrorLike[] {
   return chain;
 }
 
+/** The protocol error name of one error of the chain: kafkajs's `type`, or kafka-ts's `errorCode` by name. */
+function typeOf(e: KafkaJSErrorLike): string | undefined {
+  if (typeof e.type === 'string') return e.type;
+  if (e.name === 'KafkaTSApiError' && typeof e.errorCode === 'number') return PROTOCOL_ERROR_NAMES[e.errorCode] ?? `KAFKA_ERROR_${e.errorCode}`;
+  return undefined;
+}
+
+/** kafka-ts: a request that got no answer in `requestTimeout` ("PRODUCE timed out"); a connect timeout names the address. */
+function isKafkaTsRequestTimeout(e: KafkaJSErrorLike): boolean {
+  return e.name === 'ConnectionError' && /^[A-Z_]+ timed out$/.test(e.message ?? '');
+}
+
+/** kafka-ts: a connection refused, lost or timed out, or no bootstrap broker answered. */
+function isKafkaTsUnreachable(e: KafkaJSErrorLike): boolean {
+  return e.name === 'ConnectionError' || (e.name === 'KafkaTSError' && /seed broker/i.test(e.message ?? ''));
+}
+
 export function isConnectionError(error: unknown): boolean {
-  return causeChain(error).some((e) => CONNECTION_ERRORS.has(e.name ?? '') || UNAVAILABLE_TYPES.has(e.type ?? ''));
+  return causeChain(error).some((e) => CONNECTION_ERRORS.has(e.name ?? '') || UNAVAILABLE_TYPES.has(typeOf(e) ?? '') || isKafkaTsUnreachable(e));
 }
 
 export function protocolType(error: unknown): string | undefined {
-  for (const e of causeChain(error)) if (typeof e.type === 'string') return e.type;
+  for (const e of causeChain(error)) {
+    const type = typeOf(e);
+    if (type !== undefined) return type;
+  }
   return undefined;
 }
 
@@ -120,15 +204,17 @@ export function publishError(error: unknown, topic: string, timeoutMs: number): 
   const kafkaType = protocolType(error);
   if (kafkaType !== undefined && TOO_LARGE_TYPES.has(kafkaType)) return messageTooLarge(topic, undefined, undefined, error);
   if (kafkaType === 'UNKNOWN_TOPIC_OR_PARTITION') return topicNotFound(topic, error);
-  if (chain.some((e) => TIMEOUT_ERRORS.has(e.name ?? '') || TIMEOUT_TYPES.has(e.type ?? ''))) {
+  if (chain.some((e) => TIMEOUT_ERRORS.has(e.name ?? '') || TIMEOUT_TYPES.has(typeOf(e) ?? '') || isKafkaTsRequestTimeout(e))) {
     return new PublishTimeoutError(topic, timeoutMs, error);
   }
   if (isConnectionError(error)) {
     return new BrokerUnavailableError(`publish to "${topic}" failed: the Kafka broker is unreachable (${errorMessage(error)})`, error);
   }
-  const retryable = chain.some((e) => e.retriable === true && e.name !== 'KafkaJSNumberOfRetriesExceeded') ||
-    chain[0]?.name === 'KafkaJSNumberOfRetriesExceeded';
-  const type = protocolType(error);
+  const retryable =
+    chain.some((e) => e.retriable === true && e.name !== 'KafkaJSNumberOfRetriesExceeded') ||
+    chain[0]?.name === 'KafkaJSNumberOfRetriesExceeded' ||
+    RETRIABLE_TYPES.has(kafkaType ?? '');
+  const type = kafkaType;
   return new BuslineError(
     ErrorCode.PublishRejected,
     `Kafka refused the publish to "${topic}": ${errorMessage(error)}`,
@@ -143,7 +229,7 @@ export function kafkaError(error: unknown, what: string, code: ErrorCode = Error
   const type = protocolType(error);
   return new BuslineError(code, `${what}: ${errorMessage(error)}`, {
     cause: error,
-    retryable: causeChain(error).some((e) => e.retriable === true),
+    retryable: causeChain(error).some((e) => e.retriable === true) || RETRIABLE_TYPES.has(type ?? ''),
     details: type ? { kafkaError: type } : {},
   });
 }

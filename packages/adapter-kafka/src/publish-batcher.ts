@@ -1,6 +1,7 @@
 /**
- * PublishBatcher: kafkajs has no linger, so concurrent publishes are gathered
- * here and sent with one `sendBatch` per batch.
+ * PublishBatcher: concurrent publishes are gathered here and handed to the
+ * producer client (kafkajs-producer.ts or kafka-ts-producer.ts) one batch at
+ * a time; neither client lingers the way busline needs.
  *
  * - A batch is sent when it is full (`maxBatchMessages` / `maxBatchBytes`),
  *   or `lingerMs` after its oldest message was queued — and only while fewer

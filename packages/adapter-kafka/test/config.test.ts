@@ -15,9 +15,9 @@ describe('kafka config', () => {
     expect(sectionFromUrl('kafka://a:9092,b:9093')).toEqual({ brokers: ['a:9092', 'b:9093'] });
   });
 
-  it('applies safe defaults: acks all, idempotent, short linger, one batch in flight', () => {
+  it('applies safe defaults: the kafka-ts producer, acks all, idempotent, short linger, one batch in flight', () => {
     const c = kafkaConfigSchema.parse({ brokers: ['127.0.0.1:9092'] });
-    expect(c.producer).toMatchObject({ acks: 'all', idempotent: true, lingerMs: 2, maxInFlightBatches: 1 });
+    expect(c.producer).toMatchObject({ client: 'kafka-ts', acks: 'all', idempotent: true, lingerMs: 2, maxInFlightBatches: 1 });
     expect(c.consumer.commitIntervalMs).toBeGreaterThan(0);
     expect(c.logLevel).toBe('nothing');
   });
@@ -88,5 +88,25 @@ describe('kafka config', () => {
     expect(error.message).toContain('kafka.connectRetries');
     expect(tookMs).toBeLessThan(5_000);
     await bus.close();
+  });
+
+  it('producer.client "kafka-ts" refuses what kafka-ts cannot do, each with what to change', async () => {
+    const result = kafkaConfigSchema.safeParse({
+      brokers: ['h:9092'],
+      producer: { client: 'kafka-ts', acks: 'leader', idempotent: false, compression: 'gzip', maxInFlightBatches: 2 },
+      sasl: { mechanism: 'aws', authorizationIdentity: 'a', accessKeyId: 'k', secretAccessKey: 's' },
+    });
+    expect(result.success).toBe(false);
+    const issues = result.error!.issues.map((i) => [i.path.join('.'), i.message]);
+    expect(issues.map(([path]) => path)).toEqual(['producer.acks', 'producer.idempotent', 'producer.compression', 'producer.maxInFlightBatches', 'sasl.mechanism']);
+    for (const [, message] of issues) expect(message).toContain('producer.client: "kafkajs"');
+    // The same settings with kafkajs are fine, and kafka-ts with its own settings.
+    expect(kafkaConfigSchema.safeParse({ brokers: ['h:9092'], producer: { client: 'kafkajs', acks: 'leader', idempotent: false, compression: 'gzip' } }).success).toBe(true);
+    expect(kafkaConfigSchema.parse({ brokers: ['h:9092'], producer: { client: 'kafka-ts' }, ssl: true, sasl: { mechanism: 'scram-sha-512', username: 'u', password: 'p' } }).producer.client).toBe('kafka-ts');
+
+    const error = (await createEventBus({ type: 'kafka', kafka: { brokers: ['h:9092'], producer: { client: 'kafka-ts', acks: 'none' } } }, { adapter }).catch((e: unknown) => e)) as BuslineError;
+    expect(error.code).toBe(ErrorCode.ConfigInvalid);
+    expect(error.message).toContain('kafka.producer.acks');
+    expect(error.message).toContain('acks "all"');
   });
 });

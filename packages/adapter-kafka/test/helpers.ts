@@ -9,6 +9,21 @@ export const BROKERS = process.env.BUSLINE_KAFKA_BROKERS ?? '127.0.0.1:9092';
 /** `BUSLINE_BROKERS=none` runs without brokers: broker-backed suites are skipped. */
 export const NO_BROKER = process.env.BUSLINE_BROKERS === 'none';
 
+const CLIENTS = ['kafkajs', 'kafka-ts'] as const;
+const chosenClient = process.env.BUSLINE_KAFKA_PRODUCER_CLIENT;
+if (chosenClient && !(CLIENTS as readonly string[]).includes(chosenClient)) {
+  throw new Error(`BUSLINE_KAFKA_PRODUCER_CLIENT must be one of ${CLIENTS.join(', ')}, got "${chosenClient}"`);
+}
+/** `BUSLINE_KAFKA_PRODUCER_CLIENT=kafkajs|kafka-ts` publishes through that client in every bus the tests make; unset, the config's default. */
+export const PRODUCER_CLIENT = chosenClient as (typeof CLIENTS)[number] | undefined;
+
+/** `kafka` with `producer.client` set from BUSLINE_KAFKA_PRODUCER_CLIENT (a client the section names itself wins). */
+export function withProducerClient<T extends object>(kafka?: T): T {
+  const section = (kafka ?? {}) as T & { producer?: object };
+  if (PRODUCER_CLIENT === undefined) return section;
+  return { ...section, producer: { client: PRODUCER_CLIENT, ...section.producer } };
+}
+
 export function unique(label: string): string {
   return `bl-kafka-${label}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 }
@@ -18,7 +33,7 @@ export function newAdmin(): Admin {
 }
 
 export function kafkaBus(config: Omit<BusConfigInput, 'url' | 'type'> = {}): Promise<EventBus> {
-  return createEventBus({ url: `kafka://${BROKERS}`, ...config }, { adapter });
+  return createEventBus({ url: `kafka://${BROKERS}`, ...config, kafka: withProducerClient(config.kafka) }, { adapter });
 }
 
 /**

@@ -12,7 +12,7 @@ import kafkajs from 'kafkajs';
 import { createEventBus, type EventBus } from '@busline/core';
 import { adapter } from '../src/index.js';
 import { PrivateKafkaBroker } from './kafka-broker.js';
-import { NO_BROKER, unique, until } from './helpers.js';
+import { NO_BROKER, unique, until, withProducerClient } from './helpers.js';
 
 const ROUNDS = Number(process.env.BUSLINE_KAFKA_RESTART_ROUNDS ?? 1);
 const COUNT = 10_000;
@@ -59,7 +59,10 @@ describe.skipIf(NO_BROKER)('kafka: publishing through broker restarts', () => {
   for (let round = 1; round <= ROUNDS; round++) {
     it(`round ${round}: 10,000 publishes, the broker restarted twice: every resolved publish stored once, keys in order, the producer usable after`, { timeout: 300_000 }, async () => {
       const topic = unique('restart-pub');
-      const bus: EventBus = await createEventBus({ url: `kafka://${broker.brokers}`, logger: false, topics: { [topic]: { partitions: 3 } } }, { adapter });
+      const bus: EventBus = await createEventBus(
+        { url: `kafka://${broker.brokers}`, logger: false, topics: { [topic]: { partitions: 3 } }, kafka: withProducerClient() },
+        { adapter },
+      );
       try {
         await bus.start();
         let next = 0;

@@ -21,7 +21,7 @@ import kafkajs from 'kafkajs';
 import { createEventBus, type EventBus } from '@busline/core';
 import { MemberProcess, OrderChecker, waitFor, type Handling, type MemberSpec } from '@busline/conformance';
 import { adapter } from '../src/index.js';
-import { NO_BROKER, unique } from './helpers.js';
+import { NO_BROKER, unique, withProducerClient } from './helpers.js';
 import { PrivateKafkaCluster } from './kafka-broker.js';
 
 const SECONDS = Number(process.env.BUSLINE_KAFKA_CLUSTER_SECONDS ?? 16);
@@ -152,7 +152,7 @@ describe.skipIf(NO_BROKER)('kafka: three member processes of one group on a 3-no
   /** Runs `fault` while the scenario publishes, then waits until everything resolved was handled and judges the handlings. */
   async function scenario(label: string, fault: (scene: Scene) => Promise<void>, checker: OrderChecker = new OrderChecker()): Promise<void> {
     const topic = unique(label);
-    const kafka = { brokers: cluster.brokers, metadataMaxAgeMs: METADATA_MAX_AGE_MS };
+    const kafka = withProducerClient({ brokers: cluster.brokers, metadataMaxAgeMs: METADATA_MAX_AGE_MS });
     const publisher = await createEventBus({ type: 'kafka', kafka, publish: { timeoutMs: 30_000 } }, { adapter });
     const spec: MemberSpec = {
       // A short session, so a killed member's partitions move within the scenario.

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe } from 'vitest';
 import { createEventBus, type AdapterModule } from '@busline/core';
 import { runConformance } from '@busline/conformance/vitest';
 import { adapter, type KafkaConfig, type KafkaDriver } from '../src/index.js';
-import { BROKERS, NO_BROKER, newAdmin } from './helpers.js';
+import { BROKERS, NO_BROKER, newAdmin, withProducerClient } from './helpers.js';
 import { PrivateKafkaBroker } from './kafka-broker.js';
 
 /** The adapter, recording every topic its drivers create, so they can be deleted afterwards. */
@@ -38,10 +38,10 @@ describe.skipIf(NO_BROKER)('kafka adapter on the scripted broker', () => {
   runConformance({
     name: 'kafka',
     // `adapter` is passed so the suite also runs where the app root does not depend on @busline/adapter-kafka.
-    createBus: (o) => createEventBus({ type: 'kafka', url: `kafka://${BROKERS}`, ...o }, { adapter: tracking }),
+    createBus: (o) => createEventBus({ type: 'kafka', url: `kafka://${BROKERS}`, ...o, kafka: withProducerClient() }, { adapter: tracking }),
     // Members in processes of their own; a short session so a killed member's partitions move within the test.
     memberProcess: {
-      config: { type: 'kafka', kafka: { brokers: BROKERS.split(','), consumer: { sessionTimeoutMs: 6_000, heartbeatIntervalMs: 1_000 } } },
+      config: { type: 'kafka', kafka: withProducerClient({ brokers: BROKERS.split(','), consumer: { sessionTimeoutMs: 6_000, heartbeatIntervalMs: 1_000 } }) },
       adapterModule: new URL('../dist/index.js', import.meta.url).href,
     },
     timeoutScale: 3,
@@ -57,7 +57,7 @@ describe.skipIf(NO_BROKER)('kafka adapter on a private broker', () => {
   runConformance({
     name: 'kafka (private broker)',
     only: /broker restart/,
-    createBus: (o) => createEventBus({ type: 'kafka', url: `kafka://${broker!.brokers}`, ...o }, { adapter }),
+    createBus: (o) => createEventBus({ type: 'kafka', url: `kafka://${broker!.brokers}`, ...o, kafka: withProducerClient() }, { adapter }),
     timeoutScale: 3,
     hooks: { restartBroker: () => broker!.restart() },
   });

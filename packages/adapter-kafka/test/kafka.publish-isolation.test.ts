@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, NO_DRIVER_HOOKS, type BuslineError, type EventBus } from '@busline/core';
 import kafkajs from 'kafkajs';
 import { kafkaConfigSchema, KafkaDriver } from '../src/index.js';
-import { BROKERS, NO_BROKER, kafkaFixture, locate, unique, until } from './helpers.js';
+import { BROKERS, NO_BROKER, kafkaFixture, locate, unique, until, withProducerClient } from './helpers.js';
 
 const { ConfigResourceTypes } = kafkajs;
 
@@ -153,7 +153,7 @@ describe.skipIf(NO_BROKER)('kafka publish isolation', () => {
   it('an invalid per-call timeoutMs (0, -5, NaN, Infinity) fails at once with CONFIG_INVALID; nothing hangs', async () => {
     const topic = unique('timeouts');
     await createTopic(topic, 1);
-    const driver = new KafkaDriver(kafkaConfigSchema.parse({ brokers: BROKERS.split(',') }));
+    const driver = new KafkaDriver(kafkaConfigSchema.parse(withProducerClient({ brokers: BROKERS.split(',') })));
     await driver.connect({ hooks: NO_DRIVER_HOOKS, plannedConsumers: [] });
     try {
       const message = { key: 'k', headers: { 'ce-id': 'x' }, body: new Uint8Array([1]) };

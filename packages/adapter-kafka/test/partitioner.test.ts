@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import kafkajs, { type Admin } from 'kafkajs';
+import kafkaTs from 'kafka-ts';
 import type { EventBus } from '@busline/core';
 import { NO_BROKER, kafkaBus, newAdmin, unique } from './helpers.js';
 
@@ -28,6 +29,16 @@ describe('partitioner agrees with the Java client', () => {
       for (const [key, hash] of JAVA_MURMUR2) {
         const chosen = partitioner({ topic: 't', partitionMetadata: partitionMetadata as never, message: { key, value: null } });
         expect(chosen, `${key} with ${partitions} partitions`).toBe(javaPartition(hash, partitions));
+      }
+    }
+  });
+
+  it('kafka-ts defaultPartitioner (the kafka-ts producer uses it) picks the Java partition for the same vectors', () => {
+    for (const partitions of [1, 2, 3, 7, 12, 100]) {
+      const metadata = { getTopicPartitions: () => ({ t: Array.from({ length: partitions }, (_, i) => i) }) };
+      const partition = kafkaTs.defaultPartitioner({ metadata } as never);
+      for (const [key, hash] of JAVA_MURMUR2) {
+        expect(partition({ topic: 't', key, value: null }), `${key} with ${partitions} partitions`).toBe(javaPartition(hash, partitions));
       }
     }
   });
