@@ -1,18 +1,19 @@
 #!/usr/bin/env node
 /**
- * pnpm bench:kafka — busline's Kafka adapter against raw kafkajs and Kafka's
+ * pnpm bench:kafka — busline's Kafka adapter against its raw clients (kafka-ts publishing,
+ * kafkajs consuming; BENCH_PRODUCER_CLIENT=kafkajs publishes through kafkajs) and Kafka's
  * own Java producer, in one run on the same broker (BUSLINE_KAFKA_BROKERS,
  * default 127.0.0.1:9092). Every message has a 256-byte payload; every
  * producer uses acks=all (-1) and, like busline, the idempotent producer.
  *
  * Measured:
  *   1. publish  — busline `bus.publish` with up to BENCH_WINDOW publishes outstanding
- *   2. raw      — kafkajs `sendBatch`, one batch at a time, the batch size busline's
+ *   2. raw      — the producer client's send, one batch at a time, the batch size busline's
  *                 batcher actually used, the same records busline writes in each
  *                 content mode (key, 256-byte value and the envelope headers, or the
  *                 event as JSON value and one header) built in the timed loop (the
- *                 target), and once more pre-built before the clock starts (kafkajs alone)
- *   3. raw      — kafkajs `send` awaited per message (BENCH_AWAITED messages only: it is slow)
+ *                 target), and once more pre-built before the clock starts (the client alone)
+ *   3. raw      — the producer client's send awaited per message (BENCH_AWAITED messages only: it is slow)
  *   4. consume  — busline subscribe with per-key order (1,000 keys, handler checks the
  *                 order) vs a raw kafkajs `eachBatch` consumer doing the same check on
  *                 the same records (structured: it parses the JSON value for the payload)
@@ -56,6 +57,7 @@ import hdr from 'hdr-histogram-js';
 import { buildEnvelope, createEventBus, encodeEnvelope, KAFKA_BINDING } from '@busline/core';
 import { adapter } from '../dist/index.js';
 import { consumerPerformance, producerPerformance } from './java-tools.mjs';
+import { openProducer as openKafkaTsProducer } from './clients/kafka-ts.mjs';
 import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
 import { benchTelemetry, overheadLine, telemetryFloor } from '../../../tools/bench-telemetry.mjs';
 
@@ -73,6 +75,11 @@ const LATENCY_SECONDS = env('BENCH_LATENCY_SECONDS', 10);
 const KEYS = 1_000;
 const SIZE = 256;
 const TELEMETRY = await benchTelemetry();
+/** The producer client busline publishes through (its `producer.client`), and the raw publish rows use. */
+const PRODUCER_CLIENT = process.env.BENCH_PRODUCER_CLIENT || 'kafka-ts';
+if (!['kafka-ts', 'kafkajs'].includes(PRODUCER_CLIENT)) throw new Error(`BENCH_PRODUCER_CLIENT must be kafka-ts or kafkajs; got "${PRODUCER_CLIENT}"`);
+/** Bus config for the chosen producer client. */
+const KAFKA_SECTION = { kafka: { brokers: BROKERS, producer: { client: PRODUCER_CLIENT } } };
 const MODE_KNOB = process.env.BENCH_CONTENT_MODE || 'both';
 if (!['binary', 'structured', 'both'].includes(MODE_KNOB)) throw new Error(`BENCH_CONTENT_MODE must be binary, structured or both; got "${MODE_KNOB}"`);
 const MODES = MODE_KNOB === 'both' ? ['binary', 'structured'] : [MODE_KNOB];
@@ -166,7 +173,7 @@ async function createTopics() {
 // ---- 1. busline publish --------------------------------------------------------------
 
 async function benchOursPublish(target, mode, telemetry) {
-  const bus = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, source: 'bench', group: `bench-pub-${run}`, contentMode: mode, ...(telemetry ? { telemetry } : {}) }, { adapter });
+  const bus = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, source: 'bench', group: `bench-pub-${run}`, contentMode: mode, ...KAFKA_SECTION, ...(telemetry ? { telemetry } : {}) }, { adapter });
   await bus.start();
   const seqs = new Uint32Array(KEYS);
   await bus.publish(target, payloadOf(0, seqs[0]++), { aggregateId: 'agg-0' }); // connect + metadata
@@ -196,7 +203,7 @@ async function benchOursPublish(target, mode, telemetry) {
   return figures(N - 1, t, { avgBatch, batches });
 }
 
-// ---- 2./3. raw kafkajs ---------------------------------------------------------------
+// ---- 2./3. raw producer client ---------------------------------------------------------------
 
 function rawRecord(i, mode = 'binary') {
   const key = i % KEYS;
@@ -208,7 +215,13 @@ function rawRecord(i, mode = 'binary') {
 /** The 256-byte payload of a record busline wrote in `mode` (structured: the event's data_base64). */
 const rawPayload = (value, mode) => (mode === 'structured' ? Buffer.from(JSON.parse(value.toString('utf8')).data_base64, 'base64') : value);
 
+/**
+ * The chosen producer client alone, configured as busline configures it
+ * (idempotent, acks all, the Java partitioner): `send(topic, records)`
+ * resolves when the broker acknowledged every record.
+ */
 async function rawProducer() {
+  if (PRODUCER_CLIENT === 'kafka-ts') return openKafkaTsProducer({ brokers: BROKERS });
   const producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
@@ -216,12 +229,12 @@ async function rawProducer() {
     createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
   });
   await producer.connect();
-  return producer;
+  return { send: (topic, messages) => producer.sendBatch({ acks: -1, topicMessages: [{ topic, messages }] }), close: () => producer.disconnect() };
 }
 
 /**
- * kafkajs sendBatch, one batch in flight. `prebuilt`: every record built before the clock
- * starts (kafkajs alone). Otherwise each batch's records — the same key, 256-byte value and
+ * The raw client's send, one batch in flight. `prebuilt`: every record built before the clock
+ * starts (the client alone). Otherwise each batch's records — the same key, 256-byte value and
  * envelope headers (event id, time, type...) busline writes — are built inside the timed
  * loop, as an application batching by hand would: the difference to busline is then
  * busline's API and batching, not the data.
@@ -229,32 +242,29 @@ async function rawProducer() {
 async function benchRawSendBatch(batchSize, prebuilt, mode) {
   const target = T[`raw-${mode}`];
   const producer = await rawProducer();
-  await producer.send({ topic: target, acks: -1, messages: [rawRecord(0, mode)] });
+  await producer.send(target, [rawRecord(0, mode)]);
   const batches = [];
   if (prebuilt) {
     for (let i = 0; i < N; i += batchSize) batches.push(Array.from({ length: Math.min(batchSize, N - i) }, (_, j) => rawRecord(i + j, mode)));
   }
   const stop = clock();
   if (prebuilt) {
-    for (const messages of batches) await producer.sendBatch({ acks: -1, topicMessages: [{ topic: target, messages }] });
+    for (const messages of batches) await producer.send(target, messages);
   } else {
-    for (let i = 0; i < N; i += batchSize) {
-      const messages = Array.from({ length: Math.min(batchSize, N - i) }, (_, j) => rawRecord(i + j, mode));
-      await producer.sendBatch({ acks: -1, topicMessages: [{ topic: target, messages }] });
-    }
+    for (let i = 0; i < N; i += batchSize) await producer.send(target, Array.from({ length: Math.min(batchSize, N - i) }, (_, j) => rawRecord(i + j, mode)));
   }
   const t = stop();
-  await producer.disconnect();
+  await producer.close();
   return figures(N, t);
 }
 
 async function benchRawAwaited() {
   const producer = await rawProducer();
-  await producer.send({ topic: T.awaited, acks: -1, messages: [rawRecord(0)] });
+  await producer.send(T.awaited, [rawRecord(0)]);
   const start = performance.now();
-  for (let i = 0; i < AWAITED; i++) await producer.send({ topic: T.awaited, acks: -1, messages: [rawRecord(i)] });
+  for (let i = 0; i < AWAITED; i++) await producer.send(T.awaited, [rawRecord(i)]);
   const ms = performance.now() - start;
-  await producer.disconnect();
+  await producer.close();
   return { rate: rate(AWAITED, ms) };
 }
 
@@ -385,7 +395,7 @@ async function benchLatency(RATE, ownProcess) {
   } else {
     void latencyConsumer(options, report);
   }
-  const publisher = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group: `bench-lat-pub-${run}` }, { adapter });
+  const publisher = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group: `bench-lat-pub-${run}`, ...KAFKA_SECTION }, { adapter });
   await publisher.start();
   // The consumer starts from the latest offset once it joined: warm up until it sees a message.
   const warmDeadline = performance.now() + 120_000;
@@ -457,11 +467,11 @@ async function main() {
         };
         const publishRaw = async () => {
           const size = r.ours[0]?.avgBatch ?? Math.min(WINDOW / 2, 1_600);
-          log(`round ${round}/${ROUNDS}: raw kafkajs sendBatch (batch ${size}, ${mode}-mode records built in the loop)…`);
+          log(`round ${round}/${ROUNDS}: raw ${PRODUCER_CLIENT} send (batch ${size}, ${mode}-mode records built in the loop)…`);
           const rawBatch = await benchRawSendBatch(size, false, mode);
           r.rawBatch.push(rawBatch);
           log(`  ${fmt(rawBatch.rate)} msg/s, ${cpuText(rawBatch)}`);
-          log(`round ${round}/${ROUNDS}: raw kafkajs sendBatch (batch ${size}, ${mode}-mode records pre-built)…`);
+          log(`round ${round}/${ROUNDS}: raw ${PRODUCER_CLIENT} send (batch ${size}, ${mode}-mode records pre-built)…`);
           const rawPrebuilt = await benchRawSendBatch(size, true, mode);
           r.rawPrebuilt.push(rawPrebuilt);
           log(`  ${fmt(rawPrebuilt.rate)} msg/s, ${cpuText(rawPrebuilt)}`);
@@ -476,7 +486,7 @@ async function main() {
         }
       }
       if (round === 1) {
-        log(`raw kafkajs send awaited per message (${AWAITED}, binary-mode records)…`);
+        log(`raw ${PRODUCER_CLIENT} send awaited per message (${AWAITED}, binary-mode records)…`);
         awaited = await benchRawAwaited();
         log(`  ${fmt(awaited.rate)} msg/s`);
       }
@@ -546,9 +556,9 @@ async function main() {
       const batch = R[mode].ours[0].avgBatch;
       rows.push(
         [`busline publish, ${mode} (bus.publish, ${fmt(WINDOW)} outstanding)`, ours.rate, '', ''],
-        [`  raw kafkajs sendBatch ${batch}, same ${mode} records in loop`, rawBatch.rate, (ours.rate / rawBatch.rate).toFixed(2) + 'x', '>= 0.90x', ours.rate >= 0.9 * rawBatch.rate],
-        [`  raw kafkajs sendBatch ${batch}, ${mode} records pre-built`, rawPrebuilt.rate, (ours.rate / rawPrebuilt.rate).toFixed(2) + 'x', '(info)'],
-        [`  raw kafkajs send awaited per message (${fmt(AWAITED)} msgs)`, awaited.rate, (ours.rate / awaited.rate).toFixed(1) + 'x', '>= 10x', ours.rate >= 10 * awaited.rate],
+        [`  raw ${PRODUCER_CLIENT} send ${batch}, same ${mode} records in loop`, rawBatch.rate, (ours.rate / rawBatch.rate).toFixed(2) + 'x', '>= 0.90x', ours.rate >= 0.9 * rawBatch.rate],
+        [`  raw ${PRODUCER_CLIENT} send ${batch}, ${mode} records pre-built`, rawPrebuilt.rate, (ours.rate / rawPrebuilt.rate).toFixed(2) + 'x', '(info)'],
+        [`  raw ${PRODUCER_CLIENT} send awaited per message (${fmt(AWAITED)} msgs)`, awaited.rate, (ours.rate / awaited.rate).toFixed(1) + 'x', '>= 10x', ours.rate >= 10 * awaited.rate],
         ['  Java ProducerPerformance (ceiling, no headers)', java.rate ?? 'skipped', java.rate ? (ours.rate / java.rate).toFixed(2) + 'x' : '', java.rate ? '>= 0.50x' : '', java.rate && ours.rate >= 0.5 * java.rate],
       );
     }
@@ -562,7 +572,7 @@ async function main() {
     }
     const line = '-'.repeat(106);
     console.log(
-      `\nKafka adapter benchmark — ${fmt(N)} messages x ${SIZE} B, acks=all, idempotent, ${PARTITIONS} partitions, ` +
+      `\nKafka adapter benchmark — ${fmt(N)} messages x ${SIZE} B, acks=all, idempotent, producer client ${PRODUCER_CLIENT}, consumer kafkajs, ${PARTITIONS} partitions, ` +
         `best of ${ROUNDS} rounds, content mode ${MODES.join(' and ')}, brokers ${BROKERS.join(',')}`,
     );
     for (const mode of MODES) {
