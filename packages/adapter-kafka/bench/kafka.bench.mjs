@@ -21,7 +21,9 @@
  *                 measured from each message's scheduled send time, hdr-histogram), with
  *                 the consumer in a process of its own (as a consuming service runs), then
  *                 in the publisher's process (sharing its event loop)
- *   6. ceiling  — Kafka's org.apache.kafka.tools.ProducerPerformance and ConsumerPerformance (Java) on the broker
+ *   6. ceiling  — Kafka's org.apache.kafka.tools.ProducerPerformance and ConsumerPerformance (Java) on the broker,
+ *                 best of BENCH_ROUNDS runs each; and ProducerPerformance at the latency run's offered rate,
+ *                 whose own send-to-acknowledgement p50/p99 is printed as the latency reference
  *
  * Throughput figures are the best of BENCH_ROUNDS (5) rounds, with busline and
  * raw taking turns going first, so neither a burst of load from elsewhere on
@@ -56,7 +58,7 @@ import kafkajs from 'kafkajs';
 import hdr from 'hdr-histogram-js';
 import { buildEnvelope, createEventBus, encodeEnvelope, KAFKA_BINDING } from '@busline/core';
 import { adapter } from '../dist/index.js';
-import { consumerPerformance, producerPerformance } from './java-tools.mjs';
+import { bestOf, consumerPerformance, producerPerformance } from './java-tools.mjs';
 import { openProducer as openKafkaTsProducer } from './clients/kafka-ts.mjs';
 import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
 import { benchTelemetry, overheadLine, telemetryFloor } from '../../../tools/bench-telemetry.mjs';
@@ -91,6 +93,7 @@ const T = {
   awaited: topic('raw-awaited'),
   latency: topic('latency'),
   java: topic('java'),
+  javaLatency: topic('java-latency'),
 };
 const kafka = new kafkajs.Kafka({ brokers: BROKERS, clientId: 'busline-bench', logLevel: kafkajs.logLevel.NOTHING });
 const admin = kafka.admin();
@@ -543,11 +546,14 @@ async function main() {
       log(`  p50 ${latency.p50} ms, p99 ${latency.p99} ms`);
       latencies.push(latency);
     }
-    log('Kafka ProducerPerformance (Java)…');
-    const java = await producerPerformance({ brokers: BROKERS, topic: T.java, count: JAVA_N, size: SIZE });
+    log(`Kafka ProducerPerformance (Java) at ${fmt(RATE)} msg/s offered, the latency reference…`);
+    const javaLatency = await producerPerformance({ brokers: BROKERS, topic: T.javaLatency, count: RATE * LATENCY_SECONDS, size: SIZE, throughput: RATE });
+    log(javaLatency.skipped ? `  skipped: ${javaLatency.skipped}` : `  ${javaLatency.line}`);
+    log(`Kafka ProducerPerformance (Java), best of ${ROUNDS}…`);
+    const java = await bestOf(ROUNDS, producerPerformance, { brokers: BROKERS, topic: T.java, count: JAVA_N, size: SIZE });
     log(java.skipped ? `  skipped: ${java.skipped}` : `  ${java.line}`);
-    log('Kafka ConsumerPerformance (Java)…');
-    const javaConsume = java.skipped ? { skipped: 'no records: ProducerPerformance did not run' } : await consumerPerformance({ brokers: BROKERS, topic: T.java, count: JAVA_N });
+    log(`Kafka ConsumerPerformance (Java), best of ${ROUNDS}…`);
+    const javaConsume = java.skipped ? { skipped: 'no records: ProducerPerformance did not run' } : await bestOf(ROUNDS, consumerPerformance, { brokers: BROKERS, topic: T.java, count: JAVA_N });
     log(javaConsume.skipped ? `  skipped: ${javaConsume.skipped}` : `  ${javaConsume.line}`);
 
     const rows = [];
@@ -598,6 +604,12 @@ async function main() {
           `${RATE_KNOB === undefined ? ' (half the best busline publish rate)' : ''} (open loop, ${fmt(latency.count)} measured): ` +
           `p50 ${latency.p50} ms, p99 ${latency.p99} ms, p99.9 ${latency.p999} ms, max ${latency.max} ms` +
           `${latency.failed ? `, ${latency.failed} failed` : ''}; target p99 <= 25 ms ${Number(latency.p99) <= 25 ? 'PASS' : 'FAIL'}`,
+      );
+    }
+    if (!javaLatency.skipped) {
+      console.log(
+        `  reference: Java ProducerPerformance at ${fmt(RATE)} msg/s offered, send to acknowledgement only (no consumer): ` +
+          `p50 ${javaLatency.p50} ms, p99 ${javaLatency.p99} ms (${javaLatency.rate.toLocaleString('en-US')} msg/s achieved)`,
       );
     }
     const median = (runs, field) => runs.map((r) => r[field]).sort((a, b) => a - b)[Math.floor((runs.length - 1) / 2)];
