@@ -6,7 +6,7 @@
  * time, across all their partitions and groups, each after a commit of its
  * step mark. A crash in that time ends the whole process, so it is charged to
  * the one record that ran and to no other. Partitions with records waiting
- * take turns. One instance per process (`crashIsolation`), since a crash ends
+ * take turns, one record each. One instance per process (`crashIsolation`), since a crash ends
  * every consumer in it.
  */
 import type { PartitionState } from './partition-state.js';
@@ -47,19 +47,40 @@ export class CrashIsolation {
    * never will (control records at the log end), holds nothing up meanwhile.
    */
   active(): boolean {
-    if (suspectLedgers.size === 0) return (this.on = false);
-    for (const c of this.consumers) {
-      for (const s of c.states()) {
-        if (!s.revoked && s.ledger.suspect && (s.backlogSize > 0 || s.unsettled > 0) && c.routed(s)) return (this.on = true);
-      }
-    }
-    return (this.on = false);
+    const was = this.on;
+    this.on = this.anySuspectWaiting();
+    // Ended (a commit passed the last suspect record): partitions that waited for a turn go on now.
+    if (was && !this.on) queueMicrotask(() => this.pumpAll());
+    return this.on;
   }
 
-  /** `state` may take the turn: nothing runs in the process, and no other partition holds a step mark. */
+  private anySuspectWaiting(): boolean {
+    if (suspectLedgers.size === 0) return false;
+    for (const c of this.consumers) {
+      for (const s of c.states()) {
+        if (!s.revoked && s.ledger.suspect && (s.backlogSize > 0 || s.unsettled > 0) && c.routed(s)) return true;
+      }
+    }
+    return false;
+  }
+
+  private pumpAll(): void {
+    for (const c of this.consumers) for (const s of [...c.states()]) c.pump(s);
+  }
+
+  /**
+   * `state` may take the turn: nothing runs in the process, and no other
+   * partition holds a step mark. While a wake is due (the last record just
+   * settled), the partition that had the turn waits for it unless it holds a
+   * step mark: the wake offers the turn to the others first and to it last.
+   * Otherwise its own refill, which runs before the wake, would take the turn
+   * again and again, and a partition with records arriving steadily would keep
+   * every other one (a suspect one too) waiting until it ran dry.
+   */
   turn(state: PartitionState): boolean {
     for (const c of this.consumers) if (c.unsettled() > 0) return false;
     const owner = this.owner;
+    if (this.waking && state === owner && !state.ledger.holdsStep(state)) return false;
     if (owner !== undefined && owner !== state && !owner.revoked && owner.ledger.holdsStep(owner)) return false;
     this.owner = state;
     return true;
@@ -71,10 +92,8 @@ export class CrashIsolation {
     this.waking = true;
     queueMicrotask(() => {
       this.waking = false;
-      if (!this.active()) {
-        for (const c of this.consumers) for (const s of [...c.states()]) c.pump(s);
-        return;
-      }
+      // Ended: active() pumps every partition.
+      if (!this.active()) return;
       for (const c of this.consumers) if (c.unsettled() > 0) return;
       for (const [c, s] of this.order()) c.pump(s);
     });

@@ -19,6 +19,16 @@ import kafkajs from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BROKERS, NO_BROKER, kafkaFixture, unique, until } from './helpers.js';
 
+/** Two keys that the producers' partitioner (murmur2, as the Java client) puts on partitions 0 and 1 of 2. */
+function keysOnTwoPartitions(): [string, string] {
+  const partitioner = kafkajs.Partitioners.DefaultPartitioner();
+  const partitionMetadata = [0, 1].map((partitionId) => ({ partitionId, leader: 0 }));
+  const on = (p: number) => {
+    for (let i = 0; ; i++) if (partitioner({ topic: 't', partitionMetadata: partitionMetadata as never, message: { key: `k${i}`, value: null } }) === p) return `k${i}`;
+  };
+  return [on(0), on(1)];
+}
+
 const MEMBER = fileURLToPath(new URL('./poison-member.mjs', import.meta.url));
 const MAX_ATTEMPTS = 3;
 
@@ -62,9 +72,14 @@ class Supervisor {
     expect(await exited, 'graceful close exit code').toBe(0);
   }
 
-  kill(): void {
+  /** SIGKILL, not restarted; resolves once the process is gone (it writes nothing more). */
+  kill(): Promise<void> {
     this.stopping = true;
-    this.child?.kill('SIGKILL');
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    return exited;
   }
 }
 
@@ -93,7 +108,7 @@ describe.skipIf(NO_BROKER)('kafka: a record that kills its process is dead-lette
   const dir = mkdtempSync(join(tmpdir(), 'busline-poison-'));
   const supervisors: Supervisor[] = [];
   afterAll(() => {
-    for (const s of supervisors) s.kill();
+    for (const s of supervisors) void s.kill();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -189,4 +204,22 @@ describe.skipIf(NO_BROKER)('kafka: a record that kills its process is dead-lette
     expect(entry?.partitions[0], 'the graceful close committed everything with a clean mark').toMatchObject({ offset: '10', metadata: 'busline-attempts/1 10 0 9' });
     expect(await deadLetters(`${topic}.dlq`)).toHaveLength(1);
   }, 300_000);
+  it('after a crash the partitions take turns: one with records waiting does not hold the turn until it runs dry', async () => {
+    const { publish, member, log } = await setup('turns', 2);
+    const [a, b] = keysOnTwoPartitions();
+    const PER_KEY = 250;
+    await Promise.all(Array.from({ length: PER_KEY }, (_, i) => [publish(2 * i, a), publish(2 * i + 1, b)]).flat());
+    const handledOf = (lines: string[][]) => lines.filter((l) => l[0] === 'h');
+    const first = member();
+    await until(() => handledOf(readLog(log).lines).length >= 40, 60_000, '40 records handled by the first member');
+    await first.kill();
+    const before = readLog(log).lines.length;
+    member();
+    await until(() => new Set(handledOf(readLog(log).lines).map((l) => l[2])).size === 2 * PER_KEY, 120_000, () => `all ${2 * PER_KEY} records handled`);
+    // The replacement runs one record at a time (the crash left both partitions suspect). Taking turns, each
+    // partition gets about half of its first 200 handlings; holding the turn, one gets all of them.
+    const next = handledOf(readLog(log).lines.slice(before)).slice(0, 200);
+    const ofA = next.filter((l) => l[1] === a).length;
+    expect(Math.min(ofA, next.length - ofA), `handlings of ${a} and ${b} among the replacement's first 200`).toBeGreaterThanOrEqual(50);
+  }, 240_000);
 });
