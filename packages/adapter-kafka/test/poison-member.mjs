@@ -33,6 +33,8 @@ await bus.subscribe(
 );
 await bus.start();
 process.send?.('ready');
+// The test that started this member is gone: so is this member.
+process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => {
   void bus.close({ timeoutMs: 10_000 }).finally(() => process.exit(0));
 });

@@ -33,6 +33,8 @@ await bus.subscribe(
   { group: spec.group, concurrency: 8, retry: { maxAttempts: 5, initialDelayMs: 5, maxDelayMs: 50 } },
 );
 send({ t: 'ready' });
+// The test that started this member is gone (it timed out, or its runner was killed): so is this member.
+process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => {
   void bus
     .close({ timeoutMs: 10_000 })
