@@ -12,3 +12,31 @@ export function kafkajsInternal<T>(path: string): T | undefined {
     return undefined;
   }
 }
+
+/**
+ * Puts `make(original)` in place of the kafkajs module `path` in the require
+ * cache, unless `capturedBy` (the module that requires it at load) is loaded
+ * already: then it kept the original and replacing is too late. `make` gets
+ * the original; the replacement keeps it under `mark`, so a second call, and
+ * the tests, find it. Returns whether the replacement is in place.
+ */
+export function replaceKafkajsModule<T extends object>(path: string, capturedBy: string, mark: symbol, make: (original: T) => T): boolean {
+  let require: NodeJS.Require;
+  let resolved: string;
+  try {
+    require = createRequire(import.meta.url);
+    resolved = require.resolve(`kafkajs/src/${path}`);
+    require(resolved);
+  } catch {
+    return false;
+  }
+  const cached = require.cache[resolved];
+  if (cached === undefined) return false;
+  const original = cached.exports as T & { [mark]?: unknown };
+  if (original[mark] !== undefined) return true;
+  if (require.cache[require.resolve(`kafkajs/src/${capturedBy}`)] !== undefined) return false;
+  const replacement = make(original);
+  Object.defineProperty(replacement, mark, { value: original });
+  cached.exports = replacement;
+  return true;
+}

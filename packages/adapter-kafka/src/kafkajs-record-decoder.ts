@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { AsciiTextCache } from './ascii-text-cache.js';
+import { kafkajsInternal, replaceKafkajsModule } from './kafkajs-internals.js';
 
 /**
  * kafkajs 2.2.4 decodes each fetched record's headers by spreading the
@@ -47,7 +48,6 @@ type RecordDecoder = (decoder: DecoderLike, batchContext?: BatchContext) => unkn
 
 const PATCHED = Symbol.for('busline.kafkajs.recordDecoder');
 const RECORD = 'kafkajs/src/protocol/recordBatch/record/v0/decoder.js';
-const BATCH = 'kafkajs/src/protocol/recordBatch/v0/decoder.js';
 /** kafkajs's TimestampTypes.LOG_APPEND_TIME. */
 const LOG_APPEND_TIME = 1;
 
@@ -104,55 +104,39 @@ function readHeaderName(decoder: DecoderLike, index: number): string {
 }
 
 export function applyKafkajsRecordDecoder(): boolean {
-  let require: NodeJS.Require;
-  let Long: LongClass;
-  let path: string;
-  try {
-    require = createRequire(import.meta.url);
-    Long = require('kafkajs/src/utils/long.js') as LongClass;
-    path = require.resolve(RECORD);
-    require(RECORD);
-  } catch {
-    return false;
-  }
-  const cached = require.cache[path];
-  if (cached === undefined) return false;
-  const original = cached.exports as RecordDecoder & { [PATCHED]?: unknown };
-  if (original[PATCHED] !== undefined) return true;
-  // The batch decoder captured the original when it loaded: too late to replace it.
-  if (require.cache[require.resolve(BATCH)] !== undefined) return false;
-
-  const decode: RecordDecoder = (decoder, batchContext = {}) => {
-    const { firstOffset, firstTimestamp, magicByte, isControlBatch = false, timestampType, maxTimestamp } = batchContext;
-    const attributes = decoder.readInt8();
-    let timestamp: string;
-    if (timestampType === LOG_APPEND_TIME && maxTimestamp) {
-      // The delta is still read (and unused), as kafkajs does.
-      if (readSmallVarLong(decoder) === undefined) decoder.readVarLong();
-      timestamp = maxTimestamp;
-    } else {
-      const delta = readSmallVarLong(decoder);
-      timestamp = addToInt64Text(Long, String(firstTimestamp), delta, () => decoder.readVarLong() as LongLike);
-    }
-    const offsetDelta = decoder.readVarInt();
-    const offset = addToInt64Text(Long, String(firstOffset), offsetDelta, () => {
-      throw new Error('unreachable: an offset delta is an int32');
-    });
-    const key = decoder.readVarIntBytes();
-    const value = decoder.readVarIntBytes();
-    const headers: Record<string, Buffer | null | (Buffer | null)[]> = {};
-    const count = decoder.readVarInt();
-    for (let i = 0; i < count; i++) {
-      const name = readHeaderName(decoder, i);
-      const v = decoder.readVarIntBytes();
-      const before = Object.hasOwn(headers, name) ? headers[name] : undefined;
-      const next = before === undefined ? v : Array.isArray(before) ? before.concat([v]) : [before, v];
-      if (name === '__proto__') Object.defineProperty(headers, name, { value: next, enumerable: true, writable: true, configurable: true });
-      else headers[name] = next;
-    }
-    return { magicByte, attributes, timestamp, offset, key, value, headers, isControlRecord: isControlBatch, batchContext };
-  };
-  Object.defineProperty(decode, PATCHED, { value: original });
-  cached.exports = decode;
-  return true;
+  const Long = kafkajsInternal<LongClass>('utils/long.js');
+  if (Long === undefined) return false;
+  return replaceKafkajsModule<RecordDecoder>('protocol/recordBatch/record/v0/decoder.js', 'protocol/recordBatch/v0/decoder.js', PATCHED, () => {
+    const decode: RecordDecoder = (decoder, batchContext = {}) => {
+      const { firstOffset, firstTimestamp, magicByte, isControlBatch = false, timestampType, maxTimestamp } = batchContext;
+      const attributes = decoder.readInt8();
+      let timestamp: string;
+      if (timestampType === LOG_APPEND_TIME && maxTimestamp) {
+        // The delta is still read (and unused), as kafkajs does.
+        if (readSmallVarLong(decoder) === undefined) decoder.readVarLong();
+        timestamp = maxTimestamp;
+      } else {
+        const delta = readSmallVarLong(decoder);
+        timestamp = addToInt64Text(Long, String(firstTimestamp), delta, () => decoder.readVarLong() as LongLike);
+      }
+      const offsetDelta = decoder.readVarInt();
+      const offset = addToInt64Text(Long, String(firstOffset), offsetDelta, () => {
+        throw new Error('unreachable: an offset delta is an int32');
+      });
+      const key = decoder.readVarIntBytes();
+      const value = decoder.readVarIntBytes();
+      const headers: Record<string, Buffer | null | (Buffer | null)[]> = {};
+      const count = decoder.readVarInt();
+      for (let i = 0; i < count; i++) {
+        const name = readHeaderName(decoder, i);
+        const v = decoder.readVarIntBytes();
+        const before = Object.hasOwn(headers, name) ? headers[name] : undefined;
+        const next = before === undefined ? v : Array.isArray(before) ? before.concat([v]) : [before, v];
+        if (name === '__proto__') Object.defineProperty(headers, name, { value: next, enumerable: true, writable: true, configurable: true });
+        else headers[name] = next;
+      }
+      return { magicByte, attributes, timestamp, offset, key, value, headers, isControlRecord: isControlBatch, batchContext };
+    };
+    return decode;
+  });
 }

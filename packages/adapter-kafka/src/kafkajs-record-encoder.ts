@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { kafkajsInternal, replaceKafkajsModule } from './kafkajs-internals.js';
 
 /**
  * kafkajs 2.2.4 encodes each record header with an Encoder of its own, and
@@ -49,51 +50,35 @@ export function originalKafkajsRecordEncoder(): (record: RecordInput) => Encoder
 }
 
 export function applyKafkajsRecordEncoder(): boolean {
-  let require: NodeJS.Require;
-  let Encoder: EncoderClass;
-  let path: string;
-  try {
-    require = createRequire(import.meta.url);
-    Encoder = require('kafkajs/src/protocol/encoder.js') as EncoderClass;
-    path = require.resolve(RECORD);
-    require(RECORD);
-  } catch {
-    return false;
-  }
-  const cached = require.cache[path];
-  if (cached === undefined) return false;
-  const original = cached.exports as ((record: RecordInput) => EncoderLike) & { [PATCHED]?: unknown };
-  if (original[PATCHED] !== undefined) return true;
-  // The produce request captured the original when it loaded: too late to replace it.
-  if (require.cache[require.resolve('kafkajs/src/protocol/requests/produce/v3/request.js')] !== undefined) return false;
-
-  const encode = ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }: RecordInput): EncoderLike => {
-    const names: string[] = [];
-    const values: HeaderValue[] = [];
-    for (const name of Object.keys(headers)) {
-      const v = headers[name]!;
-      if (Array.isArray(v)) for (const one of v) (names.push(name), values.push(one));
-      else (names.push(name), values.push(v));
-    }
-    let headersSize = Encoder.sizeOfVarInt(names.length);
-    for (let i = 0; i < names.length; i++) {
-      const keySize = Buffer.byteLength(names[i]!);
-      headersSize += Encoder.sizeOfVarInt(keySize) + keySize + Encoder.sizeOfVarIntBytes(values[i]);
-    }
-    const sizeOfBody =
-      1 + Encoder.sizeOfVarLong(timestampDelta) + Encoder.sizeOfVarInt(offsetDelta) + Encoder.sizeOfVarIntBytes(key) + Encoder.sizeOfVarIntBytes(value) + headersSize;
-    const encoder = new Encoder(sizeOfBody + 5)
-      .writeVarInt(sizeOfBody)
-      .writeInt8(0)
-      .writeVarLong(timestampDelta)
-      .writeVarInt(offsetDelta)
-      .writeVarIntBytes(key)
-      .writeVarIntBytes(value)
-      .writeVarInt(names.length);
-    for (let i = 0; i < names.length; i++) encoder.writeVarIntString(names[i]!).writeVarIntBytes(values[i]);
-    return encoder;
-  };
-  Object.defineProperty(encode, PATCHED, { value: original });
-  cached.exports = encode;
-  return true;
+  const Encoder = kafkajsInternal<EncoderClass>('protocol/encoder.js');
+  if (Encoder === undefined) return false;
+  return replaceKafkajsModule<(record: RecordInput) => EncoderLike>('protocol/recordBatch/record/v0/index.js', 'protocol/requests/produce/v3/request.js', PATCHED, () => {
+    const encode = ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }: RecordInput): EncoderLike => {
+      const names: string[] = [];
+      const values: HeaderValue[] = [];
+      for (const name of Object.keys(headers)) {
+        const v = headers[name]!;
+        if (Array.isArray(v)) for (const one of v) (names.push(name), values.push(one));
+        else (names.push(name), values.push(v));
+      }
+      let headersSize = Encoder.sizeOfVarInt(names.length);
+      for (let i = 0; i < names.length; i++) {
+        const keySize = Buffer.byteLength(names[i]!);
+        headersSize += Encoder.sizeOfVarInt(keySize) + keySize + Encoder.sizeOfVarIntBytes(values[i]);
+      }
+      const sizeOfBody =
+        1 + Encoder.sizeOfVarLong(timestampDelta) + Encoder.sizeOfVarInt(offsetDelta) + Encoder.sizeOfVarIntBytes(key) + Encoder.sizeOfVarIntBytes(value) + headersSize;
+      const encoder = new Encoder(sizeOfBody + 5)
+        .writeVarInt(sizeOfBody)
+        .writeInt8(0)
+        .writeVarLong(timestampDelta)
+        .writeVarInt(offsetDelta)
+        .writeVarIntBytes(key)
+        .writeVarIntBytes(value)
+        .writeVarInt(names.length);
+      for (let i = 0; i < names.length; i++) encoder.writeVarIntString(names[i]!).writeVarIntBytes(values[i]);
+      return encoder;
+    };
+    return encode;
+  });
 }
