@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * pnpm bench:kafka — busline's Kafka adapter against its raw clients (kafka-ts publishing,
- * kafkajs consuming; BENCH_PRODUCER_CLIENT=kafkajs publishes through kafkajs) and Kafka's
+ * pnpm bench:kafka — busline's Kafka adapter against its raw clients (kafkajs, the default;
+ * BENCH_PRODUCER_CLIENT=kafka-ts publishes through kafka-ts, busline and raw alike) and Kafka's
  * own Java producer, in one run on the same broker (BUSLINE_KAFKA_BROKERS,
  * default 127.0.0.1:9092). Every message has a 256-byte payload; every
  * producer uses acks=all (-1) and, like busline, the idempotent producer.
@@ -78,7 +78,7 @@ const KEYS = 1_000;
 const SIZE = 256;
 const TELEMETRY = await benchTelemetry();
 /** The producer client busline publishes through (its `producer.client`), and the raw publish rows use. */
-const PRODUCER_CLIENT = process.env.BENCH_PRODUCER_CLIENT || 'kafka-ts';
+const PRODUCER_CLIENT = process.env.BENCH_PRODUCER_CLIENT || 'kafkajs';
 if (!['kafka-ts', 'kafkajs'].includes(PRODUCER_CLIENT)) throw new Error(`BENCH_PRODUCER_CLIENT must be kafka-ts or kafkajs; got "${PRODUCER_CLIENT}"`);
 /** Bus config for the chosen producer client. */
 const KAFKA_SECTION = { kafka: { brokers: BROKERS, producer: { client: PRODUCER_CLIENT } } };
