@@ -53,12 +53,14 @@ import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
 import { applyKafkajsRecordDecoder } from './kafkajs-record-decoder.js';
 import { applyKafkajsRecordEncoder } from './kafkajs-record-encoder.js';
 import { applyKafkajsRejoinHook } from './kafkajs-rejoin-hook.js';
+import { applyKafkaTsRecordBatch } from './kafka-ts-record-batch.js';
 
 applyKafkajsIdleFix();
 applyKafkajsRecordEncoder();
 applyKafkajsRecordDecoder();
 applyKafkajsRejoinHook();
 applyKafkajsIdleFetchWait();
+applyKafkaTsRecordBatch();
 
 const { Kafka: KafkaClient, logLevel: LogLevel } = kafkajs;
 
