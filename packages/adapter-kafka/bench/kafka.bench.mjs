@@ -14,6 +14,10 @@
  *                 event as JSON value and one header) built in the timed loop (the
  *                 target), and once more pre-built before the clock starts (the client alone)
  *   3. raw      — the producer client's send awaited per message (BENCH_AWAITED messages only: it is slow)
+ *               The raw rows run in this process, after the adapter loaded, so with its
+ *               replacements of the clients' record encoders (and kafkajs's decoder) in place:
+ *               they measure the client as busline runs it. `pnpm bench:kafka-clients` measures
+ *               the clients as published.
  *   4. consume  — busline subscribe with per-key order (1,000 keys, handler checks the
  *                 order) vs a raw kafkajs `eachBatch` consumer doing the same check on
  *                 the same records (structured: it parses the JSON value for the payload)
