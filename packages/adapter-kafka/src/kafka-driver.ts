@@ -39,7 +39,7 @@ import {
 import kafkajs, { type Admin, type Kafka, type KafkaConfig as KafkaJSConfig } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
 import { GroupConsumer } from './group-consumer.js';
-import { failureScope, kafkaError, publishError } from './kafka-errors.js';
+import { authFailure, failureScope, kafkaError, publishError } from './kafka-errors.js';
 import { createLogCreator } from './log.js';
 import { ProducerTopics } from './producer-topics.js';
 import { PublishBatcher } from './publish-batcher.js';
@@ -109,7 +109,7 @@ async function reachable(clientConfig: KafkaJSConfig, c: KafkaConfig): Promise<v
     await probe.connect();
   } catch (error) {
     const tries = c.connectRetries + 1;
-    throw new BrokerUnavailableError(
+    throw authFailure(error, `connecting to Kafka at ${c.brokers.join(', ')}`) ?? new BrokerUnavailableError(
       `connecting to Kafka at ${c.brokers.join(', ')}: no broker answered (${tries} attempt${tries === 1 ? '' : 's'}, ${c.connectionTimeoutMs} ms each at most; ` +
         `raise kafka.connectRetries to wait longer for a starting broker): ${errorMessage(error)}`,
       error,

@@ -12,7 +12,17 @@
  * ConnectionError (refused, lost or timed-out connections) and KafkaTSError
  * ("No seed brokers found"); they are read by name, like kafkajs's.
  */
-import { BrokerUnavailableError, BuslineError, ErrorCode, PublishTimeoutError, TopicError, errorMessage, isBuslineError } from '@busline/core/driver';
+import {
+  AuthFailedError,
+  BrokerUnavailableError,
+  BuslineError,
+  ErrorCode,
+  PublishTimeoutError,
+  TopicError,
+  errorMessage,
+  isBuslineError,
+  tlsVerificationFailure,
+} from '@busline/core/driver';
 
 interface KafkaJSErrorLike {
   name?: string;
@@ -57,10 +67,13 @@ const PROTOCOL_ERROR_NAMES: Readonly<Record<number, string>> = {
   20: 'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
   29: 'TOPIC_AUTHORIZATION_FAILED',
   31: 'CLUSTER_AUTHORIZATION_FAILED',
+  33: 'UNSUPPORTED_SASL_MECHANISM',
+  34: 'ILLEGAL_SASL_STATE',
   44: 'POLICY_VIOLATION',
   45: 'OUT_OF_ORDER_SEQUENCE_NUMBER',
   47: 'INVALID_PRODUCER_EPOCH',
   56: 'KAFKA_STORAGE_ERROR',
+  58: 'SASL_AUTHENTICATION_FAILED',
   59: 'UNKNOWN_PRODUCER_ID',
   74: 'FENCED_LEADER_EPOCH',
   75: 'UNKNOWN_LEADER_EPOCH',
@@ -197,9 +210,35 @@ export function protocolType(error: unknown): string | undefined {
   return undefined;
 }
 
+/** The broker's answers to a failed SASL handshake or authentication. */
+const SASL_TYPES: ReadonlySet<string> = new Set(['SASL_AUTHENTICATION_FAILED', 'UNSUPPORTED_SASL_MECHANISM', 'ILLEGAL_SASL_STATE']);
+
+/**
+ * AUTH_FAILED for a refused SASL authentication or a broker certificate the
+ * client did not trust, saying which setting to change; undefined for any
+ * other error. Neither is a broker being unavailable: retrying with the same
+ * settings cannot succeed.
+ */
+export function authFailure(error: unknown, what: string): BuslineError | undefined {
+  if (causeChain(error).some((e) => e.name === 'KafkaJSSASLAuthenticationError' || SASL_TYPES.has(typeOf(e) ?? ''))) {
+    return new AuthFailedError(`${what}: the broker refused the SASL authentication (${errorMessage(error)}); check kafka.sasl (mechanism, username, password)`, error);
+  }
+  const tls = tlsVerificationFailure(error);
+  if (tls !== undefined) {
+    return new AuthFailedError(
+      `${what}: the broker's TLS certificate was not accepted (${tls.code}: ${tls.message}); set kafka.ssl.ca to the CA that signed it, or connect by a name the certificate holds`,
+      error,
+      { tlsError: tls.code },
+    );
+  }
+  return undefined;
+}
+
 /** A publish failure as the caller sees it. */
 export function publishError(error: unknown, topic: string, timeoutMs: number): BuslineError {
   if (isBuslineError(error)) return error;
+  const auth = authFailure(error, `publish to "${topic}" failed`);
+  if (auth !== undefined) return auth;
   const chain = causeChain(error);
   const kafkaType = protocolType(error);
   if (kafkaType !== undefined && TOO_LARGE_TYPES.has(kafkaType)) return messageTooLarge(topic, undefined, undefined, error);
@@ -225,6 +264,8 @@ export function publishError(error: unknown, topic: string, timeoutMs: number): 
 /** Any other failure (admin calls, connect), with the code for its kind. */
 export function kafkaError(error: unknown, what: string, code: ErrorCode = ErrorCode.BrokerUnavailable): BuslineError {
   if (isBuslineError(error)) return error;
+  const auth = authFailure(error, what);
+  if (auth !== undefined) return auth;
   if (isConnectionError(error)) return new BrokerUnavailableError(`${what}: the Kafka broker is unreachable (${errorMessage(error)})`, error);
   const type = protocolType(error);
   return new BuslineError(code, `${what}: ${errorMessage(error)}`, {

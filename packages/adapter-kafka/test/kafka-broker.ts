@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,14 +27,20 @@ function freePort(): Promise<number> {
   });
 }
 
-function run(args: string[], libs: string): Promise<void> {
+/** Runs `file` to completion; a failure says `what` failed, with the end of its stderr. */
+function command(file: string, args: string[], what = `${file} ${args[0]}`): Promise<void> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn('java', ['-Xmx256m', '-XX:TieredStopAtLevel=1', '-cp', `${libs}/*`, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolveRun() : reject(new Error(`${args[0]} exited ${code}: ${err.slice(-500)}`))));
+    child.on('close', (code) => (code === 0 ? resolveRun() : reject(new Error(`${what} exited ${code}: ${err.slice(-500)}`))));
   });
+}
+
+/** A Kafka tool (a class of the jars) run to completion. */
+function run(args: string[], libs: string): Promise<void> {
+  return command('java', ['-Xmx256m', '-XX:TieredStopAtLevel=1', '-cp', `${libs}/*`, ...args], args[0]);
 }
 
 function requireLibs(): string {
@@ -49,13 +55,17 @@ function newClusterId(): string {
   return id;
 }
 
-/** Settings every private node shares: KRaft combined mode on loopback, no auto-created topics, quick first joins. */
-function commonProperties(dir: string, port: number, controller: number): string[] {
+/**
+ * Settings every private node shares: KRaft combined mode on loopback, no auto-created topics, quick first joins.
+ * `extra`: more client listeners (name and port; the name is also its security protocol).
+ */
+function commonProperties(dir: string, port: number, controller: number, extra: { name: string; port: number }[] = []): string[] {
+  const clients = [`PLAINTEXT://127.0.0.1:${port}`, ...extra.map((l) => `${l.name}://127.0.0.1:${l.port}`)].join(',');
   return [
     'process.roles=broker,controller',
-    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controller}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    `listeners=${clients},CONTROLLER://127.0.0.1:${controller}`,
+    `advertised.listeners=${clients}`,
+    `listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${extra.map((l) => `,${l.name}:${l.name}`).join('')}`,
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
     `log.dirs=${join(dir, 'data')}`,
@@ -68,12 +78,18 @@ function commonProperties(dir: string, port: number, controller: number): string
 }
 
 /** Writes a node's server.properties and a log4j2 config that discards the broker's log, and formats its storage. */
-async function prepareNode(dir: string, properties: string[], clusterId: string, libs: string): Promise<void> {
-  rmSync(dir, { recursive: true, force: true });
+async function prepareNode(dir: string, properties: string[], clusterId: string, libs: string, formatArgs: string[] = []): Promise<void> {
   mkdirSync(join(dir, 'data'), { recursive: true });
   writeFileSync(join(dir, 'server.properties'), [...properties, ''].join('\n'));
   writeFileSync(join(dir, 'log4j2.properties'), 'rootLogger.level = ERROR\nappender.null.type = Null\nappender.null.name = NULL\nrootLogger.appenderRef.null.ref = NULL\n');
-  await run(['kafka.tools.StorageTool', 'format', '--config', join(dir, 'server.properties'), '--cluster-id', clusterId, '--ignore-formatted'], libs);
+  await run(['kafka.tools.StorageTool', 'format', '--config', join(dir, 'server.properties'), '--cluster-id', clusterId, '--ignore-formatted', ...formatArgs], libs);
+}
+
+/** A fresh, empty directory for a private node. */
+function freshDir(dir: string): string {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  return dir;
 }
 
 /** One Kafka server process on a prepared directory: launched, stopped (SIGTERM, controlled shutdown) or killed (SIGKILL). */
@@ -142,10 +158,56 @@ async function waitReady(brokers: string[], replicationFactor: number, timeoutMs
   }
 }
 
+/** The user the secured broker knows, for every SASL mechanism. */
+export const SASL_USER = { username: 'busline', password: 'busline-secret' };
+
+/** Where a secured private broker listens with SASL and with TLS, and the certificate to trust. */
+export interface SecureEndpoints {
+  /** `127.0.0.1:port` of the SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512). */
+  sasl: string;
+  /** `127.0.0.1:port` of the SSL listener (TLS; no client certificate asked). */
+  tls: string;
+  /** The broker's self-signed certificate (PEM): the CA a TLS client trusts. */
+  ca: string;
+}
+
+/** A keystore with a certificate for 127.0.0.1 in `dir`, and the listeners, settings and SCRAM users that use it. */
+async function secureListeners(dir: string) {
+  const [sasl, tls] = [await freePort(), await freePort()];
+  const keystore = join(dir, 'broker.p12');
+  const pass = 'busline-store';
+  await command('keytool', ['-genkeypair', '-alias', 'broker', '-keyalg', 'RSA', '-keysize', '2048', '-validity', '7', '-dname', 'CN=127.0.0.1', '-ext', 'SAN=IP:127.0.0.1,DNS:localhost', '-keystore', keystore, '-storetype', 'PKCS12', '-storepass', pass, '-keypass', pass]);
+  await command('keytool', ['-exportcert', '-alias', 'broker', '-rfc', '-keystore', keystore, '-storepass', pass, '-file', join(dir, 'ca.pem')]);
+  const { username, password } = SASL_USER;
+  const scram = 'org.apache.kafka.common.security.scram.ScramLoginModule required;';
+  return {
+    listeners: [
+      { name: 'SASL_PLAINTEXT', port: sasl },
+      { name: 'SSL', port: tls },
+    ],
+    properties: [
+      'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
+      `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${username}="${password}";`,
+      `listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=${scram}`,
+      `listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=${scram}`,
+      `ssl.keystore.location=${keystore}`,
+      'ssl.keystore.type=PKCS12',
+      `ssl.keystore.password=${pass}`,
+      `ssl.key.password=${pass}`,
+      'ssl.client.auth=none',
+    ],
+    // SCRAM credentials are stored in the cluster metadata: KRaft takes them at format time.
+    formatArgs: ['--add-scram', `SCRAM-SHA-256=[name=${username},password=${password}]`, '--add-scram', `SCRAM-SHA-512=[name=${username},password=${password}]`],
+    endpoints: { sasl: `127.0.0.1:${sasl}`, tls: `127.0.0.1:${tls}`, ca: readFileSync(join(dir, 'ca.pem'), 'utf8') } satisfies SecureEndpoints,
+  };
+}
+
 export class PrivateKafkaBroker {
   private constructor(
     private readonly node: KafkaProcess,
     readonly port: number,
+    /** Where a broker started with `secure` listens with SASL and with TLS. */
+    readonly secure?: SecureEndpoints,
   ) {}
 
   get dir(): string {
@@ -156,14 +218,21 @@ export class PrivateKafkaBroker {
     return `127.0.0.1:${this.port}`;
   }
 
-  static async start(label: string): Promise<PrivateKafkaBroker> {
+  /**
+   * A single-node broker. `secure`: besides PLAINTEXT it also listens with
+   * SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; user SASL_USER) and
+   * with TLS (a self-signed certificate for 127.0.0.1, made by keytool):
+   * `secure` then says where and with what.
+   */
+  static async start(label: string, options: { secure?: boolean } = {}): Promise<PrivateKafkaBroker> {
     const libs = requireLibs();
     const [port, controller] = [await freePort(), await freePort()];
-    const dir = join(REPO, '.tmp', `kafka-private-${label}-${process.pid}`);
+    const dir = freshDir(join(REPO, '.tmp', `kafka-private-${label}-${process.pid}`));
+    const secure = options.secure ? await secureListeners(dir) : undefined;
     await prepareNode(
       dir,
       [
-        ...commonProperties(dir, port, controller),
+        ...commonProperties(dir, port, controller, secure?.listeners),
         'node.id=1',
         `controller.quorum.voters=1@127.0.0.1:${controller}`,
         'num.partitions=3',
@@ -174,11 +243,13 @@ export class PrivateKafkaBroker {
         'transaction.state.log.min.isr=1',
         'share.coordinator.state.topic.replication.factor=1',
         'share.coordinator.state.topic.min.isr=1',
+        ...(secure?.properties ?? []),
       ],
       newClusterId(),
       libs,
+      secure?.formatArgs,
     );
-    const broker = new PrivateKafkaBroker(new KafkaProcess(dir, libs, ['-Xms128m', '-Xmx384m', '-XX:+UseSerialGC', '-XX:CICompilerCount=2']), port);
+    const broker = new PrivateKafkaBroker(new KafkaProcess(dir, libs, ['-Xms128m', '-Xmx384m', '-XX:+UseSerialGC', '-XX:CICompilerCount=2']), port, secure?.endpoints);
     broker.node.launch();
     await waitReady([broker.brokers], 1);
     return broker;
@@ -278,7 +349,7 @@ export class PrivateKafkaCluster {
     const jvm = ['-Xms128m', '-Xmx384m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-XX:CICompilerCount=1'];
     const nodes = await Promise.all(
       ids.map(async (id, i) => {
-        const dir = join(root, `node-${id}`);
+        const dir = freshDir(join(root, `node-${id}`));
         await prepareNode(
           dir,
           [

@@ -1,10 +1,35 @@
 import { readFileSync } from 'node:fs';
 import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type TlsOptions } from '@nats-io/nats-core';
+import { AuthFailedError, errorMessage, tlsVerificationFailure } from '@busline/core/driver';
 import type { NatsConfig } from './config.js';
 
 /** `nats://user:secret@host:4222` → `nats://host:4222`: what may appear in logs and errors. */
 export function redactServer(server: string): string {
   return server.replace(/\/\/[^@/]*@/, '//');
+}
+
+/**
+ * AUTH_FAILED for a connect the server refused (user/pass, token, nkey or
+ * creds) or whose TLS certificate the client did not trust, naming the
+ * settings to change; undefined for any other error.
+ */
+export function authFailure(error: unknown, where: string): AuthFailedError | undefined {
+  const name = (error as { name?: unknown } | null)?.name;
+  if (name === 'AuthorizationError' || name === 'UserAuthenticationExpiredError') {
+    return new AuthFailedError(
+      `cannot connect to NATS at ${where}: the server refused the credentials (${errorMessage(error)}); check nats.user and pass (or the URL's user:pass@), token, nkeySeed or credsFile`,
+      error,
+    );
+  }
+  const tls = tlsVerificationFailure(error);
+  if (tls !== undefined) {
+    return new AuthFailedError(
+      `cannot connect to NATS at ${where}: the server's TLS certificate was not accepted (${tls.code}: ${tls.message}); set nats.tls.ca to the CA that signed it, or connect by a name the certificate holds`,
+      error,
+      { tlsError: tls.code },
+    );
+  }
+  return undefined;
 }
 
 /**

@@ -26,7 +26,7 @@ import {
   type WireMessage,
 } from '@busline/core/driver';
 import type { NatsConfig } from './config.js';
-import { connectionOptions, redactServer } from './connection.js';
+import { authFailure, connectionOptions, redactServer } from './connection.js';
 import { CONSUMER_NOT_FOUND, consumerConfig, ensureConsumer, refuseSecondMember } from './consumer-admin.js';
 import { ConsumerHub } from './consumer-hub.js';
 import { EphemeralConsumer } from './ephemeral-consumer.js';
@@ -153,7 +153,7 @@ export class NatsDriver implements Driver {
     try {
       nc = await connect(connectionOptions(config));
     } catch (error) {
-      throw new BrokerUnavailableError(`cannot connect to NATS at ${where}: ${errorMessage(error)}`, error);
+      throw authFailure(error, where) ?? new BrokerUnavailableError(`cannot connect to NATS at ${where}: ${errorMessage(error)}`, error);
     }
     const version = nc.info?.version ?? '';
     if (!serverSupported(version)) {

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { BuslineError, ClosedError, ConfigError, ErrorCode, errorCode, isBuslineError } from './errors.js';
+import { AuthFailedError, BuslineError, ClosedError, ConfigError, ErrorCode, errorCode, isBuslineError, tlsVerificationFailure } from './errors.js';
 
 /** A second, separately evaluated copy of this module: what an adapter with its own @busline/core brings. */
 async function otherCopy(): Promise<typeof import('./errors.js')> {
@@ -42,5 +42,19 @@ describe('errors across copies of core', () => {
     expect(isBuslineError(hostile)).toBe(false);
     expect(errorCode(hostile)).toBeUndefined();
     for (const value of [undefined, null, 'CLOSED', 42, Symbol('x')]) expect(isBuslineError(value)).toBe(false);
+  });
+});
+
+describe('AUTH_FAILED', () => {
+  it('is not retryable', () => {
+    expect(new AuthFailedError('refused')).toMatchObject({ code: 'AUTH_FAILED', retryable: false });
+  });
+
+  it('finds a TLS verification failure among the causes, and nothing in other errors', () => {
+    const tls = Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+    expect(tlsVerificationFailure(new Error('connect failed', { cause: tls }))).toEqual({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT', message: 'self-signed certificate' });
+    expect(tlsVerificationFailure({ originalError: tls })).toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+    expect(tlsVerificationFailure(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }))).toBeUndefined();
+    for (const value of [undefined, null, 'x', 42]) expect(tlsVerificationFailure(value)).toBeUndefined();
   });
 });

@@ -24,6 +24,11 @@ export const ErrorCode = {
   MessageTooLarge: 'MESSAGE_TOO_LARGE',
   /** Too many publishes are waiting for room in the bus's publish window. */
   PublishQueueFull: 'PUBLISH_QUEUE_FULL',
+  /**
+   * The broker refused the client's credentials, or the client refused the
+   * broker's TLS certificate: the security settings must change.
+   */
+  AuthFailed: 'AUTH_FAILED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -47,6 +52,7 @@ const PERMANENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.AdapterMissing,
   ErrorCode.Unsupported,
   ErrorCode.MessageTooLarge,
+  ErrorCode.AuthFailed,
 ]);
 
 /** In the global symbol registry, so every copy of @busline/core brands its errors with the same key. */
@@ -180,6 +186,45 @@ export class BrokerUnavailableError extends BuslineError {
   constructor(message: string, cause?: unknown) {
     super(ErrorCode.BrokerUnavailable, message, { retryable: true, cause });
   }
+}
+
+/**
+ * The broker refused the client's credentials, or the client refused the broker's TLS certificate
+ * (AUTH_FAILED): not retryable, the security settings must change. The message names them.
+ */
+export class AuthFailedError extends BuslineError {
+  constructor(message: string, cause?: unknown, details: Record<string, unknown> = {}) {
+    super(ErrorCode.AuthFailed, message, { cause, details });
+  }
+}
+
+/** Node's TLS certificate verification failures (`error.code` of a failed TLS connect). */
+const TLS_VERIFY_CODES: ReadonlySet<string> = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * The TLS verification failure in `error` or its causes (e.g. `DEPTH_ZERO_SELF_SIGNED_CERT`: the
+ * client does not trust the broker's certificate), or undefined. For drivers: such an error is
+ * AUTH_FAILED, not an unavailable broker.
+ */
+export function tlsVerificationFailure(error: unknown): { code: string; message: string } | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 10 && current !== null && typeof current === 'object'; depth++) {
+    const e = current as { code?: unknown; message?: unknown; cause?: unknown; originalError?: unknown };
+    if (typeof e.code === 'string' && TLS_VERIFY_CODES.has(e.code)) return { code: e.code, message: String(e.message ?? '') };
+    current = e.cause ?? e.originalError;
+  }
+  return undefined;
 }
 
 /**

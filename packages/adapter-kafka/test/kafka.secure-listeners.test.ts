@@ -1,0 +1,76 @@
+/**
+ * SASL and TLS against a real broker, through each producer client: a
+ * private single-node Kafka that also listens with SASL_PLAINTEXT (PLAIN,
+ * SCRAM-SHA-256, SCRAM-SHA-512) and with TLS (a self-signed certificate the
+ * client is given as its CA). For each, a bus publishes an event and its own
+ * group consumes it (consuming, the admin client and the producer all
+ * authenticate). A wrong password, and a certificate the client does not
+ * trust, fail the bus's start at once with AUTH_FAILED naming the setting to
+ * change (before: BROKER_UNAVAILABLE, "no broker answered", after the retries).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEventBus, type EventBus } from '@busline/core';
+import { adapter } from '../src/index.js';
+import { NO_BROKER, unique, until } from './helpers.js';
+import { PrivateKafkaBroker, SASL_USER } from './kafka-broker.js';
+
+const CLIENTS = ['kafkajs', 'kafka-ts'] as const;
+const MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+
+describe.skipIf(NO_BROKER)('kafka: SASL and TLS listeners', () => {
+  let broker: PrivateKafkaBroker;
+  const buses: EventBus[] = [];
+  beforeAll(async () => {
+    broker = await PrivateKafkaBroker.start('secure', { secure: true });
+  }, 180_000);
+  afterAll(async () => {
+    await Promise.all(buses.map((b) => b.close().catch(() => undefined)));
+    await broker?.stop();
+  });
+
+  function bus(endpoint: string, kafka: Record<string, unknown>): Promise<EventBus> {
+    return createEventBus(
+      { url: `kafka://${endpoint}`, group: unique('g-secure'), kafka: { connectionTimeoutMs: 5_000, retry: { retries: 1 }, ...kafka } },
+      { adapter },
+    ).then((b) => (buses.push(b), b));
+  }
+
+  /** Publishes one event through `b` and waits for its own subscription to handle it. */
+  async function roundTrip(b: EventBus): Promise<unknown> {
+    const topic = unique('secure');
+    const seen: unknown[] = [];
+    await b.subscribe(topic, (payload) => void seen.push(payload), { startFrom: 'earliest' });
+    await b.start();
+    await b.publish(topic, { hello: 'secure' }, { aggregateId: 'k' });
+    await until(() => seen.length > 0, 30_000, () => `the event published on ${topic} was not handled`);
+    return seen[0];
+  }
+
+  for (const client of CLIENTS) {
+    for (const mechanism of MECHANISMS) {
+      it(`${client} producer, SASL ${mechanism}: publishes and consumes`, { timeout: 60_000 }, async () => {
+        const b = await bus(broker.secure!.sasl, { sasl: { mechanism, ...SASL_USER }, producer: { client } });
+        expect(await roundTrip(b)).toEqual({ hello: 'secure' });
+      });
+    }
+
+    it(`${client} producer, TLS with the broker's certificate as CA: publishes and consumes`, { timeout: 60_000 }, async () => {
+      const b = await bus(broker.secure!.tls, { ssl: { ca: [broker.secure!.ca] }, producer: { client } });
+      expect(await roundTrip(b)).toEqual({ hello: 'secure' });
+    });
+
+    it(`${client} producer, a wrong SASL password: start fails with AUTH_FAILED naming kafka.sasl`, { timeout: 60_000 }, async () => {
+      const b = await bus(broker.secure!.sasl, { sasl: { mechanism: 'scram-sha-256', username: SASL_USER.username, password: 'wrong' }, producer: { client } });
+      const error = await b.start().then(() => undefined, (e: unknown) => e);
+      expect(error).toMatchObject({ code: 'AUTH_FAILED', retryable: false });
+      expect((error as Error).message).toMatch(/refused the SASL authentication.*check kafka\.sasl/);
+    });
+
+    it(`${client} producer, TLS without trusting the certificate: start fails with AUTH_FAILED naming kafka.ssl.ca`, { timeout: 60_000 }, async () => {
+      const b = await bus(broker.secure!.tls, { ssl: true, producer: { client } });
+      const error = await b.start().then(() => undefined, (e: unknown) => e);
+      expect(error).toMatchObject({ code: 'AUTH_FAILED', retryable: false, details: { tlsError: 'DEPTH_ZERO_SELF_SIGNED_CERT' } });
+      expect((error as Error).message).toMatch(/TLS certificate was not accepted.*kafka\.ssl\.ca/);
+    });
+  }
+});
