@@ -53,12 +53,14 @@ import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
 import { applyKafkajsRecordDecoder } from './kafkajs-record-decoder.js';
 import { applyKafkajsRecordEncoder } from './kafkajs-record-encoder.js';
 import { applyKafkajsRejoinHook } from './kafkajs-rejoin-hook.js';
+import { applyKafkajsStopFix } from './kafkajs-stop-fix.js';
 
 applyKafkajsIdleFix();
 applyKafkajsRecordEncoder();
 applyKafkajsRecordDecoder();
 applyKafkajsRejoinHook();
 applyKafkajsIdleFetchWait();
+applyKafkajsStopFix();
 
 const { Kafka: KafkaClient, logLevel: LogLevel } = kafkajs;
 
