@@ -53,6 +53,7 @@ import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
 import { applyKafkajsRecordDecoder } from './kafkajs-record-decoder.js';
 import { applyKafkajsRecordEncoder } from './kafkajs-record-encoder.js';
 import { applyKafkajsRejoinHook } from './kafkajs-rejoin-hook.js';
+import { applyKafkajsStopFix } from './kafkajs-stop-fix.js';
 import { applyKafkaTsRecordBatch } from './kafka-ts-record-batch.js';
 
 applyKafkajsIdleFix();
@@ -60,6 +61,7 @@ applyKafkajsRecordEncoder();
 applyKafkajsRecordDecoder();
 applyKafkajsRejoinHook();
 applyKafkajsIdleFetchWait();
+applyKafkajsStopFix();
 applyKafkaTsRecordBatch();
 
 const { Kafka: KafkaClient, logLevel: LogLevel } = kafkajs;

@@ -35,6 +35,8 @@ const GROWN = 12;
 const METADATA_MAX_AGE_MS = 3_000;
 const PLANNED = Math.round(SECONDS * RATE);
 const SCENARIO_TIMEOUT_MS = (SECONDS + 150) * 1_000;
+/** How long a member may take to close after SIGTERM (its consumer drain is bounded at 5 s, its bus close at 10 s). */
+const MEMBER_STOP_MS = 30_000;
 
 /** Publishes KEYS keys at RATE msg/s in all for SECONDS; each key's publishes are awaited one by one, so its seq is its publish order. */
 class SteadyPublisher {
@@ -210,8 +212,12 @@ describe.skipIf(NO_BROKER)('kafka: three member processes of one group on a 3-no
       );
     } finally {
       running?.stop();
-      await Promise.all(members.map((m) => m.stop()));
-      await publisher.close({ timeoutMs: 10_000 });
+      try {
+        // Bounded: a member whose close hangs fails the scenario saying so (and is killed), well within its timeout.
+        await MemberProcess.stopAll(members, MEMBER_STOP_MS);
+      } finally {
+        await publisher.close({ timeoutMs: 10_000 });
+      }
     }
   }
 
@@ -220,7 +226,7 @@ describe.skipIf(NO_BROKER)('kafka: three member processes of one group on a 3-no
       const first = [...members];
       for (let i = 0; i < first.length; i++) {
         await at((i + 1) / 5, `restarting member ${i}`);
-        await first[i]!.stop();
+        await first[i]!.stop(MEMBER_STOP_MS);
         await join();
       }
     });

@@ -32,7 +32,6 @@ await bus.subscribe(
   },
   { group: spec.group, concurrency: 8, retry: { maxAttempts: 5, initialDelayMs: 5, maxDelayMs: 50 } },
 );
-send({ t: 'ready' });
 // The test that started this member is gone (it timed out, or its runner was killed): so is this member.
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => {
@@ -41,3 +40,5 @@ process.on('SIGTERM', () => {
     // The driver's counters (rebalances, drains, abandoned records), sent before the process exits.
     .finally(() => process.send?.({ t: 'metrics', driver: bus.metrics().driver }, () => process.exit(0)) ?? process.exit(0));
 });
+// Only now: a SIGTERM sent as soon as the parent hears this must find the handler above in place.
+send({ t: 'ready' });

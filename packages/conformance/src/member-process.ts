@@ -32,6 +32,8 @@ const MAIN = fileURLToPath(new URL('./member-main.js', import.meta.url));
  * mid-handling the way deployments do; its handlings feed an OrderChecker here.
  */
 export class MemberProcess {
+  /** How long `stop()` waits for a member to exit after SIGTERM, unless told otherwise. */
+  static readonly STOP_TIMEOUT_MS = 60_000;
   private readonly open = new Map<number, Handling>();
   readonly errors: string[] = [];
   /** The member's driver counters (`bus.metrics().driver`), reported when it stopped on SIGTERM. */
@@ -43,7 +45,9 @@ export class MemberProcess {
     private readonly child: ChildProcess,
     private readonly checker: OrderChecker,
   ) {
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    // 'close', not 'exit': the IPC channel is drained by then, so a member's last messages
+    // (its driver metrics, sent just before it exits) have arrived when stop() resolves.
+    this.exited = new Promise((resolve) => child.once('close', () => resolve()));
     child.on('message', (m: { t: string; id: number; key: string; seq: number; at: string; ok: boolean; message: string; driver: Record<string, number> }) => {
       if (m.t === 'b') {
         const handling: Handling = { member: name, key: m.key, seq: m.seq, start: BigInt(m.at) };
@@ -91,10 +95,35 @@ export class MemberProcess {
     this.checker.memberDied(this.name);
   }
 
-  /** SIGTERM: the member closes its bus (handlers finish, the rest goes back), reports `driverMetrics` and exits. */
-  async stop(): Promise<void> {
+  /**
+   * SIGTERM: the member closes its bus (handlers finish, the rest goes back), reports `driverMetrics`
+   * and exits. A member still running `timeoutMs` after the SIGTERM is killed (SIGKILL; its
+   * unfinished handlings end then, as with `kill()`) and stop() rejects saying so: a close that
+   * hangs fails the test with that message instead of a scenario timeout.
+   */
+  async stop(timeoutMs = MemberProcess.STOP_TIMEOUT_MS): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const closed = await Promise.race([
+      this.exited.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (closed) return;
+    this.child.kill('SIGKILL');
     await this.exited;
+    this.checker.memberDied(this.name);
+    throw new Error(`member ${this.name} did not close within ${timeoutMs} ms after SIGTERM (killed with SIGKILL)`);
+  }
+
+  /**
+   * Stops every member (`stop()`, concurrently) and waits for all of them; then rejects with the
+   * first failure, if any, so one member that did not close leaves none of the others running.
+   */
+  static async stopAll(members: readonly MemberProcess[], timeoutMs = MemberProcess.STOP_TIMEOUT_MS): Promise<void> {
+    const results = await Promise.allSettled(members.map((m) => m.stop(timeoutMs)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 }

@@ -155,7 +155,7 @@ export function registerGroupMemberTests(h: Harness): void {
         const report = checker.assertHeld();
         expect(report.handlings).toBeGreaterThanOrEqual(total);
       } finally {
-        await Promise.all(members.map((m) => m.stop()));
+        await MemberProcess.stopAll(members);
       }
     },
   );
