@@ -1,6 +1,6 @@
 /**
  * KafkaDriver: core's driver contract on Apache Kafka through kafkajs, and
- * kafka-ts for publishing when `producer.client` names it.
+ * kafka-ts for publishing unless `producer.client` names kafkajs.
  *
  * - publish: the PublishBatcher gathers concurrent publishes into one batch
  *   and hands it to the producer client `producer.client` names
@@ -122,7 +122,7 @@ async function reachable(clientConfig: KafkaJSConfig, c: KafkaConfig): Promise<v
 }
 
 /**
- * The busline driver for Apache Kafka (kafkajs; kafka-ts for publishing when `producer.client` names it). Made by `createEventBus`; construct it
+ * The busline driver for Apache Kafka (kafkajs, and kafka-ts for publishing by default). Made by `createEventBus`; construct it
  * yourself only to test the driver alone.
  */
 export class KafkaDriver implements Driver {

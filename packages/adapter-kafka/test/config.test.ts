@@ -15,9 +15,9 @@ describe('kafka config', () => {
     expect(sectionFromUrl('kafka://a:9092,b:9093')).toEqual({ brokers: ['a:9092', 'b:9093'] });
   });
 
-  it('applies safe defaults: the kafkajs producer, acks all, idempotent, short linger, one batch in flight', () => {
+  it('applies safe defaults: the kafka-ts producer, acks all, idempotent, short linger, one batch in flight', () => {
     const c = kafkaConfigSchema.parse({ brokers: ['127.0.0.1:9092'] });
-    expect(c.producer).toMatchObject({ client: 'kafkajs', acks: 'all', idempotent: true, lingerMs: 2, maxInFlightBatches: 1 });
+    expect(c.producer).toMatchObject({ client: 'kafka-ts', acks: 'all', idempotent: true, lingerMs: 2, maxInFlightBatches: 1 });
     expect(c.consumer.commitIntervalMs).toBeGreaterThan(0);
     expect(c.logLevel).toBe('nothing');
   });
