@@ -103,3 +103,15 @@ export async function until(predicate: () => boolean | Promise<boolean>, timeout
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** The headers of a binary-mode record as busline writes it (CloudEvents attributes, content type, trace context), for encoder and decoder tests. */
+export const ENVELOPE_HEADERS: Readonly<Record<string, string>> = {
+  ce_specversion: '1.0',
+  ce_id: '01934f1e-7c4a-7d2b-9f3e-2b8c1d4e5f60',
+  ce_type: 'order.placed',
+  ce_source: 'billing',
+  ce_time: '2026-12-02T03:04:05.678Z',
+  'content-type': 'application/json',
+  ce_subject: 'acct-7',
+  traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+};

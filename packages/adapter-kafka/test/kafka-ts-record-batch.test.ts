@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createRequire } from 'node:module';
 import { applyKafkaTsRecordBatch, maxBatchSize, originalKafkaTs, type KafkaTsMessage, type KafkaTsProduceRequest, type ProducerBufferLike } from '../src/kafka-ts-record-batch.js';
+import { ENVELOPE_HEADERS } from './helpers.js';
 
 const require = createRequire(import.meta.url);
 type Encoded = { buffer: Buffer; getBufferLength(): number };
@@ -26,16 +27,7 @@ async function encode(request: typeof createRequest extends () => infer F ? F : 
   return { bytes, bound, shape };
 }
 
-const envelope = {
-  ce_specversion: '1.0',
-  ce_id: '01934f1e-7c4a-7d2b-9f3e-2b8c1d4e5f60',
-  ce_type: 'order.placed',
-  ce_source: 'billing',
-  ce_time: '2026-12-02T03:04:05.678Z',
-  'content-type': 'application/json',
-  ce_subject: 'acct-7',
-  traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
-};
+const envelope = ENVELOPE_HEADERS;
 const m = (topic: string, partition: number, r: Partial<KafkaTsMessage> = {}): KafkaTsMessage => ({ topic, partition, key: 'k', value: Buffer.from('v'), ...r });
 const long = 'x'.repeat(700);
 const cases: [string, KafkaTsMessage[]][] = [

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
 import { applyKafkajsRecordDecoder, originalKafkajsRecordDecoder } from '../src/kafkajs-record-decoder.js';
 import { originalKafkajsRecordEncoder } from '../src/kafkajs-record-encoder.js';
+import { ENVELOPE_HEADERS } from './helpers.js';
 
 type Decode = (decoder: object, batchContext?: object) => Record<string, unknown>;
 const require = createRequire(import.meta.url);
@@ -9,16 +10,7 @@ const Decoder = require('kafkajs/src/protocol/decoder.js') as new (buffer: Buffe
 const encode = originalKafkajsRecordEncoder() as unknown as (record: object) => { buffer: Buffer };
 
 const long = 'x'.repeat(700);
-const eight = {
-  ce_specversion: '1.0',
-  ce_id: '01934f1e-7c4a-7d2b-9f3e-2b8c1d4e5f60',
-  ce_type: 'order.placed',
-  ce_source: 'billing',
-  ce_time: '2026-12-02T03:04:05.678Z',
-  'content-type': 'application/json',
-  ce_subject: 'acct-7',
-  traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
-};
+const eight = ENVELOPE_HEADERS;
 const records: object[] = [
   { key: 'order-1', value: Buffer.from('{"a":1}'), headers: {} },
   { key: null, value: null },
