@@ -21,7 +21,7 @@ import {
   TopicError,
   errorMessage,
   isBuslineError,
-  tlsVerificationFailure,
+  untrustedCertificate,
 } from '@busline/core/driver';
 
 interface KafkaJSErrorLike {
@@ -223,15 +223,7 @@ export function authFailure(error: unknown, what: string): BuslineError | undefi
   if (causeChain(error).some((e) => e.name === 'KafkaJSSASLAuthenticationError' || SASL_TYPES.has(typeOf(e) ?? ''))) {
     return new AuthFailedError(`${what}: the broker refused the SASL authentication (${errorMessage(error)}); check kafka.sasl (mechanism, username, password)`, error);
   }
-  const tls = tlsVerificationFailure(error);
-  if (tls !== undefined) {
-    return new AuthFailedError(
-      `${what}: the broker's TLS certificate was not accepted (${tls.code}: ${tls.message}); set kafka.ssl.ca to the CA that signed it, or connect by a name the certificate holds`,
-      error,
-      { tlsError: tls.code },
-    );
-  }
-  return undefined;
+  return untrustedCertificate(error, what, 'kafka.ssl.ca');
 }
 
 /** A publish failure as the caller sees it. */

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type TlsOptions } from '@nats-io/nats-core';
-import { AuthFailedError, errorMessage, tlsVerificationFailure } from '@busline/core/driver';
+import { AuthFailedError, errorMessage, untrustedCertificate } from '@busline/core/driver';
 import type { NatsConfig } from './config.js';
 
 /** `nats://user:secret@host:4222` → `nats://host:4222`: what may appear in logs and errors. */
@@ -21,15 +21,7 @@ export function authFailure(error: unknown, where: string): AuthFailedError | un
       error,
     );
   }
-  const tls = tlsVerificationFailure(error);
-  if (tls !== undefined) {
-    return new AuthFailedError(
-      `cannot connect to NATS at ${where}: the server's TLS certificate was not accepted (${tls.code}: ${tls.message}); set nats.tls.ca to the CA that signed it, or connect by a name the certificate holds`,
-      error,
-      { tlsError: tls.code },
-    );
-  }
-  return undefined;
+  return untrustedCertificate(error, `cannot connect to NATS at ${where}`, 'nats.tls.ca');
 }
 
 /**

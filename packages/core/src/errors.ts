@@ -228,6 +228,21 @@ export function tlsVerificationFailure(error: unknown): { code: string; message:
 }
 
 /**
+ * AUTH_FAILED for an error whose cause is a broker TLS certificate the client did not trust, or
+ * undefined: the message says what failed (`what`), Node's verification code and what to set
+ * (`caSetting`, e.g. `kafka.ssl.ca`); `details.tlsError` holds the code. For drivers' connect errors.
+ */
+export function untrustedCertificate(error: unknown, what: string, caSetting: string): AuthFailedError | undefined {
+  const tls = tlsVerificationFailure(error);
+  if (tls === undefined) return undefined;
+  return new AuthFailedError(
+    `${what}: the broker's TLS certificate was not accepted (${tls.code}: ${tls.message}); set ${caSetting} to the CA that signed it, or connect by a name the certificate holds`,
+    error,
+    { tlsError: tls.code },
+  );
+}
+
+/**
  * `createEventBus` could not import the adapter package for the config's type (ADAPTER_MISSING):
  * install it, or pass it as `{ adapter }`.
  */
