@@ -111,9 +111,7 @@ export class MemberProcess {
     ]);
     clearTimeout(timer);
     if (closed) return;
-    this.child.kill('SIGKILL');
-    await this.exited;
-    this.checker.memberDied(this.name);
+    await this.kill();
     throw new Error(`member ${this.name} did not close within ${timeoutMs} ms after SIGTERM (killed with SIGKILL)`);
   }
 
