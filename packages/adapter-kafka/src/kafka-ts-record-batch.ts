@@ -198,15 +198,24 @@ function maxRecordSize(m: KafkaTsMessage): number {
   return size;
 }
 
-/** A bound of the batch's size. */
+/** Each record's bound, as the last maxBatchSize measured them: writeBatch sizes the length prefixes by them. */
+let recordBounds = new Int32Array(1024);
+
+/** A bound of the batch's size; keeps each record's bound in `recordBounds` for writeBatch. */
 export function maxBatchSize(partition: KafkaTsPartitionBatch): number {
+  const messages = partition.records as KafkaTsMessage[];
+  if (recordBounds.length < messages.length) recordBounds = new Int32Array(messages.length * 2);
   let size = HEAD + BODY_HEAD;
-  for (const m of partition.records as KafkaTsMessage[]) size += 5 + maxRecordSize(m);
+  for (let i = 0; i < messages.length; i++) {
+    const bound = maxRecordSize(messages[i]!);
+    recordBounds[i] = bound;
+    size += 5 + bound;
+  }
   return size;
 }
 
-/** Writes the batch at the start of `buf` (at least maxBatchSize long); returns its length. */
-export function writeBatch(buf: Buffer, p: KafkaTsPartitionBatch, defaultTimestamp: bigint): number {
+/** Writes the batch at the start of `buf` (at least maxBatchSize long, measured just before); returns its length. */
+function writeBatch(buf: Buffer, p: KafkaTsPartitionBatch, defaultTimestamp: bigint): number {
   const messages = p.records as KafkaTsMessage[];
   buf.writeBigInt64BE(p.baseOffset, 0);
   buf.writeInt32BE(p.partitionLeaderEpoch, 12);
@@ -220,15 +229,15 @@ export function writeBatch(buf: Buffer, p: KafkaTsPartitionBatch, defaultTimesta
   at = buf.writeInt16BE(p.producerEpoch, at);
   at = buf.writeInt32BE(p.baseSequence, at);
   at = buf.writeInt32BE(messages.length, at);
-  for (let i = 0; i < messages.length; i++) at = writeRecord(buf, at, messages[i]!, i, p.baseTimestamp, defaultTimestamp);
+  for (let i = 0; i < messages.length; i++) at = writeRecord(buf, at, messages[i]!, recordBounds[i]!, i, p.baseTimestamp, defaultTimestamp);
   buf.writeInt32BE(at - 12, 8);
   buf.writeUInt32BE(crc32c.buf(buf.subarray(HEAD, at)) >>> 0, 17);
   return at;
 }
 
-/** One message's record, length first. The length's varint width is guessed from the size bound and the record moved if the guess was wide. */
-function writeRecord(buf: Buffer, at: number, m: KafkaTsMessage, offsetDelta: number, baseTimestamp: bigint, defaultTimestamp: bigint): number {
-  const reserved = varIntSize(maxRecordSize(m));
+/** One message's record, length first. The length's varint width is guessed from the record's size bound and the record moved if the guess was wide. */
+function writeRecord(buf: Buffer, at: number, m: KafkaTsMessage, bound: number, offsetDelta: number, baseTimestamp: bigint, defaultTimestamp: bigint): number {
+  const reserved = varIntSize(bound);
   const start = at + reserved;
   let end = start;
   buf[end++] = 0; // attributes
