@@ -1,4 +1,4 @@
-import { kafkajsInternal } from './kafkajs-internals.js';
+import { patchKafkajsPrototype } from './kafkajs-internals.js';
 import { MemberRegistry } from './kafkajs-members.js';
 
 /**
@@ -43,23 +43,19 @@ export function registerIdleFetchWait(groupId: string, memberId: string, idleWai
 }
 
 export function applyKafkajsIdleFetchWait(): boolean {
-  const ConsumerGroup = kafkajsInternal<{ prototype: ConsumerGroupLike & { [PATCHED]?: true } }>('consumer/consumerGroup.js');
-  if (ConsumerGroup === undefined) return false;
-  const proto = ConsumerGroup.prototype;
-  if (proto[PATCHED] || typeof proto.fetch !== 'function') return proto[PATCHED] === true;
-  const original = proto.fetch;
-  proto.fetch = async function (this: ConsumerGroupLike, nodeId: number) {
-    const idleWait = idleWaits.get(this.groupId, this.memberId);
-    if (idleWait === undefined) return original.call(this, nodeId);
-    const base = (this[BASE_WAIT] ??= this.maxWaitTime);
-    const empty = (this[EMPTY_NODES] ??= new Set());
-    const idle = empty.has(nodeId) && this.subscriptionState.paused().length === 0;
-    this.maxWaitTime = idle ? Math.max(base, idleWait) : base;
-    const batches = await original.call(this, nodeId);
-    if (batches.every((batch) => batch.isEmpty())) empty.add(nodeId);
-    else empty.delete(nodeId);
-    return batches;
-  };
-  proto[PATCHED] = true;
-  return true;
+  return patchKafkajsPrototype<ConsumerGroupLike>('consumer/consumerGroup.js', PATCHED, ['fetch'], (proto) => {
+    const original = proto.fetch;
+    proto.fetch = async function (this: ConsumerGroupLike, nodeId: number) {
+      const idleWait = idleWaits.get(this.groupId, this.memberId);
+      if (idleWait === undefined) return original.call(this, nodeId);
+      const base = (this[BASE_WAIT] ??= this.maxWaitTime);
+      const empty = (this[EMPTY_NODES] ??= new Set());
+      const idle = empty.has(nodeId) && this.subscriptionState.paused().length === 0;
+      this.maxWaitTime = idle ? Math.max(base, idleWait) : base;
+      const batches = await original.call(this, nodeId);
+      if (batches.every((batch) => batch.isEmpty())) empty.add(nodeId);
+      else empty.delete(nodeId);
+      return batches;
+    };
+  });
 }

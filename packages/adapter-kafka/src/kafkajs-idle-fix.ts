@@ -1,4 +1,4 @@
-import { kafkajsInternal } from './kafkajs-internals.js';
+import { patchKafkajsPrototype } from './kafkajs-internals.js';
 
 /**
  * kafkajs 2.2.4 spins while idle: its RequestQueue re-arms a timer after
@@ -22,15 +22,11 @@ interface RequestQueueLike {
 const PATCHED = Symbol.for('busline.kafkajs.idleFix');
 
 export function applyKafkajsIdleFix(): boolean {
-  const RequestQueue = kafkajsInternal<{ prototype: RequestQueueLike & { [PATCHED]?: true } }>('network/requestQueue/index.js');
-  if (RequestQueue === undefined) return false;
-  const proto = RequestQueue.prototype;
-  if (proto[PATCHED] || typeof proto.scheduleCheckPendingRequests !== 'function') return proto[PATCHED] === true;
-  const original = proto.scheduleCheckPendingRequests;
-  proto.scheduleCheckPendingRequests = function (this: RequestQueueLike): void {
-    if (this.pending.length === 0 && !this.throttleCheckTimeoutId && this.throttledUntil - Date.now() <= 0) return;
-    original.call(this);
-  };
-  proto[PATCHED] = true;
-  return true;
+  return patchKafkajsPrototype<RequestQueueLike>('network/requestQueue/index.js', PATCHED, ['scheduleCheckPendingRequests'], (proto) => {
+    const original = proto.scheduleCheckPendingRequests;
+    proto.scheduleCheckPendingRequests = function (this: RequestQueueLike): void {
+      if (this.pending.length === 0 && !this.throttleCheckTimeoutId && this.throttledUntil - Date.now() <= 0) return;
+      original.call(this);
+    };
+  });
 }

@@ -40,3 +40,20 @@ export function replaceKafkajsModule<T extends object>(path: string, capturedBy:
   cached.exports = replacement;
   return true;
 }
+
+/**
+ * Patches the prototype of the kafkajs class exported by module `path`, once
+ * per process: `patch` gets the prototype, which is then marked with `mark`.
+ * False, with nothing changed, when kafkajs has no such module or the
+ * prototype lacks one of `methods` (another version): the fix is skipped.
+ */
+export function patchKafkajsPrototype<P extends object>(path: string, mark: symbol, methods: readonly (keyof P)[], patch: (proto: P) => void): boolean {
+  const proto = kafkajsInternal<{ prototype: P }>(path)?.prototype;
+  if (proto === undefined) return false;
+  const marks = proto as Record<symbol, unknown>;
+  if (marks[mark] === true) return true;
+  if (methods.some((name) => typeof proto[name] !== 'function')) return false;
+  patch(proto);
+  marks[mark] = true;
+  return true;
+}

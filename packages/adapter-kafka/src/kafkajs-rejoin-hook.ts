@@ -1,4 +1,4 @@
-import { kafkajsInternal } from './kafkajs-internals.js';
+import { patchKafkajsPrototype } from './kafkajs-internals.js';
 import { MemberRegistry } from './kafkajs-members.js';
 
 /**
@@ -38,17 +38,13 @@ export function registerBeforeRejoin(groupId: string, memberId: string, hook: Be
 }
 
 export function applyKafkajsRejoinHook(): boolean {
-  const ConsumerGroup = kafkajsInternal<{ prototype: ConsumerGroupLike & { [PATCHED]?: true } }>('consumer/consumerGroup.js');
-  if (ConsumerGroup === undefined) return false;
-  const proto = ConsumerGroup.prototype;
-  if (proto[PATCHED] || typeof proto.joinAndSync !== 'function' || typeof proto.heartbeat !== 'function') return proto[PATCHED] === true;
-  const original = proto.joinAndSync;
-  proto.joinAndSync = async function (this: ConsumerGroupLike): Promise<void> {
-    const hook = hooks.get(this.groupId, this.memberId);
-    // interval 0: the hook paces its heartbeats itself (kafkajs does not advance its clock when one fails).
-    if (hook !== undefined) await hook(() => this.heartbeat({ interval: 0 }));
-    return original.call(this);
-  };
-  proto[PATCHED] = true;
-  return true;
+  return patchKafkajsPrototype<ConsumerGroupLike>('consumer/consumerGroup.js', PATCHED, ['joinAndSync', 'heartbeat'], (proto) => {
+    const original = proto.joinAndSync;
+    proto.joinAndSync = async function (this: ConsumerGroupLike): Promise<void> {
+      const hook = hooks.get(this.groupId, this.memberId);
+      // interval 0: the hook paces its heartbeats itself (kafkajs does not advance its clock when one fails).
+      if (hook !== undefined) await hook(() => this.heartbeat({ interval: 0 }));
+      return original.call(this);
+    };
+  });
 }

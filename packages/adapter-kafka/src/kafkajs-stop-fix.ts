@@ -1,4 +1,4 @@
-import { kafkajsInternal } from './kafkajs-internals.js';
+import { patchKafkajsPrototype } from './kafkajs-internals.js';
 
 /**
  * kafkajs 2.2.4 can spin for ever, with the event loop blocked, when a
@@ -34,16 +34,12 @@ interface RunnerLike {
 const PATCHED = Symbol.for('busline.kafkajs.stopFix');
 
 export function applyKafkajsStopFix(): boolean {
-  const Runner = kafkajsInternal<{ prototype: RunnerLike & { [PATCHED]?: true } }>('consumer/runner.js');
-  if (Runner === undefined) return false;
-  const proto = Runner.prototype;
-  if (proto[PATCHED] || typeof proto.fetch !== 'function') return proto[PATCHED] === true;
-  const original = proto.fetch;
-  proto.fetch = function (this: RunnerLike, nodeId: number): Promise<unknown[]> {
-    // Not awaited: it resolves once the calling fetcher's loop has ended, after this fetch returns.
-    if (!this.running) void this.fetchManager?.stop().catch(() => undefined);
-    return original.call(this, nodeId);
-  };
-  proto[PATCHED] = true;
-  return true;
+  return patchKafkajsPrototype<RunnerLike>('consumer/runner.js', PATCHED, ['fetch'], (proto) => {
+    const original = proto.fetch;
+    proto.fetch = function (this: RunnerLike, nodeId: number): Promise<unknown[]> {
+      // Not awaited: it resolves once the calling fetcher's loop has ended, after this fetch returns.
+      if (!this.running) void this.fetchManager?.stop().catch(() => undefined);
+      return original.call(this, nodeId);
+    };
+  });
 }
