@@ -9,8 +9,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemberProcess, OrderChecker, runWithConcurrency, waitFor, type MemberSpec } from '@busline/conformance';
-import { admin, Buses, serverPins, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
+import { admin, type Admin, Buses, serverPins, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
 import { PrivateNatsCluster, type PrivateNatsServer } from './nats-server.js';
+import { durableNameFor } from '../src/names.js';
+import { partitionDurable } from '../src/partition-layout.js';
+import { pinHolder } from '../src/pull-consumer.js';
 
 const KEYS = 24;
 const PER_KEY = 60;
@@ -85,7 +88,9 @@ describe.skipIf(!PINS)('nats: partitioned group of member processes on a 3-node 
       expect(leader, `stream leader "${name}" is one of ours`).toBeDefined();
       await leader!.stopProcess('SIGKILL');
       await publishing;
-      await waitFor(() => checker.complete(), { timeoutMs: 150_000, intervalMs: 100, message: () => `handled ${checker.handledCount} of ${total}` });
+      await waitFor(() => checker.complete(), { timeoutMs: 150_000, intervalMs: 100, message: () => `handled ${checker.handledCount} of ${total}` }).catch(async (error: unknown) => {
+        throw new Error(`${String(error)}\n${await diagnose(a, stream, durableNameFor(spec.group, topic, false), checker, members)}`);
+      });
       checker.assertHeld();
       const report = checker.report();
       process.stdout.write(`partitioned group: ${JSON.stringify(report)}\n`);
@@ -96,3 +101,20 @@ describe.skipIf(!PINS)('nats: partitioned group of member processes on a 3-node 
     }
   }, 420_000);
 });
+
+/** What a stalled run left behind: the messages never handled, the members' errors, each partition consumer's state. */
+async function diagnose(a: Admin, stream: string, durable: string, checker: OrderChecker, members: MemberProcess[]): Promise<string> {
+  const lines = [`missing: ${checker.report().missing.slice(0, 12).join(', ')}`];
+  for (const m of members) if (m.errors.length > 0) lines.push(`${m.name} errors: ${m.errors.slice(-5).join(' | ')}`);
+  for (let p = 0; p < PARTITIONS; p++) {
+    const name = partitionDurable(durable, p, PARTITIONS);
+    const c = await a.jsm.consumers.info(stream, name).catch((error: unknown) => String(error));
+    lines.push(
+      typeof c === 'string'
+        ? `${name}: ${c}`
+        : `${name}: pending ${c.num_pending}, ack pending ${c.num_ack_pending}, redelivered ${c.num_redelivered}, waiting ${c.num_waiting}, ` +
+            `delivered ${c.delivered.stream_seq}, ack floor ${c.ack_floor.stream_seq}, leader ${c.cluster?.leader ?? '?'}, pin ${pinHolder(c) ?? 'none'}`,
+    );
+  }
+  return lines.join('\n');
+}

@@ -12,6 +12,12 @@ import type { MemberSpec } from './member-process.js';
 
 const spec = JSON.parse(process.env.BUSLINE_MEMBER ?? '{}') as MemberSpec;
 const send = (message: unknown) => process.send?.(message);
+/**
+ * Resolves once the report is written to the IPC channel: a handling's end must reach the parent
+ * before its acknowledgement can leave, or a kill -9 right after the ack loses the report and the
+ * checker counts an acknowledged message as never handled.
+ */
+const report = (message: unknown) => new Promise<void>((resolve) => (process.send ? process.send(message, () => resolve()) : resolve()));
 
 
 const options = spec.adapterModule ? { adapter: ((await import(spec.adapterModule)) as { adapter: AdapterModule }).adapter } : {};
@@ -24,10 +30,10 @@ await bus.subscribe(
   async (payload, ctx) => {
     const { key, seq } = payload as { key: string; seq: number };
     const id = next++;
-    send({ t: 'b', id, key, seq, at: String(process.hrtime.bigint()) });
+    await report({ t: 'b', id, key, seq, at: String(process.hrtime.bigint()) });
     await new Promise((resolve) => setTimeout(resolve, Math.random() * spec.handlerMs));
     const fail = ctx.attempt === 1 && failsFirst(ctx.envelope.id, spec.failPercent);
-    send({ t: 'e', id, ok: !fail, at: String(process.hrtime.bigint()) });
+    await report({ t: 'e', id, ok: !fail, at: String(process.hrtime.bigint()) });
     if (fail) throw new Error('transient');
   },
   { group: spec.group, concurrency: 8, retry: { maxAttempts: 5, initialDelayMs: 5, maxDelayMs: 50 } },
