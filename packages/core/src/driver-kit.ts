@@ -11,6 +11,7 @@ export * from './driver.js';
 export * from './errors.js';
 export * from './topic.js';
 export { AckWatermark } from './ack-watermark.js';
+export { CloseDeadline } from './close-deadline.js';
 export { Header } from './envelope.js';
 export { HTTP_BINDING, KAFKA_BINDING, type CloudEventsBinding, type CloudEventsHeaders } from './cloudevents-binding.js';
 export { redactSecrets, type Logger } from './logger.js';

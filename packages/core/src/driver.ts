@@ -216,8 +216,11 @@ export interface DriverSubscription {
   readonly leaseMs?: number;
   /** Stop fetching. Delivered messages can still be settled until `close`. */
   stop(): Promise<void>;
-  /** Flush pending acknowledgements/commits and release the consumer. */
-  close(): Promise<void>;
+  /**
+   * Flush pending acknowledgements/commits and release the consumer. `timeoutMs`: how long to wait
+   * on the broker for that (core stops waiting shortly after it in any case).
+   */
+  close(options?: { timeoutMs: number }): Promise<void>;
 }
 
 /** Per-call options of `Driver.publish`. */
@@ -301,9 +304,12 @@ export interface Driver {
 
   /**
    * Releases every connection and consumer; deliveries not settled by then are redelivered by the
-   * broker.
+   * broker. `timeoutMs` (from `bus.close`): what is left of the close's bound for the final
+   * acknowledgements or commits and the goodbyes to the broker. A broker that does not answer
+   * within it is given up on (what was not committed is delivered again); core stops waiting
+   * shortly after it in any case.
    */
-  close(): Promise<void>;
+  close(options?: { timeoutMs: number }): Promise<void>;
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   type EnvelopeOptions,
   type Payload,
 } from './envelope.js';
+import { CloseDeadline, DRIVER_CLOSE_FLOOR_MS, DRIVER_CLOSE_GRACE_MS } from './close-deadline.js';
 import { BuslineError, ClosedError, ErrorCode, EnvelopeError, type FieldDifference } from './errors.js';
 import type { BusEvents } from './events.js';
 import { HealthMonitor, type HealthOptions, type HealthReport } from './health.js';
@@ -93,6 +94,7 @@ type State = 'created' | 'starting' | 'started' | 'closing' | 'closed';
 const DEFAULT_TOPIC: TopicOptions = topicOptionsSchema.parse({});
 /** The instrumentation scope of core's spans and metrics. */
 const SCOPE = '@busline/core';
+
 
 /**
  * The API services call. It owns everything that is the same for every broker
@@ -629,9 +631,30 @@ export class EventBus extends EventEmitter<BusEvents> {
     await Promise.all(subscriptions.map((s) => s.unsubscribe(Math.max(0, deadline - Date.now()))));
     this.state = 'closed';
     try {
-      if (this.connected) await this.driver.close();
+      if (this.connected) await this.closeDriver(Math.max(deadline - Date.now(), DRIVER_CLOSE_FLOOR_MS));
     } finally {
       this.emit('connection', 'closed');
+    }
+  }
+
+  /**
+   * The driver's goodbyes get what is left of the bound (at least DRIVER_CLOSE_FLOOR_MS, for the
+   * final commit after handlers used it all); a driver still waiting on its broker
+   * DRIVER_CLOSE_GRACE_MS after that is left behind, so a hung broker cannot hold close() for its
+   * client's request timeouts and retries.
+   */
+  private async closeDriver(timeoutMs: number): Promise<void> {
+    const bound = timeoutMs + DRIVER_CLOSE_GRACE_MS;
+    if (!(await CloseDeadline.in(bound).within(this.driver.close({ timeoutMs }), 'closing the driver'))) {
+      this.emit(
+        'error',
+        new BuslineError(
+          ErrorCode.DrainTimeout,
+          `the ${this.driver.name} driver did not close within ${bound} ms (its broker does not answer): close() stopped waiting for it. ` +
+            'Messages not acknowledged are delivered again; its connections end when the client gives up on them.',
+        ),
+        'closing the driver',
+      );
     }
   }
 

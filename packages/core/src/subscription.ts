@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { formatZodIssues, groupNameSchema, type SubscriptionDefaults } from './config.js';
 import { deadLetterCopies, publishDeadLetter } from './dead-letter.js';
+import { CloseDeadline, DRIVER_CLOSE_FLOOR_MS, DRIVER_CLOSE_GRACE_MS } from './close-deadline.js';
 import { DeliveryInlet, type HeldMessage, type InletProcessor } from './delivery-inlet.js';
 import type { ConsumerSpec, DriverSubscription, PublishOutcome, WireMessage } from './driver.js';
 import { carriesEvent, type CloudEventsBinding } from './cloudevents-binding.js';
@@ -483,6 +484,7 @@ export class Subscription implements InletProcessor {
    */
   unsubscribe(timeoutMs = 30_000): Promise<void> {
     this.closing ??= (async () => {
+      const deadline = Date.now() + timeoutMs;
       this.stop();
       // A consumer still being opened is closed once it is open, never left attached.
       await this.opening;
@@ -494,11 +496,31 @@ export class Subscription implements InletProcessor {
       if (!drained) {
         this.host.emit('error', new BuslineError('DRAIN_TIMEOUT', `handlers on "${this.topic}" did not finish within ${timeoutMs} ms; their messages stay unsettled and will be redelivered`), 'unsubscribe');
       }
-      await this.driverSubscription?.close();
+      await this.closeDriverSubscription(Math.max(deadline - Date.now(), DRIVER_CLOSE_FLOOR_MS));
       this.inlet.close();
       this.onClosed(this);
     })();
     return this.closing;
+  }
+
+  /**
+   * The consumer's last commits and release get what is left of the unsubscribe's bound (at least
+   * DRIVER_CLOSE_FLOOR_MS); a driver still waiting on its broker DRIVER_CLOSE_GRACE_MS after that is
+   * left behind, so a hung broker cannot hold unsubscribe (or close) for its client's timeouts.
+   */
+  private async closeDriverSubscription(timeoutMs: number): Promise<void> {
+    const driverSubscription = this.driverSubscription;
+    if (driverSubscription === undefined) return;
+    const bound = timeoutMs + DRIVER_CLOSE_GRACE_MS;
+    if (await CloseDeadline.in(bound).within(driverSubscription.close({ timeoutMs }), 'closing the consumer')) return;
+    this.host.emit(
+      'error',
+      new BuslineError(
+        'DRAIN_TIMEOUT',
+        `the consumer of "${this.topic}" did not close within ${bound} ms (its broker does not answer): unsubscribe stopped waiting for it; what it did not acknowledge is delivered again`,
+      ),
+      'unsubscribe',
+    );
   }
 }
 
