@@ -42,6 +42,9 @@ export async function startKafkaConsumer(host: ConsumerStartHost, topics: string
     maxWaitTimeInMs: c.maxWaitTimeMs,
     metadataMaxAge: host.metadataMaxAgeMs,
     allowAutoTopicCreation: false,
+    // kafkajs's own restart after a crash (its defaults otherwise), but never of a consumer this
+    // driver already stopped: a crash during close would bring it back as a zombie group member.
+    retry: { retries: 5, restartOnFailure: () => Promise.resolve(host.isCurrent(consumer)) },
   });
   const latest = topics.some((t) => !host.router.startFromEarliest(t));
   let joined!: () => void;

@@ -39,6 +39,7 @@
  */
 import {
   BuslineError,
+  CloseDeadline,
   ErrorCode,
   errorMessage,
   type ConsumerSpec,
@@ -65,6 +66,8 @@ import { SubscriptionRouter, type SinkEntry } from './subscription-router.js';
 
 /** The least a partition may buffer ahead, however many partitions share `maxBufferedBytes`. */
 const MIN_PREFETCH_BYTES = 64 * 1024;
+/** How long an unsubscribe waits on the broker when core gives no bound (a driver used without a bus). */
+const CLOSE_ENTRY_TIMEOUT_MS = 30_000;
 
 export interface GroupConsumerOptions {
   kafka: Kafka;
@@ -93,6 +96,8 @@ export class GroupConsumer implements DeliveryOwner {
   private readonly restarts: RestartLoop;
   private readonly starter: ConsumerStartHost;
   private readonly committer: OffsetCommitter;
+  /** The last subscription's close bound, for the consumer stop it asks the restart loop for. */
+  private stopDeadline: CloseDeadline | undefined;
   private readonly rebalance: RebalanceHandler;
   private readonly marks: AttemptMarkReader;
   /** How the process-wide crash isolation sees this consumer. */
@@ -126,7 +131,7 @@ export class GroupConsumer implements DeliveryOwner {
       running: () => this.consumer !== undefined,
       topics: () => this.current,
       startConsumer: (topics) => this.startConsumer(topics),
-      stopConsumer: () => this.stopConsumer(),
+      stopConsumer: () => this.stopConsumer(undefined, this.stopDeadline),
     });
     this.starter = {
       kafka: options.kafka,
@@ -200,7 +205,7 @@ export class GroupConsumer implements DeliveryOwner {
     const entry = this.router.add(spec, sink);
     const subscription: DriverSubscription = {
       stop: () => this.stopEntry(entry),
-      close: () => this.closeEntry(entry),
+      close: (options) => this.closeEntry(entry, CloseDeadline.in(options?.timeoutMs ?? CLOSE_ENTRY_TIMEOUT_MS)),
     };
     if (this.router.awaitsMorePlanned(spec.topic)) return subscription;
     await this.restarts.await(entry);
@@ -224,16 +229,29 @@ export class GroupConsumer implements DeliveryOwner {
     if (!this.closed && this.consumer) this.restarts.scheduleRemoval();
   }
 
-  private async closeEntry(entry: SinkEntry): Promise<void> {
+  /** The subscription's commit, and with the last one the consumer's stop, each waited for until `deadline`. */
+  private async closeEntry(entry: SinkEntry, deadline: CloseDeadline): Promise<void> {
     if (entry.closed) return;
     await this.stopEntry(entry);
     entry.closed = true;
-    await this.commit();
+    await deadline.within(this.commit(), `the commit of consumer group "${this.group}"`);
     this.router.entries.delete(entry);
     if (this.router.entries.size === 0 && !this.closed) {
       this.restarts.cancelRemoval();
+      this.stopDeadline = deadline;
       this.restarts.kick();
-      await this.restarts.idle();
+      await deadline.within(this.restarts.idle(), `stopping the consumer of group "${this.group}"`);
+      this.stopDeadline = undefined;
+    }
+    if (deadline.abandoned.length > 0) {
+      this.options.hooks.error(
+        new BuslineError(
+          ErrorCode.BrokerUnavailable,
+          `unsubscribing from consumer group "${this.group}": the broker did not answer, so this stopped waiting for ${deadline.abandoned.join('; ')}. ` +
+            'What was not committed is delivered again to the group.',
+        ),
+        'kafka consumer',
+      );
     }
   }
 
@@ -244,8 +262,12 @@ export class GroupConsumer implements DeliveryOwner {
     this.committer.startTimer(this.options.config.commitIntervalMs);
   }
 
-  /** Stops fetching, lets delivered records settle (bounded), commits, leaves the group. */
-  private async stopConsumer(drainTimeoutMs = this.options.config.restartDrainTimeoutMs): Promise<void> {
+  /**
+   * Stops fetching, lets delivered records settle (bounded), commits, leaves the group. With a
+   * `deadline` (close), the commit and the leave stop waiting at it (the drain has its own bound
+   * and stops the deadline while it runs).
+   */
+  private async stopConsumer(drainTimeoutMs = this.options.config.restartDrainTimeoutMs, deadline?: CloseDeadline): Promise<void> {
     const consumer = this.consumer;
     if (!consumer) return;
     this.accepting = false;
@@ -262,8 +284,9 @@ export class GroupConsumer implements DeliveryOwner {
       e.waiting.clear();
       e.sink.recall?.();
     }
-    const drained = await this.drain(drainTimeoutMs);
-    await this.commit();
+    const drained = await (deadline ? deadline.excluding(this.drain(drainTimeoutMs)) : this.drain(drainTimeoutMs));
+    if (deadline) await deadline.within(this.commit(), `the final commit of consumer group "${this.group}"`);
+    else await this.commit();
     this.committer.stopTimer();
     let abandoned = 0;
     for (const state of this.states.values()) abandoned += state.revoke();
@@ -284,11 +307,11 @@ export class GroupConsumer implements DeliveryOwner {
     this.current = [];
     this.rebalance.memberId = undefined;
     this.unregisterMember?.();
-    try {
-      await consumer.disconnect();
-    } catch (error) {
+    const leaving = consumer.disconnect().catch((error: unknown) => {
       this.options.hooks.error(kafkaError(error, `leaving consumer group "${this.group}"`), 'kafka consumer');
-    }
+    });
+    if (deadline) await deadline.within(leaving, `leaving consumer group "${this.group}"`);
+    else await leaving;
   }
 
   private drain(timeoutMs: number): Promise<boolean> {
@@ -550,13 +573,13 @@ export class GroupConsumer implements DeliveryOwner {
 
   // ---- shutdown ---------------------------------------------------------------
 
-  /** Stops the consumer: delivered records get `drainTimeoutMs` to settle, then the final commit and leave. */
-  async close(drainTimeoutMs: number): Promise<void> {
+  /** Stops the consumer: delivered records get `drainTimeoutMs` to settle, then the final commit and leave, all within `deadline`. */
+  async close(drainTimeoutMs: number, deadline: CloseDeadline): Promise<void> {
     this.closed = true;
     this.restarts.close(new BuslineError(ErrorCode.Closed, 'the Kafka driver closed before the consumer started'));
-    await this.restarts.idle();
-    await this.stopConsumer(drainTimeoutMs);
-    await this.marks.close();
+    await deadline.within(this.restarts.idle(), `the start or stop of the consumer of group "${this.group}" in progress`);
+    await this.stopConsumer(drainTimeoutMs, deadline);
+    await deadline.within(this.marks.close(), `the attempt ledger of group "${this.group}"`);
     crashIsolation.leave(this.isolated);
   }
 

@@ -15,6 +15,7 @@
 import {
   BrokerUnavailableError,
   BuslineError,
+  CloseDeadline,
   ClosedError,
   ErrorCode,
   KAFKA_BINDING,
@@ -65,6 +66,8 @@ applyKafkajsStopFix();
 applyKafkaTsRecordBatch();
 
 const { Kafka: KafkaClient, logLevel: LogLevel } = kafkajs;
+/** close() without a bound (a driver used without a bus) still stops waiting on a broker that does not answer. */
+const DEFAULT_CLOSE_TIMEOUT_MS = 30_000;
 
 /**
  * What the Kafka driver declares it can do; the conformance suite runs (or skips) tests by these
@@ -336,29 +339,43 @@ export class KafkaDriver implements Driver {
 
   // ---- lifecycle ----------------------------------------------------------
 
-  close(): Promise<void> {
+  /** `timeoutMs` (default 30 s) bounds every wait on the broker; see CloseDeadline. */
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
     if (this.closed) return this.closing ?? Promise.resolve();
     this.closed = true;
-    this.closing = this.doClose();
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.closing = this.doClose(new CloseDeadline(Date.now() + timeoutMs), timeoutMs);
     return this.closing;
   }
 
-  private async doClose(): Promise<void> {
-    if (this.connecting) await this.connecting.catch(() => undefined);
+  private async doClose(deadline: CloseDeadline, timeoutMs: number): Promise<void> {
+    if (this.connecting) await deadline.within(this.connecting, 'connecting');
     const errors: unknown[] = [];
     await Promise.all(
       [...this.groups.values()].map((g) =>
-        g.close(Math.min(this.config.consumer.restartDrainTimeoutMs, 5_000)).catch((error: unknown) => errors.push(error)),
+        g.close(Math.min(this.config.consumer.restartDrainTimeoutMs, 5_000), deadline).catch((error: unknown) => errors.push(error)),
       ),
     );
     this.groups.clear();
     if (this.batcher) {
-      await this.batcher.flush();
+      await deadline.within(this.batcher.flush(), 'sending the publishes still batched');
       this.batcher.close();
     }
-    await Promise.allSettled([this.producer?.close(), this.admin?.disconnect()]);
+    await deadline.within(Promise.allSettled([this.producer?.close(), this.admin?.disconnect()]), 'closing the producer and the admin client');
     this.producer = this.admin = this.kafka = undefined;
     this.topics = undefined;
     if (errors.length > 0) this.hooks?.error(kafkaError(errors[0], 'closing Kafka consumers'), 'kafka close');
+    if (deadline.abandoned.length > 0) {
+      this.hooks?.error(
+        new BuslineError(
+          ErrorCode.BrokerUnavailable,
+          `closing: the broker did not answer within ${timeoutMs} ms, so close gave up on ${deadline.abandoned.join('; ')}. ` +
+            'Offsets not committed are delivered again to the group (the broker drops this member after consumer.sessionTimeoutMs); ' +
+            "the client's connections end when its requests time out (requestTimeoutMs).",
+          { retryable: false },
+        ),
+        'kafka close',
+      );
+    }
   }
 }

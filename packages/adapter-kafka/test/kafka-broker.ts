@@ -114,6 +114,11 @@ class KafkaProcess {
     );
   }
 
+  /** SIGSTOP freezes the broker (connections stay open, nothing is answered); SIGCONT resumes it. */
+  signal(signal: 'SIGSTOP' | 'SIGCONT'): void {
+    if (this.running) this.child!.kill(signal);
+  }
+
   async stop(signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
     const child = this.child;
     if (!child || !this.running) return;
@@ -253,6 +258,15 @@ export class PrivateKafkaBroker {
     broker.node.launch();
     await waitReady([broker.brokers], 1);
     return broker;
+  }
+
+  /** Freezes the broker (SIGSTOP): like a broker that hangs, its connections stay open and nothing is answered. */
+  freeze(): void {
+    this.node.signal('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.node.signal('SIGCONT');
   }
 
   /** Stops the broker (controlled shutdown) and starts it again on the same data. */
