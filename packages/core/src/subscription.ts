@@ -488,7 +488,7 @@ export class Subscription implements InletProcessor {
       this.stop();
       // A consumer still being opened is closed once it is open, never left attached.
       await this.opening;
-      await this.driverSubscription?.stop();
+      if (this.driverSubscription) await this.driverStep(this.driverSubscription.stop(), Math.max(deadline - Date.now(), DRIVER_CLOSE_FLOOR_MS), 'stopping the consumer');
       const givenBack = this.givenBack ?? [];
       this.givenBack = undefined;
       for (const message of givenBack) message.nack(0);
@@ -496,7 +496,8 @@ export class Subscription implements InletProcessor {
       if (!drained) {
         this.host.emit('error', new BuslineError('DRAIN_TIMEOUT', `handlers on "${this.topic}" did not finish within ${timeoutMs} ms; their messages stay unsettled and will be redelivered`), 'unsubscribe');
       }
-      await this.closeDriverSubscription(Math.max(deadline - Date.now(), DRIVER_CLOSE_FLOOR_MS));
+      const left = Math.max(deadline - Date.now(), DRIVER_CLOSE_FLOOR_MS);
+      if (this.driverSubscription) await this.driverStep(this.driverSubscription.close({ timeoutMs: left }), left, 'closing the consumer');
       this.inlet.close();
       this.onClosed(this);
     })();
@@ -504,20 +505,18 @@ export class Subscription implements InletProcessor {
   }
 
   /**
-   * The consumer's last commits and release get what is left of the unsubscribe's bound (at least
-   * DRIVER_CLOSE_FLOOR_MS); a driver still waiting on its broker DRIVER_CLOSE_GRACE_MS after that is
-   * left behind, so a hung broker cannot hold unsubscribe (or close) for its client's timeouts.
+   * Waits for a step of the driver's consumer (its stop, its last commits and release) at most
+   * `timeoutMs` plus DRIVER_CLOSE_GRACE_MS; past that it is left behind with an error, so a hung
+   * broker cannot hold unsubscribe (or close) for its client's timeouts.
    */
-  private async closeDriverSubscription(timeoutMs: number): Promise<void> {
-    const driverSubscription = this.driverSubscription;
-    if (driverSubscription === undefined) return;
+  private async driverStep(step: Promise<void>, timeoutMs: number, what: string): Promise<void> {
     const bound = timeoutMs + DRIVER_CLOSE_GRACE_MS;
-    if (await CloseDeadline.in(bound).within(driverSubscription.close({ timeoutMs }), 'closing the consumer')) return;
+    if (await CloseDeadline.in(bound).within(step, what)) return;
     this.host.emit(
       'error',
       new BuslineError(
         'DRAIN_TIMEOUT',
-        `the consumer of "${this.topic}" did not close within ${bound} ms (its broker does not answer): unsubscribe stopped waiting for it; what it did not acknowledge is delivered again`,
+        `${what} of "${this.topic}" did not finish within ${bound} ms (its broker does not answer): unsubscribe stopped waiting for it; what it did not acknowledge is delivered again`,
       ),
       'unsubscribe',
     );
