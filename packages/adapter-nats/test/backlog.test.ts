@@ -4,20 +4,21 @@
  * the same num_pending and num_ack_pending in health as in `nats consumer
  * info` (natscli, built by scripts/brokers), on a plain and a partitioned topic.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName, waitFor } from '@busline/conformance';
 import { durableNameFor } from '../src/names.js';
 import { partitionDurable } from '../src/partition-layout.js';
 import { serverPins, sharedServerFixture, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
 
 const brokers = fileURLToPath(new URL('../../../scripts/brokers', import.meta.url));
+const execFileAsync = promisify(execFile);
 const PINS = !SKIP && (await serverPins(SHARED_URL));
 
-/** num_pending + num_ack_pending of each durable, as natscli reports them. */
-function natsConsumerInfo(stream: string, durables: string[]): { pending: number; unsettled: number } {
-  const nats = execFileSync('bash', [brokers, 'natscli-bin'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+/** num_pending + num_ack_pending of each durable, as natscli (at `nats`) reports them. */
+function natsConsumerInfo(nats: string, stream: string, durables: string[]): { pending: number; unsettled: number } {
   let pending = 0;
   let unsettled = 0;
   for (const durable of durables) {
@@ -33,6 +34,11 @@ function natsConsumerInfo(stream: string, durables: string[]): { pending: number
 
 describe.skipIf(SKIP)('nats: backlog in health() equals the server tool', () => {
   const { buses } = sharedServerFixture();
+  let nats = '';
+  // Built from source on a fresh machine (go install, minutes on 2 cores): before the tests, not inside one.
+  beforeAll(async () => {
+    nats = (await execFileAsync('bash', [brokers, 'natscli-bin'], { encoding: 'utf8' })).stdout.trim();
+  }, 900_000);
 
   for (const partitions of PINS ? [1, 3] : [1]) {
     it(`a group stuck with 40 messages (${partitions} partition${partitions > 1 ? 's' : ''}): health and \`nats consumer info\` agree`, async () => {
@@ -63,6 +69,7 @@ describe.skipIf(SKIP)('nats: backlog in health() equals the server tool', () => 
       );
       const durable = durableNameFor(group, topic, false);
       const tool = natsConsumerInfo(
+        nats,
         streamOf(topic),
         Array.from({ length: partitions }, (_, p) => partitionDurable(durable, p, partitions)),
       );
