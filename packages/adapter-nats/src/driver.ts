@@ -5,6 +5,7 @@ import { AckPolicy, JetStreamApiError, jetstreamManager, type JetStreamManager }
 import {
   BrokerUnavailableError,
   BuslineError,
+  CloseDeadline,
   ClosedError,
   NO_DRIVER_HOOKS,
   PublishTimeoutError,
@@ -42,6 +43,10 @@ import { MSG_ID_HEADER, encodeHeaders, headerBlockSize, headerProblem, outgoingH
 
 /** The header whose value is the event id (CloudEvents `id`); it becomes `Nats-Msg-Id`. */
 const EVENT_ID_HEADER = 'ce-id';
+/** close() without a bound (a driver used without a bus) still stops waiting on a server that does not answer. */
+const DEFAULT_CLOSE_TIMEOUT_MS = 30_000;
+/** The connection's drain (pending messages processed, acks flushed) waits at most this long. */
+const MAX_DRAIN_MS = 5_000;
 
 /** The oldest nats-server this adapter supports (CI runs the NATS suite on it: `pnpm test:nats-min`). */
 export const MINIMUM_SERVER = '2.9.0';
@@ -431,23 +436,20 @@ export class NatsDriver implements Driver {
     return consumer;
   }
 
-  async close(): Promise<void> {
+  /** `timeoutMs` (default 30 s) bounds the consumers' close and the drain; the socket is closed in any case. */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
     const session = this.#session;
     this.#closing = true;
     if (!session) return;
+    const deadline = CloseDeadline.in(options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
     try {
-      await session.hub.closeAll();
+      await deadline.within(session.hub.closeAll(), 'closing the consumers');
     } finally {
       session.fast?.close();
       session.publisher.fail(new ClosedError('NATS driver'));
       this.#session = undefined;
       // drain: pending subscription messages are processed, outgoing acks are flushed, then the socket closes.
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        session.nc.drain().catch(() => undefined),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000))),
-      ]);
-      clearTimeout(timer);
+      await CloseDeadline.in(Math.min(MAX_DRAIN_MS, deadline.remainingMs)).within(session.nc.drain(), 'draining the connection');
       if (!session.nc.isClosed()) await session.nc.close().catch(() => undefined);
     }
   }
