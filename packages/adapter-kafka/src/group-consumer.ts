@@ -54,7 +54,7 @@ import type { KafkaConfig } from './config.js';
 import { crashIsolation, type IsolatedConsumer } from './crash-isolation.js';
 import { startKafkaConsumer, type ConsumerStartHost } from './consumer-start.js';
 import { kafkaDelivery, type DeliveryOwner } from './kafka-delivery.js';
-import { kafkaError, protocolType } from './kafka-errors.js';
+import { closeAbandoned, kafkaError, protocolType } from './kafka-errors.js';
 import { OffsetCommitter } from './offset-committer.js';
 import { PartitionState, partitionKey } from './partition-state.js';
 import { registerIdleFetchWait } from './kafkajs-idle-fetch-wait.js';
@@ -243,16 +243,7 @@ export class GroupConsumer implements DeliveryOwner {
       await deadline.within(this.restarts.idle(), `stopping the consumer of group "${this.group}"`);
       this.stopDeadline = undefined;
     }
-    if (deadline.abandoned.length > 0) {
-      this.options.hooks.error(
-        new BuslineError(
-          ErrorCode.BrokerUnavailable,
-          `unsubscribing from consumer group "${this.group}": the broker did not answer, so this stopped waiting for ${deadline.abandoned.join('; ')}. ` +
-            'What was not committed is delivered again to the group.',
-        ),
-        'kafka consumer',
-      );
-    }
+    if (deadline.abandoned.length > 0) this.options.hooks.error(closeAbandoned(`unsubscribing from consumer group "${this.group}"`, deadline.abandoned), 'kafka consumer');
   }
 
   // ---- starting and stopping the consumer (RestartLoop decides when) -------
@@ -284,9 +275,9 @@ export class GroupConsumer implements DeliveryOwner {
       e.waiting.clear();
       e.sink.recall?.();
     }
+    const bounded = (step: Promise<unknown>, what: string) => (deadline ? deadline.within(step, what) : step);
     const drained = await (deadline ? deadline.excluding(this.drain(drainTimeoutMs)) : this.drain(drainTimeoutMs));
-    if (deadline) await deadline.within(this.commit(), `the final commit of consumer group "${this.group}"`);
-    else await this.commit();
+    await bounded(this.commit(), `the final commit of consumer group "${this.group}"`);
     this.committer.stopTimer();
     let abandoned = 0;
     for (const state of this.states.values()) abandoned += state.revoke();
@@ -310,8 +301,7 @@ export class GroupConsumer implements DeliveryOwner {
     const leaving = consumer.disconnect().catch((error: unknown) => {
       this.options.hooks.error(kafkaError(error, `leaving consumer group "${this.group}"`), 'kafka consumer');
     });
-    if (deadline) await deadline.within(leaving, `leaving consumer group "${this.group}"`);
-    else await leaving;
+    await bounded(leaving, `leaving consumer group "${this.group}"`);
   }
 
   private drain(timeoutMs: number): Promise<boolean> {

@@ -40,7 +40,7 @@ import {
 import kafkajs, { type Admin, type Kafka, type KafkaConfig as KafkaJSConfig } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
 import { GroupConsumer } from './group-consumer.js';
-import { authFailure, failureScope, kafkaError, publishError } from './kafka-errors.js';
+import { authFailure, closeAbandoned, failureScope, kafkaError, publishError } from './kafka-errors.js';
 import { createLogCreator } from './log.js';
 import { ProducerTopics } from './producer-topics.js';
 import { PublishBatcher } from './publish-batcher.js';
@@ -344,7 +344,7 @@ export class KafkaDriver implements Driver {
     if (this.closed) return this.closing ?? Promise.resolve();
     this.closed = true;
     const timeoutMs = options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
-    this.closing = this.doClose(new CloseDeadline(Date.now() + timeoutMs), timeoutMs);
+    this.closing = this.doClose(CloseDeadline.in(timeoutMs), timeoutMs);
     return this.closing;
   }
 
@@ -365,17 +365,6 @@ export class KafkaDriver implements Driver {
     this.producer = this.admin = this.kafka = undefined;
     this.topics = undefined;
     if (errors.length > 0) this.hooks?.error(kafkaError(errors[0], 'closing Kafka consumers'), 'kafka close');
-    if (deadline.abandoned.length > 0) {
-      this.hooks?.error(
-        new BuslineError(
-          ErrorCode.BrokerUnavailable,
-          `closing: the broker did not answer within ${timeoutMs} ms, so close gave up on ${deadline.abandoned.join('; ')}. ` +
-            'Offsets not committed are delivered again to the group (the broker drops this member after consumer.sessionTimeoutMs); ' +
-            "the client's connections end when its requests time out (requestTimeoutMs).",
-          { retryable: false },
-        ),
-        'kafka close',
-      );
-    }
+    if (deadline.abandoned.length > 0) this.hooks?.error(closeAbandoned(`closing within ${timeoutMs} ms`, deadline.abandoned), 'kafka close');
   }
 }

@@ -266,3 +266,17 @@ export function kafkaError(error: unknown, what: string, code: ErrorCode = Error
     details: type ? { kafkaError: type } : {},
   });
 }
+
+/**
+ * What a close or unsubscribe left behind because the broker did not answer (CloseDeadline's
+ * abandoned steps), and what that means for the group.
+ */
+export function closeAbandoned(what: string, abandoned: readonly string[]): BuslineError {
+  return new BuslineError(
+    ErrorCode.BrokerUnavailable,
+    `${what}: the broker did not answer, so this gave up on ${abandoned.join('; ')}. ` +
+      'Offsets not committed are delivered again to the group (the broker drops a silent member after consumer.sessionTimeoutMs); ' +
+      "the client's connections end when its requests time out (requestTimeoutMs).",
+    { retryable: false },
+  );
+}

@@ -1,7 +1,22 @@
 /** The least a driver gets to close (final commit, goodbyes), even when handlers used the whole bound. */
-export const DRIVER_CLOSE_FLOOR_MS = 1_000;
+const DRIVER_CLOSE_FLOOR_MS = 1_000;
 /** How long past its bound core still waits for a driver's close before leaving it behind. */
-export const DRIVER_CLOSE_GRACE_MS = 1_000;
+const DRIVER_CLOSE_GRACE_MS = 1_000;
+
+/** What a driver's close step gets of a close that ends at `deadline` (epoch ms): what is left, at least DRIVER_CLOSE_FLOOR_MS. */
+export function driverBudget(deadline: number): number {
+  return Math.max(deadline - Date.now(), DRIVER_CLOSE_FLOOR_MS);
+}
+
+/**
+ * Waits for a driver's close step (a consumer's stop or close, the driver's close) its budget plus
+ * DRIVER_CLOSE_GRACE_MS; resolves to that bound when the step was left behind, undefined when it
+ * ended in time. Core's guard that a hung broker cannot hold close for its client's timeouts.
+ */
+export async function leftBehind(step: Promise<unknown>, budgetMs: number): Promise<number | undefined> {
+  const bound = budgetMs + DRIVER_CLOSE_GRACE_MS;
+  return (await CloseDeadline.in(bound).within(step, 'a driver step')) ? undefined : bound;
+}
 
 /** How often a step waiting on a stopped deadline looks again. */
 const PAUSED_RECHECK_MS = 100;

@@ -11,7 +11,7 @@ import {
   type EnvelopeOptions,
   type Payload,
 } from './envelope.js';
-import { CloseDeadline, DRIVER_CLOSE_FLOOR_MS, DRIVER_CLOSE_GRACE_MS } from './close-deadline.js';
+import { driverBudget, leftBehind } from './close-deadline.js';
 import { BuslineError, ClosedError, ErrorCode, EnvelopeError, type FieldDifference } from './errors.js';
 import type { BusEvents } from './events.js';
 import { HealthMonitor, type HealthOptions, type HealthReport } from './health.js';
@@ -94,7 +94,6 @@ type State = 'created' | 'starting' | 'started' | 'closing' | 'closed';
 const DEFAULT_TOPIC: TopicOptions = topicOptionsSchema.parse({});
 /** The instrumentation scope of core's spans and metrics. */
 const SCOPE = '@busline/core';
-
 
 /**
  * The API services call. It owns everything that is the same for every broker
@@ -631,7 +630,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     await Promise.all(subscriptions.map((s) => s.unsubscribe(Math.max(0, deadline - Date.now()))));
     this.state = 'closed';
     try {
-      if (this.connected) await this.closeDriver(Math.max(deadline - Date.now(), DRIVER_CLOSE_FLOOR_MS));
+      if (this.connected) await this.closeDriver(driverBudget(deadline));
     } finally {
       this.emit('connection', 'closed');
     }
@@ -639,13 +638,12 @@ export class EventBus extends EventEmitter<BusEvents> {
 
   /**
    * The driver's goodbyes get what is left of the bound (at least DRIVER_CLOSE_FLOOR_MS, for the
-   * final commit after handlers used it all); a driver still waiting on its broker
-   * DRIVER_CLOSE_GRACE_MS after that is left behind, so a hung broker cannot hold close() for its
-   * client's request timeouts and retries.
+   * final commit after handlers used it all); a driver still waiting on its broker after that is
+   * left behind (`leftBehind`), so a hung broker cannot hold close() for its client's timeouts.
    */
   private async closeDriver(timeoutMs: number): Promise<void> {
-    const bound = timeoutMs + DRIVER_CLOSE_GRACE_MS;
-    if (!(await CloseDeadline.in(bound).within(this.driver.close({ timeoutMs }), 'closing the driver'))) {
+    const bound = await leftBehind(this.driver.close({ timeoutMs }), timeoutMs);
+    if (bound !== undefined) {
       this.emit(
         'error',
         new BuslineError(

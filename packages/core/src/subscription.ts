@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { formatZodIssues, groupNameSchema, type SubscriptionDefaults } from './config.js';
 import { deadLetterCopies, publishDeadLetter } from './dead-letter.js';
-import { CloseDeadline, DRIVER_CLOSE_FLOOR_MS, DRIVER_CLOSE_GRACE_MS } from './close-deadline.js';
+import { driverBudget, leftBehind } from './close-deadline.js';
 import { DeliveryInlet, type HeldMessage, type InletProcessor } from './delivery-inlet.js';
 import type { ConsumerSpec, DriverSubscription, PublishOutcome, WireMessage } from './driver.js';
 import { carriesEvent, type CloudEventsBinding } from './cloudevents-binding.js';
@@ -488,7 +488,7 @@ export class Subscription implements InletProcessor {
       this.stop();
       // A consumer still being opened is closed once it is open, never left attached.
       await this.opening;
-      if (this.driverSubscription) await this.driverStep(this.driverSubscription.stop(), Math.max(deadline - Date.now(), DRIVER_CLOSE_FLOOR_MS), 'stopping the consumer');
+      if (this.driverSubscription) await this.driverStep(this.driverSubscription.stop(), driverBudget(deadline), 'stopping the consumer');
       const givenBack = this.givenBack ?? [];
       this.givenBack = undefined;
       for (const message of givenBack) message.nack(0);
@@ -496,7 +496,7 @@ export class Subscription implements InletProcessor {
       if (!drained) {
         this.host.emit('error', new BuslineError('DRAIN_TIMEOUT', `handlers on "${this.topic}" did not finish within ${timeoutMs} ms; their messages stay unsettled and will be redelivered`), 'unsubscribe');
       }
-      const left = Math.max(deadline - Date.now(), DRIVER_CLOSE_FLOOR_MS);
+      const left = driverBudget(deadline);
       if (this.driverSubscription) await this.driverStep(this.driverSubscription.close({ timeoutMs: left }), left, 'closing the consumer');
       this.inlet.close();
       this.onClosed(this);
@@ -504,14 +504,10 @@ export class Subscription implements InletProcessor {
     return this.closing;
   }
 
-  /**
-   * Waits for a step of the driver's consumer (its stop, its last commits and release) at most
-   * `timeoutMs` plus DRIVER_CLOSE_GRACE_MS; past that it is left behind with an error, so a hung
-   * broker cannot hold unsubscribe (or close) for its client's timeouts.
-   */
-  private async driverStep(step: Promise<void>, timeoutMs: number, what: string): Promise<void> {
-    const bound = timeoutMs + DRIVER_CLOSE_GRACE_MS;
-    if (await CloseDeadline.in(bound).within(step, what)) return;
+  /** Waits for a step of the driver's consumer (its stop, its last commits and release) within `leftBehind`'s bound; past it, an error. */
+  private async driverStep(step: Promise<void>, budgetMs: number, what: string): Promise<void> {
+    const bound = await leftBehind(step, budgetMs);
+    if (bound === undefined) return;
     this.host.emit(
       'error',
       new BuslineError(
