@@ -38,6 +38,9 @@
  * BENCH_ROUNDS (5), BENCH_PARTITIONS (6), BENCH_RATE (msg/s offered in the latency run; default half the
  * best busline publish rate measured in this run, in the bus default content mode: the issue's "half the
  * max rate"), BENCH_LATENCY_SECONDS (10),
+ * BENCH_LATENCY_RATES (default a quarter and a tenth of the latency rate: more offered rates, comma-separated,
+ * each measured with the consumer in its own process beside Java's ProducerPerformance at the same rate, to show
+ * up to which rate the p99 target holds here), BENCH_ONLY=latency (only the latency runs; needs BENCH_RATE),
  * BENCH_JAVA_MESSAGES (500000: the Java tools' own runs, long enough for the JVM to warm up; at
  * 100,000 records ProducerPerformance measured 39k msg/s where 500,000 gave 127k),
  * BUSLINE_KAFKA_LIBS (directory of Kafka's jars; default <repo>/.cache/kafka-*\/libs).
@@ -79,6 +82,19 @@ const ROUNDS = env('BENCH_ROUNDS', 5);
 const RATE_KNOB = env('BENCH_RATE', undefined);
 if (RATE_KNOB !== undefined && !(RATE_KNOB > 0)) throw new Error(`BENCH_RATE must be a positive number of msg/s; got "${process.env.BENCH_RATE}"`);
 const LATENCY_SECONDS = env('BENCH_LATENCY_SECONDS', 10);
+const LADDER_KNOB =
+  process.env.BENCH_LATENCY_RATES === undefined
+    ? undefined
+    : process.env.BENCH_LATENCY_RATES.split(',')
+        .filter((x) => x.trim() !== '')
+        .map((x) => {
+          const n = Number(x);
+          if (!(n > 0)) throw new Error(`BENCH_LATENCY_RATES must be a comma-separated list of positive msg/s; got "${process.env.BENCH_LATENCY_RATES}"`);
+          return Math.round(n);
+        });
+const ONLY = process.env.BENCH_ONLY || undefined;
+if (ONLY !== undefined && ONLY !== 'latency') throw new Error(`BENCH_ONLY must be latency (or unset); got "${ONLY}"`);
+if (ONLY === 'latency' && RATE_KNOB === undefined) throw new Error('BENCH_ONLY=latency needs BENCH_RATE (msg/s): without the throughput rounds there is no measured maximum to halve');
 const KEYS = 1_000;
 const SIZE = 256;
 const TELEMETRY = await benchTelemetry();
@@ -386,9 +402,11 @@ async function latencyConsumer({ topic, group, total, warmup }, report) {
  * `ownProcess` the consumer runs in a child process, as a consuming service
  * would; otherwise it shares this process's event loop with the publisher.
  */
+let latencyRuns = 0;
 async function benchLatency(RATE, ownProcess) {
   const topic = T.latency;
-  const group = `bench-lat-${run}-${ownProcess ? 'process' : 'inline'}`;
+  // A group of its own per run: a group used before would resume from its commits, behind this run's records.
+  const group = `bench-lat-${run}-${ownProcess ? 'process' : 'inline'}-${RATE}-${++latencyRuns}`;
   const total = Math.round(RATE * LATENCY_SECONDS);
   const options = { topic, group, total, warmup: Math.round(total / 10) };
   let warm = false;
@@ -450,6 +468,66 @@ async function benchLatency(RATE, ownProcess) {
   return { ...result, rate: RATE, failed, where: ownProcess ? 'consumer in its own process' : "consumer in the publisher's process" };
 }
 
+/**
+ * The latency runs at RATE (the issue's: half the best publish rate, or BENCH_RATE): consumer in its own
+ * process, then in the publisher's, and Java's ProducerPerformance at the same offered rate as the reference;
+ * then the ladder (BENCH_LATENCY_RATES), consumer in its own process, each with its Java reference.
+ */
+async function measureLatency(RATE) {
+  const latencies = [];
+  for (const ownProcess of [true, false]) {
+    log(`latency at ${RATE} msg/s${RATE_KNOB === undefined ? ' (half the best busline publish rate)' : ''} for ${LATENCY_SECONDS} s, ${ownProcess ? 'consumer in its own process' : "consumer in the publisher's process"}…`);
+    const latency = await benchLatency(RATE, ownProcess);
+    log(latency.error ? `  not measured: ${latency.error}` : `  p50 ${latency.p50} ms, p99 ${latency.p99} ms`);
+    latencies.push(latency);
+  }
+  const javaLatency = await javaLatencyAt(RATE);
+  const ladder = [];
+  for (const rung of LADDER_KNOB ?? [Math.round(RATE / 4), Math.round(RATE / 10)]) {
+    log(`latency ladder: ${rung} msg/s for ${LATENCY_SECONDS} s, consumer in its own process…`);
+    const latency = await benchLatency(rung, true);
+    log(latency.error ? `  not measured: ${latency.error}` : `  p50 ${latency.p50} ms, p99 ${latency.p99} ms`);
+    ladder.push({ latency, java: await javaLatencyAt(rung) });
+  }
+  return { RATE, latencies, javaLatency, ladder };
+}
+
+async function javaLatencyAt(offered) {
+  log(`Kafka ProducerPerformance (Java) at ${fmt(offered)} msg/s offered, the latency reference…`);
+  const java = await producerPerformance({ brokers: BROKERS, topic: T.javaLatency, count: offered * LATENCY_SECONDS, size: SIZE, throughput: offered });
+  log(java.skipped ? `  skipped: ${java.skipped}` : `  ${java.line}`);
+  return java;
+}
+
+function printLatency({ RATE, latencies, javaLatency, ladder }) {
+  for (const latency of latencies) {
+    if (latency.error) {
+      console.log(`publish-to-handle latency (${latency.where}) at ${fmt(latency.rate)} msg/s offered: not measured: ${latency.error}`);
+      continue;
+    }
+    console.log(
+      `publish-to-handle latency (bus default content mode, ${latency.where}) at ${fmt(latency.rate)} msg/s offered` +
+        `${RATE_KNOB === undefined ? ' (half the best busline publish rate)' : ''} (open loop, ${fmt(latency.count)} measured): ` +
+        `p50 ${latency.p50} ms, p99 ${latency.p99} ms, p99.9 ${latency.p999} ms, max ${latency.max} ms` +
+        `${latency.failed ? `, ${latency.failed} failed` : ''}; target p99 <= 25 ms ${Number(latency.p99) <= 25 ? 'PASS' : 'FAIL'}`,
+    );
+  }
+  if (!javaLatency.skipped) {
+    console.log(
+      `  reference: Java ProducerPerformance at ${fmt(RATE)} msg/s offered, send to acknowledgement only (no consumer): ` +
+        `p50 ${javaLatency.p50} ms, p99 ${javaLatency.p99} ms (${javaLatency.rate.toLocaleString('en-US')} msg/s achieved)`,
+    );
+  }
+  if (ladder.length) {
+    console.log('latency ladder (consumer in its own process; Java ProducerPerformance at the same offered rate, send to acknowledgement):');
+    for (const { latency, java } of ladder) {
+      const ours = latency.error ? `not measured: ${latency.error}` : `busline p50 ${latency.p50} ms, p99 ${latency.p99} ms (${Number(latency.p99) <= 25 ? 'within' : 'over'} 25 ms)`;
+      const ref = java.skipped ? `Java skipped: ${java.skipped}` : `Java p50 ${java.p50} ms, p99 ${java.p99} ms`;
+      console.log(`  ${padl(fmt(latency.rate), 8)} msg/s offered: ${ours}; ${ref}`);
+    }
+  }
+}
+
 // ---- report ---------------------------------------------------------------------------
 
 const fmt = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : String(n));
@@ -460,6 +538,11 @@ async function main() {
   log(`brokers ${BROKERS.join(',')}, ${N} messages of ${SIZE} bytes, ${PARTITIONS} partitions, ${KEYS} keys, acks=all, idempotent`);
   await createTopics();
   try {
+    if (ONLY === 'latency') {
+      console.log(`\nKafka adapter latency — ${SIZE} B, acks=all, idempotent, producer client ${PRODUCER_CLIENT}, consumer kafkajs, ${PARTITIONS} partitions, ${LATENCY_SECONDS} s per rate, brokers ${BROKERS.join(',')}`);
+      printLatency(await measureLatency(RATE_KNOB));
+      return;
+    }
     const best = (results) => results.reduce((a, b) => (b.rate > a.rate ? b : a));
     // Per content mode: busline publish (off and on telemetry), raw sendBatch of the same records, consume, raw consume.
     const R = Object.fromEntries(MODES.map((mode) => [mode, { ours: [], oursOn: [], consumeOn: [], rawBatch: [], rawPrebuilt: [], consume: [], rawConsume: [] }]));
@@ -556,16 +639,7 @@ async function main() {
     );
     // The bus default content mode is binary; with only structured measured, its rate stands in.
     const RATE = RATE_KNOB ?? Math.round((B.binary ?? B.structured).ours.rate / 2);
-    const latencies = [];
-    for (const ownProcess of [true, false]) {
-      log(`latency at ${RATE} msg/s${RATE_KNOB === undefined ? ' (half the best busline publish rate)' : ''} for ${LATENCY_SECONDS} s, ${ownProcess ? 'consumer in its own process' : "consumer in the publisher's process"}…`);
-      const latency = await benchLatency(RATE, ownProcess);
-      log(latency.error ? `  not measured: ${latency.error}` : `  p50 ${latency.p50} ms, p99 ${latency.p99} ms`);
-      latencies.push(latency);
-    }
-    log(`Kafka ProducerPerformance (Java) at ${fmt(RATE)} msg/s offered, the latency reference…`);
-    const javaLatency = await producerPerformance({ brokers: BROKERS, topic: T.javaLatency, count: RATE * LATENCY_SECONDS, size: SIZE, throughput: RATE });
-    log(javaLatency.skipped ? `  skipped: ${javaLatency.skipped}` : `  ${javaLatency.line}`);
+    const latency = await measureLatency(RATE);
     log(`Kafka ProducerPerformance (Java), best of ${ROUNDS}…`);
     const java = await bestOf(ROUNDS, producerPerformance, { brokers: BROKERS, topic: T.java, count: JAVA_N, size: SIZE });
     log(java.skipped ? `  skipped: ${java.skipped}` : `  ${java.line}`);
@@ -615,24 +689,7 @@ async function main() {
       const { consume, rawConsume } = B[mode];
       console.log(`per-key order, ${mode}: busline ${consume.violations} violations, raw ${rawConsume.violations} violations (${consume.violations === 0 ? 'PASS' : 'FAIL'})`);
     }
-    for (const latency of latencies) {
-      if (latency.error) {
-        console.log(`publish-to-handle latency (${latency.where}) at ${fmt(latency.rate)} msg/s offered: not measured: ${latency.error}`);
-        continue;
-      }
-      console.log(
-        `publish-to-handle latency (bus default content mode, ${latency.where}) at ${fmt(latency.rate)} msg/s offered` +
-          `${RATE_KNOB === undefined ? ' (half the best busline publish rate)' : ''} (open loop, ${fmt(latency.count)} measured): ` +
-          `p50 ${latency.p50} ms, p99 ${latency.p99} ms, p99.9 ${latency.p999} ms, max ${latency.max} ms` +
-          `${latency.failed ? `, ${latency.failed} failed` : ''}; target p99 <= 25 ms ${Number(latency.p99) <= 25 ? 'PASS' : 'FAIL'}`,
-      );
-    }
-    if (!javaLatency.skipped) {
-      console.log(
-        `  reference: Java ProducerPerformance at ${fmt(RATE)} msg/s offered, send to acknowledgement only (no consumer): ` +
-          `p50 ${javaLatency.p50} ms, p99 ${javaLatency.p99} ms (${javaLatency.rate.toLocaleString('en-US')} msg/s achieved)`,
-      );
-    }
+    printLatency(latency);
     const median = (runs, field) => runs.map((r) => r[field]).sort((a, b) => a - b)[Math.floor((runs.length - 1) / 2)];
     for (const mode of MODES) {
       const r = R[mode];
