@@ -1,10 +1,10 @@
 import { Buffer } from 'node:buffer';
-import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import { bindingOf, HTTP_BINDING, isStructured, type CloudEventsBinding, type CloudEventsHeaders } from './cloudevents-binding.js';
 import { decodeStructured, encodeStructured } from './cloudevents-structured.js';
 import { DEFAULT_CONTENT_MODE, type ContentMode } from './content-mode.js';
 import { EnvelopeError, isBuslineError } from './errors.js';
+import { newEventId } from './event-id.js';
 import type { WireMessage } from './driver.js';
 import { strictUtf8 } from './strict-utf8.js';
 import { traceIdOf } from './trace-context.js';
@@ -175,43 +175,6 @@ export interface EnvelopeOptions {
    * refused.
    */
   headers?: Record<string, string>;
-}
-
-/** ASCII codes of each byte's two lower-case hex digits. */
-const HEX_HIGH = new Uint8Array(256);
-const HEX_LOW = new Uint8Array(256);
-for (let i = 0; i < 256; i++) {
-  const hex = (i + 0x100).toString(16);
-  HEX_HIGH[i] = hex.charCodeAt(1);
-  HEX_LOW[i] = hex.charCodeAt(2);
-}
-/** The id being written, as ASCII hex with dashes at 8, 13, 18 and 23. */
-const idText = Buffer.alloc(36, 0x2d /* - */);
-const idBytes = new Uint8Array(16);
-/** Where each of the 16 bytes goes in the text. */
-const ID_HEX_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-
-/** The id buffer as a string: Buffer's own latin1Slice where present (toString's dispatch costs as much again). */
-const idString: () => string =
-  typeof (idText as unknown as { latin1Slice?: unknown }).latin1Slice === 'function'
-    ? () => (idText as unknown as { latin1Slice(start: number, end: number): string }).latin1Slice(0, 36)
-    : () => idText.toString('latin1', 0, 36);
-
-/**
- * A UUIDv7 (RFC 9562) from the uuid package, monotonic within the process.
- * The package writes the 16 bytes; they are formatted here as one flat string,
- * because the concatenated string the package returns costs several times more
- * wherever it is used later (a Map key in dedupe windows, a header value).
- */
-export function newEventId(): string {
-  uuidv7(undefined, idBytes);
-  for (let i = 0; i < 16; i++) {
-    const at = ID_HEX_AT[i]!;
-    const byte = idBytes[i]!;
-    idText[at] = HEX_HIGH[byte]!;
-    idText[at + 1] = HEX_LOW[byte]!;
-  }
-  return idString();
 }
 
 let isoMsecs = NaN;

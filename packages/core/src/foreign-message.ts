@@ -7,7 +7,8 @@
  * and are dead-lettered, as before.
  */
 import type { DeliveredMessage } from './driver.js';
-import { aggregateIdSchema, newEventId, type Envelope, type JsonValue, type Payload } from './envelope.js';
+import { aggregateIdSchema, type Envelope, type JsonValue, type Payload } from './envelope.js';
+import { newEventId } from './event-id.js';
 import { strictUtf8 } from './strict-utf8.js';
 
 
