@@ -7,6 +7,7 @@
 import { BuslineError, ErrorCode, type DriverHooks } from '@busline/core/driver';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
+import { ownConsumer } from './kafkajs-foreign-consumers.js';
 import type { SubscriptionRouter } from './subscription-router.js';
 
 /** What a started consumer needs of, and reports to, its GroupConsumer. */
@@ -32,20 +33,22 @@ export interface ConsumerStartHost {
 /** Starts a consumer of `topics`; resolves once it joined the group, rejects (disconnected) if it could not. */
 export async function startKafkaConsumer(host: ConsumerStartHost, topics: string[]): Promise<void> {
   const c = host.config;
-  const consumer = host.kafka.consumer({
-    groupId: host.group,
-    sessionTimeout: c.sessionTimeoutMs,
-    rebalanceTimeout: c.rebalanceTimeoutMs,
-    heartbeatInterval: c.heartbeatIntervalMs,
-    maxBytesPerPartition: c.maxBytesPerPartition,
-    maxBytes: c.maxBytes,
-    maxWaitTimeInMs: c.maxWaitTimeMs,
-    metadataMaxAge: host.metadataMaxAgeMs,
-    allowAutoTopicCreation: false,
-    // kafkajs's own restart after a crash (its defaults otherwise), but never of a consumer this
-    // driver already stopped: a crash during close would bring it back as a zombie group member.
-    retry: { retries: 5, restartOnFailure: () => Promise.resolve(host.isCurrent(consumer)) },
-  });
+  const consumer: Consumer = ownConsumer(() =>
+    host.kafka.consumer({
+      groupId: host.group,
+      sessionTimeout: c.sessionTimeoutMs,
+      rebalanceTimeout: c.rebalanceTimeoutMs,
+      heartbeatInterval: c.heartbeatIntervalMs,
+      maxBytesPerPartition: c.maxBytesPerPartition,
+      maxBytes: c.maxBytes,
+      maxWaitTimeInMs: c.maxWaitTimeMs,
+      metadataMaxAge: host.metadataMaxAgeMs,
+      allowAutoTopicCreation: false,
+      // kafkajs's own restart after a crash (its defaults otherwise), but never of a consumer this
+      // driver already stopped: a crash during close would bring it back as a zombie group member.
+      retry: { retries: 5, restartOnFailure: () => Promise.resolve(host.isCurrent(consumer)) },
+    }),
+  );
   const latest = topics.some((t) => !host.router.startFromEarliest(t));
   let joined!: () => void;
   let failed!: (error: unknown) => void;

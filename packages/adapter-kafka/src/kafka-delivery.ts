@@ -7,6 +7,7 @@
 import type { DeliveredMessage } from '@busline/core/driver';
 import type { KafkaMessage } from 'kafkajs';
 import { AsciiTextCache } from './ascii-text-cache.js';
+import { headerTextOf } from './kafkajs-record-decoder.js';
 import type { PartitionState } from './partition-state.js';
 import type { SinkEntry } from './subscription-router.js';
 
@@ -24,6 +25,16 @@ function headerText(name: string, value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (Array.isArray(value)) return value.length ? headerText(name, value[value.length - 1]) : undefined;
   return Buffer.isBuffer(value) ? headerValues.text(name, value) : String(value);
+}
+
+/** kafkajs's headers (records decoded with Buffers: a foreign kafkajs consumer runs) as text. */
+function textOf(raw: KafkaMessage['headers']): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const name in raw) {
+    const text = headerText(name, raw[name]);
+    if (text !== undefined) headers[name] = text;
+  }
+  return headers;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -80,14 +91,6 @@ export function kafkaDelivery(owner: DeliveryOwner, entry: SinkEntry, state: Par
     state.watermark.track(offset);
     state.tracked = offset;
   }
-  const headers: Record<string, string> = {};
-  const raw = m.headers;
-  if (raw) {
-    for (const name in raw) {
-      const text = headerText(name, raw[name]);
-      if (text !== undefined) headers[name] = text;
-    }
-  }
   return new KafkaDelivery(
     owner,
     entry,
@@ -96,7 +99,7 @@ export function kafkaDelivery(owner: DeliveryOwner, entry: SinkEntry, state: Par
     offset,
     state.topic,
     m.key === null || m.key === undefined ? undefined : m.key.toString(),
-    headers,
+    headerTextOf(m) ?? textOf(m.headers),
     m.value ?? EMPTY,
     state.ledger.countFor(offset),
   );

@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
-import { applyKafkajsRecordDecoder, originalKafkajsRecordDecoder } from '../src/kafkajs-record-decoder.js';
+import kafkajs from 'kafkajs';
+import { applyForeignConsumerCount, foreignConsumersRunning } from '../src/kafkajs-foreign-consumers.js';
+import { applyKafkajsRecordDecoder, headerTextOf, originalKafkajsRecordDecoder } from '../src/kafkajs-record-decoder.js';
 import { originalKafkajsRecordEncoder } from '../src/kafkajs-record-encoder.js';
 import { ENVELOPE_HEADERS } from './helpers.js';
 
@@ -47,15 +49,51 @@ describe('kafkajs record decoder (headers gathered once, offsets in doubles)', (
   });
 
   const cases = contexts.flatMap((context, c) => records.map((record, r) => [`context ${c}, record ${r}`, record, context] as const));
-  it.each(cases)('%s: the same record as kafkajs 2.2.4 decodes', (_, record, context) => {
-    const patched = require('kafkajs/src/protocol/recordBatch/record/v0/decoder.js') as Decode;
-    const original = originalKafkajsRecordDecoder() as Decode;
-    expect(decodeWith(patched, record, context)).toEqual(decodeWith(original, record, context));
+  const patched = () => require('kafkajs/src/protocol/recordBatch/record/v0/decoder.js') as Decode;
+  const original = () => originalKafkajsRecordDecoder() as Decode;
+
+  it.each(cases)('%s, only busline consuming: the same record as kafkajs 2.2.4 decodes, and its headers as text', (_, record, context) => {
+    expect(applyForeignConsumerCount()).toBe(true);
+    expect(foreignConsumersRunning()).toBe(false);
+    const ours = decodeWith(patched(), record, context);
+    const theirs = decodeWith(original(), record, context);
+    // Headers as kafkajs gives them, decoded when read (a prototype getter: compared as read; the
+    // record's own symbol-keyed fields are busline's).
+    expect({ ...Object.fromEntries(Object.keys(ours).map((k) => [k, ours[k]])), headers: ours.headers }).toEqual(theirs);
+    // As text: the last value of a repeated name, nothing for a null value.
+    const text: Record<string, string> = {};
+    for (const [name, v] of Object.entries(theirs.headers as Record<string, Buffer | null | (Buffer | null)[]>)) {
+      const last = Array.isArray(v) ? v[v.length - 1] : v;
+      if (last !== null && last !== undefined) text[name] = last.toString();
+    }
+    expect(headerTextOf(ours)).toEqual(text);
+  });
+
+  describe('while a kafkajs consumer not busline\'s exists', () => {
+    let foreign: kafkajs.Consumer;
+    beforeAll(() => {
+      applyForeignConsumerCount();
+      foreign = new kafkajs.Kafka({ brokers: ['127.0.0.1:1'], logLevel: kafkajs.logLevel.NOTHING }).consumer({ groupId: 'foreign' });
+    });
+    afterAll(async () => {
+      await foreign.disconnect();
+    });
+
+    it.each(cases)('%s: records are plain objects with Buffer headers, equal to kafkajs 2.2.4\'s', (_, record, context) => {
+      expect(foreignConsumersRunning()).toBe(true);
+      const ours = decodeWith(patched(), record, context);
+      expect(headerTextOf(ours)).toBeUndefined();
+      expect(ours).toStrictEqual(decodeWith(original(), record, context));
+    });
+  });
+
+  it('once the foreign consumer disconnected, busline\'s text headers are back', () => {
+    expect(foreignConsumersRunning()).toBe(false);
+    expect(headerTextOf(decodeWith(patched(), records[3]!, contexts[0]!))).toMatchObject({ ce_id: expect.any(String) });
   });
 
   it('offsets and timestamps past 2^53 are exact (kafkajs Long arithmetic)', () => {
-    const patched = require('kafkajs/src/protocol/recordBatch/record/v0/decoder.js') as Decode;
-    const decoded = decodeWith(patched, { offsetDelta: 9, timestampDelta: 3, key: 'k', value: Buffer.from('v') }, { firstOffset: '9007199254740993', firstTimestamp: '9007199254740993', timestampType: 0 });
+    const decoded = decodeWith(patched(), { offsetDelta: 9, timestampDelta: 3, key: 'k', value: Buffer.from('v') }, { firstOffset: '9007199254740993', firstTimestamp: '9007199254740993', timestampType: 0 });
     expect(decoded.offset).toBe('9007199254741002');
     expect(decoded.timestamp).toBe('9007199254740996');
   });
