@@ -36,6 +36,7 @@
  * the next request.
  */
 import { BuslineError, ClosedError, ErrorCode, PublishTimeoutError, type PublishOutcome, type WireMessage } from '@busline/core/driver';
+import { DeadlineQueue, MAX_TIMER_MS } from './deadline-queue.js';
 import { messageTooLarge } from './kafka-errors.js';
 
 /** A record as kafkajs takes it. */
@@ -76,8 +77,6 @@ export interface PublishBatcherOptions {
   reset?(): Promise<void>;
 }
 
-/** setTimeout's largest delay; longer ones fire after 1 ms (and would loop). */
-const MAX_TIMER_MS = 2_147_483_647;
 /** Record batch header of the v2 message format, counted against `max.message.bytes`. */
 const BATCH_OVERHEAD = 61;
 
@@ -160,58 +159,6 @@ interface Waiter {
   readonly messages: readonly WireMessage[];
 }
 
-/** Open calls with one timeout value, oldest first; one timer for the oldest. */
-class DeadlineQueue {
-  private items: Request[] = [];
-  private head = 0;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(private readonly expire: (request: Request) => void) {}
-
-  add(request: Request): void {
-    this.items.push(request);
-    if (this.timer === undefined) this.arm();
-  }
-
-  private arm(): void {
-    // Drop calls that completed, so the queue holds only the open window.
-    while (this.head < this.items.length && this.items[this.head]!.done) this.head++;
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-      return;
-    }
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    // Capped: a longer delay would fire after 1 ms, and re-arm, in a loop.
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, this.items[this.head]!.deadline - performance.now()) + 1);
-    this.timer = setTimeout(this.fire, delay);
-    // A pending publish keeps the process alive through its socket; this timer alone must not.
-    this.timer.unref();
-  }
-
-  private readonly fire = (): void => {
-    this.timer = undefined;
-    const now = performance.now();
-    while (this.head < this.items.length) {
-      const request = this.items[this.head]!;
-      if (!request.done && request.deadline > now) break;
-      this.head++;
-      if (!request.done) this.expire(request);
-    }
-    this.arm();
-  };
-
-  clear(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.items = [];
-    this.head = 0;
-  }
-}
-
 /**
  * Coalesces concurrent publishes into kafkajs batches (linger, size and in-flight limits) and
  * reports an outcome per message, so each publish resolves only once its own record is
@@ -225,7 +172,7 @@ export class PublishBatcher {
   private inFlight = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
   private readonly waiters: Waiter[] = [];
-  private readonly deadlines = new Map<number, DeadlineQueue>();
+  private readonly deadlines = new Map<number, DeadlineQueue<Request>>();
   private closed = false;
   private idle: (() => void)[] = [];
   /** Batches sent and messages in them (for metrics, benchmarks and tests). */
