@@ -164,12 +164,12 @@ function readHeaderBuffers(bytes: Buffer, at: number): HeaderBuffers {
  * The headers at the decoder, each value read by `readValue`: one object, a
  * repeated name's values gathered into an array, in order.
  */
-function readHeaders<V>(decoder: DecoderLike, readValue: (decoder: DecoderLike, name: string) => V): Record<string, V | V[]> {
+function readHeaders<V>(decoder: DecoderLike, readValue: (decoder: DecoderLike) => V): Record<string, V | V[]> {
   const headers: Record<string, V | V[]> = {};
   const count = decoder.readVarInt();
   for (let i = 0; i < count; i++) {
     const name = readHeaderName(decoder, i);
-    const v = readValue(decoder, name);
+    const v = readValue(decoder);
     const before = Object.hasOwn(headers, name) ? headers[name] : undefined;
     const next = before === undefined ? v : Array.isArray(before) ? before.concat([v]) : [before, v];
     setHeader(headers, name, next);

@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { type BuslineError } from '@busline/core';
 import { waitFor } from '@busline/conformance';
-import { ownServerFixture, PATHS, SKIP, streamOf, topicName, usePath } from './helpers.js';
+import { ownServerFixture, PATHS, SKIP, streamOf, topicName, usePath, waitForR3Placement } from './helpers.js';
 import { PrivateNatsCluster, type PrivateNatsServer } from './nats-server.js';
 
 const CALLERS = 32;
@@ -18,15 +18,9 @@ const KILL_AFTER = 1_500;
 
 describe.skipIf(SKIP).each(PATHS)('nats: 3-node cluster, R3 topic, stream leader killed mid-run (own servers, $label)', ({ internals }) => {
   usePath(internals);
-  // JetStream answers once the nodes have elected a meta leader.
   const f = ownServerFixture(
     () => PrivateNatsCluster.start('cluster'),
-    (a) =>
-      waitFor(() => a.jsm.getAccountInfo().then(() => true, () => false), {
-        timeoutMs: 60_000,
-        intervalMs: 250,
-        message: 'the JetStream cluster to elect a meta leader',
-      }),
+    (a) => waitForR3Placement(a.jsm),
   );
   const { buses } = f;
 

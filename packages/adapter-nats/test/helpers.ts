@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { createEventBus, type BusConfigInput, type EventBus } from '@busline/core';
-import { uniqueName } from '@busline/conformance';
+import { uniqueName, waitFor } from '@busline/conformance';
 import { adapter, streamNameFor, type NatsConfigInput, type NatsDriver } from '../src/index.js';
 import { setClientInternals } from '../src/wire.js';
 import { PINNING_SERVER, serverSupported } from '../src/driver.js';
@@ -140,6 +140,28 @@ export function ownServerFixture<S extends { url: string; stop(): Promise<void> 
       return a!;
     },
   };
+}
+
+/**
+ * Resolves once the cluster places an R3 stream. JetStream answers as soon as
+ * a meta leader is elected, but creating an R3 stream is refused with "no
+ * suitable peers for placement" until all three servers have joined the meta
+ * group (it failed that way in a CI run on the minimum server version).
+ */
+export async function waitForR3Placement(jsm: JetStreamManager): Promise<void> {
+  const name = `BL_PROBE_${uniqueName('r3').replace(/[^A-Za-z0-9_-]/g, '_')}`;
+  await waitFor(
+    async () => {
+      try {
+        await jsm.streams.add({ name, subjects: [`${name}.>`], num_replicas: 3 });
+        await jsm.streams.delete(name);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs: 60_000, intervalMs: 250, message: 'the JetStream cluster to place an R3 stream (all three servers in its meta group)' },
+  );
 }
 
 export interface Admin {

@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemberProcess, OrderChecker, runWithConcurrency, waitFor, type MemberSpec } from '@busline/conformance';
-import { admin, type Admin, Buses, serverPins, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
+import { admin, type Admin, Buses, serverPins, SHARED_URL, SKIP, streamOf, topicName, waitForR3Placement } from './helpers.js';
 import { PrivateNatsCluster, type PrivateNatsServer } from './nats-server.js';
 import { durableNameFor } from '../src/names.js';
 import { partitionDurable } from '../src/partition-layout.js';
@@ -29,7 +29,7 @@ describe.skipIf(!PINS)('nats: partitioned group of member processes on a 3-node 
     cluster = await PrivateNatsCluster.start('pgroup');
     const a = await admin(cluster.nodes[0]!.url);
     try {
-      await waitFor(() => a.jsm.getAccountInfo().then(() => true, () => false), { timeoutMs: 60_000, intervalMs: 250, message: 'the JetStream cluster to elect a meta leader' });
+      await waitForR3Placement(a.jsm);
     } finally {
       await a.close();
     }
