@@ -6,8 +6,7 @@
  */
 import type { DeliveredMessage } from '@busline/core/driver';
 import type { KafkaMessage } from 'kafkajs';
-import { AsciiTextCache } from './ascii-text-cache.js';
-import { headerTextOf } from './kafkajs-record-decoder.js';
+import { recordHeaderText } from './kafkajs-record-decoder.js';
 import type { PartitionState } from './partition-state.js';
 import type { SinkEntry } from './subscription-router.js';
 
@@ -15,26 +14,6 @@ import type { SinkEntry } from './subscription-router.js';
 export interface DeliveryOwner {
   /** Called by a delivery, exactly once. */
   settle(entry: SinkEntry, state: PartitionState, offset: number, handled: boolean, record: KafkaMessage): void;
-}
-
-/** Header values by name: most repeat from record to record (type, source, content type). */
-const headerValues = new AsciiTextCache<string>();
-
-/** A kafkajs header value (a Buffer, or several for a repeated name: the last wins) as text. */
-function headerText(name: string, value: unknown): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (Array.isArray(value)) return value.length ? headerText(name, value[value.length - 1]) : undefined;
-  return Buffer.isBuffer(value) ? headerValues.text(name, value) : String(value);
-}
-
-/** kafkajs's headers (records decoded with Buffers: a foreign kafkajs consumer runs) as text. */
-function textOf(raw: KafkaMessage['headers']): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const name in raw) {
-    const text = headerText(name, raw[name]);
-    if (text !== undefined) headers[name] = text;
-  }
-  return headers;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -99,7 +78,7 @@ export function kafkaDelivery(owner: DeliveryOwner, entry: SinkEntry, state: Par
     offset,
     state.topic,
     m.key === null || m.key === undefined ? undefined : m.key.toString(),
-    headerTextOf(m) ?? textOf(m.headers),
+    recordHeaderText(m),
     m.value ?? EMPTY,
     state.ledger.countFor(offset),
   );

@@ -216,6 +216,30 @@ export function headerTextOf(record: object): Record<string, string> | undefined
   return record instanceof TextHeadersRecord ? record[HEADER_TEXT] : undefined;
 }
 
+/** A kafkajs header value (a Buffer, or several for a repeated name: the last wins) as text. */
+function headerText(name: string, value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (Array.isArray(value)) return value.length ? headerText(name, value[value.length - 1]) : undefined;
+  return Buffer.isBuffer(value) ? headerValues.text(name, value) : String(value);
+}
+
+/**
+ * A fetched record's headers as text, whichever way it was decoded: the text
+ * the decoder kept, or its Buffers (a foreign consumer ran) turned into text
+ * by the same rule (the last value of a repeated name, none for null).
+ */
+export function recordHeaderText(record: { headers?: Record<string, unknown> }): Record<string, string> {
+  const kept = headerTextOf(record);
+  if (kept !== undefined) return kept;
+  const headers: Record<string, string> = {};
+  const raw = record.headers;
+  for (const name in raw) {
+    const text = headerText(name, raw[name]);
+    if (text !== undefined) headers[name] = text;
+  }
+  return headers;
+}
+
 function readHeaderName(decoder: DecoderLike, index: number): string {
   const length = decoder.readVarInt();
   // A null name (not valid Kafka, but readable) becomes "null", as in kafkajs.
