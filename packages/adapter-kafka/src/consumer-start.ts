@@ -7,6 +7,7 @@
 import { BuslineError, ErrorCode, type DriverHooks } from '@busline/core/driver';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
+import { protocolType, topicNotFound } from './kafka-errors.js';
 import { ownConsumer } from './kafkajs-foreign-consumers.js';
 import type { SubscriptionRouter } from './subscription-router.js';
 
@@ -81,7 +82,7 @@ export async function startKafkaConsumer(host: ConsumerStartHost, topics: string
 
   try {
     await consumer.connect();
-    for (const topic of topics) await consumer.subscribe({ topics: [topic], fromBeginning: host.router.startFromEarliest(topic) });
+    for (const topic of topics) await subscribeOnceKnown(consumer, topic, host.router.startFromEarliest(topic));
     host.attach(consumer, topics);
     await consumer.run({
       autoCommit: false,
@@ -98,6 +99,27 @@ export async function startKafkaConsumer(host: ConsumerStartHost, topics: string
     host.detach(consumer);
     await consumer.disconnect().catch(() => undefined);
     throw error;
+  }
+}
+
+/**
+ * How long a subscribe waits for a topic the broker does not know yet. A topic another process
+ * (or this one) just created can be unknown to the broker asked for a moment — its metadata
+ * lags the controller — and kafkajs gives up on UNKNOWN_TOPIC_OR_PARTITION at once.
+ */
+const UNKNOWN_TOPIC_WAIT_MS = 5_000;
+
+async function subscribeOnceKnown(consumer: Consumer, topic: string, fromBeginning: boolean): Promise<void> {
+  const deadline = Date.now() + UNKNOWN_TOPIC_WAIT_MS;
+  for (let delay = 25; ; delay = Math.min(delay * 2, 500)) {
+    try {
+      await consumer.subscribe({ topics: [topic], fromBeginning });
+      return;
+    } catch (error) {
+      if (protocolType(error) !== 'UNKNOWN_TOPIC_OR_PARTITION') throw error;
+      if (Date.now() + delay > deadline) throw topicNotFound(topic, error, `subscribing to "${topic}" failed after ${UNKNOWN_TOPIC_WAIT_MS} ms`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
   }
 }
 

@@ -160,9 +160,15 @@ export function messageTooLarge(topic: string, size: number | undefined, limit: 
   });
 }
 
-/** A publish to a topic the broker does not have (topic strategy "skip", or deleted). Retryable: it may be created. */
-export function topicNotFound(topic: string, cause?: unknown): BuslineError {
-  return new TopicError(ErrorCode.TopicNotFound, topic, `publish to "${topic}" failed: the Kafka topic does not exist (nothing was sent; create it, or use a topic strategy that does)`, {
+/**
+ * A publish (or, with `what`, another call) on a topic the broker does not have (topic strategy
+ * "skip", or deleted). Retryable: it may be created.
+ */
+export function topicNotFound(topic: string, cause?: unknown, what?: string): BuslineError {
+  const message = what
+    ? `${what}: the Kafka topic "${topic}" does not exist (create it, or use a topic strategy that does)`
+    : `publish to "${topic}" failed: the Kafka topic does not exist (nothing was sent; create it, or use a topic strategy that does)`;
+  return new TopicError(ErrorCode.TopicNotFound, topic, message, {
     cause,
     retryable: true,
     details: { topic },

@@ -88,7 +88,8 @@ export class TopicAdmin {
       });
       if (!created) return;
     } catch (error) {
-      if (allErrorsAre(error, 'TOPIC_ALREADY_EXISTS')) return;
+      // Another process creates it right now: wait as for our own, so a subscribe that follows finds it.
+      if (allErrorsAre(error, 'TOPIC_ALREADY_EXISTS')) return this.waitForLeaders(topic, 1);
       throw kafkaError(error, `creating Kafka topic "${topic}" (${numPartitions} partitions, replication factor ${replicationFactor})`, ErrorCode.TopicInvalid);
     }
     await this.waitForLeaders(topic, numPartitions);
