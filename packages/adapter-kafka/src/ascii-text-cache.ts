@@ -6,25 +6,61 @@
  * and leaves nothing for the garbage collector. Only ASCII text is kept, so
  * equal bytes mean equal text; the bytes themselves are never retained (they
  * are views of a whole fetch response).
+ *
+ * A slot whose text keeps changing (an event id, a time) stops being
+ * compared for a while: comparing a value that never repeats only adds to
+ * its decoding. It is tried again after a rest, in case it starts repeating.
  */
+interface Slot {
+  text: string | undefined;
+  /** Misses in a row. */
+  misses: number;
+  /** Calls left that decode without comparing or keeping. */
+  resting: number;
+}
+
+/** Misses in a row after which a slot rests, and for how many calls. */
+const MISSES_BEFORE_REST = 8;
+const REST_CALLS = 256;
+
 export class AsciiTextCache<K> {
-  private readonly texts = new Map<K, string>();
+  private readonly slots = new Map<K, Slot>();
 
   constructor(private readonly maxEntries = 64) {}
 
-  /** `bytes[start, end)` as UTF-8 text, reusing the text last decoded under `slot` when the bytes match it. */
-  text(slot: K, bytes: Buffer, start = 0, end = bytes.length): string {
-    const last = this.texts.get(slot);
+  /** `bytes[start, end)` as UTF-8 text, reusing the text last decoded under `key` when the bytes match it. */
+  text(key: K, bytes: Buffer, start = 0, end = bytes.length): string {
+    let slot = this.slots.get(key);
+    if (slot === undefined) {
+      if (this.slots.size >= this.maxEntries) return decode(bytes, start, end);
+      slot = { text: undefined, misses: 0, resting: 0 };
+      this.slots.set(key, slot);
+    } else if (slot.resting > 0) {
+      slot.resting--;
+      return decode(bytes, start, end);
+    }
+    const last = slot.text;
     if (last !== undefined && last.length === end - start) {
       let i = 0;
       while (i < last.length && last.charCodeAt(i) === bytes[start + i]) i++;
-      if (i === last.length) return last;
+      if (i === last.length) {
+        slot.misses = 0;
+        return last;
+      }
     }
-    // toString() without arguments takes Node's UTF-8 fast path.
-    const text = start === 0 && end === bytes.length ? bytes.toString() : bytes.toString('utf8', start, end);
-    if (isAscii(text) && (last !== undefined || this.texts.size < this.maxEntries)) this.texts.set(slot, text);
+    const text = decode(bytes, start, end);
+    slot.text = isAscii(text) ? text : undefined;
+    if (last !== undefined && ++slot.misses >= MISSES_BEFORE_REST) {
+      slot.misses = 0;
+      slot.resting = REST_CALLS;
+    }
     return text;
   }
+}
+
+function decode(bytes: Buffer, start: number, end: number): string {
+  // toString() without arguments takes Node's UTF-8 fast path.
+  return start === 0 && end === bytes.length ? bytes.toString() : bytes.toString('utf8', start, end);
 }
 
 function isAscii(text: string): boolean {

@@ -30,6 +30,22 @@ describe('AsciiTextCache', () => {
   it('keeps at most maxEntries slots', () => {
     const cache = new AsciiTextCache<number>(2);
     for (let i = 0; i < 5; i++) expect(cache.text(i, Buffer.from(`v${i}`))).toBe(`v${i}`);
-    expect((cache as unknown as { texts: Map<number, string> }).texts.size).toBe(2);
+    expect((cache as unknown as { slots: Map<number, unknown> }).slots.size).toBe(2);
+  });
+
+  it('stops comparing a slot whose text keeps changing, decodes it right meanwhile, and caches it again after the rest', () => {
+    const cache = new AsciiTextCache<string>();
+    const slot = () => (cache as unknown as { slots: Map<string, { text?: string; resting: number }> }).slots.get('ce_id')!;
+    for (let i = 0; i < 9; i++) expect(cache.text('ce_id', Buffer.from(`id-${i}`))).toBe(`id-${i}`);
+    expect(slot().resting, 'resting after a run of misses').toBeGreaterThan(0);
+    let calls = 0;
+    while (slot().resting > 0) {
+      expect(cache.text('ce_id', Buffer.from(calls % 2 ? 'same' : 'é'))).toBe(calls % 2 ? 'same' : 'é');
+      calls++;
+    }
+    expect(calls).toBeLessThanOrEqual(256);
+    expect(cache.text('ce_id', Buffer.from('same'))).toBe('same');
+    expect(slot().text, 'kept again once rested').toBe('same');
+    expect(cache.text('ce_id', Buffer.from('samf'))).toBe('samf');
   });
 });
