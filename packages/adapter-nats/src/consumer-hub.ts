@@ -16,7 +16,8 @@ import { protocolWriter, type ProtocolWriter } from './wire.js';
  */
 
 const textDecoder = new TextDecoder();
-const TICK_MS = 1_000;
+/** The housekeeping tick: pin refreshes, stale pulls, a blocked cumulative member's standing pull. */
+export const TICK_MS = 1_000;
 
 export interface Ticker {
   tick(now: number): void;

@@ -2,7 +2,7 @@ import { createInbox, type Msg, type Subscription } from '@nats-io/nats-core';
 import { AckPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo } from '@nats-io/jetstream';
 import { BuslineError, ErrorCode, type ConsumerSpec, type DriverSubscription, type MessageSink } from '@busline/core/driver';
 import { CONSUMER_NOT_FOUND, ensureConsumer, PIN_GROUP, pinRefreshMs } from './consumer-admin.js';
-import type { ConsumerHub } from './consumer-hub.js';
+import { TICK_MS, type ConsumerHub } from './consumer-hub.js';
 import { ACK, CumulativeAcks, type AckSender } from './cumulative-acks.js';
 import { drainInbox } from './drain-inbox.js';
 import { decodeHeaders, HeaderReader, type Status } from './header-reader.js';
@@ -35,6 +35,8 @@ const TERM = Uint8Array.of(0x2b, 0x54, 0x45, 0x52, 0x4d); // +TERM
 const WPI = Uint8Array.of(0x2b, 0x57, 0x50, 0x49); // +WPI
 const encoder = new TextEncoder();
 const NS_PER_MS = 1_000_000;
+/** How long before its expiry a blocked cumulative member's standing pull is overlapped by the next. */
+const STANDING_PULL_MARGIN_MS = 250;
 
 /** The pin id the server has for busline's priority group (nats.js does not type the consumer info's priority_groups). */
 export function pinHolder(info: ConsumerInfo): string | undefined {
@@ -355,9 +357,14 @@ export class PullConsumer implements DriverSubscription {
   private maybePull(): void {
     if (this.stopped || this.recovering || !this.hub.isConnected) return;
     if (this.blocked) {
-      // Cumulative: keep one request open while blocked, so a second member sees this one (refuseSecondMember).
+      // Cumulative: keep a request open while blocked, so a second member sees this one (refuseSecondMember).
       // The server holds it back while max_ack_pending is reached, and never has more than that unsettled.
-      if (this.acks !== undefined && this.requested === 0 && Date.now() >= this.pauseUntil) this.pull(1);
+      // It lives at least three ticks and the next is sent at the last tick before it expires: re-pulling
+      // only on its 408 left a gap (a round trip, more on a busy event loop) in which this member looked gone.
+      const now = Date.now();
+      const standingMs = Math.max(this.expiresMs, 3 * TICK_MS);
+      const expiring = now - this.lastPullAt >= standingMs - TICK_MS - STANDING_PULL_MARGIN_MS;
+      if (this.acks !== undefined && (this.requested === 0 || expiring) && now >= this.pauseUntil) this.send(1, standingMs * NS_PER_MS);
       return;
     }
     if (this.requested > this.threshold) return;

@@ -78,10 +78,21 @@ describe.skipIf(SKIP)('nats: cumulative acks need one member per group', () => {
       intervalMs: 50,
       message: 'A to hold 5',
     });
-    // Its pull request expires on the server meanwhile (a server timer: waited out), and A is still blocked.
-    await new Promise((resolve) => setTimeout(resolve, 2 * pullExpiresMs));
+    // A's pull requests from now on: each must be sent before the one before it expires, or for a moment
+    // the server has none waiting and a second member would find A gone.
+    const pulls: { at: number; expiresMs: number }[] = [];
+    const nc = (a.driver as NatsDriver).connection!;
+    const publish = nc.publish.bind(nc);
+    nc.publish = (subject, payload, ...rest) => {
+      if (subject.includes('.CONSUMER.MSG.NEXT.')) pulls.push({ at: Date.now(), expiresMs: JSON.parse(String(payload)).expires / 1e6 });
+      publish(subject, payload, ...rest);
+    };
+    // Its pull requests expire on the server meanwhile (a server timer: waited out), and A is still blocked.
+    await waitFor(() => pulls.length >= 3, { timeoutMs: 15_000, intervalMs: 50, message: 'three pull requests of blocked A' });
     const refused = await secondMember(topic, group);
     expect(refused?.code, String(refused)).toBe(ErrorCode.Unsupported);
+    const late = pulls.slice(1).filter((p, i) => p.at >= pulls[i]!.at + pulls[i]!.expiresMs);
+    expect(late, `pulls sent after the one before expired (of ${JSON.stringify(pulls)})`).toEqual([]);
     release.resolve();
     await started.waitForCount(20, 10_000);
   });
