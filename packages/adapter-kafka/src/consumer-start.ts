@@ -10,6 +10,7 @@ import type { KafkaConfig } from './config.js';
 import { protocolType, topicNotFound } from './kafka-errors.js';
 import { ownConsumer } from './kafkajs-foreign-consumers.js';
 import type { SubscriptionRouter } from './subscription-router.js';
+import { triesUntil } from './tries-until.js';
 
 /** What a started consumer needs of, and reports to, its GroupConsumer. */
 export interface ConsumerStartHost {
@@ -110,17 +111,17 @@ export async function startKafkaConsumer(host: ConsumerStartHost, topics: string
 const UNKNOWN_TOPIC_WAIT_MS = 5_000;
 
 async function subscribeOnceKnown(consumer: Consumer, topic: string, fromBeginning: boolean): Promise<void> {
-  const deadline = Date.now() + UNKNOWN_TOPIC_WAIT_MS;
-  for (let delay = 25; ; delay = Math.min(delay * 2, 500)) {
+  let unknown: unknown;
+  for await (const _ of triesUntil(UNKNOWN_TOPIC_WAIT_MS)) {
     try {
       await consumer.subscribe({ topics: [topic], fromBeginning });
       return;
     } catch (error) {
       if (protocolType(error) !== 'UNKNOWN_TOPIC_OR_PARTITION') throw error;
-      if (Date.now() + delay > deadline) throw topicNotFound(topic, error, `subscribing to "${topic}" failed after ${UNKNOWN_TOPIC_WAIT_MS} ms`);
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      unknown = error;
     }
   }
+  throw topicNotFound(topic, unknown, `subscribing to "${topic}" failed after ${UNKNOWN_TOPIC_WAIT_MS} ms`);
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: () => string): Promise<T> {

@@ -24,6 +24,7 @@ import {
 import kafkajs, { type Admin, type IResourceConfig } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
 import { kafkaError, protocolType } from './kafka-errors.js';
+import { triesUntil } from './tries-until.js';
 
 const { ConfigResourceTypes } = kafkajs;
 
@@ -97,11 +98,9 @@ export class TopicAdmin {
 
   /** Resolves once every partition of a new topic has a leader (bounded; a slow one is left to the clients' retries). */
   private async waitForLeaders(topic: string, partitions: number, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (let delay = 20; Date.now() < deadline; delay = Math.min(delay * 2, 500)) {
+    for await (const _ of triesUntil(timeoutMs)) {
       const found = await this.partitions(topic).catch(() => undefined);
       if (found && found.length >= partitions && found.every((p) => p.leader >= 0)) return;
-      await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
 

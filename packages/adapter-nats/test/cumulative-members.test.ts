@@ -11,7 +11,7 @@ import { createInbox, type Msg } from '@nats-io/transport-node';
 import { Collector, deferred, uniqueName, waitFor } from '@busline/conformance';
 import { ErrorCode, type BuslineError } from '@busline/core';
 import { NatsDriver, natsConfigSchema } from '../src/index.js';
-import { sharedServerFixture, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
+import { onPublishCall, sharedServerFixture, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
 
 const cumulative = { ackMode: 'cumulative' as const, ackWaitMs: 2_000 };
 const hooks = { connection() {}, error() {}, count() {} };
@@ -81,12 +81,9 @@ describe.skipIf(SKIP)('nats: cumulative acks need one member per group', () => {
     // A's pull requests from now on: each must be sent before the one before it expires, or for a moment
     // the server has none waiting and a second member would find A gone.
     const pulls: { at: number; expiresMs: number }[] = [];
-    const nc = (a.driver as NatsDriver).connection!;
-    const publish = nc.publish.bind(nc);
-    nc.publish = (subject, payload, ...rest) => {
+    onPublishCall(a.driver as NatsDriver, (subject, payload) => {
       if (subject.includes('.CONSUMER.MSG.NEXT.')) pulls.push({ at: Date.now(), expiresMs: JSON.parse(String(payload)).expires / 1e6 });
-      publish(subject, payload, ...rest);
-    };
+    });
     // Its pull requests expire on the server meanwhile (a server timer: waited out), and A is still blocked.
     await waitFor(() => pulls.length >= 3, { timeoutMs: 15_000, intervalMs: 50, message: 'three pull requests of blocked A' });
     const refused = await secondMember(topic, group);

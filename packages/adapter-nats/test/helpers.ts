@@ -33,15 +33,20 @@ export function usePath(internals: boolean): void {
  * it (one buffer through the protocol writer); the fallbacks use it for each.
  */
 export function watchPublishCalls(driver: NatsDriver): string[] {
+  const subjects: string[] = [];
+  onPublishCall(driver, (subject) => subjects.push(subject));
+  return subjects;
+}
+
+/** Calls `listener` with the subject and payload of every `publish()` the driver makes on its connection from now on. */
+export function onPublishCall(driver: NatsDriver, listener: (subject: string, payload: unknown) => void): void {
   const nc = driver.connection;
   if (!nc) throw new Error('the driver is not connected');
-  const subjects: string[] = [];
   const publish = nc.publish.bind(nc);
-  nc.publish = (subject, ...rest) => {
-    subjects.push(subject);
-    publish(subject, ...rest);
+  nc.publish = (subject, payload, ...rest) => {
+    listener(subject, payload);
+    publish(subject, payload, ...rest);
   };
-  return subjects;
 }
 
 /** Topics this test process made: cleanup deletes exactly their streams, never another run's. */
