@@ -40,21 +40,6 @@ export function producerPerformance({ brokers, topic, count, size, throughput = 
   );
 }
 
-/**
- * The best (highest rate) of `rounds` runs of `tool(options)`: the Java tools vary as much
- * between runs as busline does. ProducerPerformance appends to the topic each time;
- * ConsumerPerformance reads its first `count` records in a new group each time.
- */
-export async function bestOf(rounds, tool, options) {
-  let best;
-  for (let i = 0; i < rounds; i++) {
-    const r = await tool(options);
-    if (r.skipped) return r;
-    if (best === undefined || r.rate > best.rate) best = r;
-  }
-  return best;
-}
-
 /** ConsumerPerformance: reads `count` records of `topic` in a new group (no order kept). Resolves with `{ rate, line }` or `{ skipped }`. */
 export function consumerPerformance({ brokers, topic, count }) {
   return runJavaTool(

@@ -21,20 +21,23 @@
  *               the clients as published.
  *   4. consume  — busline subscribe with per-key order (1,000 keys, handler checks the
  *                 order) vs a raw kafkajs `eachBatch` consumer doing the same check on
- *                 the same records (structured: it parses the JSON value for the payload)
+ *                 the same records (structured: it parses the JSON value for the payload);
+ *                 BENCH_CONSUME_MESSAGES records (default: as many as ConsumerPerformance reads),
+ *                 published by busline once, before the first consume run
  *   5. latency  — publish-to-handle p50/p99 at a fixed offered rate (open loop:
  *                 measured from each message's scheduled send time, hdr-histogram), with
  *                 the consumer in a process of its own (as a consuming service runs), then
  *                 in the publisher's process (sharing its event loop)
  *   6. ceiling  — Kafka's org.apache.kafka.tools.ProducerPerformance and ConsumerPerformance (Java) on the broker,
- *                 best of BENCH_ROUNDS runs each; and ProducerPerformance at the latency run's offered rate,
+ *                 once in every round beside busline's runs of that round (best of the rounds, and each
+ *                 round's own ratio printed too); and ProducerPerformance at the latency run's offered rate,
  *                 whose own send-to-acknowledgement p50/p99 is printed as the latency reference
  *
  * Throughput figures are the best of BENCH_ROUNDS (5) rounds, with busline and
  * raw taking turns going first, so neither a burst of load from elsewhere on
  * the machine nor JIT warm-up decides a ratio.
  *
- * Knobs: BENCH_MESSAGES (100000), BENCH_AWAITED (5000), BENCH_WINDOW (2000),
+ * Knobs: BENCH_MESSAGES (100000: each publish run), BENCH_CONSUME_MESSAGES (BENCH_JAVA_MESSAGES: each consume run), BENCH_AWAITED (5000), BENCH_WINDOW (2000),
  * BENCH_ROUNDS (5), BENCH_PARTITIONS (6), BENCH_RATE (msg/s offered in the latency run; default half the
  * best busline publish rate measured in this run, in the bus default content mode: the issue's "half the
  * max rate"), BENCH_LATENCY_SECONDS (10),
@@ -55,8 +58,8 @@
  * BENCH_TELEMETRY=1|metrics|tracing: busline publish and consume run a second
  * time each round with that telemetry on (OpenTelemetry SDK providers, no
  * exporter; tools/bench-telemetry.mjs), and off vs on is printed at the end.
- * Round 1's telemetry-on publish writes the topic both consume runs read, so
- * its records carry trace context as a traced producer's would.
+ * The topic both consume runs read is written with telemetry on, so its
+ * records carry trace context as a traced producer's would.
  * Bench topics are deleted at the end.
  */
 import { fork } from 'node:child_process';
@@ -66,7 +69,7 @@ import kafkajs from 'kafkajs';
 import hdr from 'hdr-histogram-js';
 import { buildEnvelope, createEventBus, encodeEnvelope, KAFKA_BINDING } from '@busline/core';
 import { adapter } from '../dist/index.js';
-import { bestOf, consumerPerformance, producerPerformance } from './java-tools.mjs';
+import { consumerPerformance, producerPerformance } from './java-tools.mjs';
 import { openProducer as openKafkaTsProducer } from './clients/kafka-ts.mjs';
 import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
 import { benchTelemetry, overheadLine, telemetryFloor } from '../../../tools/bench-telemetry.mjs';
@@ -75,6 +78,8 @@ const env = (name, fallback) => (process.env[name] === undefined || process.env[
 const BROKERS = (process.env.BUSLINE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const N = env('BENCH_MESSAGES', 100_000);
 const JAVA_N = Math.max(N, env('BENCH_JAVA_MESSAGES', 500_000));
+/** Records each consume run reads: as many as ConsumerPerformance reads, so both runs last about as long. */
+const CONSUME_N = env('BENCH_CONSUME_MESSAGES', JAVA_N);
 const AWAITED = env('BENCH_AWAITED', 5_000);
 const WINDOW = env('BENCH_WINDOW', 2_000);
 const PARTITIONS = env('BENCH_PARTITIONS', 6);
@@ -196,7 +201,7 @@ async function createTopics() {
 
 // ---- 1. busline publish --------------------------------------------------------------
 
-async function benchOursPublish(target, mode, telemetry) {
+async function benchOursPublish(target, mode, telemetry, count = N) {
   const bus = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, source: 'bench', group: `bench-pub-${run}`, contentMode: mode, ...KAFKA_SECTION, ...(telemetry ? { telemetry } : {}) }, { adapter });
   await bus.start();
   const seqs = new Uint32Array(KEYS);
@@ -208,7 +213,7 @@ async function benchOursPublish(target, mode, telemetry) {
   let failed = 0;
   const stop = clock();
   const worker = async () => {
-    while (next < N) {
+    while (next < count) {
       const i = next++;
       const key = i % KEYS;
       try {
@@ -224,7 +229,7 @@ async function benchOursPublish(target, mode, telemetry) {
   const avgBatch = Math.round((batcher.sentMessages - sentBefore) / batches);
   await bus.close();
   if (failed) throw new Error(`${failed} busline publishes failed`);
-  return figures(N - 1, t, { avgBatch, batches });
+  return figures(count - 1, t, { avgBatch, batches });
 }
 
 // ---- 2./3. raw producer client ---------------------------------------------------------------
@@ -315,15 +320,15 @@ async function benchOursConsume(round, mode, telemetry) {
       }
       handled++;
       last = performance.now();
-      if (handled === N) {
+      if (handled === CONSUME_N) {
         const c = process.cpuUsage(cpu0);
-        cpu = (c.user + c.system) / (N - 1);
+        cpu = (c.user + c.system) / (CONSUME_N - 1);
       }
     },
     { ordering: 'key', startFrom: 'earliest' },
   );
   await bus.start();
-  await waitUntil(() => handled >= N, 600_000, `busline consumer handled ${handled} of ${N}`);
+  await waitUntil(() => handled >= CONSUME_N, 600_000, `busline consumer handled ${handled} of ${CONSUME_N}`);
   await bus.close();
   return { rate: rate(handled - 1, last - first), cpu, violations: order.violations };
 }
@@ -350,7 +355,7 @@ async function benchRawConsume(round, mode) {
       await heartbeat();
     },
   });
-  await waitUntil(() => handled >= N, 600_000, `raw consumer handled ${handled} of ${N}`);
+  await waitUntil(() => handled >= CONSUME_N, 600_000, `raw consumer handled ${handled} of ${CONSUME_N}`);
   await consumer.disconnect();
   return { rate: rate(handled - 1, last - first), violations: order.violations };
 }
@@ -546,21 +551,35 @@ async function main() {
     const best = (results) => results.reduce((a, b) => (b.rate > a.rate ? b : a));
     // Per content mode: busline publish (off and on telemetry), raw sendBatch of the same records, consume, raw consume.
     const R = Object.fromEntries(MODES.map((mode) => [mode, { ours: [], oursOn: [], consumeOn: [], rawBatch: [], rawPrebuilt: [], consume: [], rawConsume: [] }]));
+    // The Java tools run in every round, beside busline's runs of that round: this VM's speed drifts (up to 2x within
+    // the hour), and a ceiling measured minutes apart from busline would skew its ratio either way.
+    const javaRuns = { publish: [], consume: [] };
+    const javaPublish = async (round) => {
+      log(`round ${round}/${ROUNDS}: Kafka ProducerPerformance (Java), ${fmt(JAVA_N)} records…`);
+      const run = await producerPerformance({ brokers: BROKERS, topic: T.java, count: JAVA_N, size: SIZE });
+      javaRuns.publish.push(run);
+      log(run.skipped ? `  skipped: ${run.skipped}` : `  ${run.line}`);
+    };
+    const javaConsume = async (round) => {
+      if (javaRuns.publish.every((run) => run.skipped)) return void javaRuns.consume.push({ skipped: 'no records: ProducerPerformance did not run' });
+      log(`round ${round}/${ROUNDS}: Kafka ConsumerPerformance (Java), ${fmt(JAVA_N)} records…`);
+      const run = await consumerPerformance({ brokers: BROKERS, topic: T.java, count: JAVA_N });
+      javaRuns.consume.push(run);
+      log(run.skipped ? `  skipped: ${run.skipped}` : `  ${run.line}`);
+    };
     let awaited;
     for (let round = 1; round <= ROUNDS; round++) {
       // Alternate which side goes first, so JIT warm-up and heap state favour neither.
       const oursFirst = round % 2 === 1;
+      if (!oursFirst) await javaPublish(round);
       for (const mode of MODES) {
         const r = R[mode];
         const publishOurs = async () => {
-          // With telemetry, round 1's on run fills the consume topic (its records carry trace context).
-          const onFillsConsumeTopic = TELEMETRY !== undefined && round === 1;
-          if (onFillsConsumeTopic) await publishOursOn(T[`ours-${mode}`]);
           log(`round ${round}/${ROUNDS}: busline publish, ${mode} mode…`);
-          const ours = await benchOursPublish(round === 1 && !onFillsConsumeTopic ? T[`ours-${mode}`] : T[`oursMore-${mode}`], mode);
+          const ours = await benchOursPublish(T[`oursMore-${mode}`], mode);
           r.ours.push(ours);
           log(`  ${fmt(ours.rate)} msg/s, ${cpuText(ours)}, ${ours.batches} batches, avg ${ours.avgBatch} messages`);
-          if (TELEMETRY !== undefined && !onFillsConsumeTopic) await publishOursOn(T[`oursMore-${mode}`]);
+          if (TELEMETRY !== undefined) await publishOursOn(T[`oursMore-${mode}`]);
         };
         const publishOursOn = async (target) => {
           log(`round ${round}/${ROUNDS}: busline publish, ${mode} mode, telemetry on…`);
@@ -579,7 +598,7 @@ async function main() {
           r.rawPrebuilt.push(rawPrebuilt);
           log(`  ${fmt(rawPrebuilt.rate)} msg/s, ${cpuText(rawPrebuilt)}`);
         };
-        // Round 1 publishes busline's consume topic first either way (the batch size is busline's).
+        // Round 1 runs busline first either way: the raw rows send batches of the size busline's batcher used.
         if (oursFirst || round === 1) {
           await publishOurs();
           await publishRaw();
@@ -588,11 +607,20 @@ async function main() {
           await publishOurs();
         }
       }
+      if (oursFirst) await javaPublish(round);
       if (round === 1) {
         log(`raw ${PRODUCER_CLIENT} send awaited per message (${AWAITED}, binary-mode records)…`);
         awaited = await benchRawAwaited();
         log(`  ${fmt(awaited.rate)} msg/s`);
       }
+      if (round === 1) {
+        for (const mode of MODES) {
+          // With telemetry on, so the records carry trace context as a traced producer's would.
+          log(`busline publish of the ${fmt(CONSUME_N)} ${mode}-mode records the consume runs read (untimed)…`);
+          await benchOursPublish(T[`ours-${mode}`], mode, TELEMETRY, CONSUME_N);
+        }
+      }
+      if (!oursFirst) await javaConsume(round);
       for (const mode of MODES) {
         const r = R[mode];
         const consumeOurs = async () => {
@@ -620,6 +648,7 @@ async function main() {
           await consumeOurs();
         }
       }
+      if (oursFirst) await javaConsume(round);
     }
     const violationsOf = (runs) => runs.reduce((s, r) => s + r.violations, 0);
     const B = Object.fromEntries(
@@ -640,12 +669,9 @@ async function main() {
     // The bus default content mode is binary; with only structured measured, its rate stands in.
     const RATE = RATE_KNOB ?? Math.round((B.binary ?? B.structured).ours.rate / 2);
     const latency = await measureLatency(RATE);
-    log(`Kafka ProducerPerformance (Java), best of ${ROUNDS}…`);
-    const java = await bestOf(ROUNDS, producerPerformance, { brokers: BROKERS, topic: T.java, count: JAVA_N, size: SIZE });
-    log(java.skipped ? `  skipped: ${java.skipped}` : `  ${java.line}`);
-    log(`Kafka ConsumerPerformance (Java), best of ${ROUNDS}…`);
-    const javaConsume = java.skipped ? { skipped: 'no records: ProducerPerformance did not run' } : await bestOf(ROUNDS, consumerPerformance, { brokers: BROKERS, topic: T.java, count: JAVA_N });
-    log(javaConsume.skipped ? `  skipped: ${javaConsume.skipped}` : `  ${javaConsume.line}`);
+    const bestJava = (runs) => best([{ rate: 0, skipped: runs[0]?.skipped ?? 'not run' }, ...runs.filter((run) => !run.skipped)]);
+    const java = bestJava(javaRuns.publish);
+    const javaConsumeBest = bestJava(javaRuns.consume);
 
     const rows = [];
     for (const mode of MODES) {
@@ -656,7 +682,7 @@ async function main() {
         [`  raw ${PRODUCER_CLIENT} send ${batch}, same ${mode} records in loop`, rawBatch.rate, (ours.rate / rawBatch.rate).toFixed(2) + 'x', '>= 0.90x', ours.rate >= 0.9 * rawBatch.rate],
         [`  raw ${PRODUCER_CLIENT} send ${batch}, ${mode} records pre-built`, rawPrebuilt.rate, (ours.rate / rawPrebuilt.rate).toFixed(2) + 'x', '(info)'],
         [`  raw ${PRODUCER_CLIENT} send awaited per message (${fmt(AWAITED)} msgs)`, awaited.rate, (ours.rate / awaited.rate).toFixed(1) + 'x', '>= 10x', ours.rate >= 10 * awaited.rate],
-        ['  Java ProducerPerformance (ceiling, no headers)', java.rate ?? 'skipped', java.rate ? (ours.rate / java.rate).toFixed(2) + 'x' : '', java.rate ? '>= 0.50x' : '', java.rate && ours.rate >= 0.5 * java.rate],
+        ['  Java ProducerPerformance (ceiling, no headers)', java.rate || 'skipped', java.rate ? (ours.rate / java.rate).toFixed(2) + 'x' : '', java.rate ? '>= 0.50x' : '', java.rate && ours.rate >= 0.5 * java.rate],
       );
     }
     for (const mode of MODES) {
@@ -664,18 +690,26 @@ async function main() {
       rows.push(
         [`busline consume, ${mode}, per-key order (1,000 keys)`, consume.rate, '', ''],
         [`  raw kafkajs eachBatch consume of the ${mode} records`, rawConsume.rate, (consume.rate / rawConsume.rate).toFixed(2) + 'x', '>= 1.00x', consume.rate >= rawConsume.rate],
-        ['  Java ConsumerPerformance (ceiling, no headers)', javaConsume.rate ?? 'skipped', javaConsume.rate ? (consume.rate / javaConsume.rate).toFixed(2) + 'x' : '', javaConsume.rate ? '>= 0.50x' : '', javaConsume.rate && consume.rate >= 0.5 * javaConsume.rate],
+        ['  Java ConsumerPerformance (ceiling, no headers)', javaConsumeBest.rate || 'skipped', javaConsumeBest.rate ? (consume.rate / javaConsumeBest.rate).toFixed(2) + 'x' : '', javaConsumeBest.rate ? '>= 0.50x' : '', javaConsumeBest.rate && consume.rate >= 0.5 * javaConsumeBest.rate],
       );
     }
     const line = '-'.repeat(106);
     console.log(
-      `\nKafka adapter benchmark — ${fmt(N)} messages x ${SIZE} B, acks=all, idempotent, producer client ${PRODUCER_CLIENT}, consumer kafkajs, ${PARTITIONS} partitions, ` +
+      `\nKafka adapter benchmark — ${fmt(N)} messages published and ${fmt(CONSUME_N)} consumed per run, ${SIZE} B each, acks=all, idempotent, producer client ${PRODUCER_CLIENT}, consumer kafkajs, ${PARTITIONS} partitions, ` +
         `best of ${ROUNDS} rounds, content mode ${MODES.join(' and ')}, brokers ${BROKERS.join(',')}`,
     );
     for (const mode of MODES) {
       const r = R[mode];
       const all = (runs) => runs.map((x) => fmt(x.rate)).join(' / ');
       console.log(`all rounds, ${mode} (msg/s): publish ${all(r.ours)}; raw sendBatch ${all(r.rawBatch)}; raw pre-built ${all(r.rawPrebuilt)}; consume ${all(r.consume)}; raw eachBatch ${all(r.rawConsume)}`);
+    }
+    const javaAll = (runs) => runs.map((x) => (x.skipped ? 'skipped' : fmt(x.rate))).join(' / ');
+    console.log(`all rounds, Java (msg/s): ProducerPerformance ${javaAll(javaRuns.publish)}; ConsumerPerformance ${javaAll(javaRuns.consume)}`);
+    // Each round's busline rate over the Java tool's rate of the same round: how much of a ratio the drift explains.
+    const paired = (ours, javas) => ours.map((x, i) => (javas[i]?.rate ? (x.rate / javas[i].rate).toFixed(2) + 'x' : '-')).join(' / ');
+    for (const mode of MODES) {
+      const r = R[mode];
+      console.log(`ratio within each round, ${mode}: publish ÷ ProducerPerformance ${paired(r.ours, javaRuns.publish)}; consume ÷ ConsumerPerformance ${paired(r.consume, javaRuns.consume)}`);
     }
     console.log(line);
     console.log(`${pad('measurement', 62)}${padl('msg/s', 11)}${padl('busline ÷ it', 15)}${padl('target', 11)}  result`);
