@@ -30,7 +30,9 @@
  *                 in the publisher's process (sharing its event loop)
  *   6. ceiling  — Kafka's org.apache.kafka.tools.ProducerPerformance and ConsumerPerformance (Java) on the broker,
  *                 once in every round beside busline's runs of that round (best of the rounds, and each
- *                 round's own ratio printed too); and ProducerPerformance at the latency run's offered rate,
+ *                 round's own ratio printed too); ConsumerPerformance also reads the records busline wrote
+ *                 (its key, headers or JSON event), for what their shape costs Kafka's own consumer;
+ *                 and ProducerPerformance at the latency run's offered rate,
  *                 whose own send-to-acknowledgement p50/p99 is printed as the latency reference
  *
  * Throughput figures are the best of BENCH_ROUNDS (5) rounds, with busline and
@@ -550,7 +552,7 @@ async function main() {
     }
     const best = (results) => results.reduce((a, b) => (b.rate > a.rate ? b : a));
     // Per content mode: busline publish (off and on telemetry), raw sendBatch of the same records, consume, raw consume.
-    const R = Object.fromEntries(MODES.map((mode) => [mode, { ours: [], oursOn: [], consumeOn: [], rawBatch: [], rawPrebuilt: [], consume: [], rawConsume: [] }]));
+    const R = Object.fromEntries(MODES.map((mode) => [mode, { ours: [], oursOn: [], consumeOn: [], rawBatch: [], rawPrebuilt: [], consume: [], rawConsume: [], javaSame: [] }]));
     // The Java tools run in every round, beside busline's runs of that round: this VM's speed drifts (up to 2x within
     // the hour), and a ceiling measured minutes apart from busline would skew its ratio either way.
     const javaRuns = { publish: [], consume: [] };
@@ -647,6 +649,11 @@ async function main() {
           await consumeRaw();
           await consumeOurs();
         }
+        // Kafka's own consumer on busline's records (key, headers or the JSON event): what the record shape costs it.
+        log(`round ${round}/${ROUNDS}: Kafka ConsumerPerformance (Java) of the ${mode}-mode records…`);
+        const same = await consumerPerformance({ brokers: BROKERS, topic: T[`ours-${mode}`], count: CONSUME_N });
+        r.javaSame.push(same);
+        log(same.skipped ? `  skipped: ${same.skipped}` : `  ${same.line}`);
       }
       if (oursFirst) await javaConsume(round);
     }
@@ -687,10 +694,12 @@ async function main() {
     }
     for (const mode of MODES) {
       const { consume, rawConsume } = B[mode];
+      const sameBest = bestJava(R[mode].javaSame);
       rows.push(
         [`busline consume, ${mode}, per-key order (1,000 keys)`, consume.rate, '', ''],
         [`  raw kafkajs eachBatch consume of the ${mode} records`, rawConsume.rate, (consume.rate / rawConsume.rate).toFixed(2) + 'x', '>= 1.00x', consume.rate >= rawConsume.rate],
         ['  Java ConsumerPerformance (ceiling, no headers)', javaConsumeBest.rate || 'skipped', javaConsumeBest.rate ? (consume.rate / javaConsumeBest.rate).toFixed(2) + 'x' : '', javaConsumeBest.rate ? '>= 0.50x' : '', javaConsumeBest.rate && consume.rate >= 0.5 * javaConsumeBest.rate],
+        [`  Java ConsumerPerformance of the same ${mode} records`, sameBest.rate || 'skipped', sameBest.rate ? (consume.rate / sameBest.rate).toFixed(2) + 'x' : '', '(info)'],
       );
     }
     const line = '-'.repeat(106);
@@ -709,7 +718,10 @@ async function main() {
     const paired = (ours, javas) => ours.map((x, i) => (javas[i]?.rate ? (x.rate / javas[i].rate).toFixed(2) + 'x' : '-')).join(' / ');
     for (const mode of MODES) {
       const r = R[mode];
-      console.log(`ratio within each round, ${mode}: publish ÷ ProducerPerformance ${paired(r.ours, javaRuns.publish)}; consume ÷ ConsumerPerformance ${paired(r.consume, javaRuns.consume)}`);
+      console.log(
+        `ratio within each round, ${mode}: publish ÷ ProducerPerformance ${paired(r.ours, javaRuns.publish)}; consume ÷ ConsumerPerformance ${paired(r.consume, javaRuns.consume)}; ` +
+          `÷ ConsumerPerformance of the same records ${paired(r.consume, r.javaSame)} (Java: ${javaAll(r.javaSame)} msg/s)`,
+      );
     }
     console.log(line);
     console.log(`${pad('measurement', 62)}${padl('msg/s', 11)}${padl('busline ÷ it', 15)}${padl('target', 11)}  result`);
