@@ -52,6 +52,7 @@ import { describeBacklog } from './backlog.js';
 import { applyKafkajsIdleFetchWait } from './kafkajs-idle-fetch-wait.js';
 import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
 import { applyForeignConsumerCount } from './kafkajs-foreign-consumers.js';
+import { oauthBearerMechanism } from './kafkajs-oauthbearer.js';
 import { applyKafkajsRecordDecoder } from './kafkajs-record-decoder.js';
 import { applyKafkajsRecordEncoder } from './kafkajs-record-encoder.js';
 import { applyKafkajsRejoinHook } from './kafkajs-rejoin-hook.js';
@@ -186,7 +187,9 @@ export class KafkaDriver implements Driver {
       logCreator: createLogCreator(hooks.log),
     };
     if (c.ssl !== undefined) clientConfig.ssl = c.ssl as KafkaJSConfig['ssl'];
-    if (c.sasl !== undefined) clientConfig.sasl = c.sasl as KafkaJSConfig['sasl'];
+    if (c.sasl !== undefined) {
+      clientConfig.sasl = c.sasl.mechanism === 'oauthbearer' ? oauthBearerMechanism(c.sasl.oauthBearerProvider) : (c.sasl as KafkaJSConfig['sasl']);
+    }
     const kafka = new KafkaClient(clientConfig);
     const producer = this.newProducer(kafka, hooks);
     const admin = kafka.admin();

@@ -227,7 +227,7 @@ const SASL_TYPES: ReadonlySet<string> = new Set(['SASL_AUTHENTICATION_FAILED', '
  */
 export function authFailure(error: unknown, what: string): BuslineError | undefined {
   if (causeChain(error).some((e) => e.name === 'KafkaJSSASLAuthenticationError' || SASL_TYPES.has(typeOf(e) ?? ''))) {
-    return new AuthFailedError(`${what}: the broker refused the SASL authentication (${errorMessage(error)}); check kafka.sasl (mechanism, username, password)`, error);
+    return new AuthFailedError(`${what}: the broker refused the SASL authentication (${errorMessage(error)}); check kafka.sasl (the mechanism, and the username and password or the token oauthBearerProvider gives)`, error);
   }
   return untrustedCertificate(error, what, 'kafka.ssl.ca');
 }

@@ -166,9 +166,19 @@ async function waitReady(brokers: string[], replicationFactor: number, timeoutMs
 /** The user the secured broker knows, for every SASL mechanism. */
 export const SASL_USER = { username: 'busline', password: 'busline-secret' };
 
+/**
+ * An unsecured OAUTHBEARER token (an unsigned JWT, `alg: none`) for `sub`, valid for `lifetimeS`
+ * seconds from now: what Kafka's unsecured validator accepts (a negative lifetime: already expired).
+ */
+export function unsecuredJwt(sub: string, lifetimeS = 3_600): string {
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  return `${b64({ alg: 'none' })}.${b64({ sub, iat: now, exp: now + lifetimeS })}.`;
+}
+
 /** Where a secured private broker listens with SASL and with TLS, and the certificate to trust. */
 export interface SecureEndpoints {
-  /** `127.0.0.1:port` of the SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512). */
+  /** `127.0.0.1:port` of the SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER with unsecured tokens). */
   sasl: string;
   /** `127.0.0.1:port` of the SSL listener (TLS; no client certificate asked). */
   tls: string;
@@ -191,7 +201,10 @@ async function secureListeners(dir: string) {
       { name: 'SSL', port: tls },
     ],
     properties: [
-      'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
+      'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER',
+      // OAUTHBEARER with Kafka's own unsecured-token validator (no identity provider here): it checks an
+      // unsigned JWT's claims (sub, iat, exp), so a client's token provider is exercised end to end.
+      `listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="${username}";`,
       `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${username}="${password}";`,
       `listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=${scram}`,
       `listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=${scram}`,
@@ -225,7 +238,7 @@ export class PrivateKafkaBroker {
 
   /**
    * A single-node broker. `secure`: besides PLAINTEXT it also listens with
-   * SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; user SASL_USER) and
+   * SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; user SASL_USER; OAUTHBEARER, unsecured tokens) and
    * with TLS (a self-signed certificate for 127.0.0.1, made by keytool):
    * `secure` then says where and with what.
    */
