@@ -375,9 +375,18 @@ const WARM = 0xffffffff;
  * arrives and the figures at the end. Runs in the bench's process or in a
  * child process of its own (BENCH_ROLE=latency-consumer, figures over IPC).
  */
+/** A latency histogram in µs: `record(sentAt)` adds now − sentAt (ms since the epoch), `ms(p)` reads a percentile in ms. */
+function latencyHistogram() {
+  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  return {
+    record: (sentAt) => h.recordValue(Math.max(1, Math.round((performance.timeOrigin + performance.now() - sentAt) * 1000))),
+    ms: (p) => ((p === 100 ? h.maxValue : h.getValueAtPercentile(p)) / 1000).toFixed(1),
+  };
+}
+
 async function latencyConsumer({ topic, group, total, warmup }, report) {
   const consumer = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group }, { adapter });
-  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const histogram = latencyHistogram();
   let handled = 0;
   let finished;
   const done = new Promise((resolve) => (finished = resolve));
@@ -386,7 +395,7 @@ async function latencyConsumer({ topic, group, total, warmup }, report) {
     async (envelope) => {
       const { key, seq, sentAt } = readPayload(envelope.payload);
       if (key === WARM) return report({ warm: true });
-      if (seq >= warmup) histogram.recordValue(Math.max(1, Math.round((performance.timeOrigin + performance.now() - sentAt) * 1000)));
+      if (seq >= warmup) histogram.record(sentAt);
       if (++handled === total) finished();
     },
     { startFrom: 'latest' },
@@ -394,14 +403,7 @@ async function latencyConsumer({ topic, group, total, warmup }, report) {
   await consumer.start();
   await done;
   await consumer.close();
-  const ms = (us) => (us / 1000).toFixed(1);
-  report({
-    count: total - warmup,
-    p50: ms(histogram.getValueAtPercentile(50)),
-    p99: ms(histogram.getValueAtPercentile(99)),
-    p999: ms(histogram.getValueAtPercentile(99.9)),
-    max: ms(histogram.maxValue),
-  });
+  report({ count: total - warmup, p50: histogram.ms(50), p99: histogram.ms(99), p999: histogram.ms(99.9), max: histogram.ms(100) });
 }
 
 /**
@@ -444,7 +446,7 @@ async function benchLatency(RATE, ownProcess) {
   let firstFailure;
   // Scheduled send to the broker's acknowledgement of the publish: with publish-to-handle, it says whether
   // a tail formed before the broker acknowledged (publisher, broker) or after (consumer).
-  const acked = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const acked = latencyHistogram();
   const warmup = options.warmup;
   const start = performance.now();
   await new Promise((resolveDone) => {
@@ -457,7 +459,7 @@ async function benchLatency(RATE, ownProcess) {
         publisher.publish(topic, payloadOf(sent % KEYS, sent, scheduled), { aggregateId: `agg-${sent % KEYS}` }).then(
           () => {
             settled++;
-            if (seq >= warmup) acked.recordValue(Math.max(1, Math.round((performance.timeOrigin + performance.now() - scheduled) * 1000)));
+            if (seq >= warmup) acked.record(scheduled);
           },
           (error) => {
             settled++;
@@ -481,8 +483,7 @@ async function benchLatency(RATE, ownProcess) {
   clearTimeout(timeout);
   child?.kill();
   await publisher.close();
-  const ackMs = (p) => (acked.getValueAtPercentile(p) / 1000).toFixed(1);
-  return { ...result, ackP50: ackMs(50), ackP99: ackMs(99), rate: RATE, failed, where: ownProcess ? 'consumer in its own process' : "consumer in the publisher's process" };
+  return { ...result, ackP50: acked.ms(50), ackP99: acked.ms(99), rate: RATE, failed, where: ownProcess ? 'consumer in its own process' : "consumer in the publisher's process" };
 }
 
 /**
@@ -569,18 +570,18 @@ async function main() {
     // The Java tools run in every round, beside busline's runs of that round: this VM's speed drifts (up to 2x within
     // the hour), and a ceiling measured minutes apart from busline would skew its ratio either way.
     const javaRuns = { publish: [], consume: [] };
-    const javaPublish = async (round) => {
-      log(`round ${round}/${ROUNDS}: Kafka ProducerPerformance (Java), ${fmt(JAVA_N)} records…`);
-      const run = await producerPerformance({ brokers: BROKERS, topic: T.java, count: JAVA_N, size: SIZE });
-      javaRuns.publish.push(run);
+    /** One run of a Java tool, logged and kept in `runs`. */
+    const javaRun = async (what, tool, options, runs) => {
+      log(what);
+      const run = await tool({ brokers: BROKERS, ...options });
+      runs.push(run);
       log(run.skipped ? `  skipped: ${run.skipped}` : `  ${run.line}`);
     };
+    const javaPublish = (round) =>
+      javaRun(`round ${round}/${ROUNDS}: Kafka ProducerPerformance (Java), ${fmt(JAVA_N)} records…`, producerPerformance, { topic: T.java, count: JAVA_N, size: SIZE }, javaRuns.publish);
     const javaConsume = async (round) => {
       if (javaRuns.publish.every((run) => run.skipped)) return void javaRuns.consume.push({ skipped: 'no records: ProducerPerformance did not run' });
-      log(`round ${round}/${ROUNDS}: Kafka ConsumerPerformance (Java), ${fmt(JAVA_N)} records…`);
-      const run = await consumerPerformance({ brokers: BROKERS, topic: T.java, count: JAVA_N });
-      javaRuns.consume.push(run);
-      log(run.skipped ? `  skipped: ${run.skipped}` : `  ${run.line}`);
+      await javaRun(`round ${round}/${ROUNDS}: Kafka ConsumerPerformance (Java), ${fmt(JAVA_N)} records…`, consumerPerformance, { topic: T.java, count: JAVA_N }, javaRuns.consume);
     };
     let awaited;
     for (let round = 1; round <= ROUNDS; round++) {
@@ -663,10 +664,7 @@ async function main() {
           await consumeOurs();
         }
         // Kafka's own consumer on busline's records (key, headers or the JSON event): what the record shape costs it.
-        log(`round ${round}/${ROUNDS}: Kafka ConsumerPerformance (Java) of the ${mode}-mode records…`);
-        const same = await consumerPerformance({ brokers: BROKERS, topic: T[`ours-${mode}`], count: CONSUME_N });
-        r.javaSame.push(same);
-        log(same.skipped ? `  skipped: ${same.skipped}` : `  ${same.line}`);
+        await javaRun(`round ${round}/${ROUNDS}: Kafka ConsumerPerformance (Java) of the ${mode}-mode records…`, consumerPerformance, { topic: T[`ours-${mode}`], count: CONSUME_N }, r.javaSame);
       }
       if (oursFirst) await javaConsume(round);
     }
