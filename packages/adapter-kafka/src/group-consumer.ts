@@ -243,7 +243,7 @@ export class GroupConsumer implements DeliveryOwner {
       await deadline.within(this.restarts.idle(), `stopping the consumer of group "${this.group}"`);
       this.stopDeadline = undefined;
     }
-    if (deadline.abandoned.length > 0) this.options.hooks.error(closeAbandoned(`unsubscribing from consumer group "${this.group}"`, deadline.abandoned), 'kafka consumer');
+    if (deadline.abandoned.length > 0) this.options.hooks.error(closeAbandoned(`unsubscribing from consumer group "${this.group}"`, deadline.abandoned, false), 'kafka consumer');
   }
 
   // ---- starting and stopping the consumer (RestartLoop decides when) -------

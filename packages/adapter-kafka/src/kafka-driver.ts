@@ -46,6 +46,7 @@ import { ProducerTopics } from './producer-topics.js';
 import { PublishBatcher } from './publish-batcher.js';
 import { TopicAdmin } from './topic-admin.js';
 import { KafkajsProducer } from './kafkajs-producer.js';
+import { KafkajsSockets } from './kafkajs-sockets.js';
 import { KafkaTsProducer } from './kafka-ts-producer.js';
 import type { ProducerClient } from './producer-client.js';
 import { describeBacklog } from './backlog.js';
@@ -137,6 +138,7 @@ export class KafkaDriver implements Driver {
   /** Core writes `ce_` attribute headers, as the CloudEvents Kafka binding names them. */
   readonly cloudEvents = KAFKA_BINDING;
   private kafka: Kafka | undefined;
+  private sockets: KafkajsSockets | undefined;
   private producer: ProducerClient | undefined;
   private admin: Admin | undefined;
   private topics: TopicAdmin | undefined;
@@ -177,6 +179,8 @@ export class KafkaDriver implements Driver {
   private async doConnect(hooks: DriverHooks): Promise<void> {
     const c = this.config;
     hooks.connection('connecting');
+    const sockets = new KafkajsSockets();
+    this.sockets = sockets;
     const clientConfig: KafkaJSConfig = {
       clientId: c.clientId,
       brokers: c.brokers,
@@ -185,6 +189,7 @@ export class KafkaDriver implements Driver {
       retry: { retries: c.retry.retries, initialRetryTime: c.retry.initialRetryTimeMs, maxRetryTime: c.retry.maxRetryTimeMs },
       logLevel: LOG_LEVELS[c.logLevel],
       logCreator: createLogCreator(hooks.log),
+      socketFactory: sockets.factory,
     };
     if (c.ssl !== undefined) clientConfig.ssl = c.ssl as KafkaJSConfig['ssl'];
     if (c.sasl !== undefined) {
@@ -369,7 +374,10 @@ export class KafkaDriver implements Driver {
     await deadline.within(Promise.allSettled([this.producer?.close(), this.admin?.disconnect()]), 'closing the producer and the admin client');
     this.producer = this.admin = this.kafka = undefined;
     this.topics = undefined;
+    // Whatever of kafkajs still waits on the broker (steps given up on above) fails now instead of holding the process.
+    this.sockets?.endAll();
+    this.sockets = undefined;
     if (errors.length > 0) this.hooks?.error(kafkaError(errors[0], 'closing Kafka consumers'), 'kafka close');
-    if (deadline.abandoned.length > 0) this.hooks?.error(closeAbandoned(`closing within ${timeoutMs} ms`, deadline.abandoned), 'kafka close');
+    if (deadline.abandoned.length > 0) this.hooks?.error(closeAbandoned(`closing within ${timeoutMs} ms`, deadline.abandoned, true), 'kafka close');
   }
 }

@@ -275,14 +275,16 @@ export function kafkaError(error: unknown, what: string, code: ErrorCode = Error
 
 /**
  * What a close or unsubscribe left behind because the broker did not answer (CloseDeadline's
- * abandoned steps), and what that means for the group.
+ * abandoned steps), and what that means for the group. `connectionsEnded`: the driver's close
+ * ended the connections (kafkajs-sockets.ts); an unsubscribe leaves them to their request timeouts
+ * or the driver's close.
  */
-export function closeAbandoned(what: string, abandoned: readonly string[]): BuslineError {
+export function closeAbandoned(what: string, abandoned: readonly string[], connectionsEnded: boolean): BuslineError {
   return new BuslineError(
     ErrorCode.BrokerUnavailable,
     `${what}: the broker did not answer, so this gave up on ${abandoned.join('; ')}. ` +
       'Offsets not committed are delivered again to the group (the broker drops a silent member after consumer.sessionTimeoutMs); ' +
-      "the client's connections end when its requests time out (requestTimeoutMs).",
+      (connectionsEnded ? 'the connections to the broker were closed.' : "the consumer's connections end when its requests time out (requestTimeoutMs) or the bus closes."),
     { retryable: false },
   );
 }

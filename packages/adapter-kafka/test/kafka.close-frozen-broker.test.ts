@@ -6,8 +6,13 @@
  * group leave waited out kafkajs's request timeouts and retries). Now it
  * returns within its bound plus core's stated slack, names what it gave up
  * on, and loses nothing: once the broker is back, another member of the
- * group handles every message the closed one had not committed.
+ * group handles every message the closed one had not committed. And the
+ * process can exit right after: the requests close gave up on kept it alive
+ * 56 s before close ended the kafkajs connections (close-member.mjs).
  */
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { createEventBus, type EventBus } from '@busline/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adapter } from '../src/index.js';
@@ -18,6 +23,9 @@ const TIMEOUT_MS = 3_000;
 /** Core's stated slack past `timeoutMs` (the consumer's stop, its close and the driver's close each get ≥ 1 s plus 1 s grace), and 1 s for timers on a loaded machine. */
 const SLACK_MS = 5_000 + 1_000;
 const MESSAGES = 20;
+/** How long a process may live on after its bus closed with the broker frozen (kafkajs's given-up requests kept it 56 s). */
+const EXIT_WITHIN_MS = 5_000;
+const MEMBER = fileURLToPath(new URL('./close-member.mjs', import.meta.url));
 
 describe.skipIf(NO_BROKER)('kafka: closing while the broker is frozen', () => {
   let broker: PrivateKafkaBroker;
@@ -69,6 +77,29 @@ describe.skipIf(NO_BROKER)('kafka: closing while the broker is frozen', () => {
       expect(missing, 'messages handled by neither member').toEqual([]);
     } finally {
       await second.close({ timeoutMs: 5_000 });
+    }
+  });
+
+  it(`a process exits by itself within ${EXIT_WITHIN_MS} ms of bus.close() returning, with the broker frozen`, { timeout: 180_000 }, async () => {
+    const spec = { brokers: broker.brokers, topic: unique('frozen-exit'), group: unique('g'), messages: MESSAGES, timeoutMs: TIMEOUT_MS, kafka: withProducerClient() };
+    const member = fork(MEMBER, [], { env: { ...process.env, BUSLINE_CLOSE_MEMBER: JSON.stringify(spec) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const exited = once(member, 'exit');
+    try {
+      const [ready] = (await Promise.race([once(member, 'message'), exited.then(() => ['exited'])])) as unknown[];
+      expect(ready, 'the member handled its messages').toBe('ready');
+      broker.freeze();
+      member.send('close');
+      const [report] = (await once(member, 'message')) as [{ closedInMs: number; errors: { code?: string; message: string }[] }];
+      const closedAt = Date.now();
+      const [code] = (await exited) as [number | null];
+      const lingered = Date.now() - closedAt;
+      process.stdout.write(`close took ${report.closedInMs} ms, the process exited ${lingered} ms later; errors: ${JSON.stringify(report.errors)}\n`);
+      expect(report.errors.some((e) => e.code === 'BROKER_UNAVAILABLE' && /connections to the broker were closed/.test(e.message)), 'close named what it gave up on').toBe(true);
+      expect(code, 'exit code').toBe(0);
+      expect(lingered, 'time from close() returning to the process exiting').toBeLessThan(EXIT_WITHIN_MS);
+    } finally {
+      broker.thaw();
+      member.kill('SIGKILL');
     }
   });
 });
