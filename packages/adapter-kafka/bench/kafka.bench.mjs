@@ -49,7 +49,9 @@
  * up to which rate the p99 target holds here), BENCH_ONLY=latency (only the latency runs; needs BENCH_RATE),
  * BENCH_JAVA_MESSAGES (500000: the Java tools' own runs, long enough for the JVM to warm up; at
  * 100,000 records ProducerPerformance measured 39k msg/s where 500,000 gave 127k),
- * BUSLINE_KAFKA_LIBS (directory of Kafka's jars; default <repo>/.cache/kafka-*\/libs).
+ * BUSLINE_KAFKA_LIBS (directory of Kafka's jars; default <repo>/.cache/kafka-*\/libs),
+ * BENCH_NODE (24: the bench re-runs itself on a pinned Node 24 from scripts/node-runtime; system: on the
+ * node that started it).
  *
  * BENCH_CONTENT_MODE=binary|structured|both (both): the CloudEvents content mode(s)
  * busline publishes in (`contentMode`; binary: attributes as ce_ headers,
@@ -65,7 +67,7 @@
  * records carry trace context as a traced producer's would.
  * Bench topics are deleted at the end.
  */
-import { fork } from 'node:child_process';
+import { execFileSync, fork, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import kafkajs from 'kafkajs';
@@ -556,11 +558,11 @@ const pad = (s, n) => String(s).padEnd(n);
 const padl = (s, n) => String(s).padStart(n);
 
 async function main() {
-  log(`brokers ${BROKERS.join(',')}, ${N} messages of ${SIZE} bytes, ${PARTITIONS} partitions, ${KEYS} keys, acks=all, idempotent`);
+  log(`Node ${process.version}, brokers ${BROKERS.join(',')}, ${N} messages of ${SIZE} bytes, ${PARTITIONS} partitions, ${KEYS} keys, acks=all, idempotent`);
   await createTopics();
   try {
     if (ONLY === 'latency') {
-      console.log(`\nKafka adapter latency — ${SIZE} B, acks=all, idempotent, producer client ${PRODUCER_CLIENT}, consumer kafkajs, ${PARTITIONS} partitions, ${LATENCY_SECONDS} s per rate, brokers ${BROKERS.join(',')}`);
+      console.log(`\nKafka adapter latency — ${SIZE} B, acks=all, idempotent, producer client ${PRODUCER_CLIENT}, consumer kafkajs, ${PARTITIONS} partitions, ${LATENCY_SECONDS} s per rate, Node ${process.version}, brokers ${BROKERS.join(',')}`);
       printLatency(await measureLatency(RATE_KNOB));
       return;
     }
@@ -716,7 +718,7 @@ async function main() {
     const line = '-'.repeat(106);
     console.log(
       `\nKafka adapter benchmark — ${fmt(N)} messages published and ${fmt(CONSUME_N)} consumed per run, ${SIZE} B each, acks=all, idempotent, producer client ${PRODUCER_CLIENT}, consumer kafkajs, ${PARTITIONS} partitions, ` +
-        `best of ${ROUNDS} rounds, content mode ${MODES.join(' and ')}, brokers ${BROKERS.join(',')}`,
+        `best of ${ROUNDS} rounds, content mode ${MODES.join(' and ')}, Node ${process.version}, brokers ${BROKERS.join(',')}`,
     );
     for (const mode of MODES) {
       const r = R[mode];
@@ -781,6 +783,20 @@ async function main() {
   }
 }
 
+/**
+ * The Node the bench measures on: BENCH_NODE=24 (default) re-runs this script on scripts/node-runtime's
+ * pinned Node 24 (current LTS; the machines' Node 20 is out of support and spends 10-30 % more CPU per
+ * message here), BENCH_NODE=system on the node that started it. Its forks (the latency consumer) inherit it.
+ */
+function benchNode() {
+  const wanted = process.env.BENCH_NODE || '24';
+  if (wanted !== '24' && wanted !== 'system') throw new Error(`BENCH_NODE must be 24 or system; got "${wanted}"`);
+  if (wanted === 'system' || process.versions.node.split('.')[0] === wanted) return undefined;
+  return execFileSync('bash', [fileURLToPath(new URL('../../../scripts/node-runtime', import.meta.url)), wanted], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+}
+
+const node = process.env.BENCH_ROLE === undefined ? benchNode() : undefined;
+if (node !== undefined) process.exit(spawnSync(node, process.execArgv.concat(fileURLToPath(import.meta.url)), { stdio: 'inherit' }).status ?? 1);
 const role = process.env.BENCH_ROLE === 'latency-consumer' ? () => latencyConsumer(JSON.parse(process.env.BENCH_LATENCY_OPTIONS), (m) => process.send(m)) : main;
 role().then(
   () => process.exit(0),
