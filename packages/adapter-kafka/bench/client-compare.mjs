@@ -49,6 +49,7 @@ import { fileURLToPath } from 'node:url';
 import kafkajs from 'kafkajs';
 import { decodeMessage, encodeNewEnvelope, KAFKA_BINDING, newEventId } from '@busline/core';
 import { consumerPerformance, producerPerformance } from './java-tools.mjs';
+import { pinnedNode } from './node-runtime.mjs';
 
 const env = (name, fallback) => (process.env[name] === undefined || process.env[name] === '' ? fallback : Number(process.env[name]));
 const BROKERS = (process.env.BUSLINE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
@@ -63,7 +64,6 @@ const TYPE = 'bench.order-placed';
 const SOURCE = 'client-compare';
 const ENCODINGS = ['none', 'binary', 'structured'];
 const SELF = fileURLToPath(import.meta.url);
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const log = (...args) => console.error('[client-compare]', ...args);
 const rate = (count, ms) => Math.round((count / ms) * 1000);
 
@@ -231,7 +231,7 @@ function selected() {
 /** The Node 22 binary scripts/node-runtime installs, or why there is none. */
 function node22() {
   try {
-    const path = execFileSync('bash', [`${REPO}scripts/node-runtime`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+    const path = pinnedNode(22);
     return { path, version: execFileSync(path, ['--version'], { encoding: 'utf8' }).trim() };
   } catch (error) {
     return { skipped: `scripts/node-runtime failed: ${error.message.split('\n')[0]}` };

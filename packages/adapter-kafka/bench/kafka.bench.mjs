@@ -67,7 +67,7 @@
  * records carry trace context as a traced producer's would.
  * Bench topics are deleted at the end.
  */
-import { execFileSync, fork, spawnSync } from 'node:child_process';
+import { fork, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import kafkajs from 'kafkajs';
@@ -75,6 +75,7 @@ import hdr from 'hdr-histogram-js';
 import { buildEnvelope, createEventBus, encodeEnvelope, KAFKA_BINDING } from '@busline/core';
 import { adapter } from '../dist/index.js';
 import { consumerPerformance, producerPerformance } from './java-tools.mjs';
+import { pinnedNode } from './node-runtime.mjs';
 import { openProducer as openKafkaTsProducer } from './clients/kafka-ts.mjs';
 import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
 import { benchTelemetry, overheadLine, telemetryFloor } from '../../../tools/bench-telemetry.mjs';
@@ -370,13 +371,6 @@ async function benchRawConsume(round, mode) {
 /** Key index of the warm-up message: the consumer reports it instead of counting it. */
 const WARM = 0xffffffff;
 
-/**
- * The latency consumer: subscribes to `topic` (from the latest offset) and
- * measures publish-to-handle of every message with seq >= warmup, until
- * `total` are handled. `report` gets { warm: true } when a warm-up message
- * arrives and the figures at the end. Runs in the bench's process or in a
- * child process of its own (BENCH_ROLE=latency-consumer, figures over IPC).
- */
 /** A latency histogram in µs: `record(sentAt)` adds now − sentAt (ms since the epoch), `ms(p)` reads a percentile in ms. */
 function latencyHistogram() {
   const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
@@ -386,6 +380,13 @@ function latencyHistogram() {
   };
 }
 
+/**
+ * The latency consumer: subscribes to `topic` (from the latest offset) and
+ * measures publish-to-handle of every message with seq >= warmup, until
+ * `total` are handled. `report` gets { warm: true } when a warm-up message
+ * arrives and the figures at the end. Runs in the bench's process or in a
+ * child process of its own (BENCH_ROLE=latency-consumer, figures over IPC).
+ */
 async function latencyConsumer({ topic, group, total, warmup }, report) {
   const consumer = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group }, { adapter });
   const histogram = latencyHistogram();
@@ -630,10 +631,8 @@ async function main() {
         log(`raw ${PRODUCER_CLIENT} send awaited per message (${AWAITED}, binary-mode records)…`);
         awaited = await benchRawAwaited();
         log(`  ${fmt(awaited.rate)} msg/s`);
-      }
-      if (round === 1) {
         for (const mode of MODES) {
-          // With telemetry on, so the records carry trace context as a traced producer's would.
+          // With BENCH_TELEMETRY's telemetry (if any), so the records carry trace context as a traced producer's would.
           log(`busline publish of the ${fmt(CONSUME_N)} ${mode}-mode records the consume runs read (untimed)…`);
           await benchOursPublish(T[`ours-${mode}`], mode, TELEMETRY, CONSUME_N);
         }
@@ -792,7 +791,7 @@ function benchNode() {
   const wanted = process.env.BENCH_NODE || '24';
   if (wanted !== '24' && wanted !== 'system') throw new Error(`BENCH_NODE must be 24 or system; got "${wanted}"`);
   if (wanted === 'system' || process.versions.node.split('.')[0] === wanted) return undefined;
-  return execFileSync('bash', [fileURLToPath(new URL('../../../scripts/node-runtime', import.meta.url)), wanted], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  return pinnedNode(wanted);
 }
 
 const node = process.env.BENCH_ROLE === undefined ? benchNode() : undefined;

@@ -18,6 +18,7 @@ import tls from 'node:tls';
 import type { ISocketFactory } from 'kafkajs';
 
 const KEEP_ALIVE_DELAY_MS = 60_000;
+const closed = () => new Error('the Kafka driver is closed');
 
 export class KafkajsSockets {
   private readonly open = new Set<net.Socket>();
@@ -29,7 +30,7 @@ export class KafkajsSockets {
       : net.connect({ host, port }, onConnect);
     socket.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
     if (this.ended) {
-      process.nextTick(() => socket.destroy(new Error('the Kafka driver is closed')));
+      process.nextTick(() => socket.destroy(closed()));
       return socket;
     }
     this.open.add(socket);
@@ -45,6 +46,6 @@ export class KafkajsSockets {
   /** Destroys every open socket (their requests fail with a connection error) and every later one. */
   endAll(): void {
     this.ended = true;
-    for (const socket of this.open) socket.destroy(new Error('the Kafka driver is closed'));
+    for (const socket of this.open) socket.destroy(closed());
   }
 }
