@@ -80,6 +80,22 @@ import { openProducer as openKafkaTsProducer } from './clients/kafka-ts.mjs';
 import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
 import { benchTelemetry, overheadLine, telemetryFloor } from '../../../tools/bench-telemetry.mjs';
 
+/**
+ * The Node the bench measures on: BENCH_NODE=24 (default) re-runs this script on scripts/node-runtime's
+ * pinned Node 24 (current LTS; the machines' Node 20 is out of support and spends 10-30 % more CPU per
+ * message here), BENCH_NODE=system on the node that started it. Its forks (the latency consumer) inherit it.
+ */
+function benchNode() {
+  const wanted = process.env.BENCH_NODE || '24';
+  if (wanted !== '24' && wanted !== 'system') throw new Error(`BENCH_NODE must be 24 or system; got "${wanted}"`);
+  if (wanted === 'system' || process.versions.node.split('.')[0] === wanted) return undefined;
+  return pinnedNode(wanted);
+}
+
+// Before any setup below (telemetry providers, the broker CPU reader), so none of it runs twice.
+const node = process.env.BENCH_ROLE === undefined ? benchNode() : undefined;
+if (node !== undefined) process.exit(spawnSync(node, process.execArgv.concat(fileURLToPath(import.meta.url)), { stdio: 'inherit' }).status ?? 1);
+
 const env = (name, fallback) => (process.env[name] === undefined || process.env[name] === '' ? fallback : Number(process.env[name]));
 const BROKERS = (process.env.BUSLINE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const N = env('BENCH_MESSAGES', 100_000);
@@ -782,20 +798,6 @@ async function main() {
   }
 }
 
-/**
- * The Node the bench measures on: BENCH_NODE=24 (default) re-runs this script on scripts/node-runtime's
- * pinned Node 24 (current LTS; the machines' Node 20 is out of support and spends 10-30 % more CPU per
- * message here), BENCH_NODE=system on the node that started it. Its forks (the latency consumer) inherit it.
- */
-function benchNode() {
-  const wanted = process.env.BENCH_NODE || '24';
-  if (wanted !== '24' && wanted !== 'system') throw new Error(`BENCH_NODE must be 24 or system; got "${wanted}"`);
-  if (wanted === 'system' || process.versions.node.split('.')[0] === wanted) return undefined;
-  return pinnedNode(wanted);
-}
-
-const node = process.env.BENCH_ROLE === undefined ? benchNode() : undefined;
-if (node !== undefined) process.exit(spawnSync(node, process.execArgv.concat(fileURLToPath(import.meta.url)), { stdio: 'inherit' }).status ?? 1);
 const role = process.env.BENCH_ROLE === 'latency-consumer' ? () => latencyConsumer(JSON.parse(process.env.BENCH_LATENCY_OPTIONS), (m) => process.send(m)) : main;
 role().then(
   () => process.exit(0),
