@@ -30,3 +30,20 @@ export function brokerCpuReader(node, command) {
     }
   };
 }
+
+/**
+ * A reader of this process's main-thread CPU time so far in µs (Linux /proc; NaN elsewhere).
+ * process.cpuUsage() counts every thread, V8's garbage-collector helpers among them; the main
+ * thread alone is what bounds a single JavaScript consumer's rate.
+ */
+export function mainThreadCpuReader() {
+  const path = `/proc/self/task/${process.pid}/stat`;
+  return () => {
+    try {
+      const fields = readFileSync(path, 'utf8').split(') ')[1].split(' ');
+      return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+    } catch {
+      return NaN;
+    }
+  };
+}

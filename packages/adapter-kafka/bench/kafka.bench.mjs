@@ -22,8 +22,11 @@
  *   4. consume  — busline subscribe with per-key order (1,000 keys, handler checks the
  *                 order) vs a raw kafkajs `eachBatch` consumer doing the same check on
  *                 the same records (structured: it parses the JSON value for the payload);
+ *                 and vs bench/minimal-reader.mjs (no Kafka client: Fetch requests by hand, key, value
+ *                 and header strings per record, the same check): what a record costs Node itself;
  *                 BENCH_CONSUME_MESSAGES records (default: as many as ConsumerPerformance reads),
- *                 published by busline once, before the first consume run
+ *                 published by busline once, before the first consume run. CPU per message is
+ *                 printed for all threads and for the main thread alone, which bounds the rate
  *   5. latency  — publish-to-handle p50/p99 at a fixed offered rate (open loop:
  *                 measured from each message's scheduled send time, hdr-histogram; beside it
  *                 scheduled send to publish acknowledged, to show which side a tail formed on), with
@@ -77,7 +80,8 @@ import { adapter } from '../dist/index.js';
 import { consumerPerformance, producerPerformance } from './java-tools.mjs';
 import { pinnedNode } from './node-runtime.mjs';
 import { openProducer as openKafkaTsProducer } from './clients/kafka-ts.mjs';
-import { brokerCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
+import { brokerCpuReader, mainThreadCpuReader } from '../../../tools/brokers/broker-cpu.mjs';
+import { minimalRead } from './minimal-reader.mjs';
 import { benchTelemetry, overheadLine, telemetryFloor } from '../../../tools/bench-telemetry.mjs';
 
 /**
@@ -149,6 +153,31 @@ const rate = (count, ms) => Math.round((count / ms) * 1000);
 
 /** The broker's CPU time (µs) when scripts/brokers started it here: client and broker share the cores. */
 const brokerCpu = brokerCpuReader('kafka', 'kafka');
+/** This process's main-thread CPU (µs): a consumer's rate is bounded by it; process.cpuUsage() adds V8's helper threads. */
+const mainCpu = mainThreadCpuReader();
+
+/**
+ * CPU per message of a consume run, from its first message to its last: `start()` at the first, `stop(n)` after
+ * the n-th; `cpu` counts every thread of this process, `main` the main thread alone.
+ */
+function consumeCpu() {
+  let c0;
+  let m0;
+  const result = { cpu: NaN, main: NaN };
+  return {
+    result,
+    start() {
+      c0 = process.cpuUsage();
+      m0 = mainCpu();
+    },
+    stop(n) {
+      const c = process.cpuUsage(c0);
+      result.cpu = (c.user + c.system) / n;
+      result.main = (mainCpu() - m0) / n;
+    },
+  };
+}
+const consumeCpuText = (r) => `${r.cpu.toFixed(1)} µs CPU/msg (main thread ${r.main.toFixed(1)})`;
 
 /** Starts a clock; calling the result gives wall ms, this process's CPU µs and the broker's CPU µs since. */
 function clock() {
@@ -180,7 +209,7 @@ const readPayload = (bytes) => {
   return { key: view.getUint32(0), seq: view.getUint32(4), sentAt: view.getFloat64(8) };
 };
 
-/** Per-key order check shared by both consumers: returns the number of violations. */
+/** Per-key order check shared by every consumer: returns the number of violations. */
 function orderChecker() {
   const last = new Int32Array(KEYS).fill(-1);
   let violations = 0;
@@ -329,8 +358,7 @@ async function benchOursConsume(round, mode, telemetry) {
   let first = 0;
   let last = 0;
   // CPU from the first message handled to the N-th: connecting and joining the group left out.
-  let cpu0;
-  let cpu = NaN;
+  const cpu = consumeCpu();
   await bus.subscribeEnvelope(
     T[`ours-${mode}`],
     async (envelope) => {
@@ -338,21 +366,18 @@ async function benchOursConsume(round, mode, telemetry) {
       order.check(key, seq);
       if (handled === 0) {
         first = performance.now();
-        cpu0 = process.cpuUsage();
+        cpu.start();
       }
       handled++;
       last = performance.now();
-      if (handled === CONSUME_N) {
-        const c = process.cpuUsage(cpu0);
-        cpu = (c.user + c.system) / (CONSUME_N - 1);
-      }
+      if (handled === CONSUME_N) cpu.stop(CONSUME_N - 1);
     },
     { ordering: 'key', startFrom: 'earliest' },
   );
   await bus.start();
   await waitUntil(() => handled >= CONSUME_N, 600_000, `busline consumer handled ${handled} of ${CONSUME_N}`);
   await bus.close();
-  return { rate: rate(handled - 1, last - first), cpu, violations: order.violations };
+  return { rate: rate(handled - 1, last - first), ...cpu.result, violations: order.violations };
 }
 
 async function benchRawConsume(round, mode) {
@@ -361,6 +386,7 @@ async function benchRawConsume(round, mode) {
   let handled = 0;
   let first = 0;
   let last = 0;
+  const cpu = consumeCpu();
   await consumer.connect();
   await consumer.subscribe({ topic: T[`ours-${mode}`], fromBeginning: true });
   await consumer.run({
@@ -369,17 +395,50 @@ async function benchRawConsume(round, mode) {
       for (const message of batch.messages) {
         const { key, seq } = readPayload(rawPayload(message.value, mode));
         order.check(key, seq);
-        if (handled === 0) first = performance.now();
+        if (handled === 0) {
+          first = performance.now();
+          cpu.start();
+        }
         handled++;
         resolveOffset(message.offset);
       }
       last = performance.now();
+      if (handled >= CONSUME_N && Number.isNaN(cpu.result.cpu)) cpu.stop(handled - 1);
       await heartbeat();
     },
   });
   await waitUntil(() => handled >= CONSUME_N, 600_000, `raw consumer handled ${handled} of ${CONSUME_N}`);
   await consumer.disconnect();
-  return { rate: rate(handled - 1, last - first), violations: order.violations };
+  return { rate: rate(handled - 1, last - first), ...cpu.result, violations: order.violations };
+}
+
+/**
+ * The same records read by bench/minimal-reader.mjs (no Kafka client: Fetch requests by hand, key, value and
+ * header strings per record) with the same per-key check: what a record costs Node itself.
+ */
+async function benchMinimalRead(mode) {
+  const order = orderChecker();
+  let handled = 0;
+  let first = 0;
+  let last = 0;
+  const cpu = consumeCpu();
+  await minimalRead({
+    brokers: BROKERS,
+    topic: T[`ours-${mode}`],
+    count: CONSUME_N,
+    onRecord: (record) => {
+      const { key, seq } = readPayload(rawPayload(record.value, mode));
+      order.check(key, seq);
+      if (handled === 0) {
+        first = performance.now();
+        cpu.start();
+      }
+      handled++;
+      last = performance.now();
+      if (handled === CONSUME_N) cpu.stop(CONSUME_N - 1);
+    },
+  });
+  return { rate: rate(handled - 1, last - first), ...cpu.result, violations: order.violations };
 }
 
 // ---- 5. latency at a fixed offered rate -----------------------------------------------
@@ -585,7 +644,7 @@ async function main() {
     }
     const best = (results) => results.reduce((a, b) => (b.rate > a.rate ? b : a));
     // Per content mode: busline publish (off and on telemetry), raw sendBatch of the same records, consume, raw consume.
-    const R = Object.fromEntries(MODES.map((mode) => [mode, { ours: [], oursOn: [], consumeOn: [], rawBatch: [], rawPrebuilt: [], consume: [], rawConsume: [], javaSame: [] }]));
+    const R = Object.fromEntries(MODES.map((mode) => [mode, { ours: [], oursOn: [], consumeOn: [], rawBatch: [], rawPrebuilt: [], consume: [], rawConsume: [], minimal: [], javaSame: [] }]));
     // The Java tools run in every round, beside busline's runs of that round: this VM's speed drifts (up to 2x within
     // the hour), and a ceiling measured minutes apart from busline would skew its ratio either way.
     const javaRuns = { publish: [], consume: [] };
@@ -660,7 +719,7 @@ async function main() {
           log(`round ${round}/${ROUNDS}: busline consume (per-key order), ${mode} mode…`);
           const consume = await benchOursConsume(round, mode);
           r.consume.push(consume);
-          log(`  ${fmt(consume.rate)} msg/s, ${consume.cpu.toFixed(1)} µs CPU/msg, ${consume.violations} order violations`);
+          log(`  ${fmt(consume.rate)} msg/s, ${consumeCpuText(consume)}, ${consume.violations} order violations`);
           if (TELEMETRY === undefined) return;
           log(`round ${round}/${ROUNDS}: busline consume, ${mode} mode, telemetry on…`);
           const on = await benchOursConsume(round, mode, TELEMETRY);
@@ -671,15 +730,15 @@ async function main() {
           log(`round ${round}/${ROUNDS}: raw kafkajs eachBatch consume of the ${mode}-mode records…`);
           const rawConsume = await benchRawConsume(round, mode);
           r.rawConsume.push(rawConsume);
-          log(`  ${fmt(rawConsume.rate)} msg/s, ${rawConsume.violations} order violations`);
+          log(`  ${fmt(rawConsume.rate)} msg/s, ${consumeCpuText(rawConsume)}, ${rawConsume.violations} order violations`);
         };
-        if (oursFirst) {
-          await consumeOurs();
-          await consumeRaw();
-        } else {
-          await consumeRaw();
-          await consumeOurs();
-        }
+        const consumeMinimal = async () => {
+          log(`round ${round}/${ROUNDS}: minimal Node reader (no client) of the ${mode}-mode records…`);
+          const minimal = await benchMinimalRead(mode);
+          r.minimal.push(minimal);
+          log(`  ${fmt(minimal.rate)} msg/s, ${consumeCpuText(minimal)}, ${minimal.violations} order violations`);
+        };
+        for (const run of oursFirst ? [consumeOurs, consumeRaw, consumeMinimal] : [consumeMinimal, consumeRaw, consumeOurs]) await run();
         // Kafka's own consumer on busline's records (key, headers or the JSON event): what the record shape costs it.
         await javaRun(`round ${round}/${ROUNDS}: Kafka ConsumerPerformance (Java) of the ${mode}-mode records…`, consumerPerformance, { topic: T[`ours-${mode}`], count: CONSUME_N }, r.javaSame);
       }
@@ -697,6 +756,7 @@ async function main() {
             rawPrebuilt: best(r.rawPrebuilt),
             consume: { ...best(r.consume), violations: violationsOf(r.consume) },
             rawConsume: { ...best(r.rawConsume), violations: violationsOf(r.rawConsume) },
+            minimal: { ...best(r.minimal), violations: violationsOf(r.minimal) },
           },
         ];
       }),
@@ -721,11 +781,12 @@ async function main() {
       );
     }
     for (const mode of MODES) {
-      const { consume, rawConsume } = B[mode];
+      const { consume, rawConsume, minimal } = B[mode];
       const sameBest = bestJava(R[mode].javaSame);
       rows.push(
         [`busline consume, ${mode}, per-key order (1,000 keys)`, consume.rate, '', ''],
         [`  raw kafkajs eachBatch consume of the ${mode} records`, rawConsume.rate, (consume.rate / rawConsume.rate).toFixed(2) + 'x', '>= 1.00x', consume.rate >= rawConsume.rate],
+        [`  minimal Node reader, no client, same ${mode} records`, minimal.rate, (consume.rate / minimal.rate).toFixed(2) + 'x', '(info)'],
         ['  Java ConsumerPerformance (ceiling, no headers)', javaConsumeBest.rate || 'skipped', javaConsumeBest.rate ? (consume.rate / javaConsumeBest.rate).toFixed(2) + 'x' : '', javaConsumeBest.rate ? '>= 0.50x' : '', javaConsumeBest.rate && consume.rate >= 0.5 * javaConsumeBest.rate],
         [`  Java ConsumerPerformance of the same ${mode} records`, sameBest.rate || 'skipped', sameBest.rate ? (consume.rate / sameBest.rate).toFixed(2) + 'x' : '', '(info)'],
       );
@@ -738,7 +799,7 @@ async function main() {
     for (const mode of MODES) {
       const r = R[mode];
       const all = (runs) => runs.map((x) => fmt(x.rate)).join(' / ');
-      console.log(`all rounds, ${mode} (msg/s): publish ${all(r.ours)}; raw sendBatch ${all(r.rawBatch)}; raw pre-built ${all(r.rawPrebuilt)}; consume ${all(r.consume)}; raw eachBatch ${all(r.rawConsume)}`);
+      console.log(`all rounds, ${mode} (msg/s): publish ${all(r.ours)}; raw sendBatch ${all(r.rawBatch)}; raw pre-built ${all(r.rawPrebuilt)}; consume ${all(r.consume)}; raw eachBatch ${all(r.rawConsume)}; minimal reader ${all(r.minimal)}`);
     }
     const javaAll = (runs) => runs.map((x) => (x.skipped ? 'skipped' : fmt(x.rate))).join(' / ');
     console.log(`all rounds, Java (msg/s): ProducerPerformance ${javaAll(javaRuns.publish)}; ConsumerPerformance ${javaAll(javaRuns.consume)}`);
@@ -760,8 +821,10 @@ async function main() {
     }
     console.log(line);
     for (const mode of MODES) {
-      const { consume, rawConsume } = B[mode];
-      console.log(`per-key order, ${mode}: busline ${consume.violations} violations, raw ${rawConsume.violations} violations (${consume.violations === 0 ? 'PASS' : 'FAIL'})`);
+      const { consume, rawConsume, minimal } = B[mode];
+      console.log(
+        `per-key order, ${mode}: busline ${consume.violations} violations, raw ${rawConsume.violations} violations, minimal reader ${minimal.violations} violations (${consume.violations === 0 ? 'PASS' : 'FAIL'})`,
+      );
     }
     printLatency(latency);
     const median = (runs, field) => runs.map((r) => r[field]).sort((a, b) => a - b)[Math.floor((runs.length - 1) / 2)];
@@ -770,8 +833,11 @@ async function main() {
       console.log(
         `CPU per message, ${mode}, median of rounds (client; broker): busline publish ${median(r.ours, 'cpu').toFixed(1)}; ${median(r.ours, 'broker').toFixed(1)} µs, ` +
           `raw sendBatch ${median(r.rawBatch, 'cpu').toFixed(1)}; ${median(r.rawBatch, 'broker').toFixed(1)} µs, ` +
-          `raw pre-built ${median(r.rawPrebuilt, 'cpu').toFixed(1)}; ${median(r.rawPrebuilt, 'broker').toFixed(1)} µs, busline consume ${median(r.consume, 'cpu').toFixed(1)} µs`,
+          `raw pre-built ${median(r.rawPrebuilt, 'cpu').toFixed(1)}; ${median(r.rawPrebuilt, 'broker').toFixed(1)} µs`,
       );
+      // The main thread bounds a consumer's rate; the rest of its CPU is V8's helper threads (garbage collection).
+      const split = (runs) => `${median(runs, 'cpu').toFixed(1)} (main thread ${median(runs, 'main').toFixed(1)})`;
+      console.log(`consume CPU µs per message, ${mode}, median of rounds: busline ${split(r.consume)}, raw kafkajs ${split(r.rawConsume)}, minimal reader ${split(r.minimal)}`);
     }
     if (B.binary && B.structured) {
       const x = (a, b) => (a / b).toFixed(2) + 'x';
