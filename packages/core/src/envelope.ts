@@ -256,7 +256,8 @@ const AGGREGATE_ID_CHAR = new Uint8Array(128);
 for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@/+=#|~-') AGGREGATE_ID_CHAR[c.charCodeAt(0)] = 1;
 
 /** Absent, or 1..256 characters each allowed by AGGREGATE_ID_PATTERN (a table lookup per char: no regex call). */
-function isValidAggregateId(v: unknown): boolean {
+/** @internal `aggregateIdSchema`'s check without zod (the decode paths run it per message); undefined passes. */
+export function isValidAggregateId(v: unknown): boolean {
   if (v === undefined) return true;
   if (typeof v !== 'string') return false;
   const n = v.length;
@@ -555,8 +556,8 @@ const BROKER_HEADER = /^nats-/i;
 
 let lastTimeText = '';
 let lastTimeMs = NaN;
-/** `new Date(text)`; the parse is remembered for the last text seen (a batch usually shares one). */
-function parseTime(text: unknown): Date {
+/** @internal `new Date(text)`; the parse is remembered for the last text seen (a batch usually shares one). */
+export function parseTime(text: unknown): Date {
   if (typeof text !== 'string') return new Date(text as string);
   if (text !== lastTimeText) {
     lastTimeMs = Date.parse(text);
