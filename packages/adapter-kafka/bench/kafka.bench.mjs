@@ -156,27 +156,6 @@ const brokerCpu = brokerCpuReader('kafka', 'kafka');
 /** This process's main-thread CPU (µs): a consumer's rate is bounded by it; process.cpuUsage() adds V8's helper threads. */
 const mainCpu = mainThreadCpuReader();
 
-/**
- * CPU per message of a consume run, from its first message to its last: `start()` at the first, `stop(n)` after
- * the n-th; `cpu` counts every thread of this process, `main` the main thread alone.
- */
-function consumeCpu() {
-  let c0;
-  let m0;
-  const result = { cpu: NaN, main: NaN };
-  return {
-    result,
-    start() {
-      c0 = process.cpuUsage();
-      m0 = mainCpu();
-    },
-    stop(n) {
-      const c = process.cpuUsage(c0);
-      result.cpu = (c.user + c.system) / n;
-      result.main = (mainCpu() - m0) / n;
-    },
-  };
-}
 const consumeCpuText = (r) => `${r.cpu.toFixed(1)} µs CPU/msg (main thread ${r.main.toFixed(1)})`;
 
 /** Starts a clock; calling the result gives wall ms, this process's CPU µs and the broker's CPU µs since. */
@@ -221,6 +200,49 @@ function orderChecker() {
     },
     get violations() {
       return violations;
+    },
+  };
+}
+
+/**
+ * One consume run's tally, the same for every consumer: the per-key order check, the rate from the first
+ * message to the last, and CPU per message over the same span — `cpu` over every thread of this process,
+ * `main` over the main thread alone. Connecting and joining a group are left out.
+ */
+function consumeTally() {
+  const order = orderChecker();
+  let handled = 0;
+  let first = 0;
+  let last = 0;
+  let c0;
+  let m0;
+  const cpu = { cpu: NaN, main: NaN };
+  return {
+    get handled() {
+      return handled;
+    },
+    /** One message's payload; a consumer that stamps once per batch passes `stamp` false and calls stamp(). */
+    add(payload, stamp = true) {
+      const { key, seq } = readPayload(payload);
+      order.check(key, seq);
+      if (handled === 0) {
+        first = performance.now();
+        c0 = process.cpuUsage();
+        m0 = mainCpu();
+      }
+      handled++;
+      if (stamp) last = performance.now();
+      if (handled === CONSUME_N) {
+        const c = process.cpuUsage(c0);
+        cpu.cpu = (c.user + c.system) / (CONSUME_N - 1);
+        cpu.main = (mainCpu() - m0) / (CONSUME_N - 1);
+      }
+    },
+    stamp() {
+      last = performance.now();
+    },
+    result() {
+      return { rate: rate(handled - 1, last - first), ...cpu, violations: order.violations };
     },
   };
 }
@@ -353,63 +375,33 @@ async function benchRawAwaited() {
 async function benchOursConsume(round, mode, telemetry) {
   const group = `bench-consume-${run}-${mode}-${round}${telemetry ? '-tel' : ''}`;
   const bus = await createEventBus({ url: `kafka://${BROKERS.join(',')}`, group, ...(telemetry ? { telemetry } : {}) }, { adapter });
-  const order = orderChecker();
-  let handled = 0;
-  let first = 0;
-  let last = 0;
-  // CPU from the first message handled to the N-th: connecting and joining the group left out.
-  const cpu = consumeCpu();
-  await bus.subscribeEnvelope(
-    T[`ours-${mode}`],
-    async (envelope) => {
-      const { key, seq } = readPayload(envelope.payload);
-      order.check(key, seq);
-      if (handled === 0) {
-        first = performance.now();
-        cpu.start();
-      }
-      handled++;
-      last = performance.now();
-      if (handled === CONSUME_N) cpu.stop(CONSUME_N - 1);
-    },
-    { ordering: 'key', startFrom: 'earliest' },
-  );
+  const tally = consumeTally();
+  await bus.subscribeEnvelope(T[`ours-${mode}`], async (envelope) => tally.add(envelope.payload), { ordering: 'key', startFrom: 'earliest' });
   await bus.start();
-  await waitUntil(() => handled >= CONSUME_N, 600_000, `busline consumer handled ${handled} of ${CONSUME_N}`);
+  await waitUntil(() => tally.handled >= CONSUME_N, 600_000, `busline consumer handled ${tally.handled} of ${CONSUME_N}`);
   await bus.close();
-  return { rate: rate(handled - 1, last - first), ...cpu.result, violations: order.violations };
+  return tally.result();
 }
 
 async function benchRawConsume(round, mode) {
   const consumer = kafka.consumer({ groupId: `bench-raw-consume-${run}-${mode}-${round}`, maxWaitTimeInMs: 250, allowAutoTopicCreation: false });
-  const order = orderChecker();
-  let handled = 0;
-  let first = 0;
-  let last = 0;
-  const cpu = consumeCpu();
+  const tally = consumeTally();
   await consumer.connect();
   await consumer.subscribe({ topic: T[`ours-${mode}`], fromBeginning: true });
   await consumer.run({
     partitionsConsumedConcurrently: 4,
     eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
       for (const message of batch.messages) {
-        const { key, seq } = readPayload(rawPayload(message.value, mode));
-        order.check(key, seq);
-        if (handled === 0) {
-          first = performance.now();
-          cpu.start();
-        }
-        handled++;
+        tally.add(rawPayload(message.value, mode), false);
         resolveOffset(message.offset);
       }
-      last = performance.now();
-      if (handled >= CONSUME_N && Number.isNaN(cpu.result.cpu)) cpu.stop(handled - 1);
+      tally.stamp();
       await heartbeat();
     },
   });
-  await waitUntil(() => handled >= CONSUME_N, 600_000, `raw consumer handled ${handled} of ${CONSUME_N}`);
+  await waitUntil(() => tally.handled >= CONSUME_N, 600_000, `raw consumer handled ${tally.handled} of ${CONSUME_N}`);
   await consumer.disconnect();
-  return { rate: rate(handled - 1, last - first), ...cpu.result, violations: order.violations };
+  return tally.result();
 }
 
 /**
@@ -417,28 +409,9 @@ async function benchRawConsume(round, mode) {
  * header strings per record) with the same per-key check: what a record costs Node itself.
  */
 async function benchMinimalRead(mode) {
-  const order = orderChecker();
-  let handled = 0;
-  let first = 0;
-  let last = 0;
-  const cpu = consumeCpu();
-  await minimalRead({
-    brokers: BROKERS,
-    topic: T[`ours-${mode}`],
-    count: CONSUME_N,
-    onRecord: (record) => {
-      const { key, seq } = readPayload(rawPayload(record.value, mode));
-      order.check(key, seq);
-      if (handled === 0) {
-        first = performance.now();
-        cpu.start();
-      }
-      handled++;
-      last = performance.now();
-      if (handled === CONSUME_N) cpu.stop(CONSUME_N - 1);
-    },
-  });
-  return { rate: rate(handled - 1, last - first), ...cpu.result, violations: order.violations };
+  const tally = consumeTally();
+  await minimalRead({ brokers: BROKERS, topic: T[`ours-${mode}`], count: CONSUME_N, onRecord: (record) => tally.add(rawPayload(record.value, mode)) });
+  return tally.result();
 }
 
 // ---- 5. latency at a fixed offered rate -----------------------------------------------
