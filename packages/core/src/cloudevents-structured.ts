@@ -99,17 +99,17 @@ const isJsonMediaType = (contentType: string): boolean => {
 };
 
 /**
- * The payload as binary mode would give it: JSON data as is (also when no
- * `datacontenttype` says otherwise, as the JSON format specifies),
- * `data_base64` and text under a non-JSON content type as bytes, no data as null.
- */
-/**
  * A plain Uint8Array over a decoded Buffer's bytes, as binary mode gives bytes. A view, not a copy: a small
  * ArrayBuffer of its own costs V8 about 1 µs, more than decoding the base64 (the view shares Node's pool slab,
  * as binary mode's payload shares the fetched bytes).
  */
 const bytesView = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.length);
 
+/**
+ * The payload as binary mode would give it: JSON data as is (also when no
+ * `datacontenttype` says otherwise, as the JSON format specifies),
+ * `data_base64` and text under a non-JSON content type as bytes, no data as null.
+ */
 function payloadOf(event: Record<string, unknown>): Payload {
   if (typeof event.data_base64 === 'string') return bytesView(Buffer.from(event.data_base64, 'base64'));
   if (!('data' in event) || event.data === undefined) return null;

@@ -255,8 +255,10 @@ function isValidEnvelope(e: Envelope, wire: boolean): boolean {
 const AGGREGATE_ID_CHAR = new Uint8Array(128);
 for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@/+=#|~-') AGGREGATE_ID_CHAR[c.charCodeAt(0)] = 1;
 
-/** Absent, or 1..256 characters each allowed by AGGREGATE_ID_PATTERN (a table lookup per char: no regex call). */
-/** @internal `aggregateIdSchema`'s check without zod (the decode paths run it per message); undefined passes. */
+/**
+ * @internal Absent, or 1..256 characters each allowed by AGGREGATE_ID_PATTERN: `aggregateIdSchema`'s check
+ * without zod or a regex call (a table lookup per char), for the paths that run it per message.
+ */
 export function isValidAggregateId(v: unknown): boolean {
   if (v === undefined) return true;
   if (typeof v !== 'string') return false;
