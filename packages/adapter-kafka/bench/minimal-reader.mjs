@@ -152,7 +152,9 @@ function fetchLoop(host, port, topic, partitions, onRecord, done) {
     let chunks = [];
     let have = 0;
     let need = -1;
+    let finished = false;
     socket.on('error', reject);
+    socket.on('close', () => finished || reject(new Error(`minimal reader: the connection to ${host}:${port} closed before ${topic} was read`)));
     socket.on('connect', request);
     socket.on('data', (chunk) => {
       chunks.push(chunk);
@@ -172,12 +174,14 @@ function fetchLoop(host, port, topic, partitions, onRecord, done) {
           have = rest.length;
           need = -1;
           if (done()) {
+            finished = true;
             socket.destroy();
             return resolve();
           }
           request();
         }
       } catch (error) {
+        finished = true;
         socket.destroy();
         reject(error);
       }
