@@ -20,15 +20,17 @@ export function brokerCpuReader(node, command) {
   } catch {
     pid = undefined;
   }
-  return () => {
-    if (pid === undefined) return NaN;
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-    } catch {
-      return NaN;
-    }
-  };
+  return () => (pid === undefined ? NaN : statCpuUs(`/proc/${pid}/stat`));
+}
+
+/** User + system CPU µs of the process or thread whose /proc stat file is `path`; NaN when unreadable. */
+function statCpuUs(path) {
+  try {
+    const fields = readFileSync(path, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+  } catch {
+    return NaN;
+  }
 }
 
 /**
@@ -38,12 +40,5 @@ export function brokerCpuReader(node, command) {
  */
 export function mainThreadCpuReader() {
   const path = `/proc/self/task/${process.pid}/stat`;
-  return () => {
-    try {
-      const fields = readFileSync(path, 'utf8').split(') ')[1].split(' ');
-      return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-    } catch {
-      return NaN;
-    }
-  };
+  return () => statCpuUs(path);
 }

@@ -67,18 +67,8 @@ function fetchLoop(host, port, topic, partitions, onRecord, done) {
   /** A Fetch v4 response (after its size): every record of every complete batch to `onRecord`. */
   const parse = (b) => {
     let pos = 8; // correlation id, throttle time
+    // Kafka's zigzag varints (int32 and int64 alike), in double arithmetic: exact for every value a record holds here.
     const varint = () => {
-      let v = 0;
-      let shift = 0;
-      let x;
-      do {
-        x = b[pos++];
-        v |= (x & 0x7f) << shift;
-        shift += 7;
-      } while (x & 0x80);
-      return (v >>> 1) ^ -(v & 1);
-    };
-    const varlong = () => {
       let v = 0;
       let scale = 1;
       let x;
@@ -118,7 +108,7 @@ function fetchLoop(host, port, topic, partitions, onRecord, done) {
           for (let i = 0; i < records; i++) {
             varint(); // record length
             pos++; // attributes
-            const timestamp = baseTimestamp + varlong();
+            const timestamp = baseTimestamp + varint();
             const offset = base + varint();
             const keyLength = varint();
             const key = keyLength < 0 ? null : b.subarray(pos, pos + keyLength);
