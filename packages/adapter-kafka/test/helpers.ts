@@ -68,6 +68,34 @@ export function kafkaFixture() {
   };
 }
 
+/**
+ * Creates a topic and waits until every partition has a leader. kafkajs's own `waitForLeaders`
+ * gives up when a KRaft broker briefly answers UNKNOWN_TOPIC_OR_PARTITION for a topic it has just
+ * created (seen under load in CI), so this polls the metadata with a deadline instead.
+ */
+export async function createTopic(
+  admin: Admin,
+  spec: { topic: string; numPartitions: number; replicationFactor?: number; configEntries?: { name: string; value: string }[] },
+): Promise<void> {
+  await admin.createTopics({ topics: [spec], waitForLeaders: false });
+  let seen = 'no metadata yet';
+  await until(
+    async () => {
+      try {
+        const { topics } = await admin.fetchTopicMetadata({ topics: [spec.topic] });
+        const partitions = topics[0]?.partitions ?? [];
+        seen = `${partitions.filter((p) => p.leader >= 0).length} of ${spec.numPartitions} partitions with a leader`;
+        return partitions.length >= spec.numPartitions && partitions.every((p) => p.leader >= 0);
+      } catch (error) {
+        seen = String(error);
+        return false;
+      }
+    },
+    30_000,
+    () => `topic ${spec.topic} to have a leader for every partition (${seen})`,
+  );
+}
+
 /** Committed offsets of `group` for `topic`, by partition (-1 = none). */
 export async function committed(admin: Admin, group: string, topic: string): Promise<Map<number, number>> {
   const [entry] = await admin.fetchOffsets({ groupId: group, topics: [topic] });

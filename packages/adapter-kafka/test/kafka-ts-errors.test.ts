@@ -11,7 +11,7 @@ import { failureScope, protocolType, publishError } from '../src/kafka-errors.js
 import { kafkaConfigSchema } from '../src/config.js';
 import { kafkaTsClientOptions } from '../src/kafka-ts-producer.js';
 import { routeKafkaTsLog } from '../src/kafka-ts-log.js';
-import { BROKERS, NO_BROKER, newAdmin, unique } from './helpers.js';
+import { BROKERS, NO_BROKER, createTopic, newAdmin, unique } from './helpers.js';
 
 const { API_ERROR, KafkaTSApiError, ConnectionError, KafkaTSError, createKafkaClient } = kafkaTs;
 
@@ -72,7 +72,7 @@ describe.skipIf(NO_BROKER)('kafka-ts errors from the broker', () => {
     // kafka-ts logs refused connections on the console unless routed.
     unroute = routeKafkaTsLog(NO_DRIVER_HOOKS.log, 'nothing');
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic: small, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '20000' }] }], waitForLeaders: true });
+    await createTopic(admin, { topic: small, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '20000' }] });
   });
   afterAll(async () => {
     await admin.deleteTopics({ topics: [small] }).catch(() => undefined);

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, type BuslineError } from '@busline/core';
-import { NO_BROKER, kafkaFixture, unique, until } from './helpers.js';
+import { NO_BROKER, createTopic, kafkaFixture, unique, until } from './helpers.js';
 
 const ROUNDS = Number(process.env.BUSLINE_KAFKA_SUBSCRIBE_ROUNDS ?? 8);
 const BUSES = 4;
@@ -50,7 +50,7 @@ describe.skipIf(NO_BROKER)('kafka: concurrent first subscribes to a new topic', 
     const got = new Set<string>();
     const subscribed = bus.subscribe(late, (_p, ctx) => void got.add(ctx.envelope.id), { group: unique('g-late') });
     await new Promise((resolve) => setTimeout(resolve, 300)); // the broker answers "unknown topic" meanwhile
-    await f.admin.createTopics({ topics: [{ topic: late, numPartitions: 2, replicationFactor: 1 }] });
+    await createTopic(f.admin, { topic: late, numPartitions: 2, replicationFactor: 1 });
     await subscribed;
     const id = (await bus.publish(late, { late: true }, { aggregateId: 'k' })).id;
     await until(() => got.has(id), 30_000, 'the message published to the late topic');

@@ -13,7 +13,7 @@ import { createEventBus, NO_DRIVER_HOOKS, type EventBus } from '@busline/core';
 import { adapter, kafkaConfigSchema } from '../src/index.js';
 import { KafkaTsProducer } from '../src/kafka-ts-producer.js';
 import { PrivateKafkaBroker } from './kafka-broker.js';
-import { BROKERS, NO_BROKER, kafkaFixture, unique, until } from './helpers.js';
+import { BROKERS, NO_BROKER, createTopic, kafkaFixture, unique, until } from './helpers.js';
 import { createConnection } from 'node:net';
 
 /** Active handles by kind (sockets, timers) of this process. */
@@ -41,7 +41,7 @@ describe.skipIf(NO_BROKER)('kafka-ts producer', () => {
   it('close() leaves no socket or timer of its own', async () => {
     const topic = unique('kts-close');
     f.topics.push(topic);
-    await f.admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
+    await createTopic(f.admin, { topic, numPartitions: 3 });
     const baseline = resources();
     const producer = new KafkaTsProducer(kafkaConfigSchema.parse({ brokers: BROKERS.split(','), producer: { client: 'kafka-ts' } }), NO_DRIVER_HOOKS);
     await producer.connect();
@@ -71,7 +71,7 @@ describe.skipIf(NO_BROKER)('kafka-ts producer', () => {
   it('partitions added to a topic are written to within metadataMaxAgeMs', { timeout: 60_000 }, async () => {
     const topic = unique('kts-grow');
     f.topics.push(topic);
-    await f.admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await createTopic(f.admin, { topic, numPartitions: 1 });
     const bus = await createEventBus(
       { url: `kafka://${BROKERS}`, topicStrategy: 'skip', kafka: { producer: { client: 'kafka-ts' }, metadataMaxAgeMs: 1_000 } },
       { adapter },

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, type BuslineError } from '@busline/core';
-import { NO_BROKER, kafkaFixture, unique, until } from './helpers.js';
+import { NO_BROKER, createTopic, kafkaFixture, unique, until } from './helpers.js';
 
 describe.skipIf(NO_BROKER)('kafka lifecycle', () => {
   const f = kafkaFixture();
@@ -22,7 +22,7 @@ describe.skipIf(NO_BROKER)('kafka lifecycle', () => {
     );
     expect(error?.code).toBe(ErrorCode.TopicNotFound);
 
-    await f.admin.createTopics({ topics: [{ topic, numPartitions: 2, replicationFactor: 1 }] });
+    await createTopic(f.admin, { topic, numPartitions: 2, replicationFactor: 1 });
     await until(async () => bus.start().then(() => true, () => false), 30_000, 'start() succeeds once the topic exists');
     const { id } = await bus.publish(topic, { ok: true });
     await until(() => got.includes(id), 30_000, 'the subscription made before the failed start receives messages');

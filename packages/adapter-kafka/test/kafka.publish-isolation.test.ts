@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, NO_DRIVER_HOOKS, type BuslineError, type EventBus } from '@busline/core';
 import kafkajs from 'kafkajs';
 import { kafkaConfigSchema, KafkaDriver } from '../src/index.js';
-import { BROKERS, NO_BROKER, kafkaFixture, locate, unique, until, withProducerClient } from './helpers.js';
+import { BROKERS, NO_BROKER, createTopic, kafkaFixture, locate, unique, until, withProducerClient } from './helpers.js';
 
 const { ConfigResourceTypes } = kafkajs;
 
@@ -57,9 +57,9 @@ async function settle<T>(promise: Promise<T>): Promise<{ ok: true; value: T } | 
 describe.skipIf(NO_BROKER)('kafka publish isolation', () => {
   const f = kafkaFixture();
 
-  async function createTopic(topic: string, partitions: number, configEntries: { name: string; value: string }[] = []): Promise<void> {
+  async function makeTopic(topic: string, partitions: number, configEntries: { name: string; value: string }[] = []): Promise<void> {
     f.topics.push(topic);
-    await f.admin.createTopics({ topics: [{ topic, numPartitions: partitions, configEntries }], waitForLeaders: true });
+    await createTopic(f.admin, { topic, numPartitions: partitions, configEntries });
   }
 
   it('one publish to a missing topic (strategy skip) fails alone; 50 concurrent publishes to a healthy topic succeed', async () => {
@@ -73,7 +73,7 @@ describe.skipIf(NO_BROKER)('kafka publish isolation', () => {
 
     const healthy = unique('healthy');
     const missing = unique('missing');
-    await createTopic(healthy, 3);
+    await makeTopic(healthy, 3);
     const bus: EventBus = await f.bus({ topicStrategy: 'skip' });
     await bus.start();
     const started = Date.now();
@@ -105,8 +105,8 @@ describe.skipIf(NO_BROKER)('kafka publish isolation', () => {
   it('a record over max.message.bytes fails alone with MESSAGE_TOO_LARGE (not retryable), the rest of its batch and of other topics is stored', async () => {
     const small = unique('small-limit');
     const other = unique('other');
-    await createTopic(small, 3, [{ name: 'max.message.bytes', value: '20000' }]);
-    await createTopic(other, 3);
+    await makeTopic(small, 3, [{ name: 'max.message.bytes', value: '20000' }]);
+    await makeTopic(other, 3);
     const bus = await f.bus({ topicStrategy: 'skip' });
     await bus.start();
     const items = Array.from({ length: 6 }, (_, i) => ({ payload: { i, pad: i === 3 ? 'x'.repeat(30_000) : 'y' }, aggregateId: `k-${i}` }));
@@ -124,8 +124,8 @@ describe.skipIf(NO_BROKER)('kafka publish isolation', () => {
   it('a record the broker refuses as too large (limit lowered after lookup) fails alone; the producer keeps working', async () => {
     const topic = unique('lowered');
     const other = unique('other2');
-    await createTopic(topic, 3);
-    await createTopic(other, 3);
+    await makeTopic(topic, 3);
+    await makeTopic(other, 3);
     const bus = await f.bus({ topicStrategy: 'skip' });
     await bus.start();
     // The driver looks the topic up (1 MB limit) on its first publish...
@@ -152,7 +152,7 @@ describe.skipIf(NO_BROKER)('kafka publish isolation', () => {
 
   it('an invalid per-call timeoutMs (0, -5, NaN, Infinity) fails at once with CONFIG_INVALID; nothing hangs', async () => {
     const topic = unique('timeouts');
-    await createTopic(topic, 1);
+    await makeTopic(topic, 1);
     const driver = new KafkaDriver(kafkaConfigSchema.parse(withProducerClient({ brokers: BROKERS.split(',') })));
     await driver.connect({ hooks: NO_DRIVER_HOOKS, plannedConsumers: [] });
     try {

@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import kafkajs, { type Consumer, type Producer } from 'kafkajs';
 import { applyKafkajsIdleFetchWait, registerIdleFetchWait } from '../src/kafkajs-idle-fetch-wait.js';
-import { BROKERS, NO_BROKER, newAdmin, unique, until } from './helpers.js';
+import { BROKERS, NO_BROKER, createTopic, newAdmin, unique, until } from './helpers.js';
 
 const IDLE_WAIT = 3_000;
 const SHORT_WAIT = 100;
@@ -28,7 +28,7 @@ describe.skipIf(NO_BROKER)('kafkajs idle fetch wait', () => {
   beforeAll(async () => {
     expect(applyKafkajsIdleFetchWait()).toBe(true);
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
+    await createTopic(admin, { topic, numPartitions: 2 });
     producer = kafka.producer();
     await producer.connect();
     consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: SHORT_WAIT });

@@ -79,7 +79,9 @@ describe.skipIf(skipBroker('kafka'))('Apache Kafka broker (scripts/brokers)', ()
   });
 
   it('creates a topic, produces, and consumes in a consumer group with committed offsets', async () => {
-    expect(await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true })).toBe(true);
+    // Not kafkajs's waitForLeaders: it gives up when a KRaft broker briefly answers UNKNOWN_TOPIC_OR_PARTITION
+    // for a topic it has just created; the producer below retries until the leaders are there.
+    expect(await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: false })).toBe(true);
     expect(await admin.listTopics()).toContain(topic);
 
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
