@@ -11,8 +11,16 @@
  * publishes on each kill -9 of a partition leader this way.
  *
  * How: the producer's partitioner is wrapped to remember the partition it
- * chose for each record (the last choice is the one of the final attempt);
- * a record whose partition is missing from the acknowledgement was not sent.
+ * chose for each record; a record whose partition is missing from the
+ * acknowledgement was not sent.
+ *
+ * The same wrapper keeps each record on the partition of its first attempt.
+ * kafkajs asks the partitioner again on every retry, and its default one
+ * spreads records without a key round-robin, so a retry put other records
+ * under the sequence numbers it had rolled back: the broker took them for
+ * the duplicates of what it had stored (dropped, yet acknowledged) and
+ * stored the first attempt's records a second time on another partition.
+ * The Java client, too, picks a record's partition once.
  */
 import kafkajs, { type ICustomPartitioner, type RecordMetadata } from 'kafkajs';
 import type { OutgoingRecord, TopicRecords } from './publish-batcher.js';
@@ -25,10 +33,15 @@ const MAX_ROUNDS = 5;
 export class UnsentRecords {
   private readonly chosen = new WeakMap<object, number>();
 
-  /** The producer's partitioner: the Java client's (murmur2 of the key), remembering each record's partition. */
+  /**
+   * The producer's partitioner: the Java client's (murmur2 of the key; round-robin without one),
+   * choosing each record's partition once and remembering it.
+   */
   readonly partitioner: ICustomPartitioner = () => {
     const inner = Partitioners.DefaultPartitioner();
     return (args) => {
+      const earlier = this.chosen.get(args.message);
+      if (earlier !== undefined && earlier < args.partitionMetadata.length) return earlier;
       const partition = inner(args);
       this.chosen.set(args.message, partition);
       return partition;

@@ -57,6 +57,20 @@ describe('UnsentRecords', () => {
     expect(resent).toEqual([expected.length]);
   });
 
+  it('keeps a record on the partition of its first attempt, also without a key (kafkajs asks again on every retry)', () => {
+    const unsent = new UnsentRecords();
+    const partitioner = unsent.partitioner();
+    const keyless = Array.from({ length: 7 }, (_, i) => ({ key: null, value: Buffer.from(String(i)), headers: {} }));
+    const choose = () => keyless.map((message) => partitioner({ topic: 't', partitionMetadata: partitionMetadata as never, message: message as never }));
+    const first = choose();
+    // Round-robin spreads them over the 6 partitions (7 records: a second round would start one further on).
+    // Each retry must send each record to the same one, or the broker takes other records under the
+    // rolled-back sequence numbers for duplicates.
+    expect(new Set(first).size).toBeGreaterThan(1);
+    expect(choose()).toEqual(first);
+    expect(choose()).toEqual(first);
+  });
+
   it('gives up with a retriable error when records stay unacknowledged', async () => {
     const unsent = new UnsentRecords();
     partitionAll(unsent, batch);
