@@ -40,7 +40,7 @@ import {
 import kafkajs, { type Admin, type Kafka, type KafkaConfig as KafkaJSConfig } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
 import { GroupConsumer } from './group-consumer.js';
-import { authFailure, closeAbandoned, failureScope, kafkaError, publishError } from './kafka-errors.js';
+import { authFailure, closeAbandoned, failureScope, kafkaError, protocolType, publishError } from './kafka-errors.js';
 import { createLogCreator } from './log.js';
 import { ProducerTopics } from './producer-topics.js';
 import { PublishBatcher } from './publish-batcher.js';
@@ -226,7 +226,8 @@ export class KafkaDriver implements Driver {
         return publishError(error, topic, timeoutMs);
       },
       scopeOf: failureScope,
-      reset: () => this.resetProducer(producer),
+      // Sessions are the idempotent producer's: without one there are no sequence numbers to get out of step.
+      reset: c.producer.idempotent ? (cause) => this.resetProducer(producer, cause) : undefined,
     });
     hooks.connection('connected');
   }
@@ -235,11 +236,12 @@ export class KafkaDriver implements Driver {
     return this.config.producer.client === 'kafka-ts' ? new KafkaTsProducer(this.config, hooks) : new KafkajsProducer(kafka, this.config, hooks);
   }
 
-  /** A new producer session (PublishBatcher's `reset`), counted. */
-  private async resetProducer(producer: ProducerClient): Promise<void> {
+  /** A new producer session (PublishBatcher's `reset`), counted and logged with the error that caused it. */
+  private async resetProducer(producer: ProducerClient, cause: unknown): Promise<void> {
     if (this.closed) return;
     await producer.reset();
     this.hooks?.count('producerResets');
+    this.hooks?.log.warn({ kafka: 'producer', cause: protocolType(cause) ?? String(cause) }, 'started a new Kafka producer session: a produce request failed, so the old session may be out of step with what the broker stored');
   }
 
   private ready(): { topics: TopicAdmin; batcher: PublishBatcher } {

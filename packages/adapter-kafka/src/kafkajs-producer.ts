@@ -39,7 +39,10 @@ export class KafkajsProducer implements ProducerClient {
     const sendBatch = (records: TopicRecords[]) => this.producer.sendBatch({ topicMessages: records, acks, compression, timeout: c.requestTimeoutMs });
     // acks "none" gets no acknowledgement to check.
     if (acks === ACKS.none) return sendBatch(batch).then(() => undefined);
-    return this.unsent.send(batch, sendBatch, (records) => this.hooks.count('unsentResent', records));
+    return this.unsent.send(batch, sendBatch, (records) => {
+      this.hooks.count('unsentResent', records);
+      this.hooks.log.warn({ kafka: 'producer', records }, 'kafkajs acknowledged a batch without sending some of its records (kafkajs issue #1303); sending them again');
+    });
   }
 
   /**

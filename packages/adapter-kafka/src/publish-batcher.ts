@@ -26,6 +26,12 @@
  *   apart, and a too-large topic record by record, so only the culprit fails.
  * - A call's `timeoutMs` must be a positive number of milliseconds (at most
  *   2^31-1, Node's timer limit); anything else fails the call at once.
+ * - After a batch failed with anything but a record refused on its own, the
+ *   next batch goes out in a new producer session (`reset`): the failed one
+ *   may be stored in part, and kafkajs rolls back the idempotence sequence
+ *   numbers of every partition of a failed request, so the next records would
+ *   be refused as out of order (and the refused batch sent again, storing its
+ *   other partitions twice) or, with the same count, dropped as duplicates.
  *
  * Cost: per message one queue entry and one kafkajs record; per call one
  * promise. Timeouts need no timer per call: calls with the same timeout
@@ -71,10 +77,11 @@ export interface PublishBatcherOptions {
   /**
    * Starts a new producer session: before the records of a failed request are
    * sent one by one (kafkajs rolled back the idempotence sequence numbers of
-   * every partition in it, also of partitions the broker did store), and
-   * before a request refused for its sequence numbers is sent again.
+   * every partition in it, also of partitions the broker did store), before a
+   * request refused for its sequence numbers is sent again, and before the
+   * batch after one that failed. `cause` is the failure that made it needed.
    */
-  reset?(): Promise<void>;
+  reset?(cause: unknown): Promise<void>;
 }
 
 /** Record batch header of the v2 message format, counted against `max.message.bytes`. */
@@ -174,6 +181,8 @@ export class PublishBatcher {
   private readonly waiters: Waiter[] = [];
   private readonly deadlines = new Map<number, DeadlineQueue<Request>>();
   private closed = false;
+  /** The failure after which the producer session can no longer be trusted; the next batch resets it first. */
+  private sessionInDoubt: unknown = undefined;
   private idle: (() => void)[] = [];
   /** Batches sent and messages in them (for metrics, benchmarks and tests). */
   batches = 0;
@@ -369,7 +378,7 @@ export class PublishBatcher {
     this.inFlight++;
     this.batches++;
     this.sentMessages += entries.length;
-    void this.sendIsolating(entries, byTopic).then((failures) => this.complete(entries, failures));
+    void this.sendInSession(entries, byTopic).then((failures) => this.complete(entries, failures));
     // More may be ready right away (several batches in flight, or a full queue).
     if (this.inFlight < this.options.maxInFlightBatches) this.schedule();
   }
@@ -391,6 +400,26 @@ export class PublishBatcher {
   }
 
   /**
+   * Sends a batch in a producer session that matches what the broker stored: a new one when an
+   * earlier batch failed in a way that may have stored part of it.
+   */
+  private async sendInSession(entries: Entry[], byTopic: Map<string, Entry[]>): Promise<Map<Entry, unknown> | undefined> {
+    const scopeOf = this.options.scopeOf ?? (() => 'batch' as const);
+    if (this.sessionInDoubt !== undefined && this.options.reset !== undefined) {
+      try {
+        await this.options.reset(this.sessionInDoubt);
+        this.sessionInDoubt = undefined;
+      } catch (error) {
+        return new Map(entries.map((e) => [e, error]));
+      }
+    }
+    const failures = await this.sendIsolating(entries, byTopic);
+    // A record refused on its own (too large) was not stored and leaves the session in step.
+    if (failures !== undefined) for (const failure of failures.values()) if (scopeOf(failure) !== 'record') this.sessionInDoubt = failure;
+    return failures;
+  }
+
+  /**
    * Sends a batch; when it fails with an error of one topic or one record,
    * sends the parts apart so only the culprit fails. Resolves with the error
    * of every entry that failed (none: all stored). The batch holds its
@@ -401,11 +430,13 @@ export class PublishBatcher {
     let error = await this.sendOnce(byTopic);
     if (error === undefined) return undefined;
     if (scopeOf(error) === 'session' && this.options.reset !== undefined) {
-      // The broker refused the request for its sequence numbers, so it stored none of it: the same
-      // records once more in a new producer session. This batch still holds the only in-flight slot
-      // (maxInFlightBatches 1), so nothing later overtakes it and each key's order holds.
+      // The broker refused the request for its sequence numbers: the same records once more in a new
+      // producer session. It refuses per partition, so records of other partitions of the request may
+      // be stored twice (at least once); with a new session after every failed batch this is rare.
+      // This batch still holds the only in-flight slot (maxInFlightBatches 1), so nothing later
+      // overtakes it and each key's order holds.
       try {
-        await this.options.reset();
+        await this.options.reset(error);
         error = await this.sendOnce(byTopic);
       } catch (resetError) {
         error = resetError;
@@ -436,7 +467,7 @@ export class PublishBatcher {
       if (!reset) {
         reset = true;
         try {
-          await this.options.reset?.();
+          await this.options.reset?.(failure);
         } catch (resetError) {
           for (const e of list) failures.set(e, resetError);
           continue;

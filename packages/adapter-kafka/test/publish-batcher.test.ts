@@ -80,6 +80,61 @@ describe('PublishBatcher', () => {
     expect(reset).toHaveBeenCalledTimes(1);
   });
 
+  it('the batch after a failed one goes out in a new producer session (the failed one may be stored in part, its sequence numbers rolled back)', async () => {
+    const reset = vi.fn(async (_cause: unknown) => undefined);
+    const { batcher, sent, sentCount, ids } = harness({ scopeOf: failureScope, reset });
+    const first = batcher.publish('t', [message(0), message(1)], 10_000);
+    await sentCount(1);
+    const second = batcher.publish('t', [message(2)], 10_000);
+    const lost = Object.assign(new Error('Connection error: ECONNREFUSED'), { name: 'KafkaJSConnectionError', retriable: true });
+    sent[0]!.reject(lost);
+    expect((await first).map((o) => o?.code)).toEqual([ErrorCode.BrokerUnavailable, ErrorCode.BrokerUnavailable]);
+    await sentCount(2);
+    expect(reset, 'a new session before the next batch').toHaveBeenCalledTimes(1);
+    expect(reset.mock.calls[0]![0], 'with the failure that made it needed').toBe(lost);
+    expect(ids(sent[1]!)).toEqual(['id-2']);
+    sent[1]!.resolve();
+    expect(await second).toEqual([undefined]);
+    // A batch that succeeded leaves the session alone.
+    const third = batcher.publish('t', [message(3)], 10_000);
+    await sentCount(3);
+    sent[2]!.resolve();
+    expect(await third).toEqual([undefined]);
+    expect(reset).toHaveBeenCalledTimes(1);
+  });
+
+  it('when the new session cannot start, the next batch fails with that error unsent, and the one after tries again', async () => {
+    const down = Object.assign(new Error('Connection error: ECONNREFUSED'), { name: 'KafkaJSConnectionError', retriable: true });
+    const reset = vi.fn(async (_cause: unknown) => undefined).mockRejectedValueOnce(down);
+    const { batcher, sent, sentCount } = harness({ scopeOf: failureScope, reset });
+    const first = batcher.publish('t', [message(0)], 10_000);
+    await sentCount(1);
+    sent[0]!.reject(protocolError('NOT_LEADER_OR_FOLLOWER'));
+    await first;
+    const [outcome] = await batcher.publish('t', [message(1)], 10_000);
+    expect(outcome?.code).toBe(ErrorCode.BrokerUnavailable);
+    expect(sent, 'nothing sent in the session in doubt').toHaveLength(1);
+    const third = batcher.publish('t', [message(2)], 10_000);
+    await sentCount(2);
+    expect(reset).toHaveBeenCalledTimes(2);
+    sent[1]!.resolve();
+    expect(await third).toEqual([undefined]);
+  });
+
+  it('a record refused on its own (too large) leaves the session alone', async () => {
+    const reset = vi.fn(async (_cause: unknown) => undefined);
+    const { batcher, sent, sentCount } = harness({ scopeOf: failureScope, reset });
+    const first = batcher.publish('t', [message(0)], 10_000);
+    await sentCount(1);
+    sent[0]!.reject(protocolError('MESSAGE_TOO_LARGE'));
+    expect((await first)[0]?.code).toBe(ErrorCode.MessageTooLarge);
+    const second = batcher.publish('t', [message(1)], 10_000);
+    await sentCount(2);
+    sent[1]!.resolve();
+    expect(await second).toEqual([undefined]);
+    expect(reset).not.toHaveBeenCalled();
+  });
+
   it('gathers concurrent publishes into one sendBatch and resolves each with its own outcome', async () => {
     const { batcher, sent, sentCount, ids } = harness({ lingerMs: 5 });
     const calls = Array.from({ length: 50 }, (_, i) => batcher.publish('t', [message(i)], 10_000));
