@@ -56,7 +56,17 @@ export class KafkajsProducer implements ProducerClient {
     if (this.closed) return;
     const old = this.producer;
     const fresh = this.newProducer();
-    await fresh.connect();
+    try {
+      await fresh.connect();
+    } catch (error) {
+      void fresh.disconnect().catch(() => undefined);
+      throw error;
+    }
+    // Closed while connecting: close() disconnected the old one only.
+    if (this.closed) {
+      void fresh.disconnect().catch(() => undefined);
+      return;
+    }
     this.producer = fresh;
     void old.disconnect().catch(() => undefined);
   }
