@@ -188,7 +188,12 @@ export class PublishBatcher {
   batches = 0;
   sentMessages = 0;
 
-  constructor(private readonly options: PublishBatcherOptions) {}
+  /** What part of a failed batch an error belongs to (the whole batch unless the options say). */
+  private readonly scopeOf: (error: unknown) => 'batch' | 'topic' | 'record' | 'session';
+
+  constructor(private readonly options: PublishBatcherOptions) {
+    this.scopeOf = options.scopeOf ?? (() => 'batch');
+  }
 
   /** Publishes queued and not yet in a batch sent. */
   get queued(): number {
@@ -404,7 +409,6 @@ export class PublishBatcher {
    * earlier batch failed in a way that may have stored part of it.
    */
   private async sendInSession(entries: Entry[], byTopic: Map<string, Entry[]>): Promise<Map<Entry, unknown> | undefined> {
-    const scopeOf = this.options.scopeOf ?? (() => 'batch' as const);
     if (this.sessionInDoubt !== undefined && this.options.reset !== undefined) {
       try {
         await this.options.reset(this.sessionInDoubt);
@@ -415,7 +419,7 @@ export class PublishBatcher {
     }
     const failures = await this.sendIsolating(entries, byTopic);
     // A record refused on its own (too large) was not stored and leaves the session in step.
-    if (failures !== undefined) for (const failure of failures.values()) if (scopeOf(failure) !== 'record') this.sessionInDoubt = failure;
+    if (failures !== undefined) for (const failure of failures.values()) if (this.scopeOf(failure) !== 'record') this.sessionInDoubt = failure;
     return failures;
   }
 
@@ -426,10 +430,9 @@ export class PublishBatcher {
    * in-flight slot throughout, so later batches cannot overtake it.
    */
   private async sendIsolating(entries: Entry[], byTopic: Map<string, Entry[]>): Promise<Map<Entry, unknown> | undefined> {
-    const scopeOf = this.options.scopeOf ?? (() => 'batch' as const);
     let error = await this.sendOnce(byTopic);
     if (error === undefined) return undefined;
-    if (scopeOf(error) === 'session' && this.options.reset !== undefined) {
+    if (this.scopeOf(error) === 'session' && this.options.reset !== undefined) {
       // The broker refused the request for its sequence numbers: the same records once more in a new
       // producer session. It refuses per partition, so records of other partitions of the request may
       // be stored twice (at least once); with a new session after every failed batch this is rare.
@@ -444,7 +447,7 @@ export class PublishBatcher {
       if (error === undefined) return undefined;
     }
     const failures = new Map<Entry, unknown>();
-    if (scopeOf(error) === 'batch' || (byTopic.size === 1 && entries.length === 1)) {
+    if (this.scopeOf(error) === 'batch' || (byTopic.size === 1 && entries.length === 1)) {
       for (const e of entries) failures.set(e, error);
       return failures;
     }
@@ -458,7 +461,7 @@ export class PublishBatcher {
     let reset = false;
     for (const [list, failure] of parts) {
       if (failure === undefined) continue;
-      if (list.length === 1 || scopeOf(failure) !== 'record') {
+      if (list.length === 1 || this.scopeOf(failure) !== 'record') {
         for (const e of list) failures.set(e, failure);
         continue;
       }

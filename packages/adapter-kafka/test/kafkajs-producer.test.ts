@@ -35,28 +35,29 @@ function standIn() {
 
 const config = kafkaConfigSchema.parse({ brokers: ['127.0.0.1:9'], producer: { client: 'kafkajs' } });
 
+/** A connected KafkajsProducer in the middle of a reset: its new kafkajs producer waits for `made[1].finishConnect`. */
+async function resetting() {
+  const { kafka, made } = standIn();
+  const producer = new KafkajsProducer(kafka, config, NO_DRIVER_HOOKS);
+  made[0]!.finishConnect();
+  await producer.connect();
+  return { producer, made, reset: producer.reset() };
+}
+
 describe('KafkajsProducer.reset', () => {
   it('a new producer that cannot connect is disconnected, and the old one stays in use', async () => {
-    const { kafka, made } = standIn();
-    const producer = new KafkajsProducer(kafka, config, NO_DRIVER_HOOKS);
-    made[0]!.finishConnect();
-    await producer.connect();
-    const resetting = producer.reset();
+    const { made, reset } = await resetting();
     made[1]!.finishConnect(new Error('Connection error: connect ECONNREFUSED'));
-    await expect(resetting).rejects.toThrow(/ECONNREFUSED/);
+    await expect(reset).rejects.toThrow(/ECONNREFUSED/);
     expect(made[1]!.disconnected, 'the failed new producer').toBe(true);
     expect(made[0]!.disconnected, 'the old producer, still the one in use').toBe(false);
   });
 
   it('closed while the new producer connects: both are disconnected, none is left open', async () => {
-    const { kafka, made } = standIn();
-    const producer = new KafkajsProducer(kafka, config, NO_DRIVER_HOOKS);
-    made[0]!.finishConnect();
-    await producer.connect();
-    const resetting = producer.reset();
+    const { producer, made, reset } = await resetting();
     await producer.close();
     made[1]!.finishConnect();
-    await resetting;
+    await reset;
     expect(made.map((p) => p.disconnected)).toEqual([true, true]);
   });
 });
