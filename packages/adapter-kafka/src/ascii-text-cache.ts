@@ -1,7 +1,8 @@
 /**
- * AsciiTextCache: the last text decoded under each of a few names, reused
- * while the next bytes spell the same text. Fetched records of one topic
- * repeat most header names and many values (type, source, content type);
+ * AsciiTextCache: the last text decoded in each of a few numbered slots,
+ * reused while the next bytes spell the same text. Fetched records of one
+ * topic repeat their header names, in the same order, and many values (type,
+ * source, content type), so the slot is the header's position in its record;
  * comparing a few bytes is cheaper than decoding them into a new string,
  * and leaves nothing for the garbage collector. Only ASCII text is kept, so
  * equal bytes mean equal text; the bytes themselves are never retained (they
@@ -23,18 +24,19 @@ interface Slot {
 const MISSES_BEFORE_REST = 8;
 const REST_CALLS = 256;
 
-export class AsciiTextCache<K> {
-  private readonly slots = new Map<K, Slot>();
+export class AsciiTextCache {
+  /** By slot number (an array: cheaper to index than a Map to look up, per header of every record). */
+  private readonly slots: Slot[] = [];
 
-  constructor(private readonly maxEntries = 64) {}
+  constructor(private readonly maxSlots = 64) {}
 
-  /** `bytes[start, end)` as UTF-8 text, reusing the text last decoded under `key` when the bytes match it. */
-  text(key: K, bytes: Buffer, start = 0, end = bytes.length): string {
-    let slot = this.slots.get(key);
+  /** `bytes[start, end)` as UTF-8 text, reusing the text last decoded in slot `n` when the bytes match it. */
+  text(n: number, bytes: Buffer, start = 0, end = bytes.length): string {
+    let slot = this.slots[n];
     if (slot === undefined) {
-      if (this.slots.size >= this.maxEntries) return decode(bytes, start, end);
+      if (n >= this.maxSlots) return decode(bytes, start, end);
       slot = { text: undefined, misses: 0, resting: 0 };
-      this.slots.set(key, slot);
+      this.slots[n] = slot;
     } else if (slot.resting > 0) {
       slot.resting--;
       return decode(bytes, start, end);

@@ -6,7 +6,7 @@
  */
 import type { DeliveredMessage } from '@busline/core/driver';
 import type { KafkaMessage } from 'kafkajs';
-import { recordHeaderText } from './kafkajs-record-decoder.js';
+import { recordHeaderText, recordKeyText, recordOffset, recordTimestamp, recordValue } from './kafkajs-fetched-record.js';
 import type { PartitionState } from './partition-state.js';
 import type { SinkEntry } from './subscription-router.js';
 
@@ -15,8 +15,6 @@ export interface DeliveryOwner {
   /** Called by a delivery, exactly once. */
   settle(entry: SinkEntry, state: PartitionState, offset: number, handled: boolean, record: KafkaMessage): void;
 }
-
-const EMPTY = new Uint8Array(0);
 
 export class KafkaDelivery implements DeliveredMessage {
   private settled = false;
@@ -41,8 +39,7 @@ export class KafkaDelivery implements DeliveredMessage {
 
   /** The record timestamp (CreateTime or LogAppendTime, as the topic says), read only when asked. */
   get timestamp(): number | undefined {
-    const ms = Number(this.record.timestamp);
-    return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+    return recordTimestamp(this.record);
   }
 
   ack(): void {
@@ -64,7 +61,7 @@ export class KafkaDelivery implements DeliveredMessage {
 
 /** The delivery of record `m` of `state` to `entry`; tracks its offset in the partition's watermark. */
 export function kafkaDelivery(owner: DeliveryOwner, entry: SinkEntry, state: PartitionState, m: KafkaMessage): KafkaDelivery {
-  const offset = Number(m.offset);
+  const offset = recordOffset(m);
   // A requeued record is tracked already.
   if (offset > state.tracked) {
     state.watermark.track(offset);
@@ -77,9 +74,9 @@ export function kafkaDelivery(owner: DeliveryOwner, entry: SinkEntry, state: Par
     m,
     offset,
     state.topic,
-    m.key === null || m.key === undefined ? undefined : m.key.toString(),
+    recordKeyText(m),
     recordHeaderText(m),
-    m.value ?? EMPTY,
+    recordValue(m),
     state.ledger.countFor(offset),
   );
 }

@@ -25,6 +25,7 @@
 import { AckWatermark } from '@busline/core/driver';
 import type { KafkaMessage } from 'kafkajs';
 import { AttemptLedger, type LedgerView } from './attempt-ledger.js';
+import { recordOffset, recordSize } from './kafkajs-fetched-record.js';
 
 export class PartitionState implements LedgerView {
   readonly key: string;
@@ -69,7 +70,7 @@ export class PartitionState implements LedgerView {
   /** Appends fetched records above `lastAccepted`; returns how many were new. */
   accept(messages: readonly KafkaMessage[]): number {
     let from = 0;
-    while (from < messages.length && Number(messages[from]!.offset) <= this.lastAccepted) from++;
+    while (from < messages.length && recordOffset(messages[from]!) <= this.lastAccepted) from++;
     if (from === messages.length) return 0;
     if (this.backlogHead > 0 && this.backlogHead === this.backlog.length) {
       this.backlog = [];
@@ -78,15 +79,15 @@ export class PartitionState implements LedgerView {
     for (let i = from; i < messages.length; i++) {
       const m = messages[i]!;
       this.backlog.push(m);
-      this.backlogBytes += messageBytes(m);
+      this.backlogBytes += recordSize(m);
     }
-    this.lastAccepted = Number(messages[messages.length - 1]!.offset);
+    this.lastAccepted = recordOffset(messages[messages.length - 1]!);
     return messages.length - from;
   }
 
   /** Offset of the next record to deliver, if any is fetched. */
   get nextOffset(): number | undefined {
-    return this.backlogHead < this.backlog.length ? Number(this.backlog[this.backlogHead]!.offset) : undefined;
+    return this.backlogHead < this.backlog.length ? recordOffset(this.backlog[this.backlogHead]!) : undefined;
   }
 
   /** How many of the next records to deliver (at most `max`) have offsets ≤ `offset`. */
@@ -96,7 +97,7 @@ export class PartitionState implements LedgerView {
     let hi = Math.min(this.backlog.length, this.backlogHead + max);
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (Number(this.backlog[mid]!.offset) <= offset) lo = mid + 1;
+      if (recordOffset(this.backlog[mid]!) <= offset) lo = mid + 1;
       else hi = mid;
     }
     return lo - this.backlogHead;
@@ -106,7 +107,7 @@ export class PartitionState implements LedgerView {
   take(n: number): KafkaMessage[] {
     const end = Math.min(this.backlog.length, this.backlogHead + n);
     const out = this.backlog.slice(this.backlogHead, end);
-    for (const m of out) this.backlogBytes -= messageBytes(m);
+    for (const m of out) this.backlogBytes -= recordSize(m);
     this.backlogHead = end;
     if (this.backlogHead === this.backlog.length) {
       this.backlog = [];
@@ -122,11 +123,11 @@ export class PartitionState implements LedgerView {
       this.backlog = this.backlog.slice(this.backlogHead);
       this.backlogHead = 0;
     }
-    const offset = Number(m.offset);
+    const offset = recordOffset(m);
     let i = 0;
-    while (i < this.backlog.length && Number(this.backlog[i]!.offset) < offset) i++;
+    while (i < this.backlog.length && recordOffset(this.backlog[i]!) < offset) i++;
     this.backlog.splice(i, 0, m);
-    this.backlogBytes += messageBytes(m);
+    this.backlogBytes += recordSize(m);
   }
 
   clearBacklog(): void {
@@ -144,10 +145,6 @@ export class PartitionState implements LedgerView {
   }
 }
 
-/** Estimated memory of a fetched record: key, value and a fixed allowance for headers and bookkeeping. */
-export function messageBytes(m: KafkaMessage): number {
-  return (m.value?.length ?? 0) + (m.key?.length ?? 0) + 128;
-}
 
 export function partitionKey(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
 import kafkajs from 'kafkajs';
 import { applyForeignConsumerCount, foreignConsumersRunning } from '../src/kafkajs-foreign-consumers.js';
+import { recordKeyText, recordOffset, recordSize, recordTimestamp, recordValue } from '../src/kafkajs-fetched-record.js';
 import { applyKafkajsRecordDecoder, headerTextOf, originalKafkajsRecordDecoder } from '../src/kafkajs-record-decoder.js';
 import { originalKafkajsRecordEncoder } from '../src/kafkajs-record-encoder.js';
 import { ENVELOPE_HEADERS } from './helpers.js';
@@ -57,9 +58,16 @@ describe('kafkajs record decoder (headers gathered once, offsets in doubles)', (
     expect(foreignConsumersRunning()).toBe(false);
     const ours = decodeWith(patched(), record, context);
     const theirs = decodeWith(original(), record, context);
-    // Headers as kafkajs gives them, decoded when read (a prototype getter: compared as read; the
-    // record's own symbol-keyed fields are busline's).
-    expect({ ...Object.fromEntries(Object.keys(ours).map((k) => [k, ours[k]])), headers: ours.headers }).toEqual(theirs);
+    // Every field kafkajs gives, read as kafkajs's readers read them (key, value, offset, timestamp and
+    // headers are computed from the record's bytes when read).
+    expect(Object.fromEntries(Object.keys(theirs).map((k) => [k, ours[k]]))).toEqual(theirs);
+    // And what the adapter reads of it, without kafkajs's fields.
+    const kafkajsRecord = theirs as { offset: string; timestamp: string; key: Buffer | null; value: Buffer | null };
+    expect(recordOffset(ours as never)).toBe(Number(kafkajsRecord.offset));
+    expect(recordKeyText(ours as never)).toBe(kafkajsRecord.key?.toString());
+    expect(Buffer.from(recordValue(ours as never))).toEqual(kafkajsRecord.value ?? Buffer.alloc(0));
+    expect(recordSize(ours as never)).toBe((kafkajsRecord.value?.length ?? 0) + (kafkajsRecord.key?.length ?? 0) + 128);
+    expect(recordTimestamp(ours as never)).toBe(Number(kafkajsRecord.timestamp) >= 0 ? Number(kafkajsRecord.timestamp) : undefined);
     // As text: the last value of a repeated name, nothing for a null value.
     const text: Record<string, string> = {};
     for (const [name, v] of Object.entries(theirs.headers as Record<string, Buffer | null | (Buffer | null)[]>)) {
@@ -83,7 +91,11 @@ describe('kafkajs record decoder (headers gathered once, offsets in doubles)', (
       expect(foreignConsumersRunning()).toBe(true);
       const ours = decodeWith(patched(), record, context);
       expect(headerTextOf(ours)).toBeUndefined();
-      expect(ours).toStrictEqual(decodeWith(original(), record, context));
+      const theirs = decodeWith(original(), record, context);
+      expect(ours).toStrictEqual(theirs);
+      // The adapter's accessors read kafkajs's own records alike.
+      expect(recordOffset(ours as never)).toBe(Number(theirs.offset));
+      expect(recordSize(ours as never)).toBe(((theirs.value as Buffer | null)?.length ?? 0) + ((theirs.key as Buffer | null)?.length ?? 0) + 128);
     });
   });
 
@@ -96,5 +108,7 @@ describe('kafkajs record decoder (headers gathered once, offsets in doubles)', (
     const decoded = decodeWith(patched(), { offsetDelta: 9, timestampDelta: 3, key: 'k', value: Buffer.from('v') }, { firstOffset: '9007199254740993', firstTimestamp: '9007199254740993', timestampType: 0 });
     expect(decoded.offset).toBe('9007199254741002');
     expect(decoded.timestamp).toBe('9007199254740996');
+    // The adapter's offsets are numbers: past 2^53 the nearest one (as Number(offset) always gave).
+    expect(recordOffset(decoded as never)).toBe(Number('9007199254741002'));
   });
 });
