@@ -117,6 +117,47 @@ describe('foreign messages', () => {
     expect(carriesEvent({})).toBe(false);
   });
 
+  it('tells structured mode by a case-insensitive content type prefix, whatever came before', () => {
+    for (const [contentType, structured] of [
+      ['APPLICATION/CLOUDEVENTS+JSON', true],
+      ['application/octet-stream', false],
+      ['application/cloudevents', true],
+      ['application/cloudevent', false],
+      ['application/cloudevents-batch+json', true],
+      ['application/cloudevEnts+json; charset=utf-8', true],
+      ['application/cloudevfnts+json', false],
+      ['', false],
+    ] as const) {
+      expect(carriesEvent({ 'content-type': contentType }), contentType).toBe(structured);
+    }
+  });
+
+  it('reads a binary-mode body as JSON exactly when its content type is JSON, message after message (the answer is remembered)', () => {
+    const bytes = json({ a: 1 });
+    const cases = [
+      ['application/json', true],
+      ['application/octet-stream', false],
+      ['application/octet-stream', false],
+      ['Application/Vnd.Orders+JSON ; v=1', true],
+      ['text/plain', false],
+      ['application/json; charset=utf-8', true],
+      ['application/json', true],
+      ['application/x-protobuf', false],
+    ] as const;
+    for (const [contentType, isJson] of cases) {
+      const r = decodeEnvelope({ headers: { ce_id: '1', ce_type: 't', 'content-type': contentType }, body: bytes }, KAFKA_BINDING);
+      expect(r.ok && r.envelope.payload, contentType).toEqual(isJson ? { a: 1 } : bytes);
+    }
+  });
+
+  it('keeps extension headers and drops every metadata header of the naming it reads, record after record', () => {
+    for (const binding of [KAFKA_BINDING, HTTP_BINDING, KAFKA_BINDING]) {
+      const p = binding.prefix;
+      const r = decodeEnvelope({ headers: { [`${p}id`]: '1', [`${p}type`]: 't', [`${p}source`]: 's', 'x-user': 'u', [`${p}custom`]: 'c' }, body: json(1) }, binding);
+      expect(r.ok && r.envelope.headers, p).toEqual({ 'x-user': 'u', [`${p}custom`]: 'c' });
+    }
+  });
+
   it('decodes the body as JSON when it parses, else text, else bytes', () => {
     expect(foreignPayload(json({ a: [1] }))).toEqual({ a: [1] });
     expect(foreignPayload(new TextEncoder().encode('42'))).toBe(42);

@@ -89,8 +89,14 @@ export function bindingOf(headers: Record<string, string>, preferred: CloudEvent
 /** True for a structured-mode message (`content-type: application/cloudevents…`). */
 export function isStructured(headers: Record<string, string>): boolean {
   const contentType = headers['content-type'];
-  const n = STRUCTURED_CONTENT_TYPE.length;
-  return contentType !== undefined && contentType.length >= n && contentType.slice(0, n).toLowerCase() === STRUCTURED_CONTENT_TYPE;
+  if (contentType === undefined || contentType.length < STRUCTURED_CONTENT_TYPE.length) return false;
+  // Case-insensitive prefix check, char by char: no lower-cased copy per message.
+  for (let i = 0; i < STRUCTURED_CONTENT_TYPE.length; i++) {
+    let c = contentType.charCodeAt(i);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== STRUCTURED_CONTENT_TYPE.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /** True when a message carries a CloudEvent in either mode, under any known naming. */

@@ -544,13 +544,18 @@ function isReservedWireHeader(name: string): boolean {
       return false;
   }
 }
-/** The metadata header names of each other naming (Kafka's `ce_`), for the same check. */
-const reservedNames = new WeakMap<CloudEventsHeaders, ReadonlySet<string>>();
-function isReservedIn(names: CloudEventsHeaders, name: string): boolean {
-  if (names === HTTP_BINDING.headers) return isReservedWireHeader(name);
-  let set = reservedNames.get(names);
-  if (set === undefined) reservedNames.set(names, (set = new Set(Object.values(names))));
-  return set.has(name);
+/** The metadata header check of each other naming (Kafka's `ce_`): a Set of its names. */
+const reservedChecks = new WeakMap<CloudEventsHeaders, (name: string) => boolean>();
+/** The check for the metadata header names of `names`, looked up once per message rather than per header. */
+function reservedCheck(names: CloudEventsHeaders): (name: string) => boolean {
+  if (names === HTTP_BINDING.headers) return isReservedWireHeader;
+  let check = reservedChecks.get(names);
+  if (check === undefined) {
+    const reserved: ReadonlySet<string> = new Set(Object.values(names));
+    check = (name) => reserved.has(name);
+    reservedChecks.set(names, check);
+  }
+  return check;
 }
 /** Headers a broker adds for itself (NATS dedupe ids), not part of the envelope. */
 const BROKER_HEADER = /^nats-/i;
@@ -569,10 +574,19 @@ export function parseTime(text: unknown): Date {
 }
 
 /** A JSON media type: `application/json` (with parameters) or any `+json` suffix type. */
+let lastContentType = '';
+let lastIsJson = false;
+/** JSON or `+json`; the answer is remembered for the last content type seen (a stream mostly repeats one). */
 function isJsonContentType(contentType: string): boolean {
-  if (contentType === JSON_CONTENT_TYPE || contentType.startsWith(JSON_CONTENT_TYPE)) return true;
-  const semi = contentType.indexOf(';');
-  return (semi < 0 ? contentType : contentType.slice(0, semi)).trimEnd().toLowerCase().endsWith('+json');
+  if (contentType === lastContentType) return lastIsJson;
+  let json = contentType === JSON_CONTENT_TYPE || contentType.startsWith(JSON_CONTENT_TYPE);
+  if (!json) {
+    const semi = contentType.indexOf(';');
+    json = (semi < 0 ? contentType : contentType.slice(0, semi)).trimEnd().toLowerCase().endsWith('+json');
+  }
+  lastContentType = contentType;
+  lastIsJson = json;
+  return json;
 }
 
 /**
@@ -633,8 +647,9 @@ export function decodeMessage(message: Pick<WireMessage, 'headers' | 'body'>, bi
       payload = body;
     }
     const headers: Record<string, string> = {};
+    const isReserved = reservedCheck(names);
     for (const name in h) {
-      if (isReservedIn(names, name)) continue;
+      if (isReserved(name)) continue;
       const c = name.charCodeAt(0);
       if ((c === 110 || c === 78) /* n, N */ && BROKER_HEADER.test(name)) continue;
       headers[name] = h[name]!;
