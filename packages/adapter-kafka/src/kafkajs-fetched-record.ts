@@ -95,18 +95,22 @@ export class FetchedRecord {
   }
 }
 
+/** `bytes[start, end)` as text: the name of header number `index`. */
+export type HeaderNameReader = (index: number, bytes: Buffer, start: number, end: number) => string;
+const decodeName: HeaderNameReader = (_, bytes, start, end) => bytes.toString('utf8', start, end);
+
 /**
  * The headers at the decoder as kafkajs decodes them: one object, a repeated
  * name's values gathered into an array, in order; a null name is "null".
  */
-export function readKafkajsHeaders(decoder: DecoderLike): HeaderBuffers {
+export function readKafkajsHeaders(decoder: DecoderLike, readName = decodeName): HeaderBuffers {
   const headers: HeaderBuffers = {};
   const count = decoder.readVarInt();
   for (let i = 0; i < count; i++) {
     const nameLength = decoder.readVarInt();
     let name = 'null';
     if (nameLength >= 0) {
-      name = decoder.buffer.toString('utf8', decoder.offset, decoder.offset + nameLength);
+      name = readName(i, decoder.buffer, decoder.offset, decoder.offset + nameLength);
       decoder.offset += nameLength;
     }
     const v = decoder.readVarIntBytes();

@@ -116,6 +116,7 @@ function addToInt64(Long: LongClass, base: number, baseText: string | undefined,
 /** Header names and values by their position in the record: records of one producer repeat both. */
 const headerNames = new AsciiTextCache(32);
 const headerValues = new AsciiTextCache(32);
+const readHeaderName = (index: number, bytes: Buffer, start: number, end: number): string => headerNames.text(index, bytes, start, end);
 
 /**
  * The headers at the decoder as text: the last value of a repeated name, none
@@ -189,7 +190,7 @@ export function applyKafkajsRecordDecoder(): boolean {
       }
       const key = decoder.readVarIntBytes();
       const value = decoder.readVarIntBytes();
-      const headers = readKafkajsHeaders(decoder);
+      const headers = readKafkajsHeaders(decoder, readHeaderName);
       return { magicByte, attributes, timestamp: String(timestamp), offset: String(offset), key, value, headers, isControlRecord: isControlBatch, batchContext };
     };
     return decode;
