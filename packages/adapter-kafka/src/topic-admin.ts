@@ -172,6 +172,26 @@ export class TopicAdmin {
     } catch (error) {
       throw kafkaError(error, `changing the configuration of Kafka topic "${topic}"`, ErrorCode.TopicMismatch);
     }
+    await this.waitForConfigs(topic, changes);
+  }
+
+  /**
+   * Resolves once the broker describes the topic with `changes` applied (bounded, as waitForLeaders).
+   * A KRaft broker answers AlterConfigs once the controller committed the change, and applies it to
+   * what it describes a moment later: without this wait a check right after an update (the caller's,
+   * or the next configureTopic) could still read the old value.
+   */
+  private async waitForConfigs(topic: string, changes: Map<string, string | null>, timeoutMs = 10_000): Promise<void> {
+    for await (const _ of triesUntil(timeoutMs)) {
+      const entries = await this.describeConfigs(topic, [...changes.keys()]).catch(() => undefined);
+      if (entries === undefined) continue;
+      const applied = [...changes].every(([name, value]) => {
+        const entry = entries.find((e) => e.configName === name);
+        // A removed setting is back to the broker's default: no longer the topic's own.
+        return value === null ? entry?.configSource !== TOPIC_CONFIG_SOURCE : entry?.configValue === value;
+      });
+      if (applied) return;
+    }
   }
 
   /** Deletes `topics` (nothing for an empty list). */
