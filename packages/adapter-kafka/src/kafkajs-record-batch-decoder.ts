@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { DecoderLike } from './kafkajs-fetched-record.js';
 import { kafkajsInternal, replaceKafkajsModule } from './kafkajs-internals.js';
+import { CREATE_TIME, LOG_APPEND_TIME } from './kafkajs-record-decoder.js';
 
 /**
  * kafkajs 2.2.4's record batch decoder (`protocol/recordBatch/v0/
@@ -37,9 +38,6 @@ const BATCH = 'protocol/recordBatch/v0/decoder.js';
 const TIMESTAMP_TYPE_FLAG_MASK = 0x8;
 const TRANSACTIONAL_FLAG_MASK = 0x10;
 const CONTROL_FLAG_MASK = 0x20;
-/** kafkajs's TimestampTypes. */
-const LOG_APPEND_TIME = 1;
-const CREATE_TIME = 0;
 
 /** kafkajs's own record batch decoder, as loaded (for the batch-for-batch test). */
 export function originalKafkajsRecordBatchDecoder(): (decoder: object) => Promise<unknown> {

@@ -52,8 +52,9 @@ type RecordDecoder = (decoder: DecoderLike, batchContext?: BatchContext) => unkn
 
 const PATCHED = Symbol.for('busline.kafkajs.recordDecoder');
 const RECORD = 'kafkajs/src/protocol/recordBatch/record/v0/decoder.js';
-/** kafkajs's TimestampTypes.LOG_APPEND_TIME. */
-const LOG_APPEND_TIME = 1;
+/** kafkajs's TimestampTypes. */
+export const LOG_APPEND_TIME = 1;
+export const CREATE_TIME = 0;
 
 /** kafkajs's own record decoder, as loaded (for the record-for-record test). */
 export function originalKafkajsRecordDecoder(): RecordDecoder {
@@ -97,10 +98,12 @@ function readVarInt(decoder: DecoderLike): number {
   return (raw >>> 1) ^ -(raw & 1);
 }
 
-/** The batch's first offset and timestamp as numbers, for the batch last decoded from (one record after another). */
+/** The batch's first offset, first and max timestamp as numbers, for the batch last decoded from (one record after another). */
 let lastContext: BatchContext | undefined;
 let firstOffsetNumber = NaN;
 let firstTimestampNumber = NaN;
+/** The batch's max timestamp: a number when exact, else kafkajs's text. */
+let maxTimestampValue: number | string | undefined;
 
 /** `base + delta` as a number when exact, else as text computed in kafkajs's Long. */
 function addToInt64(Long: LongClass, base: number, baseText: string | undefined, delta: number | undefined, readLong: () => LongLike): number | string {
@@ -163,13 +166,14 @@ export function applyKafkajsRecordDecoder(): boolean {
         lastContext = batchContext;
         firstOffsetNumber = Number(firstOffset);
         firstTimestampNumber = Number(firstTimestamp);
+        maxTimestampValue = maxTimestamp !== undefined && Number.isSafeInteger(Number(maxTimestamp)) ? Number(maxTimestamp) : maxTimestamp;
       }
       const attributes = decoder.readInt8();
       let timestamp: number | string;
       if (timestampType === LOG_APPEND_TIME && maxTimestamp) {
         // The delta is still read (and unused), as kafkajs does.
         if (readSmallVarLong(decoder) === undefined) decoder.readVarLong();
-        timestamp = Number.isSafeInteger(Number(maxTimestamp)) ? Number(maxTimestamp) : maxTimestamp;
+        timestamp = maxTimestampValue!;
       } else {
         const delta = readSmallVarLong(decoder);
         timestamp = addToInt64(Long, firstTimestampNumber, firstTimestamp, delta, () => decoder.readVarLong() as LongLike);
