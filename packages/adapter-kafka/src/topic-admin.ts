@@ -31,6 +31,14 @@ const { ConfigResourceTypes } = kafkajs;
 /** DescribeConfigs `configSource` of settings made on the topic itself (not defaults). */
 const TOPIC_CONFIG_SOURCE = 1;
 
+/** One setting as DescribeConfigs gives it. */
+interface ConfigEntry {
+  configName: string;
+  configValue: string | null;
+  configSource?: number;
+  isSensitive?: boolean;
+}
+
 /**
  * Describes, creates, updates and deletes Kafka topics through the kafkajs admin client, mapping
  * busline topic options to partitions, replication and topic configs.
@@ -153,11 +161,7 @@ export class TopicAdmin {
    * (`null` removes a setting, back to the broker default).
    */
   private async alter(topic: string, changes: Map<string, string | null>): Promise<void> {
-    const current = await this.describeConfigs(topic, undefined);
-    const entries = new Map<string, string>();
-    for (const entry of current) {
-      if (entry.configSource === TOPIC_CONFIG_SOURCE && entry.configValue !== null && !entry.isSensitive) entries.set(entry.configName, entry.configValue);
-    }
+    const entries = ownSettings(await this.describeConfigs(topic, undefined));
     for (const [name, value] of changes) {
       if (value === null) entries.delete(name);
       else entries.set(name, value);
@@ -179,18 +183,16 @@ export class TopicAdmin {
    * Resolves once the broker describes the topic with `changes` applied (bounded, as waitForLeaders).
    * A KRaft broker answers AlterConfigs once the controller committed the change, and applies it to
    * what it describes a moment later: without this wait a check right after an update (the caller's,
-   * or the next configureTopic) could still read the old value.
+   * or the next configureTopic) could still read the old value. Past the bound it returns: the broker
+   * accepted the change, and a check that still reads the old value reports it.
    */
   private async waitForConfigs(topic: string, changes: Map<string, string | null>, timeoutMs = 10_000): Promise<void> {
     for await (const _ of triesUntil(timeoutMs)) {
       const entries = await this.describeConfigs(topic, [...changes.keys()]).catch(() => undefined);
       if (entries === undefined) continue;
-      const applied = [...changes].every(([name, value]) => {
-        const entry = entries.find((e) => e.configName === name);
-        // A removed setting is back to the broker's default: no longer the topic's own.
-        return value === null ? entry?.configSource !== TOPIC_CONFIG_SOURCE : entry?.configValue === value;
-      });
-      if (applied) return;
+      const own = ownSettings(entries);
+      // A removed setting (null) is back to the broker's default: no longer the topic's own.
+      if ([...changes].every(([name, value]) => own.get(name) === (value ?? undefined))) return;
     }
   }
 
@@ -238,7 +240,7 @@ export class TopicAdmin {
   private async describeConfigs(
     topic: string,
     names: string[] | undefined,
-  ): Promise<{ configName: string; configValue: string | null; configSource?: number; isSensitive?: boolean }[]> {
+  ): Promise<ConfigEntry[]> {
     try {
       const { resources } = await this.admin.describeConfigs({
         resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, ...(names ? { configNames: names } : {}) }],
@@ -250,7 +252,7 @@ export class TopicAdmin {
         if (resource.errorCode === 3) throw new TopicError(ErrorCode.TopicNotFound, topic, `Kafka topic "${topic}" does not exist`);
         throw new BuslineError(ErrorCode.BrokerUnavailable, `describing Kafka topic "${topic}": ${resource.errorMessage ?? `error ${resource.errorCode}`}`);
       }
-      return resource.configEntries as { configName: string; configValue: string | null; configSource?: number; isSensitive?: boolean }[];
+      return resource.configEntries as ConfigEntry[];
     } catch (error) {
       throw kafkaError(error, `reading the configuration of Kafka topic "${topic}"`);
     }
@@ -279,6 +281,15 @@ export class TopicAdmin {
     });
     return this.brokerDefaults;
   }
+}
+
+/** The settings made on the topic itself (not defaults, not sensitive ones), by name. */
+function ownSettings(entries: ConfigEntry[]): Map<string, string> {
+  const own = new Map<string, string>();
+  for (const entry of entries) {
+    if (entry.configSource === TOPIC_CONFIG_SOURCE && entry.configValue !== null && !entry.isSensitive) own.set(entry.configName, entry.configValue);
+  }
+  return own;
 }
 
 /** A Kafka limit: -1 means unlimited (null); absent stays undefined. */
