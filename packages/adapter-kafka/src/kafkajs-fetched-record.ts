@@ -42,6 +42,8 @@ export class FetchedRecord {
     private readonly keyAt: number,
     /** -1 for a null key. */
     readonly keyLength: number,
+    /** The key as text (decoded with the headers, which often repeat it); undefined for a null key. */
+    private readonly keyString: string | undefined,
     private readonly valueAt: number,
     /** -1 for a null value. */
     readonly valueLength: number,
@@ -58,9 +60,9 @@ export class FetchedRecord {
     readonly batchContext: object,
   ) {}
 
-  /** The key as text, without a Buffer in between; undefined for a null key. */
+  /** The key as text; undefined for a null key. */
   keyText(): string | undefined {
-    return this.keyLength < 0 ? undefined : this.bytes.toString('utf8', this.keyAt, this.keyAt + this.keyLength);
+    return this.keyString;
   }
 
   get key(): Buffer | null {

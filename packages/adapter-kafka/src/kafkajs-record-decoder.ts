@@ -123,9 +123,12 @@ const readHeaderName = (index: number, bytes: Buffer, start: number, end: number
 
 /**
  * The headers at the decoder as text: the last value of a repeated name, none
- * for a null value (what busline reads of kafkajs's headers).
+ * for a null value (what busline reads of kafkajs's headers). A value spelled
+ * by the same bytes as the record's key is the key's text: busline's subject
+ * header repeats the key, and varies from record to record as the key does,
+ * so this saves decoding it (equal bytes are equal text, ASCII or not).
  */
-function readHeaderText(decoder: DecoderLike): Record<string, string> {
+function readHeaderText(decoder: DecoderLike, keyAt: number, keyLength: number, keyText: string | undefined): Record<string, string> {
   const headers: Record<string, string> = {};
   const b = decoder.buffer;
   const count = readVarInt(decoder);
@@ -144,11 +147,17 @@ function readHeaderText(decoder: DecoderLike): Record<string, string> {
     }
     const start = decoder.offset;
     decoder.offset += length;
-    const value = headerValues.text(i, b, start, start + length);
+    const value = length === keyLength && sameBytes(b, start, keyAt, length) ? keyText! : headerValues.text(i, b, start, start + length);
     if (name === '__proto__') setHeader(headers, name, value);
     else headers[name] = value;
   }
   return headers;
+}
+
+/** Whether `b[a, a + length)` and `b[c, c + length)` hold the same bytes. */
+function sameBytes(b: Buffer, a: number, c: number, length: number): boolean {
+  for (let i = 0; i < length; i++) if (b[a + i] !== b[c + i]) return false;
+  return true;
 }
 
 /** The headers of a record the adapter's decoder kept as text; undefined for a record with kafkajs's Buffers. */
@@ -189,8 +198,9 @@ export function applyKafkajsRecordDecoder(): boolean {
         const valueAt = decoder.offset;
         if (valueLength > 0) decoder.offset += valueLength;
         const headersAt = decoder.offset;
-        const text = readHeaderText(decoder);
-        return new FetchedRecord(decoder.buffer, keyAt, keyLength, valueAt, valueLength, headersAt, offset, timestamp, text, magicByte, attributes, isControlBatch, batchContext);
+        const keyText = keyLength < 0 ? undefined : decoder.buffer.toString('utf8', keyAt, keyAt + keyLength);
+        const text = readHeaderText(decoder, keyAt, keyLength, keyText);
+        return new FetchedRecord(decoder.buffer, keyAt, keyLength, keyText, valueAt, valueLength, headersAt, offset, timestamp, text, magicByte, attributes, isControlBatch, batchContext);
       }
       const key = decoder.readVarIntBytes();
       const value = decoder.readVarIntBytes();

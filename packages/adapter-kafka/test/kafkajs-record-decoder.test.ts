@@ -26,6 +26,10 @@ const records: object[] = [
   { offsetDelta: 6, timestampDelta: 2 ** 52, key: 'far', value: Buffer.from('v') },
   { key: 'ünïcødé', value: Buffer.from('v'), headers: { 'naïve-ключ': 'значение ✓', empty: '', many: ['a', Buffer.from([0, 255]), 'c'] } },
   { key: 'big', value: Buffer.alloc(70_000, 1), headers: { h: long } },
+  // Values spelled by the key's bytes are the key's text; others of its length are not (é in UTF-8, then in Latin-1).
+  { key: Buffer.from('é'), value: Buffer.from('v'), headers: { same: Buffer.from('é'), latin: Buffer.from([0xe9, 0x41]), other: 'ab' } },
+  { key: '', value: Buffer.from('v'), headers: { empty: '', one: 'x' } },
+  { key: null, value: Buffer.from('v'), headers: { ce_subject: 'acct-7' } },
 ];
 const contexts = [
   { firstOffset: '41', firstTimestamp: '1764644645678', magicByte: 2, timestampType: 0, maxTimestamp: '1764644650000' },
