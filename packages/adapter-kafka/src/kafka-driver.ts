@@ -12,6 +12,8 @@
  * - subscribe: one GroupConsumer per consumer group, pre-subscribed to the
  *   topics planned before start.
  */
+// First: before any import loads kafkajs.
+import './before-kafkajs.js';
 import {
   BrokerUnavailableError,
   BuslineError,
