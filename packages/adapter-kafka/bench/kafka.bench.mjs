@@ -73,10 +73,12 @@
 import { fork, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+// The adapter before kafkajs, as in an application that uses kafkajs only through busline: the adapter's
+// kafkajs fixes that must precede kafkajs's loading (src/before-kafkajs.ts) are in place.
+import { adapter } from '../dist/index.js';
 import kafkajs from 'kafkajs';
 import hdr from 'hdr-histogram-js';
 import { buildEnvelope, createEventBus, encodeEnvelope, KAFKA_BINDING } from '@busline/core';
-import { adapter } from '../dist/index.js';
 import { consumerPerformance, producerPerformance } from './java-tools.mjs';
 import { pinnedNode } from './node-runtime.mjs';
 import { openProducer as openKafkaTsProducer } from './clients/kafka-ts.mjs';
