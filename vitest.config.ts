@@ -14,6 +14,9 @@ export default defineConfig({
       'src/**/*.test.ts',
       'test/**/*.test.ts',
     ],
+    // Before any test file's imports: the Kafka tests run on the kafkajs Batch the adapter installs in an
+    // application (elsewhere it only loads three small kafkajs files).
+    setupFiles: [fileURLToPath(new URL('./packages/adapter-kafka/test/before-kafkajs.setup.ts', import.meta.url))],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // 2-core machines: broker-backed files compete with the brokers for CPU.

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { FetchedRecord } from './kafkajs-fetched-record.js';
 import { kafkajsInternal, replaceKafkajsModule } from './kafkajs-internals.js';
 
@@ -14,8 +15,9 @@ import { kafkajsInternal, replaceKafkajsModule } from './kafkajs-internals.js';
  * kafkajs's consumer group requires Batch when kafkajs itself loads, so the
  * replacement must be in the require cache before that: `./before-kafkajs.js`
  * applies it, first of the adapter's imports. If kafkajs was loaded before
- * the adapter (the application imported it first), or moved the module
- * (another version), nothing changes.
+ * the adapter (the application imported it first), nothing changes. The
+ * whole class is rewritten from kafkajs 2.2.4's, so another kafkajs version
+ * keeps its own Batch.
  */
 interface LongLike {
   gte(other: LongLike): boolean;
@@ -37,6 +39,8 @@ type FilterAborted = (input: { messages: KafkajsRecordLike[]; abortedTransaction
 type BatchClass = new (topic: string, fetchedOffset: string, partitionData: PartitionData) => object;
 
 const PATCHED = Symbol.for('busline.kafkajs.batch');
+/** The kafkajs whose Batch this one reproduces. */
+const KAFKAJS_VERSION = '2.2.4';
 
 /** kafkajs's own Batch, as loaded (for the batch-for-batch test). */
 export function originalKafkajsBatch(): BatchClass | undefined {
@@ -46,16 +50,27 @@ export function originalKafkajsBatch(): BatchClass | undefined {
 
 /** The records at or past `fetchedOffset`, in order. */
 function withinOffset(Long: LongClass, records: KafkajsRecordLike[], fetchedOffset: unknown): KafkajsRecordLike[] {
-  const from = Number(fetchedOffset);
+  // kafkajs passes the offset as decimal text; anything else takes kafkajs's path.
+  const from = typeof fetchedOffset === 'string' ? Number(fetchedOffset) : NaN;
+  const exact = Number.isSafeInteger(from) && String(from) === fetchedOffset;
   let longFrom: LongLike | undefined;
   return records.filter((record) => {
-    if (record instanceof FetchedRecord && typeof record.offsetValue === 'number' && Number.isSafeInteger(from)) return record.offsetValue >= from;
+    if (exact && record instanceof FetchedRecord && typeof record.offsetValue === 'number') return record.offsetValue >= from;
     longFrom ??= Long.fromValue(fetchedOffset);
     return Long.fromValue(record.offset).gte(longFrom);
   });
 }
 
+function kafkajsVersion(): string | undefined {
+  try {
+    return (createRequire(import.meta.url)('kafkajs/package.json') as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
 export function applyKafkajsBatch(): boolean {
+  if (kafkajsVersion() !== KAFKAJS_VERSION) return false;
   const Long = kafkajsInternal<LongClass>('utils/long.js');
   const filterAbortedMessages = kafkajsInternal<FilterAborted>('consumer/filterAbortedMessages.js');
   if (Long === undefined || filterAbortedMessages === undefined) return false;

@@ -10,7 +10,8 @@ import { kafkajsInternal } from './kafkajs-internals.js';
  * nine objects per record (key and value Buffers, offset and timestamp text,
  * a headers object with a Buffer per header); this one holds its header
  * values as text (what busline reads), its offset and timestamp as numbers,
- * and where its key and value lie in the fetched bytes. kafkajs's fields
+ * where its key and value lie in the fetched bytes, and its key's text when a
+ * header repeated it (decoded once for both). kafkajs's fields
  * (`key`, `value`, `offset`, `timestamp`, `headers`) are computed when read,
  * equal to what kafkajs would have given, so kafkajs's own code (its Batch
  * reads `offset`) and any reader of `eachBatch` records see a kafkajs
@@ -42,8 +43,8 @@ export class FetchedRecord {
     private readonly keyAt: number,
     /** -1 for a null key. */
     readonly keyLength: number,
-    /** The key as text (decoded with the headers, which often repeat it); undefined for a null key. */
-    private readonly keyString: string | undefined,
+    /** The key's text when a header value repeated it (decoded with the headers); else undefined. */
+    private readonly sharedKeyText: string | undefined,
     private readonly valueAt: number,
     /** -1 for a null value. */
     readonly valueLength: number,
@@ -60,9 +61,10 @@ export class FetchedRecord {
     readonly batchContext: object,
   ) {}
 
-  /** The key as text; undefined for a null key. */
+  /** The key as text, without a Buffer in between; undefined for a null key. */
   keyText(): string | undefined {
-    return this.keyString;
+    if (this.keyLength < 0) return undefined;
+    return this.sharedKeyText ?? this.bytes.toString('utf8', this.keyAt, this.keyAt + this.keyLength);
   }
 
   get key(): Buffer | null {

@@ -1,13 +1,15 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { FetchedRecord } from '../src/kafkajs-fetched-record.js';
 import { applyKafkajsBatch, originalKafkajsBatch } from '../src/kafkajs-batch.js';
+import { kafkajsInternal } from '../src/kafkajs-internals.js';
 
 type BatchClass = new (topic: string, fetchedOffset: string, partitionData: object) => Record<string, unknown> & { isEmpty(): boolean; firstOffset(): string | null; lastOffset(): string; offsetLag(): string };
 const require = createRequire(import.meta.url);
 const PATCHED = Symbol.for('busline.kafkajs.batch');
+/** The built adapter, as an application loads it (`pnpm test` builds first; run alone, build before). */
 const DIST = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 
 /** A FetchedRecord at `offset` (a number when exact, kafkajs's text otherwise) with `key`. */
@@ -78,5 +80,22 @@ describe('kafkajs Batch (offsets of fetched records compared as numbers)', () =>
     expect(ours).toBeInstanceOf(Original);
     expect(view(ours)).toEqual(view(theirs));
     expect(Object.keys(ours)).toEqual(Object.keys(theirs));
+  });
+
+  it('reads no fetched record\'s offset through kafkajs\'s Long (the point of it)', () => {
+    expect(applyKafkajsBatch()).toBe(true);
+    const Patched = require('kafkajs/src/consumer/batch.js') as BatchClass;
+    const Long = kafkajsInternal<{ fromValue(value: unknown): unknown }>('utils/long.js')!;
+    const fromValue = vi.spyOn(Long, 'fromValue');
+    try {
+      const batch = new Patched('t', '101', { partition: 0, highWatermark: '600', messages: [100, 101, 102].map((o) => fetched(o)) });
+      expect(fromValue).not.toHaveBeenCalled();
+      expect(view(batch).within).toEqual(['101', '102']);
+      // A fetched offset kafkajs would not write (not canonical decimal text) takes kafkajs's path.
+      new Patched('t', '0101', { partition: 0, highWatermark: '600', messages: [fetched(101)] });
+      expect(fromValue).toHaveBeenCalled();
+    } finally {
+      fromValue.mockRestore();
+    }
   });
 });
