@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
-import { FetchedRecord } from './kafkajs-fetched-record.js';
-import { kafkajsInternal, replaceKafkajsModule } from './kafkajs-internals.js';
+import { exactOffset } from './kafkajs-fetched-record.js';
+import { kafkajsInternal, originalKafkajsModule, replaceKafkajsModule } from './kafkajs-internals.js';
 
 /**
  * kafkajs 2.2.4's Batch (`consumer/batch.js`, one per fetched partition)
@@ -44,8 +44,7 @@ const KAFKAJS_VERSION = '2.2.4';
 
 /** kafkajs's own Batch, as loaded (for the batch-for-batch test). */
 export function originalKafkajsBatch(): BatchClass | undefined {
-  const current = kafkajsInternal<BatchClass & { [PATCHED]?: BatchClass }>('consumer/batch.js');
-  return current?.[PATCHED] ?? current;
+  return originalKafkajsModule<BatchClass>('consumer/batch.js', PATCHED);
 }
 
 /** The records at or past `fetchedOffset`, in order. */
@@ -55,7 +54,8 @@ function withinOffset(Long: LongClass, records: KafkajsRecordLike[], fetchedOffs
   const exact = Number.isSafeInteger(from) && String(from) === fetchedOffset;
   let longFrom: LongLike | undefined;
   return records.filter((record) => {
-    if (exact && record instanceof FetchedRecord && typeof record.offsetValue === 'number') return record.offsetValue >= from;
+    const offset = exact ? exactOffset(record) : undefined;
+    if (offset !== undefined) return offset >= from;
     longFrom ??= Long.fromValue(fetchedOffset);
     return Long.fromValue(record.offset).gte(longFrom);
   });

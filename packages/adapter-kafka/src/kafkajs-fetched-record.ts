@@ -140,10 +140,14 @@ interface KafkajsRecord {
 
 const EMPTY = new Uint8Array(0);
 
+/** The offset of a record this adapter decoded, when it is an exact number (below 2^53); otherwise undefined. */
+export function exactOffset(record: object): number | undefined {
+  return record instanceof FetchedRecord && typeof record.offsetValue === 'number' ? record.offsetValue : undefined;
+}
+
 /** The record's offset as a number. */
 export function recordOffset(record: KafkajsRecord): number {
-  if (record instanceof FetchedRecord && typeof record.offsetValue === 'number') return record.offsetValue;
-  return Number(record.offset);
+  return exactOffset(record) ?? Number(record.offset);
 }
 
 /** The record's key as text; undefined for a null key. */

@@ -14,6 +14,16 @@ export function kafkajsInternal<T>(path: string): T | undefined {
 }
 
 /**
+ * The kafkajs module `path` as kafkajs wrote it: the original kept under
+ * `mark` when `replaceKafkajsModule` put a replacement in its place (for the
+ * tests that compare the two); undefined when kafkajs has no such file.
+ */
+export function originalKafkajsModule<T extends object>(path: string, mark: symbol): T | undefined {
+  const current = kafkajsInternal<T & { [mark]?: T }>(path);
+  return current?.[mark] ?? current;
+}
+
+/**
  * Puts `make(original)` in place of the kafkajs module `path` in the require
  * cache, unless `capturedBy` (the module that requires it at load) is loaded
  * already: then it kept the original and replacing is too late. `make` gets

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { DecoderLike } from './kafkajs-fetched-record.js';
-import { kafkajsInternal, replaceKafkajsModule } from './kafkajs-internals.js';
+import { kafkajsInternal, originalKafkajsModule, replaceKafkajsModule } from './kafkajs-internals.js';
 import { CREATE_TIME, LOG_APPEND_TIME } from './kafkajs-record-decoder.js';
 
 /**
@@ -40,9 +40,8 @@ const TRANSACTIONAL_FLAG_MASK = 0x10;
 const CONTROL_FLAG_MASK = 0x20;
 
 /** kafkajs's own record batch decoder, as loaded (for the batch-for-batch test). */
-export function originalKafkajsRecordBatchDecoder(): (decoder: object) => Promise<unknown> {
-  const current = createRequire(import.meta.url)(`kafkajs/src/${BATCH}`) as ((decoder: object) => Promise<unknown>) & { [PATCHED]?: (decoder: object) => Promise<unknown> };
-  return current[PATCHED] ?? current;
+export function originalKafkajsRecordBatchDecoder(): ((decoder: object) => Promise<unknown>) | undefined {
+  return originalKafkajsModule<(decoder: object) => Promise<unknown>>(BATCH, PATCHED);
 }
 
 export function applyKafkajsRecordBatchDecoder(): boolean {

@@ -1,8 +1,7 @@
-import { createRequire } from 'node:module';
 import { AsciiTextCache } from './ascii-text-cache.js';
 import { FetchedRecord, readKafkajsHeaders, setHeader, type DecoderLike } from './kafkajs-fetched-record.js';
 import { foreignConsumersRunning } from './kafkajs-foreign-consumers.js';
-import { kafkajsInternal, replaceKafkajsModule } from './kafkajs-internals.js';
+import { kafkajsInternal, originalKafkajsModule, replaceKafkajsModule } from './kafkajs-internals.js';
 
 /**
  * kafkajs 2.2.4 decodes each fetched record's headers by spreading the
@@ -52,16 +51,14 @@ interface LongClass {
 type RecordDecoder = (decoder: DecoderLike, batchContext?: BatchContext) => unknown;
 
 const PATCHED = Symbol.for('busline.kafkajs.recordDecoder');
-const RECORD = 'kafkajs/src/protocol/recordBatch/record/v0/decoder.js';
+const RECORD = 'protocol/recordBatch/record/v0/decoder.js';
 /** kafkajs's TimestampTypes. */
 export const LOG_APPEND_TIME = 1;
 export const CREATE_TIME = 0;
 
 /** kafkajs's own record decoder, as loaded (for the record-for-record test). */
-export function originalKafkajsRecordDecoder(): RecordDecoder {
-  const require = createRequire(import.meta.url);
-  const current = require(RECORD) as RecordDecoder & { [PATCHED]?: RecordDecoder };
-  return current[PATCHED] ?? current;
+export function originalKafkajsRecordDecoder(): RecordDecoder | undefined {
+  return originalKafkajsModule<RecordDecoder>(RECORD, PATCHED);
 }
 
 /**
@@ -178,7 +175,7 @@ export function headerTextOf(record: object): Record<string, string> | undefined
 export function applyKafkajsRecordDecoder(): boolean {
   const Long = kafkajsInternal<LongClass>('utils/long.js');
   if (Long === undefined) return false;
-  return replaceKafkajsModule<RecordDecoder>('protocol/recordBatch/record/v0/decoder.js', 'protocol/recordBatch/v0/decoder.js', PATCHED, () => {
+  return replaceKafkajsModule<RecordDecoder>(RECORD, 'protocol/recordBatch/v0/decoder.js', PATCHED, () => {
     const decode: RecordDecoder = (decoder, batchContext = {}) => {
       const { firstOffset, firstTimestamp, magicByte, isControlBatch = false, timestampType, maxTimestamp } = batchContext;
       if (batchContext !== lastContext) {

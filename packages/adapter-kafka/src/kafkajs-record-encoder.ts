@@ -1,5 +1,4 @@
-import { createRequire } from 'node:module';
-import { kafkajsInternal, replaceKafkajsModule } from './kafkajs-internals.js';
+import { kafkajsInternal, originalKafkajsModule, replaceKafkajsModule } from './kafkajs-internals.js';
 
 /**
  * kafkajs 2.2.4 encodes each record header with an Encoder of its own, and
@@ -39,20 +38,17 @@ interface RecordInput {
 }
 
 const PATCHED = Symbol.for('busline.kafkajs.recordEncoder');
-const RECORD = 'kafkajs/src/protocol/recordBatch/record/v0/index.js';
+const RECORD = 'protocol/recordBatch/record/v0/index.js';
 
 /** kafkajs's own record encoder, as loaded (for the byte-for-byte test). */
-export function originalKafkajsRecordEncoder(): (record: RecordInput) => EncoderLike {
-  const require = createRequire(import.meta.url);
-  const cached = require.cache[require.resolve(RECORD)];
-  const current = (cached?.exports ?? require(RECORD)) as ((record: RecordInput) => EncoderLike) & { [PATCHED]?: (record: RecordInput) => EncoderLike };
-  return current[PATCHED] ?? current;
+export function originalKafkajsRecordEncoder(): ((record: RecordInput) => EncoderLike) | undefined {
+  return originalKafkajsModule<(record: RecordInput) => EncoderLike>(RECORD, PATCHED);
 }
 
 export function applyKafkajsRecordEncoder(): boolean {
   const Encoder = kafkajsInternal<EncoderClass>('protocol/encoder.js');
   if (Encoder === undefined) return false;
-  return replaceKafkajsModule<(record: RecordInput) => EncoderLike>('protocol/recordBatch/record/v0/index.js', 'protocol/requests/produce/v3/request.js', PATCHED, () => {
+  return replaceKafkajsModule<(record: RecordInput) => EncoderLike>(RECORD, 'protocol/requests/produce/v3/request.js', PATCHED, () => {
     const encode = ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }: RecordInput): EncoderLike => {
       const names: string[] = [];
       const values: HeaderValue[] = [];
