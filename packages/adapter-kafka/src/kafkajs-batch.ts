@@ -1,6 +1,5 @@
-import { createRequire } from 'node:module';
 import { exactOffset } from './kafkajs-fetched-record.js';
-import { kafkajsInternal, originalKafkajsModule, replaceKafkajsModule } from './kafkajs-internals.js';
+import { kafkajsInternal, kafkajsVersion, originalKafkajsModule, replaceKafkajsModule } from './kafkajs-internals.js';
 
 /**
  * kafkajs 2.2.4's Batch (`consumer/batch.js`, one per fetched partition)
@@ -40,7 +39,7 @@ type BatchClass = new (topic: string, fetchedOffset: string, partitionData: Part
 
 const PATCHED = Symbol.for('busline.kafkajs.batch');
 /** The kafkajs whose Batch this one reproduces. */
-const KAFKAJS_VERSION = '2.2.4';
+export const KAFKAJS_BATCH_VERSION = '2.2.4';
 
 /** kafkajs's own Batch, as loaded (for the batch-for-batch test). */
 export function originalKafkajsBatch(): BatchClass | undefined {
@@ -61,16 +60,8 @@ function withinOffset(Long: LongClass, records: KafkajsRecordLike[], fetchedOffs
   });
 }
 
-function kafkajsVersion(): string | undefined {
-  try {
-    return (createRequire(import.meta.url)('kafkajs/package.json') as { version?: string }).version;
-  } catch {
-    return undefined;
-  }
-}
-
 export function applyKafkajsBatch(): boolean {
-  if (kafkajsVersion() !== KAFKAJS_VERSION) return false;
+  if (kafkajsVersion() !== KAFKAJS_BATCH_VERSION) return false;
   const Long = kafkajsInternal<LongClass>('utils/long.js');
   const filterAbortedMessages = kafkajsInternal<FilterAborted>('consumer/filterAbortedMessages.js');
   if (Long === undefined || filterAbortedMessages === undefined) return false;

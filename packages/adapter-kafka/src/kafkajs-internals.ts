@@ -13,6 +13,15 @@ export function kafkajsInternal<T>(path: string): T | undefined {
   }
 }
 
+/** The version of the kafkajs the adapter loads; undefined when it cannot be read. */
+export function kafkajsVersion(): string | undefined {
+  try {
+    return (createRequire(import.meta.url)('kafkajs/package.json') as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The kafkajs module `path` as kafkajs wrote it: the original kept under
  * `mark` when `replaceKafkajsModule` put a replacement in its place (for the
