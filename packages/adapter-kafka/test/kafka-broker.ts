@@ -6,11 +6,11 @@
  * BUSLINE_KAFKA_LIBS), free ports, and data directories under .tmp/.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, createSign, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import kafkajs, { type Admin } from 'kafkajs';
 import { kafkaLibs } from './kafka-libs.mjs';
 
@@ -166,24 +166,36 @@ async function waitReady(brokers: string[], replicationFactor: number, timeoutMs
 /** The user the secured broker knows, for every SASL mechanism. */
 export const SASL_USER = { username: 'busline', password: 'busline-secret' };
 
+/** The issuer and audience the secured broker expects in an OAUTHBEARER token. */
+export const OAUTH_CLAIMS = { iss: 'https://idp.busline.test', aud: 'busline-kafka' };
+
+/** An RSA key pair of the kind an identity provider signs tokens with (RS256). */
+export function oauthSigningKey(): KeyObject {
+  return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+}
+
 /**
- * An unsecured OAUTHBEARER token (an unsigned JWT, `alg: none`) for `sub`, valid for `lifetimeS`
- * seconds from now: what Kafka's unsecured validator accepts (a negative lifetime: already expired).
+ * An OAUTHBEARER token as an identity provider issues it: a JWT signed with
+ * `key` (RS256, key id `kid`) for `sub`, with OAUTH_CLAIMS, valid for
+ * `lifetimeS` seconds from now (negative: expired that long ago).
  */
-export function unsecuredJwt(sub: string, lifetimeS = 3_600): string {
+export function signedJwt(key: KeyObject, sub: string, lifetimeS = 3_600, kid = 'busline-test'): string {
   const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
-  return `${b64({ alg: 'none' })}.${b64({ sub, iat: now, exp: now + lifetimeS })}.`;
+  const unsigned = `${b64({ alg: 'RS256', typ: 'JWT', kid })}.${b64({ sub, iat: now, exp: now + lifetimeS, ...OAUTH_CLAIMS })}`;
+  return `${unsigned}.${createSign('RSA-SHA256').update(unsigned).sign(key).toString('base64url')}`;
 }
 
 /** Where a secured private broker listens with SASL and with TLS, and the certificate to trust. */
 export interface SecureEndpoints {
-  /** `127.0.0.1:port` of the SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER with unsecured tokens). */
+  /** `127.0.0.1:port` of the SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER with signed tokens). */
   sasl: string;
   /** `127.0.0.1:port` of the SSL listener (TLS; no client certificate asked). */
   tls: string;
   /** The broker's self-signed certificate (PEM): the CA a TLS client trusts. */
   ca: string;
+  /** The identity provider's signing key: the broker trusts tokens it signed (`signedJwt`), through its JWKS file. */
+  oauthKey: KeyObject;
 }
 
 /** A keystore with a certificate for 127.0.0.1 in `dir`, and the listeners, settings and SCRAM users that use it. */
@@ -193,6 +205,10 @@ async function secureListeners(dir: string) {
   const pass = 'busline-store';
   await command('keytool', ['-genkeypair', '-alias', 'broker', '-keyalg', 'RSA', '-keysize', '2048', '-validity', '7', '-dname', 'CN=127.0.0.1', '-ext', 'SAN=IP:127.0.0.1,DNS:localhost', '-keystore', keystore, '-storetype', 'PKCS12', '-storepass', pass, '-keypass', pass]);
   await command('keytool', ['-exportcert', '-alias', 'broker', '-rfc', '-keystore', keystore, '-storepass', pass, '-file', join(dir, 'ca.pem')]);
+  const oauthKey = oauthSigningKey();
+  const jwk = createPublicKey(oauthKey).export({ format: 'jwk' });
+  writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...jwk, kid: 'busline-test', alg: 'RS256', use: 'sig' }] }));
+  const jwksUrl = pathToFileURL(join(dir, 'jwks.json')).href;
   const { username, password } = SASL_USER;
   const scram = 'org.apache.kafka.common.security.scram.ScramLoginModule required;';
   return {
@@ -202,9 +218,14 @@ async function secureListeners(dir: string) {
     ],
     properties: [
       'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER',
-      // OAUTHBEARER with Kafka's own unsecured-token validator (no identity provider here): it checks an
-      // unsigned JWT's claims (sub, iat, exp), so a client's token provider is exercised end to end.
-      `listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="${username}";`,
+      // OAUTHBEARER as in production: Kafka's JWT validator checks each token's RS256 signature against the
+      // identity provider's public keys (a JWKS file here: no provider on this machine), its expiry, issuer
+      // and audience.
+      'listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;',
+      'listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler',
+      `sasl.oauthbearer.jwks.endpoint.url=${jwksUrl}`,
+      `sasl.oauthbearer.expected.issuer=${OAUTH_CLAIMS.iss}`,
+      `sasl.oauthbearer.expected.audience=${OAUTH_CLAIMS.aud}`,
       `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${username}="${password}";`,
       `listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=${scram}`,
       `listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=${scram}`,
@@ -216,7 +237,9 @@ async function secureListeners(dir: string) {
     ],
     // SCRAM credentials are stored in the cluster metadata: KRaft takes them at format time.
     formatArgs: ['--add-scram', `SCRAM-SHA-256=[name=${username},password=${password}]`, '--add-scram', `SCRAM-SHA-512=[name=${username},password=${password}]`],
-    endpoints: { sasl: `127.0.0.1:${sasl}`, tls: `127.0.0.1:${tls}`, ca: readFileSync(join(dir, 'ca.pem'), 'utf8') } satisfies SecureEndpoints,
+    endpoints: { sasl: `127.0.0.1:${sasl}`, tls: `127.0.0.1:${tls}`, ca: readFileSync(join(dir, 'ca.pem'), 'utf8'), oauthKey } satisfies SecureEndpoints,
+    // Kafka 4 reads an OAuth URL only when this system property allows it.
+    jvm: [`-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=${jwksUrl}`],
   };
 }
 
@@ -238,7 +261,7 @@ export class PrivateKafkaBroker {
 
   /**
    * A single-node broker. `secure`: besides PLAINTEXT it also listens with
-   * SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; user SASL_USER; OAUTHBEARER, unsecured tokens) and
+   * SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; user SASL_USER; OAUTHBEARER, tokens `signedJwt` signs with `secure.oauthKey`) and
    * with TLS (a self-signed certificate for 127.0.0.1, made by keytool):
    * `secure` then says where and with what.
    */
@@ -267,7 +290,7 @@ export class PrivateKafkaBroker {
       libs,
       secure?.formatArgs,
     );
-    const broker = new PrivateKafkaBroker(new KafkaProcess(dir, libs, ['-Xms128m', '-Xmx384m', '-XX:+UseSerialGC', '-XX:CICompilerCount=2']), port, secure?.endpoints);
+    const broker = new PrivateKafkaBroker(new KafkaProcess(dir, libs, ['-Xms128m', '-Xmx384m', '-XX:+UseSerialGC', '-XX:CICompilerCount=2', ...(secure?.jvm ?? [])]), port, secure?.endpoints);
     broker.node.launch();
     await waitReady([broker.brokers], 1);
     return broker;

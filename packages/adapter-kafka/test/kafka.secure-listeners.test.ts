@@ -1,19 +1,20 @@
 /**
  * SASL and TLS against a real broker, through each producer client: a
  * private single-node Kafka that also listens with SASL_PLAINTEXT (PLAIN,
- * SCRAM-SHA-256, SCRAM-SHA-512, and OAUTHBEARER with Kafka's unsecured-token
- * validator, the token from the bus's `oauthBearerProvider`) and with TLS (a self-signed certificate the
+ * SCRAM-SHA-256, SCRAM-SHA-512, and OAUTHBEARER with Kafka's JWT validator
+ * checking an RS256 signature against an identity provider's keys, the token
+ * from the bus's `oauthBearerProvider`) and with TLS (a self-signed certificate the
  * client is given as its CA). For each, a bus publishes an event and its own
  * group consumes it (consuming, the admin client and the producer all
  * authenticate). A wrong password, and a certificate the client does not
- * trust, fail the bus's start at once with AUTH_FAILED naming the setting to
+ * trust, and an expired token or one signed by another key, fail the bus's start at once with AUTH_FAILED naming the setting to
  * change (before: BROKER_UNAVAILABLE, "no broker answered", after the retries).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventBus, type EventBus } from '@busline/core';
 import { adapter } from '../src/index.js';
 import { NO_BROKER, unique, until } from './helpers.js';
-import { PrivateKafkaBroker, SASL_USER, unsecuredJwt } from './kafka-broker.js';
+import { PrivateKafkaBroker, SASL_USER, oauthSigningKey, signedJwt } from './kafka-broker.js';
 
 const CLIENTS = ['kafkajs', 'kafka-ts'] as const;
 const MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
@@ -59,7 +60,7 @@ describe.skipIf(NO_BROKER)('kafka: SASL and TLS listeners', () => {
       let asked = 0;
       const oauthBearerProvider = async () => {
         asked++;
-        return { value: unsecuredJwt(SASL_USER.username) };
+        return { value: signedJwt(broker.secure!.oauthKey, SASL_USER.username) };
       };
       const b = await bus(broker.secure!.sasl, { sasl: { mechanism: 'oauthbearer', oauthBearerProvider }, producer: { client } });
       expect(await roundTrip(b)).toEqual({ hello: 'secure' });
@@ -67,13 +68,20 @@ describe.skipIf(NO_BROKER)('kafka: SASL and TLS listeners', () => {
       expect(asked).toBeGreaterThanOrEqual(2);
     });
 
-    it(`${client} producer, SASL oauthbearer with an expired token: start fails with AUTH_FAILED naming kafka.sasl`, { timeout: 60_000 }, async () => {
-      const oauthBearerProvider = async () => ({ value: unsecuredJwt(SASL_USER.username, -60) });
-      const b = await bus(broker.secure!.sasl, { sasl: { mechanism: 'oauthbearer', oauthBearerProvider }, producer: { client } });
-      const error = await b.start().then(() => undefined, (e: unknown) => e);
-      expect(error).toMatchObject({ code: 'AUTH_FAILED', retryable: false });
-      expect((error as Error).message).toMatch(/refused the SASL authentication.*check kafka\.sasl.*oauthBearerProvider/);
-    });
+    const refusedTokens: [string, () => string][] = [
+      // Past the validator's clock skew allowance (30 s).
+      ['an expired token', () => signedJwt(broker.secure!.oauthKey, SASL_USER.username, -300)],
+      ['a token signed by a key the broker does not trust', () => signedJwt(oauthSigningKey(), SASL_USER.username)],
+    ];
+    for (const [what, token] of refusedTokens) {
+      it(`${client} producer, SASL oauthbearer with ${what}: start fails with AUTH_FAILED naming kafka.sasl`, { timeout: 60_000 }, async () => {
+        const oauthBearerProvider = async () => ({ value: token() });
+        const b = await bus(broker.secure!.sasl, { sasl: { mechanism: 'oauthbearer', oauthBearerProvider }, producer: { client } });
+        const error = await b.start().then(() => undefined, (e: unknown) => e);
+        expect(error).toMatchObject({ code: 'AUTH_FAILED', retryable: false });
+        expect((error as Error).message).toMatch(/refused the SASL authentication.*check kafka\.sasl.*oauthBearerProvider/);
+      });
+    }
 
     it(`${client} producer, TLS with the broker's certificate as CA: publishes and consumes`, { timeout: 60_000 }, async () => {
       const b = await bus(broker.secure!.tls, { ssl: { ca: [broker.secure!.ca] }, producer: { client } });
