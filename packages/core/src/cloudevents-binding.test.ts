@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { carriesEvent, HTTP_BINDING, KAFKA_BINDING } from './cloudevents-binding.js';
-import { decodeEnvelope, encodeEnvelope, encodeNewEnvelope, type Envelope } from './envelope.js';
+import { decodeEnvelope } from './envelope-decoding.js';
+import { encodeEnvelope, encodeNewEnvelope } from './envelope-encoding.js';
+import type { Envelope } from './envelope.js';
 import { foreignEnvelope, foreignPayload } from './foreign-message.js';
 
 const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));

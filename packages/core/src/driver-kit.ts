@@ -12,6 +12,6 @@ export * from './errors.js';
 export * from './topic.js';
 export { AckWatermark } from './ack-watermark.js';
 export { CloseDeadline } from './close-deadline.js';
-export { Header } from './envelope.js';
+export { Header } from './envelope-encoding.js';
 export { HTTP_BINDING, KAFKA_BINDING, type CloudEventsBinding, type CloudEventsHeaders } from './cloudevents-binding.js';
 export { redactSecrets, type Logger } from './logger.js';

@@ -1,16 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import {
-  buildEnvelope,
-  decodeEnvelope,
-  encodeEnvelope,
-  encodeNewEnvelope,
-  envelopeSchema,
-  Header,
-  validateEnvelope,
-  type Envelope,
-} from './envelope.js';
+import { decodeEnvelope } from './envelope-decoding.js';
+import { encodeEnvelope, encodeNewEnvelope, Header } from './envelope-encoding.js';
+import { buildEnvelope, envelopeSchema, validateEnvelope, type Envelope } from './envelope.js';
 import { EnvelopeError, ErrorCode } from './errors.js';
 
 const defaults = { type: 'orders', source: 'svc' };

@@ -3,14 +3,8 @@ import { EventEmitter } from 'eventemitter3';
 import { HTTP_BINDING, type CloudEventsBinding } from './cloudevents-binding.js';
 import { DEFAULT_GROUP, type BusConfig } from './config.js';
 import type { Driver, DriverCapabilities, DriverHooks, PublishOutcome, WireMessage } from './driver.js';
-import {
-  encodeEnvelope,
-  encodeNewEnvelope,
-  validateEnvelope,
-  type Envelope,
-  type EnvelopeOptions,
-  type Payload,
-} from './envelope.js';
+import { encodeEnvelope, encodeNewEnvelope } from './envelope-encoding.js';
+import { validateEnvelope, type Envelope, type EnvelopeOptions, type Payload } from './envelope.js';
 import { driverBudget, leftBehind } from './close-deadline.js';
 import { BuslineError, ClosedError, ErrorCode, EnvelopeError, type FieldDifference } from './errors.js';
 import type { BusEvents } from './events.js';

@@ -1,6 +1,8 @@
 export * from './errors.js';
 export * from './topic.js';
 export * from './envelope.js';
+export * from './envelope-encoding.js';
+export * from './envelope-decoding.js';
 export * from './cloudevents-binding.js';
 export * from './content-mode.js';
 export { STRUCTURED_JSON_CONTENT_TYPE } from './cloudevents-structured.js';

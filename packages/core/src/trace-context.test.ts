@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decodeEnvelope, encodeNewEnvelope } from './envelope.js';
+import { decodeEnvelope } from './envelope-decoding.js';
+import { encodeNewEnvelope } from './envelope-encoding.js';
 import { traceIdOf } from './trace-context.js';
 
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
