@@ -21,17 +21,10 @@
  * - Failures stay with what caused them. A record over its topic's
  *   `max.message.bytes` (when the caller knows the limit) is refused before
  *   it is queued, and a batch stays under the smallest limit of its topics.
- *   When a batch fails with an error that belongs to one topic (unknown,
- *   not authorized) or one record (too large), its topics are sent again
- *   apart, and a too-large topic record by record, so only the culprit fails.
+ *   A batch that fails is split by IsolatingSender (isolating-sender.ts),
+ *   which also keeps the producer session in step with what was stored.
  * - A call's `timeoutMs` must be a positive number of milliseconds (at most
  *   2^31-1, Node's timer limit); anything else fails the call at once.
- * - After a batch failed with anything but a record refused on its own, the
- *   next batch goes out in a new producer session (`reset`): the failed one
- *   may be stored in part, and kafkajs rolls back the idempotence sequence
- *   numbers of every partition of a failed request, so the next records would
- *   be refused as out of order (and the refused batch sent again, storing its
- *   other partitions twice) or, with the same count, dropped as duplicates.
  *
  * Cost: per message one queue entry and one kafkajs record; per call one
  * promise. Timeouts need no timer per call: calls with the same timeout
@@ -43,6 +36,7 @@
  */
 import { BuslineError, ClosedError, ErrorCode, PublishTimeoutError, type PublishOutcome, type WireMessage } from '@busline/core/driver';
 import { DeadlineQueue, MAX_TIMER_MS } from './deadline-queue.js';
+import { IsolatingSender, type FailureScope } from './isolating-sender.js';
 import { messageTooLarge } from './kafka-errors.js';
 
 /** A record as kafkajs takes it. */
@@ -73,7 +67,7 @@ export interface PublishBatcherOptions {
   /** Turns a failed send into what each of its publishes reports. */
   mapError(error: unknown, topic: string, timeoutMs: number): BuslineError;
   /** What part of a failed batch an error belongs to (default: the whole batch). */
-  scopeOf?(error: unknown): 'batch' | 'topic' | 'record' | 'session';
+  scopeOf?(error: unknown): FailureScope;
   /**
    * Starts a new producer session: before the records of a failed request are
    * sent one by one (kafkajs rolled back the idempotence sequence numbers of
@@ -181,18 +175,15 @@ export class PublishBatcher {
   private readonly waiters: Waiter[] = [];
   private readonly deadlines = new Map<number, DeadlineQueue<Request>>();
   private closed = false;
-  /** The failure after which the producer session can no longer be trusted; the next batch resets it first. */
-  private sessionInDoubt: unknown = undefined;
   private idle: (() => void)[] = [];
   /** Batches sent and messages in them (for metrics, benchmarks and tests). */
   batches = 0;
   sentMessages = 0;
 
-  /** What part of a failed batch an error belongs to (the whole batch unless the options say). */
-  private readonly scopeOf: (error: unknown) => 'batch' | 'topic' | 'record' | 'session';
+  private readonly sender: IsolatingSender<Entry>;
 
   constructor(private readonly options: PublishBatcherOptions) {
-    this.scopeOf = options.scopeOf ?? (() => 'batch');
+    this.sender = new IsolatingSender(options);
   }
 
   /** Publishes queued and not yet in a batch sent. */
@@ -383,105 +374,9 @@ export class PublishBatcher {
     this.inFlight++;
     this.batches++;
     this.sentMessages += entries.length;
-    void this.sendInSession(entries, byTopic).then((failures) => this.complete(entries, failures));
+    void this.sender.send(entries, byTopic).then((failures) => this.complete(entries, failures));
     // More may be ready right away (several batches in flight, or a full queue).
     if (this.inFlight < this.options.maxInFlightBatches) this.schedule();
-  }
-
-  /** One `sendBatch`; resolves with its error, or undefined when the broker acknowledged it. */
-  private sendOnce(byTopic: Map<string, Entry[]>): Promise<unknown> {
-    const batch: TopicRecords[] = [];
-    for (const [topic, messages] of byTopic) batch.push({ topic, messages });
-    let sending: Promise<unknown>;
-    try {
-      sending = this.options.send(batch);
-    } catch (error) {
-      sending = Promise.reject(error);
-    }
-    return sending.then(
-      () => undefined,
-      (error: unknown) => error ?? new Error('sendBatch failed without a reason'),
-    );
-  }
-
-  /**
-   * Sends a batch in a producer session that matches what the broker stored: a new one when an
-   * earlier batch failed in a way that may have stored part of it.
-   */
-  private async sendInSession(entries: Entry[], byTopic: Map<string, Entry[]>): Promise<Map<Entry, unknown> | undefined> {
-    if (this.sessionInDoubt !== undefined && this.options.reset !== undefined) {
-      try {
-        await this.options.reset(this.sessionInDoubt);
-        this.sessionInDoubt = undefined;
-      } catch (error) {
-        return new Map(entries.map((e) => [e, error]));
-      }
-    }
-    const failures = await this.sendIsolating(entries, byTopic);
-    // A record refused on its own (too large) was not stored and leaves the session in step.
-    if (failures !== undefined) for (const failure of failures.values()) if (this.scopeOf(failure) !== 'record') this.sessionInDoubt = failure;
-    return failures;
-  }
-
-  /**
-   * Sends a batch; when it fails with an error of one topic or one record,
-   * sends the parts apart so only the culprit fails. Resolves with the error
-   * of every entry that failed (none: all stored). The batch holds its
-   * in-flight slot throughout, so later batches cannot overtake it.
-   */
-  private async sendIsolating(entries: Entry[], byTopic: Map<string, Entry[]>): Promise<Map<Entry, unknown> | undefined> {
-    let error = await this.sendOnce(byTopic);
-    if (error === undefined) return undefined;
-    if (this.scopeOf(error) === 'session' && this.options.reset !== undefined) {
-      // The broker refused the request for its sequence numbers: the same records once more in a new
-      // producer session. It refuses per partition, so records of other partitions of the request may
-      // be stored twice (at least once); with a new session after every failed batch this is rare.
-      // This batch still holds the only in-flight slot (maxInFlightBatches 1), so nothing later
-      // overtakes it and each key's order holds.
-      try {
-        await this.options.reset(error);
-        error = await this.sendOnce(byTopic);
-      } catch (resetError) {
-        error = resetError;
-      }
-      if (error === undefined) return undefined;
-    }
-    const failures = new Map<Entry, unknown>();
-    if (this.scopeOf(error) === 'batch' || (byTopic.size === 1 && entries.length === 1)) {
-      for (const e of entries) failures.set(e, error);
-      return failures;
-    }
-    // Each topic again on its own (in parallel: their partitions are disjoint) with the same
-    // records per partition, so what the broker stored of the failed request is recognised
-    // by the idempotent producer as a duplicate and not stored twice.
-    const parts: [Entry[], unknown][] =
-      byTopic.size === 1
-        ? [[entries, error]]
-        : await Promise.all([...byTopic].map(async ([topic, list]): Promise<[Entry[], unknown]> => [list, await this.sendOnce(new Map([[topic, list]]))]));
-    let reset = false;
-    for (const [list, failure] of parts) {
-      if (failure === undefined) continue;
-      if (list.length === 1 || this.scopeOf(failure) !== 'record') {
-        for (const e of list) failures.set(e, failure);
-        continue;
-      }
-      // Too large somewhere in this topic: record by record in a new producer session (a
-      // record the broker stored from the failed request may be stored twice: at-least-once).
-      if (!reset) {
-        reset = true;
-        try {
-          await this.options.reset?.(failure);
-        } catch (resetError) {
-          for (const e of list) failures.set(e, resetError);
-          continue;
-        }
-      }
-      for (const e of list) {
-        const alone = await this.sendOnce(new Map([[list[0]!.request.topic, [e]]]));
-        if (alone !== undefined) failures.set(e, alone);
-      }
-    }
-    return failures;
   }
 
   private complete(entries: Entry[], failures: Map<Entry, unknown> | undefined): void {
