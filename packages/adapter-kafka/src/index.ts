@@ -17,6 +17,7 @@ export { KafkaDriver, KAFKA_CAPABILITIES } from './kafka-driver.js';
 export { GroupConsumer } from './group-consumer.js';
 export { PublishBatcher, recordSize } from './publish-batcher.js';
 export type { PublishBatcherOptions, OutgoingRecord, TopicRecords } from './publish-batcher.js';
+export type { FailureScope } from './isolating-sender.js';
 export { TopicAdmin } from './topic-admin.js';
 export { publishError, kafkaError } from './kafka-errors.js';
 

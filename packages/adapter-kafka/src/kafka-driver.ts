@@ -59,9 +59,7 @@ import { oauthBearerMechanism } from './kafkajs-oauthbearer.js';
 import { applyKafkajsRecordBatchDecoder } from './kafkajs-record-batch-decoder.js';
 import { applyKafkajsRecordDecoder } from './kafkajs-record-decoder.js';
 import { applyKafkajsRecordEncoder } from './kafkajs-record-encoder.js';
-import { KAFKAJS_BATCH_VERSION } from './kafkajs-batch.js';
-import { kafkajsReplacementsMissing } from './kafkajs-replacements.js';
-import { kafkajsVersion } from './kafkajs-internals.js';
+import { kafkajsReplacementsNotice } from './kafkajs-replacements.js';
 import { applyKafkajsRejoinHook } from './kafkajs-rejoin-hook.js';
 import { applyKafkajsStopFix } from './kafkajs-stop-fix.js';
 import { applyKafkaTsRecordBatch } from './kafka-ts-record-batch.js';
@@ -237,16 +235,8 @@ export class KafkaDriver implements Driver {
       reset: c.producer.idempotent ? (cause) => this.resetProducer(producer, cause) : undefined,
     });
     hooks.connection('connected');
-    const missing = kafkajsReplacementsMissing();
-    if (missing.length > 0) {
-      const version = kafkajsVersion();
-      hooks.log.info(
-        { kafka: 'kafkajs', kafkajsVersion: version, missing },
-        `kafkajs's own ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} in use, not the adapter's faster replacement: delivery is the same, each record costs more CPU. ` +
-          `kafkajs was loaded or used before @busline/adapter-kafka: import the adapter first` +
-          (version === KAFKAJS_BATCH_VERSION ? '.' : ` (the Batch replacement is only for kafkajs ${KAFKAJS_BATCH_VERSION}; this is ${version ?? 'unknown'}).`),
-      );
-    }
+    const notice = kafkajsReplacementsNotice(c.producer.client);
+    if (notice !== undefined) hooks.log.info(notice.fields, notice.message);
   }
 
   private newProducer(kafka: Kafka, hooks: DriverHooks): ProducerClient {

@@ -176,13 +176,14 @@ export function oauthSigningKey(): KeyObject {
 
 /**
  * An OAUTHBEARER token as an identity provider issues it: a JWT signed with
- * `key` (RS256, key id `kid`) for `sub`, with OAUTH_CLAIMS, valid for
- * `lifetimeS` seconds from now (negative: expired that long ago).
+ * `key` (RS256, key id `kid`) for `sub`, with OAUTH_CLAIMS (or `claims` in
+ * their place), valid for `lifetimeS` seconds from now (negative: expired
+ * that long ago).
  */
-export function signedJwt(key: KeyObject, sub: string, lifetimeS = 3_600, kid = 'busline-test'): string {
+export function signedJwt(key: KeyObject, sub: string, lifetimeS = 3_600, claims: Partial<typeof OAUTH_CLAIMS> = {}, kid = 'busline-test'): string {
   const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
-  const unsigned = `${b64({ alg: 'RS256', typ: 'JWT', kid })}.${b64({ sub, iat: now, exp: now + lifetimeS, ...OAUTH_CLAIMS })}`;
+  const unsigned = `${b64({ alg: 'RS256', typ: 'JWT', kid })}.${b64({ sub, iat: now, exp: now + lifetimeS, ...OAUTH_CLAIMS, ...claims })}`;
   return `${unsigned}.${createSign('RSA-SHA256').update(unsigned).sign(key).toString('base64url')}`;
 }
 

@@ -7,7 +7,7 @@
  * client is given as its CA). For each, a bus publishes an event and its own
  * group consumes it (consuming, the admin client and the producer all
  * authenticate). A wrong password, and a certificate the client does not
- * trust, and an expired token or one signed by another key, fail the bus's start at once with AUTH_FAILED naming the setting to
+ * trust, and a token that is expired, signed by another key, or for another audience or issuer, fail the bus's start at once with AUTH_FAILED naming the setting to
  * change (before: BROKER_UNAVAILABLE, "no broker answered", after the retries).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,6 +72,8 @@ describe.skipIf(NO_BROKER)('kafka: SASL and TLS listeners', () => {
       // Past the validator's clock skew allowance (30 s).
       ['an expired token', () => signedJwt(broker.secure!.oauthKey, SASL_USER.username, -300)],
       ['a token signed by a key the broker does not trust', () => signedJwt(oauthSigningKey(), SASL_USER.username)],
+      ['a token for another audience', () => signedJwt(broker.secure!.oauthKey, SASL_USER.username, 3_600, { aud: 'another-service' })],
+      ['a token from another issuer', () => signedJwt(broker.secure!.oauthKey, SASL_USER.username, 3_600, { iss: 'https://idp.elsewhere.test' })],
     ];
     for (const [what, token] of refusedTokens) {
       it(`${client} producer, SASL oauthbearer with ${what}: start fails with AUTH_FAILED naming kafka.sasl`, { timeout: 60_000 }, async () => {
