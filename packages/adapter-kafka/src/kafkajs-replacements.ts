@@ -25,7 +25,7 @@ const REPLACEMENTS: readonly { name: string; apply: () => boolean; publishWithKa
  * The replacements not in place that matter to a bus publishing through `producerClient` (the
  * encoder only with kafkajs). Applying one that is in place changes nothing, so this only asks.
  */
-export function kafkajsReplacementsMissing(producerClient: 'kafkajs' | 'kafka-ts'): string[] {
+function kafkajsReplacementsMissing(producerClient: 'kafkajs' | 'kafka-ts'): string[] {
   return REPLACEMENTS.filter((r) => (producerClient === 'kafkajs' || !r.publishWithKafkajsOnly) && !r.apply()).map((r) => r.name);
 }
 
