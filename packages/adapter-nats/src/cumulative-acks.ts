@@ -1,5 +1,4 @@
-import { AckWatermark, type DriverHooks } from '@busline/core/driver';
-import { Deque } from './deque.js';
+import { AckWatermark, Deque, type DriverHooks } from '@busline/core/driver';
 
 /**
  * Acknowledgements for a consumer with AckPolicy `all`, where one `+ACK` on a

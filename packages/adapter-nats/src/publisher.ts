@@ -2,13 +2,13 @@ import { createInbox, type Msg, type NatsConnection, type Subscription } from '@
 import {
   BrokerUnavailableError,
   BuslineError,
+  Deque,
   ErrorCode,
   PublishTimeoutError,
   errorMessage,
   type DriverHooks,
   type PublishOutcome,
 } from '@busline/core/driver';
-import { Deque } from './deque.js';
 import { TurnBatch } from './turn-batch.js';
 import { clientInternals, digits, protocolWriter, publicHeaders, putAsciiText, putInt, writeHpubTail, type ProtocolWriter } from './wire.js';
 

@@ -13,7 +13,9 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export function natsServerBinary(): string | undefined {
   const given = process.env.BUSLINE_NATS_SERVER;
   if (given) return given;
-  const found = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
+  // The binary scripts/brokers starts for the shared server (its cached pinned build before an older
+  // one on PATH, such as Debian's), so a test's own servers can do what the shared one can.
+  const found = spawnSync('bash', [join(ROOT, 'scripts/brokers'), 'nats-bin'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   const path = found.stdout.trim();
   return found.status === 0 && path ? path : undefined;
 }
@@ -52,7 +54,7 @@ export class PrivateNatsServer {
 
   static async start(label: string, extraArgs: string[] = [], port?: number): Promise<PrivateNatsServer> {
     const binary = natsServerBinary();
-    if (!binary) throw new Error('nats-server is not on PATH (run bash scripts/brokers up nats once, or set BUSLINE_NATS_SERVER)');
+    if (!binary) throw new Error('no nats-server: bash scripts/brokers nats-bin found or built none (see its message; or set BUSLINE_NATS_SERVER)');
     const dir = join(ROOT, '.tmp', 'nats-adapter-tests', `${label}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
     mkdirSync(dir, { recursive: true });
     const server = new PrivateNatsServer(binary, port ?? (await freePort()), dir, extraArgs);

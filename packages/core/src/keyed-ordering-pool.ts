@@ -29,6 +29,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { ClosedError, ConfigError } from './errors.js';
+import { Deque } from './deque.js';
 
 /** Limits of a KeyedOrderingPool. */
 export interface KeyedOrderingPoolOptions {
@@ -93,59 +94,6 @@ export interface PoolLane<T> {
   drain(timeoutMs?: number): Promise<boolean>;
 }
 
-/** Growable ring buffer FIFO. */
-class Ring<V> {
-  private buf: (V | undefined)[];
-  private mask: number;
-  private head = 0;
-  length = 0;
-
-  constructor(capacity = 16) {
-    let cap = 4;
-    while (cap < capacity) cap <<= 1;
-    this.buf = new Array<V | undefined>(cap);
-    this.mask = cap - 1;
-  }
-
-  push(value: V): void {
-    if (this.length > this.mask) this.grow();
-    this.buf[(this.head + this.length) & this.mask] = value;
-    this.length++;
-  }
-
-  /** Caller checks `length > 0` first. */
-  shift(): V {
-    const i = this.head;
-    const value = this.buf[i] as V;
-    this.buf[i] = undefined;
-    this.head = (i + 1) & this.mask;
-    this.length--;
-    return value;
-  }
-
-  /** Removes every element for which `drop` is true, keeping order. */
-  removeWhere(drop: (value: V) => boolean): V[] {
-    const removed: V[] = [];
-    const kept: V[] = [];
-    while (this.length > 0) {
-      const v = this.shift();
-      (drop(v) ? removed : kept).push(v);
-    }
-    for (const v of kept) this.push(v);
-    return removed;
-  }
-
-  private grow(): void {
-    const old = this.buf;
-    const cap = old.length;
-    const next = new Array<V | undefined>(cap * 2);
-    for (let i = 0; i < this.length; i++) next[i] = old[(this.head + i) & this.mask];
-    this.buf = next;
-    this.head = 0;
-    this.mask = cap * 2 - 1;
-  }
-}
-
 interface Waiter {
   lane: Lane<any>;
   key: string | undefined;
@@ -195,9 +143,9 @@ class Lane<T> implements PoolLane<T> {
   /** The inline run submitted more items under its own key. */
   private inlineTouched = false;
   /** Runnable now, as (key, item) pairs: at most one item per key. */
-  readonly ready = new Ring<unknown>(32);
+  readonly ready = new Deque<unknown>(32);
   /** Busy keys: null = one item queued-or-running and nothing behind it, else the backlog behind it. */
-  readonly keys = new Map<string, Ring<T> | null>();
+  readonly keys = new Map<string, Deque<T> | null>();
   private drainers: Drainer[] = [];
 
   constructor(
@@ -288,7 +236,7 @@ class Lane<T> implements PoolLane<T> {
         if (key === this.inlineKey) {
           // Submitted by the inline run of the same key: wait behind it.
           this.inlineTouched = true;
-          const ring = new Ring<T>(4);
+          const ring = new Deque<T>(4);
           ring.push(item);
           keys.set(key, ring);
           return;
@@ -297,7 +245,7 @@ class Lane<T> implements PoolLane<T> {
         this.ready.push(key);
         this.ready.push(item);
       } else if (backlog === null) {
-        const ring = new Ring<T>(4);
+        const ring = new Deque<T>(4);
         ring.push(item);
         keys.set(key, ring);
         return;
@@ -346,7 +294,7 @@ class Lane<T> implements PoolLane<T> {
       const backlog = this.keys.get(key);
       if (backlog && backlog.length > 0) {
         this.ready.push(key);
-        this.ready.push(backlog.shift());
+        this.ready.push(backlog.shift() as T);
       } else {
         this.keys.delete(key);
       }
@@ -415,9 +363,9 @@ class Scheduler {
   pumping = false;
   closed = false;
   /** Lanes with runnable work and free lane capacity, served round-robin. */
-  readonly readyLanes = new Ring<Lane<any>>(16);
+  readonly readyLanes = new Deque<Lane<any>>(16);
   /** Submitters waiting for room, FIFO. */
-  readonly waiters = new Ring<Waiter>(16);
+  readonly waiters = new Deque<Waiter>(16);
   readonly lanes = new Set<Lane<any>>();
   readonly freeSlots: Slot[] = [];
   drainers: Drainer[] = [];
@@ -440,7 +388,7 @@ class Scheduler {
     try {
       const readyLanes = this.readyLanes;
       while (this.runningCount < this.concurrency && readyLanes.length > 0) {
-        const lane = readyLanes.shift();
+        const lane = readyLanes.shift() as Lane<any>;
         lane.queued = false;
         if (lane.ready.length === 0 || lane.running >= lane.cap) continue;
         // May complete synchronously; finish() then updates the queues and the loop goes on.
@@ -503,7 +451,7 @@ class Scheduler {
     const waiters = this.waiters;
     let admitted = false;
     while (waiters.length > 0 && this.pendingCount < this.maxPending) {
-      const w = waiters.shift();
+      const w = waiters.shift() as Waiter;
       this.pendingCount++;
       w.lane.pending++;
       w.lane.enqueue(w.key, w.item);
