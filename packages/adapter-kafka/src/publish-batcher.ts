@@ -34,7 +34,7 @@
  * the next publishes overlaps the broker's round trip instead of delaying
  * the next request.
  */
-import { BuslineError, ClosedError, ErrorCode, PublishTimeoutError, type PublishOutcome, type WireMessage } from '@busline/core/driver';
+import { BuslineError, ClosedError, Deque, ErrorCode, PublishTimeoutError, type PublishOutcome, type WireMessage } from '@busline/core/driver';
 import { DeadlineQueue, MAX_TIMER_MS } from './deadline-queue.js';
 import { IsolatingSender, type FailureScope } from './isolating-sender.js';
 import { messageTooLarge } from './kafka-errors.js';
@@ -172,7 +172,7 @@ export class PublishBatcher {
   private oldestQueuedAt = 0;
   private inFlight = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
-  private readonly waiters: Waiter[] = [];
+  private readonly waiters = new Deque<Waiter>();
   private readonly deadlines = new Map<number, DeadlineQueue<Request>>();
   private closed = false;
   private idle: (() => void)[] = [];
@@ -249,7 +249,7 @@ export class PublishBatcher {
     if (this.lingerTimer !== undefined) clearTimeout(this.lingerTimer);
     this.lingerTimer = undefined;
     const closed = new ClosedError('Kafka producer');
-    for (const w of this.waiters.splice(0)) for (let i = 0; i < w.request.count; i++) w.request.settle(i, closed);
+    for (const w of this.waiters.drain()) for (let i = 0; i < w.request.count; i++) w.request.settle(i, closed);
     for (let i = this.head; i < this.queue.length; i++) {
       const e = this.queue[i]!;
       e.request.settle(e.index, closed);
@@ -291,7 +291,7 @@ export class PublishBatcher {
 
   private admitWaiters(): void {
     while (this.waiters.length > 0) {
-      const w = this.waiters[0]!;
+      const w = this.waiters.peek()!;
       if (w.request.done) {
         this.waiters.shift();
         continue;
