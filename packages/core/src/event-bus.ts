@@ -1,5 +1,6 @@
 import { metrics as otelMetrics, propagation, trace } from '@opentelemetry/api';
 import { EventEmitter } from 'eventemitter3';
+import { atomicRefusal, checkAtomicBatch, encodeBatch, type BatchItem, type BatchOptions, type BatchResult } from './batch-publish.js';
 import { HTTP_BINDING, type CloudEventsBinding } from './cloudevents-binding.js';
 import { DEFAULT_GROUP, type BusConfig } from './config.js';
 import type { Driver, DriverCapabilities, DriverHooks, PublishOutcome, WireMessage } from './driver.js';
@@ -18,19 +19,11 @@ import { RecorderSet, type MetricsRecorder } from './metrics-recorder.js';
 import { OtelMetricsRecorder } from './otel-metrics.js';
 import { PublishAdmission } from './publish-admission.js';
 import { PublishPipeline, toBuslineError } from './publish-pipeline.js';
-import { BATCH_ITEM_NAMES, BATCH_OPTION_NAMES, checkOptionNames, PUBLISH_OPTION_NAMES, TIMEOUT_OPTION_NAMES } from './publish-options.js';
+import { BATCH_OPTION_NAMES, checkOptionNames, PUBLISH_OPTION_NAMES, TIMEOUT_OPTION_NAMES } from './publish-options.js';
 import { PublishOutcomes } from './publish-outcomes.js';
 import { MessageTracer } from './tracing.js';
-import {
-  resolveSubscription,
-  Subscription,
-  type EnvelopeHandler,
-  type HandlerKind,
-  type PayloadHandler,
-  type SubscribeOptions,
-  type SubscriptionHost,
-  type WireHandler,
-} from './subscription.js';
+import { resolveSubscription, type SubscribeOptions } from './subscribe-options.js';
+import { Subscription, type EnvelopeHandler, type HandlerKind, type PayloadHandler, type SubscriptionHost, type WireHandler } from './subscription.js';
 import { TopicProvisioner, type EnsureResult, type ProvisionPolicy } from './topic-provisioner.js';
 import type { ContentMode } from './content-mode.js';
 import { assertTopicName, topicOptionsSchema, type TopicOptions, type TopicOptionsInput } from './topic.js';
@@ -49,23 +42,6 @@ export interface PublishOptions extends EnvelopeOptions {
   /** Overrides the bus's publish timeout for this call. */
   timeoutMs?: number;
 }
-export interface BatchItem<P = Payload> extends EnvelopeOptions {
-  /** The item's payload (JSON or bytes, like `publish`). */
-  payload: P;
-}
-/** Options of `publishBatch`. */
-export interface BatchOptions {
-  /** Overrides the bus's publish timeout for this call. */
-  timeoutMs?: number;
-  /**
-   * Store every item or none (where `bus.capabilities.atomicBatch`; otherwise
-   * UNSUPPORTED). An invalid item, a broker refusal, or an event id already
-   * stored within the dedupe window (or repeated in the batch) fails every
-   * item; nothing of the batch is stored then. The broker bounds the size
-   * (NATS: 1,000 messages by default).
-   */
-  atomic?: boolean;
-}
 /** What `publish` resolves with once the broker stored the message: its event id and topic. */
 export interface PublishReceipt {
   /** The event id the message was stored with. */
@@ -73,16 +49,6 @@ export interface PublishReceipt {
   /** The topic it was stored in. */
   topic: string;
 }
-/** What `publishBatch` resolves with: the ids and each item that failed (the others are stored). */
-export interface BatchResult {
-  /** Event id per item, in order ('' where the item was invalid before an id was given). */
-  ids: string[];
-  /** Items stored. */
-  published: number;
-  /** Items refused, by index in the call, with why. */
-  failed: { index: number; error: BuslineError }[];
-}
-
 type State = 'created' | 'starting' | 'started' | 'closing' | 'closed';
 
 const DEFAULT_TOPIC: TopicOptions = topicOptionsSchema.parse({});
@@ -383,25 +349,7 @@ export class EventBus extends EventEmitter<BusEvents> {
       if (Array.isArray(items)) this.outcomes.refused(topic, items.map((item: BatchItem<unknown> | undefined) => (typeof item?.id === 'string' ? item.id : '')), toBuslineError(error));
       throw error;
     }
-    const ids: string[] = new Array(items.length);
-    const failed: BatchResult['failed'] = [];
-    const messages: WireMessage[] = [];
-    const indexes: number[] = [];
-    const defaults = { type: topic, source: this.config.source };
-    const mode = this.contentModeOf(topic);
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i]!;
-      try {
-        checkOptionNames(item, BATCH_ITEM_NAMES, 'publishBatch', undefined, i);
-        const message = encodeNewEnvelope(item.payload as Payload, item, defaults, this.ce, mode);
-        ids[i] = message.id!;
-        messages.push(message);
-        indexes.push(i);
-      } catch (error) {
-        ids[i] = item?.id ?? '';
-        failed.push({ index: i, error: toBuslineError(error) });
-      }
-    }
+    const { ids, failed, messages, indexes } = encodeBatch(items, { type: topic, source: this.config.source }, this.ce, this.contentModeOf(topic));
     if (options.atomic === true && failed.length > 0) {
       const refusal = atomicRefusal(ids, failed, items.length);
       this.outcomes.refused(topic, ids, refusal.failed.map((f) => f.error));
@@ -420,19 +368,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     this.assertStarted();
     this.checkTopic(topic);
     checkOptionNames(options, BATCH_OPTION_NAMES, 'publishBatch', topic);
-    if (options.atomic === true && !this.capabilities.atomicBatch) {
-      throw new BuslineError(
-        ErrorCode.Unsupported,
-        `publishBatch to "${topic}" with { atomic: true }: the ${this.driver.name} adapter cannot store a batch atomically here ` +
-          '(NATS needs nats-server 2.12 or later; the in-memory broker always can); publish without `atomic`',
-        { details: { topic, adapter: this.driver.name } },
-      );
-    }
-    if (options.atomic === true && this.optionsOf(topic).persistence === 'ephemeral') {
-      throw new BuslineError(ErrorCode.Unsupported, `publishBatch to "${topic}" with { atomic: true }: "${topic}" is ephemeral (nothing is stored, so nothing can be stored atomically)`, {
-        details: { topic },
-      });
-    }
+    if (options.atomic === true) checkAtomicBatch(topic, this.capabilities.atomicBatch, this.driver.name, this.optionsOf(topic).persistence);
   }
 
   /** A dead-letter copy is a publish too: its send span links to the message's own trace context, which the copy keeps. */
@@ -671,16 +607,3 @@ export type { FieldDifference };
 
 /** A typed event's name and version come from its definition. */
 const EVENT_OPTION_NAMES: ReadonlySet<string> = new Set([...PUBLISH_OPTION_NAMES].filter((name) => name !== 'type' && name !== 'version'));
-
-/** An atomic batch with invalid items: nothing is sent, and every item reports why. */
-function atomicRefusal(ids: string[], invalid: BatchResult['failed'], count: number): BatchResult {
-  const first = invalid[0]!;
-  const bad = new Map(invalid.map((f) => [f.index, f.error]));
-  const refused = new BuslineError(
-    first.error.code,
-    `not published: item ${first.index} of this atomic batch is invalid (${first.error.message}), so none of the batch was sent`,
-    { details: { index: first.index }, cause: first.error },
-  );
-  const failed = Array.from({ length: count }, (_, index) => ({ index, error: bad.get(index) ?? refused }));
-  return { ids, published: 0, failed };
-}

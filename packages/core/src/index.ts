@@ -16,10 +16,12 @@ export * from './metrics.js';
 export * from './events.js';
 export * from './config.js';
 export * from './subscription.js';
+export * from './subscribe-options.js';
 export * from './dead-letter.js';
 export * from './delivery-inlet.js';
 export * from './publish-admission.js';
 export * from './event-bus.js';
+export type { BatchItem, BatchOptions, BatchResult } from './batch-publish.js';
 export * from './create-event-bus.js';
 export * from './json-payload.js';
 export {

@@ -1,13 +1,11 @@
-import { z } from 'zod';
-import { formatZodIssues, groupNameSchema, type SubscriptionDefaults } from './config.js';
 import { deadLetterCopies, publishDeadLetter } from './dead-letter.js';
 import { driverBudget, leftBehind } from './close-deadline.js';
 import { DeliveryInlet, type HeldMessage, type InletProcessor } from './delivery-inlet.js';
-import type { ConsumerSpec, DriverSubscription, PublishOutcome, WireMessage } from './driver.js';
+import type { DriverSubscription, PublishOutcome, WireMessage } from './driver.js';
 import { carriesEvent, type CloudEventsBinding } from './cloudevents-binding.js';
 import { decodeMessage } from './envelope-decoding.js';
 import type { Envelope, Payload } from './envelope.js';
-import { BuslineError, ConfigError, ErrorCode, errorCode, errorMessage, isBuslineError, isRetryable } from './errors.js';
+import { BuslineError, ErrorCode, errorCode, errorMessage, isBuslineError, isRetryable } from './errors.js';
 import type { BusEvents } from './events.js';
 import type { PoolLane } from './keyed-ordering-pool.js';
 import { foreignEnvelope } from './foreign-message.js';
@@ -15,8 +13,8 @@ import type { BusMetrics } from './metrics.js';
 import { errorType, type RecorderSet } from './metrics-recorder.js';
 import { runIn, type MessageTracer } from './tracing.js';
 import type { Span } from '@opentelemetry/api';
-import { BackoffTimers, retryDelay, retryOptionsSchema, type RetryPolicy } from './retry.js';
-import { topicNameProblem } from './topic.js';
+import { BackoffTimers, retryDelay } from './retry.js';
+import type { ResolvedSubscription } from './subscribe-options.js';
 
 /**
  * What every handler gets besides the message: where it came from, which attempt this is, and a
@@ -48,31 +46,6 @@ export type EnvelopeHandler<P = Payload> = (envelope: Envelope<P>, context: Enve
 /** A handler of the raw wire message (`subscribeRaw`): no decoding, no envelope. */
 export type WireHandler = (message: WireMessage & { topic: string }, context: MessageContext) => unknown;
 
-/** Validates the options of `subscribe`. */
-export const subscribeOptionsSchema = z
-  .object({
-    group: groupNameSchema.optional(),
-    concurrency: z.number().int().positive().optional(),
-    maxInFlight: z.number().int().positive().optional(),
-    ordering: z.enum(['key', 'none']).optional(),
-    startFrom: z.enum(['earliest', 'latest']).optional(),
-    retry: retryOptionsSchema.partial().optional(),
-    /** Where exhausted and malformed messages go; `false` drops them (with an error event). */
-    deadLetter: z.union([z.object({ topic: z.string().optional() }).strict(), z.literal(false)]).optional(),
-    /**
-     * Also handle messages that carry no CloudEvent (no id header in any
-     * naming, no structured content type), with an envelope made from the
-     * broker's metadata (see `foreignEnvelope`). Default false: they are malformed.
-     */
-    foreign: z.boolean().optional(),
-  })
-  .strict();
-/**
- * Options of `subscribe`: group, concurrency, ordering, retry, dead letters, where a new group
- * starts.
- */
-export type SubscribeOptions = z.input<typeof subscribeOptionsSchema>;
-
 /** What a subscription needs from the bus that owns it. */
 export interface SubscriptionHost {
   readonly metrics: BusMetrics;
@@ -96,57 +69,6 @@ export type HandlerKind =
   | { kind: 'payload'; handler: PayloadHandler<any> }
   | { kind: 'envelope'; handler: EnvelopeHandler<any> }
   | { kind: 'wire'; handler: WireHandler };
-
-/** A subscription's options with the bus's defaults applied and checked. */
-export interface ResolvedSubscription {
-  spec: ConsumerSpec;
-  concurrency: number;
-  ordered: boolean;
-  retry: RetryPolicy;
-  deadLetterTopic: string | undefined;
-  /** Messages without a CloudEvent are handled (with a foreign envelope), not dead-lettered. */
-  foreign: boolean;
-}
-
-/**
- * Applies the bus's defaults to a subscribe call's options; throws ConfigError with one line per
- * bad option.
- */
-export function resolveSubscription(
-  topic: string,
-  options: SubscribeOptions,
-  defaults: { group: string; subscription: SubscriptionDefaults; retry: RetryPolicy; deadLetterSuffix: string | false },
-  persistence: ConsumerSpec['persistence'],
-): ResolvedSubscription {
-  const parsed = subscribeOptionsSchema.safeParse(options);
-  // One readable line per bad option rather than zod's JSON dump of its issues.
-  if (!parsed.success) throw new ConfigError(`invalid subscribe options for "${topic}"`, formatZodIssues(parsed.error));
-  const o = parsed.data;
-  const d = defaults.subscription;
-  const deadLetterTopic =
-    o.deadLetter === false || defaults.deadLetterSuffix === false && o.deadLetter?.topic === undefined
-      ? undefined
-      : (o.deadLetter?.topic ?? `${topic}${defaults.deadLetterSuffix}`);
-  // Checked here, not at the first dead letter: a name the broker refuses would block that message's key forever.
-  const problem = deadLetterTopic === undefined ? undefined : topicNameProblem(deadLetterTopic);
-  if (problem !== undefined) {
-    throw new BuslineError(ErrorCode.ConfigInvalid, `dead-letter topic ${JSON.stringify(deadLetterTopic)} of "${topic}" ${problem}; set deadLetter.topic (or the bus's deadLetterSuffix) to a valid topic name`);
-  }
-  return {
-    spec: {
-      topic,
-      group: o.group ?? defaults.group,
-      persistence,
-      maxInFlight: o.maxInFlight ?? d.maxInFlight,
-      startFrom: o.startFrom ?? d.startFrom,
-    },
-    concurrency: o.concurrency ?? d.concurrency,
-    ordered: (o.ordering ?? d.ordering) === 'key',
-    retry: { ...defaults.retry, ...o.retry },
-    deadLetterTopic,
-    foreign: o.foreign === true,
-  };
-}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
