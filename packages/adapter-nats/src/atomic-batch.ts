@@ -1,6 +1,7 @@
 import { nuid, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
 import { BrokerUnavailableError, BuslineError, ErrorCode, PublishTimeoutError, errorMessage, type DriverHooks, type PublishOutcome } from '@busline/core/driver';
-import { STREAM_HEADERS_TOO_LARGE, STREAM_MESSAGE_TOO_LARGE, isMaxPayloadError, messageTooLarge, type PublishItem } from './publisher.js';
+import { STREAM_HEADERS_TOO_LARGE, STREAM_MESSAGE_TOO_LARGE, isMaxPayloadError, messageTooLarge } from './publish-errors.js';
+import type { PublishItem } from './publisher.js';
 import { encodeHeaders } from './wire.js';
 
 /**

@@ -1,4 +1,5 @@
 import { AckWatermark, Deque, type DriverHooks } from '@busline/core/driver';
+import { ACK } from './ack-payloads.js';
 
 /**
  * Acknowledgements for a consumer with AckPolicy `all`, where one `+ACK` on a
@@ -57,7 +58,6 @@ export interface AckSender {
   readonly hooks: DriverHooks;
 }
 
-export const ACK = Uint8Array.of(0x2b, 0x41, 0x43, 0x4b); // +ACK
 const NONE = new Uint8Array(0);
 
 /**

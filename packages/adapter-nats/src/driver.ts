@@ -37,7 +37,8 @@ import { AtomicBatchPublisher } from './atomic-batch.js';
 import { FastBatchPublisher } from './fast-batch.js';
 import { partitionDurable, publishSubject } from './partition-layout.js';
 import { durableNameFor } from './names.js';
-import { Publisher, isMaxPayloadError, messageTooLarge, type PublishItem } from './publisher.js';
+import { isMaxPayloadError, messageTooLarge } from './publish-errors.js';
+import { Publisher, type PublishItem } from './publisher.js';
 import { STREAM_NOT_FOUND, StreamAdmin } from './streams.js';
 import { MSG_ID_HEADER, encodeHeaders, headerBlockSize, headerProblem, outgoingHeaders, protocolWriter } from './wire.js';
 

@@ -3,9 +3,10 @@ import type { ConsumerInfo } from '@nats-io/jetstream';
 import type { ConsumerSpec, DriverSubscription, MessageSink } from '@busline/core/driver';
 import { consumerConfig, ensureConsumer, PIN_GROUP } from './consumer-admin.js';
 import type { ConsumerHub } from './consumer-hub.js';
+import { pinHolder } from './consumer-pin.js';
 import { assignedPartitions, GroupMembership } from './group-membership.js';
 import { partitionDurable, partitionFilter } from './partition-layout.js';
-import { pinHolder, PullConsumer } from './pull-consumer.js';
+import { PullConsumer } from './pull-consumer.js';
 
 /**
  * A group's subscription to a topic as a partitioned consumer group: per-key

@@ -1,16 +1,10 @@
 import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
-import {
-  BrokerUnavailableError,
-  BuslineError,
-  Deque,
-  ErrorCode,
-  PublishTimeoutError,
-  errorMessage,
-  type DriverHooks,
-  type PublishOutcome,
-} from '@busline/core/driver';
+import { BrokerUnavailableError, Deque, PublishTimeoutError, errorMessage, type BuslineError, type DriverHooks, type PublishOutcome } from '@busline/core/driver';
+import { DONE, INFLIGHT, WAITING, type Batch, type Entry } from './publish-entry.js';
+import { errorAck, isUnavailable, noStream } from './publish-errors.js';
+import { PublishWriter } from './publish-writer.js';
 import { TurnBatch } from './turn-batch.js';
-import { clientInternals, digits, protocolWriter, publicHeaders, putAsciiText, putInt, writeHpubTail, type ProtocolWriter } from './wire.js';
+import { clientInternals } from './wire.js';
 
 /**
  * Pipelined JetStream publishing on the one connection.
@@ -48,41 +42,6 @@ import { clientInternals, digits, protocolWriter, publicHeaders, putAsciiText, p
  * only while anything is pending, pops expired heads.
  */
 
-const WAITING = 0;
-const INFLIGHT = 1;
-const DONE = 2;
-
-interface Batch {
-  readonly outcomes: PublishOutcome[];
-  remaining: number;
-  resolve(outcomes: PublishOutcome[]): void;
-}
-
-interface Entry {
-  state: number;
-  /** 0 until first sent; then the number in its reply subject. */
-  token: number;
-  /** When it was last written (Date.now()); 0 while waiting. */
-  sentAt: number;
-  /** Times it was sent again because its ack was overdue (each doubles the next wait). */
-  resends: number;
-  readonly subject: string;
-  readonly topic: string;
-  readonly body: Uint8Array;
-  readonly headers: Record<string, string>;
-  readonly msgId: string;
-  /** Bytes of the header block (headers + Nats-Msg-Id). */
-  readonly hlen: number;
-  readonly deadline: number;
-  readonly timeoutMs: number;
-  readonly batch: Batch;
-  readonly index: number;
-  /** When JetStream answered "unavailable" and the message is to be sent again: at this time. */
-  retryAt: number;
-  /** JetStream answered "unavailable" (503) at least once. */
-  unavailable: boolean;
-}
-
 export interface PublishItem {
   body: Uint8Array;
   headers: Record<string, string>;
@@ -104,13 +63,13 @@ export class Publisher {
   private readonly prefixLength: number;
   private sub: Subscription | undefined;
   private readonly inflight = new Map<number, Entry>();
-  private readonly writer: ProtocolWriter | undefined;
+  private readonly writer: PublishWriter;
   private readonly queue = new Deque<Entry>();
   private readonly deadlines = new Map<number, Deque<Entry>>();
   private retries: Entry[] = [];
   // Settled meanwhile, or to be re-sent after a reconnect: skipped.
   private readonly outbox = new TurnBatch<Entry>((entries) => {
-    if (this.connected) this.write(entries.filter((e) => e.state === INFLIGHT));
+    if (this.connected) this.writer.write(entries.filter((e) => e.state === INFLIGHT));
   });
   private timer: NodeJS.Timeout | undefined;
   private seq = 0;
@@ -131,7 +90,7 @@ export class Publisher {
   ) {
     this.prefix = `${createInbox(inboxPrefix)}.`;
     this.prefixLength = this.prefix.length;
-    this.writer = protocolWriter(nc);
+    this.writer = new PublishWriter(nc, this.prefix, hooks, (entry, outcome) => this.finish(entry, outcome));
   }
 
   start(): void {
@@ -204,106 +163,6 @@ export class Publisher {
     entry.state = INFLIGHT;
     this.inflight.set(entry.token, entry);
     this.outbox.push(entry);
-  }
-
-  /**
-   * Writes entries as `HPUB <subject> <inbox>.<token> <hlen> <tlen>` frames,
-   * all into one buffer handed to the client's protocol writer.
-   */
-  private write(entries: Entry[]): void {
-    if (entries.length === 0) return;
-    if (this.nc.isClosed()) {
-      const error = new BrokerUnavailableError('the NATS connection is closed');
-      for (const entry of entries) this.finish(entry, error);
-      return;
-    }
-    const writer = this.writer;
-    if (writer === undefined) {
-      for (const entry of entries) this.writeOne(entry);
-      return;
-    }
-    const maxPayload = this.nc.info?.max_payload ?? Number.MAX_SAFE_INTEGER;
-    const prefix = this.prefix;
-    // HPUB <subject> <prefix><token> <hlen> <tlen>\r\n<headers><body>\r\n
-    const fixed = 5 + 1 + prefix.length + 1 + 1 + 2 + 2;
-    let total = 0;
-    let count = 0;
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i]!;
-      const size = entry.hlen + entry.body.length;
-      if (size > maxPayload) {
-        this.finish(entry, messageTooLarge(entry.topic, size, maxPayload));
-        continue;
-      }
-      total += fixed + this.subjectBytes(entry.subject) + digits(entry.token) + digits(entry.hlen) + digits(size) + size;
-      count++;
-    }
-    if (count === 0) return;
-    const now = Date.now();
-    const buf = Buffer.allocUnsafe(total);
-    let off = 0;
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i]!;
-      if (entry.state !== INFLIGHT) continue;
-      entry.sentAt = now;
-      off = putAsciiText(buf, off, 'HPUB ');
-      off = putAsciiText(buf, off, entry.subject);
-      buf[off++] = 0x20;
-      off = putAsciiText(buf, off, prefix);
-      off = putInt(buf, off, entry.token);
-      off = writeHpubTail(buf, off, entry.hlen, entry.headers, entry.msgId, entry.body);
-    }
-    if (off !== total) {
-      // Cannot happen (sizes are computed from the same strings); never hand the client a torn buffer.
-      const failure = new BuslineError(ErrorCode.PublishRejected, `internal error: encoded ${off} bytes, expected ${total}`);
-      for (const entry of entries) if (entry.state === INFLIGHT) this.finish(entry, failure);
-      this.hooks.error(failure, 'nats publisher');
-      return;
-    }
-    try {
-      writer.sendCommand(buf);
-      writer.outMsgs += count;
-      writer.outBytes += total;
-    } catch (error) {
-      const failure = new BrokerUnavailableError(`publishing failed: ${errorMessage(error)}`, error);
-      for (const entry of entries) if (entry.state === INFLIGHT) this.finish(entry, failure);
-    }
-  }
-
-  private lastSubject = '';
-  private lastSubjectBytes = 0;
-
-  /** UTF-8 length of a subject (topics are ASCII, but the driver API does not promise it). */
-  private subjectBytes(subject: string): number {
-    if (subject !== this.lastSubject) {
-      this.lastSubject = subject;
-      this.lastSubjectBytes = Buffer.byteLength(subject);
-    }
-    return this.lastSubjectBytes;
-  }
-
-  /** Fallback without access to the protocol writer: the public publish() with the client's own headers. */
-  private writeOne(entry: Entry): void {
-    entry.sentAt = Date.now();
-    const size = entry.hlen + entry.body.length;
-    const maxPayload = this.nc.info?.max_payload;
-    if (maxPayload !== undefined && size > maxPayload) {
-      this.finish(entry, messageTooLarge(entry.topic, size, maxPayload));
-      return;
-    }
-    try {
-      const headers = publicHeaders(entry.headers, entry.msgId);
-      // Cannot happen: the driver checked the headers (headerBlockSize) before queueing the message.
-      if (typeof headers === 'string') throw new Error(headers);
-      this.nc.publish(entry.subject, entry.body, { reply: this.prefix + entry.token, headers });
-    } catch (error) {
-      this.finish(
-        entry,
-        isMaxPayloadError(error)
-          ? messageTooLarge(entry.topic, size, this.nc.info?.max_payload, error)
-          : new BrokerUnavailableError(`publishing to "${entry.topic}" failed: ${errorMessage(error)}`, error),
-      );
-    }
   }
 
   private onAck(msg: Msg): void {
@@ -390,7 +249,7 @@ export class Publisher {
         again = again.length > 0 ? [...new Set([...again, ...overdue])] : overdue;
       }
       // In the order they were first sent, as one write.
-      if (again.length > 0) this.write(again.sort((a, b) => a.token - b.token));
+      if (again.length > 0) this.writer.write(again.sort((a, b) => a.token - b.token));
     }
     for (const [timeoutMs, queue] of this.deadlines) {
       while (queue.length > 0) {
@@ -466,7 +325,7 @@ export class Publisher {
     this.outbox.clear();
     const resend = [...this.inflight.values()].filter((e) => e.state === INFLIGHT);
     const resent = resend.length;
-    this.write(resend);
+    this.writer.write(resend);
     if (resent > 0) this.hooks.count('publish_resent', resent);
     this.pump();
   }
@@ -486,69 +345,4 @@ export class Publisher {
     this.sub?.unsubscribe();
     this.sub = undefined;
   }
-}
-
-const decoder = new TextDecoder();
-
-/** A 503 error ack: {"error":{"code":503,...}}. */
-function isUnavailable(data: Uint8Array): boolean {
-  return data.length < 512 && /"code"\s*:\s*503/.test(decoder.decode(data));
-}
-
-function noStream(entry: Entry): BuslineError {
-  return new BuslineError(
-    ErrorCode.PublishRejected,
-    `JetStream did not take the message to "${entry.topic}" (subject "${entry.subject}"): no stream stores the subject, or JetStream is unavailable ` +
-      '— create the topic (topic strategy createOnly/createOrUpdate, or configureTopic) or check the stream\'s subjects; retry once JetStream is back',
-    { retryable: true, details: { topic: entry.topic, subject: entry.subject } },
-  );
-}
-
-/**
- * A message the server will not take because of its size: over the server's
- * max_payload (checked before sending: the server would close the connection
- * over it), or refused by the stream (max_msg_size, headers over 64 KiB).
- * Not retryable: the message must shrink (core's dead-lettering then tries a
- * smaller copy).
- */
-export function messageTooLarge(topic: string, size: number | undefined, limit: number | undefined, cause?: unknown, limitName = "the server's max_payload"): BuslineError {
-  const what = size === undefined ? 'the message' : `the message (${size} bytes with headers)`;
-  return new BuslineError(
-    ErrorCode.MessageTooLarge,
-    `publish to "${topic}" refused: ${what} exceeds ${limitName}${limit === undefined ? '' : ` (${limit} bytes)`}; shrink the payload or headers`,
-    { cause, retryable: false, details: { topic, ...(size === undefined ? {} : { size }), ...(limit === undefined ? {} : { limit }) } },
-  );
-}
-
-/** The client's own refusal (`InvalidArgumentError: 'payload' max_payload size exceeded` in nats.js 3.4). */
-export function isMaxPayloadError(error: unknown): boolean {
-  return /max_payload/i.test(errorMessage(error));
-}
-
-/** JetStream error codes for a message too large for the stream: max_msg_size, and headers over 64 KiB. */
-export const STREAM_MESSAGE_TOO_LARGE = 10054;
-export const STREAM_HEADERS_TOO_LARGE = 10097;
-
-function errorAck(entry: Entry, data: Uint8Array): BuslineError {
-  let code: number | undefined;
-  let errCode: number | undefined;
-  let description = decoder.decode(data);
-  try {
-    const parsed = JSON.parse(description) as { error?: { code?: number; err_code?: number; description?: string } };
-    if (parsed.error) {
-      code = parsed.error.code;
-      errCode = parsed.error.err_code;
-      description = parsed.error.description ?? description;
-    }
-  } catch {
-    // not JSON: keep the text
-  }
-  if (errCode === STREAM_MESSAGE_TOO_LARGE || errCode === STREAM_HEADERS_TOO_LARGE) {
-    const limitName = errCode === STREAM_MESSAGE_TOO_LARGE ? "the stream's max_msg_size" : "the server's 64 KiB limit for headers";
-    return messageTooLarge(entry.topic, entry.hlen + entry.body.length, undefined, new Error(description), limitName);
-  }
-  return new BuslineError(ErrorCode.PublishRejected, `JetStream refused the message to "${entry.topic}": ${description}`, {
-    retryable: code === 503 || code === 408,
-    details: { topic: entry.topic, code, errCode },
-  });
 }

@@ -13,7 +13,7 @@ import { admin, type Admin, Buses, serverPins, SHARED_URL, SKIP, streamOf, topic
 import { PrivateNatsCluster, type PrivateNatsServer } from './nats-server.js';
 import { durableNameFor } from '../src/names.js';
 import { partitionDurable } from '../src/partition-layout.js';
-import { pinHolder } from '../src/pull-consumer.js';
+import { pinHolder } from '../src/consumer-pin.js';
 
 const KEYS = 24;
 const PER_KEY = 60;
