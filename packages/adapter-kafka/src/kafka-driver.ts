@@ -62,6 +62,7 @@ import { applyKafkajsRecordEncoder } from './kafkajs-record-encoder.js';
 import { kafkajsReplacementsNotice } from './kafkajs-replacements.js';
 import { applyKafkajsRejoinHook } from './kafkajs-rejoin-hook.js';
 import { applyKafkajsStopFix } from './kafkajs-stop-fix.js';
+import { applyKafkaTsNoDelay } from './kafka-ts-no-delay.js';
 import { applyKafkaTsRecordBatch } from './kafka-ts-record-batch.js';
 
 applyKafkajsIdleFix();
@@ -73,6 +74,7 @@ applyKafkajsRejoinHook();
 applyKafkajsIdleFetchWait();
 applyKafkajsStopFix();
 applyKafkaTsRecordBatch();
+applyKafkaTsNoDelay();
 
 const { Kafka: KafkaClient, logLevel: LogLevel } = kafkajs;
 /** close() without a bound (a driver used without a bus) still stops waiting on a broker that does not answer. */

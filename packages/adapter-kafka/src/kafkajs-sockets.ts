@@ -11,7 +11,10 @@
  * kafkajs's retries of them end within its retry backoff instead.
  *
  * The factory is kafkajs's own (kafkajs/src/network/socketFactory.js: TLS
- * with SNI for host names, keep-alive after 60 s), plus the record.
+ * with SNI for host names, keep-alive after 60 s), plus the record and
+ * TCP_NODELAY: Node leaves Nagle's algorithm on, which makes a short request
+ * (a fetch, a commit, a heartbeat) written while another is unacknowledged
+ * wait for the broker's delayed ACK (see kafka-ts-no-delay.ts).
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -29,6 +32,7 @@ export class KafkajsSockets {
       ? tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }), ...ssl }, onConnect)
       : net.connect({ host, port }, onConnect);
     socket.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
+    socket.setNoDelay(true);
     if (this.ended) {
       process.nextTick(() => socket.destroy(closed()));
       return socket;

@@ -6,15 +6,17 @@
  * - partitions added to a topic are written to once `metadataMaxAgeMs`
  *   passed (kafka-ts alone never fetches a known topic's metadata again);
  * - a publish made while the only broker restarts resolves once it is back
- *   (kafka-ts alone gives up at once when no broker answers).
+ *   (kafka-ts alone gives up at once when no broker answers);
+ * - every socket a bus opens to the broker, kafka-ts's and kafkajs's, has
+ *   Nagle's algorithm off (TCP_NODELAY).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEventBus, NO_DRIVER_HOOKS, type EventBus } from '@busline/core';
 import { adapter, kafkaConfigSchema } from '../src/index.js';
 import { KafkaTsProducer } from '../src/kafka-ts-producer.js';
 import { PrivateKafkaBroker } from './kafka-broker.js';
 import { BROKERS, NO_BROKER, createTopic, kafkaFixture, unique, until } from './helpers.js';
-import { createConnection } from 'node:net';
+import { createConnection, Socket } from 'node:net';
 
 /** Active handles by kind (sockets, timers) of this process. */
 function resources(): Map<string, number> {
@@ -69,6 +71,31 @@ describe.skipIf(NO_BROKER)('kafka-ts producer', () => {
     await expect(sending).rejects.toThrow(/seed broker/i);
     expect(Date.now() - closedAt).toBeLessThan(1_000);
     await until(backTo(baseline), 10_000, () => `sockets and timers back to ${JSON.stringify([...baseline])}, now ${JSON.stringify([...resources()])}`);
+  });
+
+  it('every socket a publishing and consuming bus opens to the broker has TCP_NODELAY', async () => {
+    const topic = unique('kts-nodelay');
+    f.topics.push(topic);
+    await createTopic(f.admin, { topic, numPartitions: 2 });
+    // Both clients set keep-alive on every broker socket they open: those are the sockets to check.
+    const keepAlive = vi.spyOn(Socket.prototype, 'setKeepAlive');
+    const noDelay = vi.spyOn(Socket.prototype, 'setNoDelay');
+    try {
+      const bus = await f.bus({ group: unique('kts-nodelay-g'), kafka: { brokers: [BROKERS], producer: { client: 'kafka-ts' } } });
+      let handled = false;
+      await bus.subscribe(topic, () => void (handled = true), { startFrom: 'earliest' });
+      await bus.start();
+      await bus.publish(topic, { i: 0 }, { aggregateId: 'k-0' });
+      await until(() => handled, 30_000, 'the published event handled');
+      const opened = new Set(keepAlive.mock.contexts as Socket[]);
+      const withoutNagle = new Set((noDelay.mock.contexts as Socket[]).filter((_, i) => noDelay.mock.calls[i]![0] !== false));
+      // A producer socket (kafka-ts), the consumer's and the group coordinator's (kafkajs) at least.
+      expect(opened.size).toBeGreaterThanOrEqual(2);
+      expect([...opened].filter((socket) => !withoutNagle.has(socket)).map((socket) => `${socket.remoteAddress}:${socket.remotePort}`)).toEqual([]);
+    } finally {
+      keepAlive.mockRestore();
+      noDelay.mockRestore();
+    }
   });
 
   it('partitions added to a topic are written to within metadataMaxAgeMs', { timeout: 60_000 }, async () => {
