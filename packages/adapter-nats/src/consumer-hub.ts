@@ -34,8 +34,7 @@ export class ConsumerHub {
   private deferred: [Uint8Array, Uint8Array][] = [];
   private dirty = new Set<PullConsumer>();
   private flushScheduled = false;
-  /** Subject, payload, subject, payload, ... written at the end of this event-loop turn. */
-  /** Subject and payload of each reply, flat. */
+  /** Subject, payload, subject, payload, ... of each reply, written at the end of this event-loop turn. */
   private readonly outbox = new TurnBatch<Uint8Array>((outbox) => this.writeOutbox(outbox));
   private readonly writer: ProtocolWriter | undefined;
 
