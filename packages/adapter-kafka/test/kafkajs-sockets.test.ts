@@ -1,29 +1,17 @@
-/** KafkajsSockets against a local TCP server: what close relies on to end kafkajs's connections. */
+/** KafkajsSockets against a local TCP server: what close relies on to end kafkajs's connections, and TCP_NODELAY. */
 import { once } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Socket } from 'node:net';
+import { describe, expect, it, vi } from 'vitest';
 import { KafkajsSockets } from '../src/kafkajs-sockets.js';
+import { silentServer } from './silent-server.js';
 
 describe('KafkajsSockets', () => {
-  let server: Server;
-  let port: number;
-  const accepted: Socket[] = [];
-  beforeAll(async () => {
-    // Accepts and never answers, as a hung broker does.
-    server = createServer((socket) => void accepted.push(socket));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    port = (server.address() as { port: number }).port;
-  });
-  afterAll(() => {
-    for (const socket of accepted) socket.destroy();
-    server.close();
-  });
+  const server = silentServer();
 
   const connect = (sockets: KafkajsSockets) => {
     let connected!: () => void;
     const onConnect = new Promise<void>((resolve) => (connected = resolve));
-    const socket = sockets.factory({ host: '127.0.0.1', port, ssl: undefined as never, onConnect: connected });
+    const socket = sockets.factory({ host: '127.0.0.1', port: server.port, ssl: undefined as never, onConnect: connected });
     return { socket, onConnect };
   };
 
@@ -55,5 +43,18 @@ describe('KafkajsSockets', () => {
     const [laterError] = (await once(later.socket, 'error')) as [Error];
     expect(laterError.message).toMatch(/Kafka driver is closed/);
     expect(later.socket.destroyed).toBe(true);
+  });
+
+  it('sets TCP_NODELAY on every socket (Node leaves Nagle on)', async () => {
+    const noDelay = vi.spyOn(Socket.prototype, 'setNoDelay');
+    try {
+      const { socket, onConnect } = connect(new KafkajsSockets());
+      await onConnect;
+      expect(noDelay.mock.contexts).toContain(socket);
+      expect(noDelay.mock.calls[noDelay.mock.contexts.indexOf(socket)]).toEqual([true]);
+      socket.destroy();
+    } finally {
+      noDelay.mockRestore();
+    }
   });
 });
