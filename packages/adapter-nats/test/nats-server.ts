@@ -14,8 +14,9 @@ export function natsServerBinary(): string | undefined {
   const given = process.env.BUSLINE_NATS_SERVER;
   if (given) return given;
   // The binary scripts/brokers starts for the shared server (its cached pinned build before an older
-  // one on PATH, such as Debian's), so a test's own servers can do what the shared one can.
-  const found = spawnSync('bash', [join(ROOT, 'scripts/brokers'), 'nats-bin'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  // one on PATH, such as Debian's), so a test's own servers can do what the shared one can. Without
+  // a cached build it builds one with go install, which can take minutes.
+  const found = spawnSync('bash', [join(ROOT, 'scripts/brokers'), 'nats-bin'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000 });
   const path = found.stdout.trim();
   return found.status === 0 && path ? path : undefined;
 }

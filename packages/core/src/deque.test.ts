@@ -39,8 +39,8 @@ describe('Deque', () => {
 
   it('stays usable after a burst is drained and its buffer given back', () => {
     const d = new Deque<number>(4);
-    for (let i = 0; i < 5000; i++) d.push(i);
-    for (let i = 0; i < 5000; i++) expect(d.shift()).toBe(i);
+    for (let i = 0; i < 70_000; i++) d.push(i);
+    for (let i = 0; i < 70_000; i++) expect(d.shift()).toBe(i);
     for (let i = 0; i < 9; i++) d.push(i);
     expect(d.drain()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
   });

@@ -36,8 +36,7 @@ export class Deque<T> {
     this.buf[i] = undefined;
     this.head = (i + 1) & this.mask;
     this.length--;
-    // A burst grew the buffer: give the memory back once it is empty.
-    if (this.length === 0 && this.buf.length > 1024) this.reset();
+    if (this.length === 0 && this.buf.length > RELEASE_ABOVE) this.reset();
     return value;
   }
 
@@ -73,6 +72,14 @@ export class Deque<T> {
     this.mask = cap * 2 - 1;
   }
 }
+
+/**
+ * Past this many slots, an emptied buffer is given back: an exceptional burst
+ * should not pin its memory. Queues refilled all the time stay below it and
+ * keep their buffer (the ordering pool's hold at most twice its default
+ * maxPending of 20,000).
+ */
+const RELEASE_ABOVE = 65_536;
 
 function roundUp(capacity: number): number {
   let cap = 4;
