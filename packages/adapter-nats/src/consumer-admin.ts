@@ -1,3 +1,4 @@
+import { nanos } from '@nats-io/nats-core';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -22,7 +23,6 @@ export const PIN_GROUP = 'busline';
  */
 
 export const CONSUMER_NOT_FOUND = 10014;
-const NS_PER_MS = 1_000_000;
 
 /**
  * Creates the durable consumer of (stream, durable) or adopts the existing one.
@@ -127,7 +127,7 @@ export function consumerConfig(
     ack_policy: cumulative ? AckPolicy.All : AckPolicy.Explicit,
     deliver_policy: spec.startFrom === 'latest' ? DeliverPolicy.New : DeliverPolicy.All,
     replay_policy: ReplayPolicy.Instant,
-    ack_wait: config.ackWaitMs * NS_PER_MS,
+    ack_wait: nanos(config.ackWaitMs),
     max_ack_pending: config.maxAckPending ?? spec.maxInFlight,
     max_deliver: -1,
   };
@@ -135,7 +135,7 @@ export function consumerConfig(
   if (pinned) {
     wanted.priority_policy = 'pinned_client';
     wanted.priority_groups = [PIN_GROUP];
-    wanted.priority_timeout = pinTimeoutMs(config.ackWaitMs) * NS_PER_MS;
+    wanted.priority_timeout = nanos(pinTimeoutMs(config.ackWaitMs));
   }
   return wanted;
 }

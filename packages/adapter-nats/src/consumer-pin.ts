@@ -1,3 +1,4 @@
+import { nanos } from '@nats-io/nats-core';
 import type { ConsumerInfo } from '@nats-io/jetstream';
 import { BuslineError, ErrorCode } from '@busline/core/driver';
 import { PIN_GROUP, pinRefreshMs } from './consumer-admin.js';
@@ -18,7 +19,6 @@ import { adminError } from './streams.js';
  */
 
 export const PIN_HEADER = 'Nats-Pin-Id';
-const NS_PER_MS = 1_000_000;
 /** Pull requests of pinned loops expire within this, so stopping can wait for them to end. */
 const PINNED_EXPIRES_MS = 2_000;
 
@@ -44,7 +44,7 @@ export class ConsumerPin {
     /** The consumer's priority_timeout (ns). */
     priorityTimeoutNs: number | undefined,
   ) {
-    const priorityTimeoutMs = (priorityTimeoutNs ?? 0) / NS_PER_MS;
+    const priorityTimeoutMs = (priorityTimeoutNs ?? 0) / nanos(1);
     this.refreshMs = priorityTimeoutMs > 0 ? pinRefreshMs(priorityTimeoutMs) : 5_000;
   }
 

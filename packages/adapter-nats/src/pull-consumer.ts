@@ -1,4 +1,4 @@
-import type { Msg } from '@nats-io/nats-core';
+import { nanos, type Msg } from '@nats-io/nats-core';
 import { AckPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo } from '@nats-io/jetstream';
 import { BuslineError, ErrorCode, type ConsumerSpec, type DriverSubscription, type MessageSink } from '@busline/core/driver';
 import { ACK, nakPayload, TERM, WPI } from './ack-payloads.js';
@@ -33,7 +33,6 @@ import { parseAckBytes, replyBytes, takeKey } from './wire.js';
  * messages unsettled.
  */
 
-const NS_PER_MS = 1_000_000;
 
 export interface PullConsumerOptions {
   spec: ConsumerSpec;
@@ -84,7 +83,7 @@ export class PullConsumer implements DriverSubscription {
     this.pin = info.config.priority_policy === 'pinned_client' ? new ConsumerPin(hub, this.held, this.topic, stream, durable, info.config.priority_timeout) : undefined;
     this.requests = new PullRequests(hub, this.topic, stream, durable, info, this.pin);
     // What the server has (an existing consumer may have refused the update), not what was asked for.
-    this.leaseMs = Math.round((info.config.ack_wait ?? config.ackWaitMs * NS_PER_MS) / NS_PER_MS);
+    this.leaseMs = Math.round((info.config.ack_wait ?? nanos(config.ackWaitMs)) / nanos(1));
     if (info.config.ack_policy === AckPolicy.All) {
       const sender: AckSender = {
         send: (reply, payload) => this.hub.reply(reply, payload),

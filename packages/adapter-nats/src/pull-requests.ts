@@ -1,4 +1,4 @@
-import { createInbox, type Msg, type Subscription } from '@nats-io/nats-core';
+import { createInbox, nanos, type Msg, type Subscription } from '@nats-io/nats-core';
 import type { ConsumerInfo } from '@nats-io/jetstream';
 import { PIN_GROUP } from './consumer-admin.js';
 import { TICK_MS, type ConsumerHub } from './consumer-hub.js';
@@ -19,7 +19,6 @@ import { drainInbox } from './drain-inbox.js';
  * server drop what is left.
  */
 
-const NS_PER_MS = 1_000_000;
 /** How long before its expiry a blocked cumulative member's standing pull is overlapped by the next. */
 const STANDING_PULL_MARGIN_MS = 250;
 
@@ -59,8 +58,8 @@ export class PullRequests {
     const expiresMs = pin !== undefined ? pin.expiresMs(config.pullExpiresMs) : config.pullExpiresMs;
     const heartbeatMs = Math.min(config.idleHeartbeatMs, Math.floor(expiresMs / 2));
     this.expiresMs = expiresMs;
-    this.expiresNs = expiresMs * NS_PER_MS;
-    this.heartbeatNs = heartbeatMs * NS_PER_MS;
+    this.expiresNs = nanos(expiresMs);
+    this.heartbeatNs = nanos(heartbeatMs);
     this.staleAfterMs = 2 * heartbeatMs + 2_000;
   }
 
@@ -134,7 +133,7 @@ export class PullRequests {
     const now = Date.now();
     const standingMs = Math.max(this.expiresMs, 3 * TICK_MS);
     const expiring = now - this.lastPullAt >= standingMs - TICK_MS - STANDING_PULL_MARGIN_MS;
-    if ((this.requested === 0 || expiring) && now >= this.pauseUntil) this.send(1, standingMs * NS_PER_MS);
+    if ((this.requested === 0 || expiring) && now >= this.pauseUntil) this.send(1, nanos(standingMs));
   }
 
   /** Pinned: a pull request at least every pin refresh, so the pin does not lapse. */
@@ -142,7 +141,7 @@ export class PullRequests {
     const pin = this.pin;
     if (pin !== undefined && pin.id !== undefined && now - this.lastPullAt >= pin.refreshMs) {
       // Keeps the pin while blocked or idle: a small pull that expires soon.
-      this.send(1, 2 * pin.refreshMs * NS_PER_MS);
+      this.send(1, 2 * nanos(pin.refreshMs));
       this.hub.hooks.count('pin_refreshes');
     }
   }

@@ -1,3 +1,4 @@
+import { nanos } from '@nats-io/nats-core';
 import {
   DiscardPolicy,
   JetStreamApiError,
@@ -22,7 +23,6 @@ import type { NatsConfig } from './config.js';
 import { streamNameFor } from './names.js';
 import { partitionedSubjects, partitionsOf, partitionTransform, storesTopic } from './partition-layout.js';
 
-const NS_PER_MS = 1_000_000;
 const NO_PARTITIONS = 'partitions need nats-server 2.11 or newer (subject transforms with partition(), pinned priority groups); upgrade the server or ask for 1';
 export const STREAM_NOT_FOUND = 10059;
 const REPLICAS_NOT_SUPPORTED = 10074;
@@ -223,7 +223,7 @@ export class StreamAdmin {
 
   /** The stream fields that follow the topic options. */
   private limits(options: TopicOptions, current?: StreamConfig): Partial<StreamConfig> {
-    const maxAge = options.retentionMs !== undefined ? options.retentionMs * NS_PER_MS : (current?.max_age ?? 0);
+    const maxAge = options.retentionMs !== undefined ? nanos(options.retentionMs) : (current?.max_age ?? 0);
     const limits: Partial<StreamConfig> = {
       max_age: maxAge,
       max_msgs: options.maxMessages ?? current?.max_msgs ?? -1,
@@ -231,10 +231,10 @@ export class StreamAdmin {
       num_replicas: options.replicas ?? current?.num_replicas ?? 1,
     };
     if (options.description !== undefined) limits.description = options.description;
-    const window = this.config.duplicateWindowMs * NS_PER_MS;
+    const window = nanos(this.config.duplicateWindowMs);
     if (current === undefined) {
       if (window > 0) limits.duplicate_window = maxAge > 0 ? Math.min(window, maxAge) : window;
-      else if (maxAge > 0) limits.duplicate_window = Math.min(maxAge, 120_000 * NS_PER_MS);
+      else if (maxAge > 0) limits.duplicate_window = Math.min(maxAge, nanos(120_000));
     } else if (maxAge > 0 && current.duplicate_window > maxAge) {
       // The server refuses a duplicate window longer than the retention.
       limits.duplicate_window = maxAge;
@@ -268,7 +268,7 @@ export function stateOf(info: StreamInfo, partitions = 1): TopicState {
   const c = info.config;
   return {
     persistence: 'persistent',
-    retentionMs: c.max_age > 0 ? Math.round(c.max_age / NS_PER_MS) : null,
+    retentionMs: c.max_age > 0 ? Math.round(c.max_age / nanos(1)) : null,
     maxMessages: c.max_msgs > 0 ? c.max_msgs : null,
     maxBytes: c.max_bytes > 0 ? c.max_bytes : null,
     replicas: c.num_replicas || 1,
