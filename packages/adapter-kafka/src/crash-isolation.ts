@@ -12,7 +12,7 @@
 import type { PartitionState } from './partition-state.js';
 import { suspectLedgers } from './attempt-ledger.js';
 
-/** What a consumer (GroupConsumer) shows the isolation. */
+/** What a consumer (a GroupConsumer's PartitionFlow) shows the isolation. */
 export interface IsolatedConsumer {
   /** Its partition states, current and revoked. */
   states(): Iterable<PartitionState>;

@@ -19,19 +19,17 @@
  *
  * Consuming. `eachBatch` (kafkajs, with eachBatchAutoResolve and autoCommit
  * off) only moves records into the partition's backlog and advances the
- * fetch position; records are handed to core (`sink.deliver`) within the
- * subscription's `maxInFlight` budget. When the budget is spent or core's
- * pool pushes back, the rest waits in memory (the partition's backlog); a
- * partition keeps fetching ahead while its backlog is below `maxInFlight`
- * and is paused beyond it, resuming as records settle. kafkajs keeps
- * fetching (and heartbeating) for the other partitions meanwhile: no
- * eachBatch call ever blocks.
+ * fetch position; PartitionFlow (partition-flow.ts) hands them to core
+ * within each subscription's budget and pauses a partition that buffered
+ * its share: no eachBatch call ever blocks.
  *
  * Collaborators: SubscriptionRouter (subscription-router.ts: routes, plan),
+ * SubscriptionLifecycle (subscription-lifecycle.ts: register, stop, close),
  * RestartLoop (restart-loop.ts: when to restart), startKafkaConsumer
  * (consumer-start.ts), OffsetCommitter (offset-committer.ts: commits),
  * RebalanceHandler (rebalance.ts: rebalances), RebalanceDrain
- * (rebalance-drain.ts: the wait before rejoining), KafkaDelivery
+ * (rebalance-drain.ts: the wait before rejoining), PartitionFlow
+ * (partition-flow.ts: delivery and prefetch), KafkaDelivery
  * (kafka-delivery.ts: one delivered record), AttemptLedger
  * (attempt-ledger.ts: delivery attempts that survive a crash, which gate
  * what each partition may deliver) and CrashIsolation (crash-isolation.ts:
@@ -43,31 +41,26 @@ import {
   ErrorCode,
   errorMessage,
   type ConsumerSpec,
-  type DeliveredMessage,
   type DriverHooks,
   type DriverSubscription,
   type MessageSink,
 } from '@busline/core/driver';
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { AttemptMarkReader } from './attempt-ledger.js';
 import type { KafkaConfig } from './config.js';
-import { crashIsolation, type IsolatedConsumer } from './crash-isolation.js';
+import { crashIsolation } from './crash-isolation.js';
 import { startKafkaConsumer, type ConsumerStartHost } from './consumer-start.js';
-import { kafkaDelivery, type DeliveryOwner } from './kafka-delivery.js';
-import { closeAbandoned, kafkaError, protocolType } from './kafka-errors.js';
+import { kafkaError, protocolType } from './kafka-errors.js';
 import { OffsetCommitter } from './offset-committer.js';
+import { PartitionFlow } from './partition-flow.js';
 import { PartitionState, partitionKey } from './partition-state.js';
 import { registerIdleFetchWait } from './kafkajs-idle-fetch-wait.js';
 import { registerBeforeRejoin } from './kafkajs-rejoin-hook.js';
 import { RebalanceHandler } from './rebalance.js';
 import { RebalanceDrain } from './rebalance-drain.js';
 import { RestartLoop } from './restart-loop.js';
-import { SubscriptionRouter, type SinkEntry } from './subscription-router.js';
-
-/** The least a partition may buffer ahead, however many partitions share `maxBufferedBytes`. */
-const MIN_PREFETCH_BYTES = 64 * 1024;
-/** How long an unsubscribe waits on the broker when core gives no bound (a driver used without a bus). */
-const CLOSE_ENTRY_TIMEOUT_MS = 30_000;
+import { SubscriptionLifecycle } from './subscription-lifecycle.js';
+import { SubscriptionRouter } from './subscription-router.js';
 
 export interface GroupConsumerOptions {
   kafka: Kafka;
@@ -87,7 +80,7 @@ export interface GroupConsumerOptions {
  * Kafka rebalances on topic-set changes, so the group subscribes its whole set at once. Exported
  * for the adapter's tests; apps use `createEventBus`.
  */
-export class GroupConsumer implements DeliveryOwner {
+export class GroupConsumer {
   readonly group: string;
   private consumer: Consumer | undefined;
   /** Topics the running consumer subscribed, sorted. */
@@ -95,26 +88,12 @@ export class GroupConsumer implements DeliveryOwner {
   private readonly router: SubscriptionRouter;
   private readonly restarts: RestartLoop;
   private readonly starter: ConsumerStartHost;
+  private readonly subscriptions: SubscriptionLifecycle;
   private readonly committer: OffsetCommitter;
-  /** The last subscription's close bound, for the consumer stop it asks the restart loop for. */
-  private stopDeadline: CloseDeadline | undefined;
+  private readonly flow: PartitionFlow;
   private readonly rebalance: RebalanceHandler;
   private readonly marks: AttemptMarkReader;
-  /** How the process-wide crash isolation sees this consumer. */
-  private readonly isolated: IsolatedConsumer = {
-    states: () => this.states.values(),
-    routed: (state) => this.router.route(state) !== undefined,
-    unsettled: () => this.unsettled,
-    pump: (state) => this.pump(state),
-  };
-  private states = new Map<string, PartitionState>();
-  /** eachBatch may accept records (false while stopping). */
-  private accepting = false;
-  private unsettled = 0;
-  private drainWaiters: (() => void)[] = [];
   private reconnecting = false;
-  /** A rebalance is being prepared: deliver nothing until the group is joined again. */
-  private rebalancing = false;
   private readonly rebalanceDrain: RebalanceDrain;
   /** Removes the kafkajs hooks (before-rejoin, idle fetch wait) of this member's current membership. */
   private unregisterMember: (() => void) | undefined;
@@ -131,7 +110,17 @@ export class GroupConsumer implements DeliveryOwner {
       running: () => this.consumer !== undefined,
       topics: () => this.current,
       startConsumer: (topics) => this.startConsumer(topics),
-      stopConsumer: () => this.stopConsumer(undefined, this.stopDeadline),
+      stopConsumer: () => this.stopConsumer(undefined, this.subscriptions.stopDeadline),
+    });
+    this.subscriptions = new SubscriptionLifecycle({
+      group: this.group,
+      hooks: options.hooks,
+      router: this.router,
+      restarts: this.restarts,
+      isClosed: () => this.closed,
+      running: () => this.consumer !== undefined,
+      pump: (state) => this.flow.pump(state),
+      commit: () => this.commit(),
     });
     this.starter = {
       kafka: options.kafka,
@@ -143,10 +132,10 @@ export class GroupConsumer implements DeliveryOwner {
       attach: (consumer, topics) => {
         this.consumer = consumer;
         this.current = topics;
-        this.accepting = true;
+        this.flow.accepting = true;
       },
       detach: (consumer) => {
-        this.accepting = false;
+        this.flow.accepting = false;
         if (this.consumer === consumer) {
           this.consumer = undefined;
           this.current = [];
@@ -161,22 +150,28 @@ export class GroupConsumer implements DeliveryOwner {
     this.committer = new OffsetCommitter(this.group, options.hooks, {
       consumer: () => this.consumer,
       reconnecting: () => this.reconnecting,
-      partitions: () => this.states.values(),
+      partitions: () => this.flow.states.values(),
       closed: () => this.closed,
       committed: (served) => {
-        for (const state of served) this.pump(state);
+        for (const state of served) this.flow.pump(state);
         crashIsolation.wake();
       },
     });
+    this.flow = new PartitionFlow(this.router, {
+      config: options.config,
+      hooks: options.hooks,
+      committer: this.committer,
+      consumer: () => this.consumer,
+    });
     this.marks = new AttemptMarkReader(options.kafka, this.group, options.config.attemptWindowRecords, options.hooks);
-    crashIsolation.join(this.isolated);
+    crashIsolation.join(this.flow.isolated);
     this.rebalance = new RebalanceHandler({
       hooks: options.hooks,
       router: this.router,
-      stateOf: (key) => this.states.get(key),
+      stateOf: (key) => this.flow.states.get(key),
       resume: (state) => {
-        this.resumePartition(state);
-        this.pump(state);
+        this.flow.resumePartition(state);
+        this.flow.pump(state);
       },
     });
     this.rebalanceDrain = new RebalanceDrain({
@@ -184,66 +179,29 @@ export class GroupConsumer implements DeliveryOwner {
       config: options.config,
       hooks: options.hooks,
       stopDelivering: () => {
-        this.rebalancing = true;
+        this.flow.rebalancing = true;
         for (const entry of this.router.entries) entry.sink.recall?.();
       },
-      unsettled: () => this.unsettled,
-      drain: (timeoutMs) => this.drain(timeoutMs),
+      unsettled: () => this.flow.unsettled,
+      drain: (timeoutMs) => this.flow.drain(timeoutMs),
       commit: () => this.commit(),
     });
   }
 
-  // ---- registration -------------------------------------------------------
+  // ---- registration (SubscriptionLifecycle) ----------------------------------
 
   /**
    * Adds a handler. A planned one returns at once (the consumer starts when
    * the last planned one registers, and that call waits for the start); any
    * other waits until the consumer runs with its topic.
    */
-  async register(spec: ConsumerSpec, sink: MessageSink): Promise<DriverSubscription> {
-    if (this.closed) throw new BuslineError(ErrorCode.Closed, 'the Kafka driver is closed');
-    const entry = this.router.add(spec, sink);
-    const subscription: DriverSubscription = {
-      stop: () => this.stopEntry(entry),
-      close: (options) => this.closeEntry(entry, CloseDeadline.in(options?.timeoutMs ?? CLOSE_ENTRY_TIMEOUT_MS)),
-    };
-    if (this.router.awaitsMorePlanned(spec.topic)) return subscription;
-    await this.restarts.await(entry);
-    return subscription;
+  register(spec: ConsumerSpec, sink: MessageSink): Promise<DriverSubscription> {
+    return this.subscriptions.register(spec, sink);
   }
 
   /** Starts with whatever registered so far (the plan will not complete). */
   abandonPlan(): void {
-    if (!this.router.closePlan()) return;
-    if (this.router.entries.size > 0) this.restarts.kick();
-  }
-
-  private async stopEntry(entry: SinkEntry): Promise<void> {
-    if (!entry.active) return;
-    entry.active = false;
-    this.router.removeRoute(entry);
-    // Its waiting partitions go to the topic's other subscriptions, once this one settled what it holds of them.
-    const waiting = [...entry.waiting];
-    entry.waiting.clear();
-    for (const state of waiting) this.pump(state);
-    if (!this.closed && this.consumer) this.restarts.scheduleRemoval();
-  }
-
-  /** The subscription's commit, and with the last one the consumer's stop, each waited for until `deadline`. */
-  private async closeEntry(entry: SinkEntry, deadline: CloseDeadline): Promise<void> {
-    if (entry.closed) return;
-    await this.stopEntry(entry);
-    entry.closed = true;
-    await deadline.within(this.commit(), `the commit of consumer group "${this.group}"`);
-    this.router.entries.delete(entry);
-    if (this.router.entries.size === 0 && !this.closed) {
-      this.restarts.cancelRemoval();
-      this.stopDeadline = deadline;
-      this.restarts.kick();
-      await deadline.within(this.restarts.idle(), `stopping the consumer of group "${this.group}"`);
-      this.stopDeadline = undefined;
-    }
-    if (deadline.abandoned.length > 0) this.options.hooks.error(closeAbandoned(`unsubscribing from consumer group "${this.group}"`, deadline.abandoned, false), 'kafka consumer');
+    this.subscriptions.abandonPlan();
   }
 
   // ---- starting and stopping the consumer (RestartLoop decides when) -------
@@ -261,7 +219,7 @@ export class GroupConsumer implements DeliveryOwner {
   private async stopConsumer(drainTimeoutMs = this.options.config.restartDrainTimeoutMs, deadline?: CloseDeadline): Promise<void> {
     const consumer = this.consumer;
     if (!consumer) return;
-    this.accepting = false;
+    this.flow.accepting = false;
     for (const topic of this.current) {
       try {
         consumer.pause([{ topic }]);
@@ -269,18 +227,18 @@ export class GroupConsumer implements DeliveryOwner {
         // not running (crashed): nothing is fetched anyway
       }
     }
-    for (const state of this.states.values()) state.clearBacklog();
+    for (const state of this.flow.states.values()) state.clearBacklog();
     // What core has not started goes back (re-read after the restart): the drain waits only for running handlers.
     for (const e of this.router.entries) {
       e.waiting.clear();
       e.sink.recall?.();
     }
     const bounded = (step: Promise<unknown>, what: string) => (deadline ? deadline.within(step, what) : step);
-    const drained = await (deadline ? deadline.excluding(this.drain(drainTimeoutMs)) : this.drain(drainTimeoutMs));
+    const drained = await (deadline ? deadline.excluding(this.flow.drain(drainTimeoutMs)) : this.flow.drain(drainTimeoutMs));
     await bounded(this.commit(), `the final commit of consumer group "${this.group}"`);
     this.committer.stopTimer();
     let abandoned = 0;
-    for (const state of this.states.values()) abandoned += state.revoke();
+    for (const state of this.flow.states.values()) abandoned += state.revoke();
     if (!drained && abandoned > 0) {
       this.options.hooks.count('abandonedOnRestart', abandoned);
       this.options.hooks.error(
@@ -293,7 +251,7 @@ export class GroupConsumer implements DeliveryOwner {
     }
     // Records still running (drain timed out) keep their revoked states, so the next
     // owner of the partition here waits for them before delivering it again.
-    this.states = new Map([...this.states].filter(([, s]) => s.unsettled > 0));
+    this.flow.states = new Map([...this.flow.states].filter(([, s]) => s.unsettled > 0));
     this.consumer = undefined;
     this.current = [];
     this.rebalance.memberId = undefined;
@@ -304,27 +262,11 @@ export class GroupConsumer implements DeliveryOwner {
     await bounded(leaving, `leaving consumer group "${this.group}"`);
   }
 
-  private drain(timeoutMs: number): Promise<boolean> {
-    if (this.unsettled === 0) return Promise.resolve(true);
-    return new Promise<boolean>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        const i = this.drainWaiters.indexOf(done);
-        if (i >= 0) this.drainWaiters.splice(i, 1);
-        resolve(false);
-      }, timeoutMs);
-      this.drainWaiters.push(done);
-    });
-  }
-
   // ---- kafkajs events -----------------------------------------------------
 
   private onGroupJoin(consumer: Consumer, payload: { memberId: string; memberAssignment: Record<string, number[]> }): void {
     if (consumer !== this.consumer) return;
-    this.rebalancing = false;
+    this.flow.rebalancing = false;
     this.rebalanceDrain.joined();
     this.unregisterMember?.();
     // kafkajs's own rejoins of this membership (from its fetch loop) wait for the drain too.
@@ -334,21 +276,11 @@ export class GroupConsumer implements DeliveryOwner {
       unregisterRejoin();
       unregisterIdleWait();
     };
-    const next = this.rebalance.assign(consumer, payload, this.states);
-    this.states = next;
-    this.marks.read(next.values(), (state) => this.pump(state));
-    this.updatePrefetch();
-    // kafkajs keeps pauses per group session: set every assigned partition to what it should be.
-    for (const state of next.values()) {
-      if (this.shouldPause(state)) {
-        state.paused = false;
-        this.pausePartition(state);
-      } else {
-        state.paused = true;
-        this.resumePartition(state);
-      }
-    }
-    for (const state of next.values()) if (state.backlogSize > 0) this.pump(state);
+    const next = this.rebalance.assign(consumer, payload, this.flow.states);
+    this.flow.states = next;
+    this.marks.read(next.values(), (state) => this.flow.pump(state));
+    this.flow.updatePrefetch();
+    this.flow.joined();
     if (this.reconnecting) {
       this.reconnecting = false;
       this.options.hooks.connection('connected', `consumer group "${this.group}" rejoined`, `consumer group ${this.group}`);
@@ -373,21 +305,22 @@ export class GroupConsumer implements DeliveryOwner {
     const messages = batch.messages;
     if (messages.length === 0) return;
     const key = partitionKey(batch.topic, batch.partition);
-    let state = this.states.get(key);
-    if (!this.accepting) {
+    const flow = this.flow;
+    let state = flow.states.get(key);
+    if (!flow.accepting) {
       payload.pause();
       return;
     }
     if (state === undefined || state.revoked) {
       const fresh = new PartitionState(batch.topic, batch.partition);
       if (state !== undefined) this.rebalance.follow(state, fresh);
-      this.states.set(key, (state = fresh));
-      this.marks.read([fresh], (s) => this.pump(s));
-      this.updatePrefetch();
+      flow.states.set(key, (state = fresh));
+      this.marks.read([fresh], (s) => flow.pump(s));
+      flow.updatePrefetch();
     }
     state.accept(messages);
     payload.resolveOffset(messages[messages.length - 1]!.offset);
-    this.pump(state);
+    flow.pump(state);
     // Heartbeat here (kafkajs sends one at most every heartbeatIntervalMs), so a rebalance is
     // usually noticed inside eachBatch, where kafkajs waits for us before it rejoins.
     try {
@@ -398,145 +331,6 @@ export class GroupConsumer implements DeliveryOwner {
       throw error;
     }
   };
-
-  /**
-   * A partition keeps fetching ahead while its undelivered backlog is below
-   * its share of `maxBufferedBytes`, so the next fetch is on its way before
-   * the backlog runs dry (kafkajs sleeps `maxWaitTimeMs` whenever every
-   * partition is paused); beyond that it is paused.
-   */
-  private shouldPause(state: PartitionState): boolean {
-    if (!this.accepting || this.rebalancing || state.revoked || state.waitFor !== undefined || this.router.route(state) === undefined) return true;
-    return state.backlogBytes >= this.prefetchBytes;
-  }
-
-  /** Per-partition share of the consumer's buffer, recomputed when the assignment changes. */
-  private prefetchBytes = Number.POSITIVE_INFINITY;
-
-  private updatePrefetch(): void {
-    this.prefetchBytes = Math.max(MIN_PREFETCH_BYTES, Math.floor(this.options.config.maxBufferedBytes / Math.max(1, this.states.size)));
-  }
-
-  private pausePartition(state: PartitionState): void {
-    if (state.paused || !this.consumer) return;
-    state.paused = true;
-    try {
-      this.consumer.pause([{ topic: state.topic, partitions: [state.partition] }]);
-    } catch {
-      // not running: nothing is fetched anyway
-    }
-  }
-
-  private resumePartition(state: PartitionState): void {
-    if (!state.paused || !this.consumer || this.shouldPause(state)) return;
-    state.paused = false;
-    try {
-      this.consumer.resume([{ topic: state.topic, partitions: [state.partition] }]);
-    } catch {
-      // not running
-    }
-  }
-
-  /** Delivers as much of `state`'s backlog as its sink's budget allows; pauses the partition while a backlog remains. */
-  private pump(state: PartitionState): void {
-    if (state.revoked || this.states.get(state.key) !== state) return;
-    if (state.waitFor !== undefined) return this.pausePartition(state);
-    if (state.backlogSize === 0) return this.resumePartition(state);
-    const entry = this.router.route(state);
-    if (entry === undefined || !this.accepting || this.rebalancing) return this.pausePartition(state);
-    // Another subscription still holds records of this partition: nothing for this one before they are settled.
-    if (state.unsettled > 0 && state.holder !== entry) {
-      if (this.shouldPause(state)) this.pausePartition(state);
-      return;
-    }
-    const budget = entry.spec.maxInFlight - entry.inflight;
-    if (entry.blocked || budget <= 0) {
-      entry.waiting.add(state);
-      if (this.shouldPause(state)) this.pausePartition(state);
-      return;
-    }
-    const isolated = crashIsolation.active();
-    if (isolated && !crashIsolation.turn(state)) {
-      if (this.shouldPause(state)) this.pausePartition(state);
-      return;
-    }
-    const allowed = state.ledger.allowance(state, budget, isolated);
-    if (state.ledger.wanted) void this.committer.commit(true);
-    if (allowed === 0) {
-      if (this.shouldPause(state)) this.pausePartition(state);
-      return;
-    }
-    const records = state.take(allowed);
-    const deliveries = new Array<DeliveredMessage>(records.length);
-    for (let i = 0; i < records.length; i++) deliveries[i] = kafkaDelivery(this, entry, state, records[i]!);
-    entry.inflight += records.length;
-    state.holder = entry;
-    state.unsettled += records.length;
-    this.unsettled += records.length;
-    if (state.backlogSize > 0) entry.waiting.add(state);
-    if (this.shouldPause(state)) this.pausePartition(state);
-    else this.resumePartition(state);
-    let result: void | Promise<void>;
-    try {
-      result = entry.sink.deliver(deliveries);
-    } catch (error) {
-      this.options.hooks.error(error instanceof Error ? error : new Error(String(error)), `delivering Kafka records of "${state.topic}"`);
-      return;
-    }
-    if (result !== undefined) {
-      entry.blocked = true;
-      result.then(
-        () => this.unblock(entry),
-        (error: unknown) => {
-          this.options.hooks.error(error instanceof Error ? error : new Error(String(error)), `delivering Kafka records of "${state.topic}"`);
-          this.unblock(entry);
-        },
-      );
-    }
-  }
-
-  private unblock(entry: SinkEntry): void {
-    entry.blocked = false;
-    this.pumpSink(entry);
-  }
-
-  private pumpSink(entry: SinkEntry): void {
-    for (const state of [...entry.waiting]) {
-      if (entry.blocked || entry.inflight >= entry.spec.maxInFlight || !entry.active) return;
-      entry.waiting.delete(state);
-      this.pump(state);
-    }
-  }
-
-  /** @internal called by a delivery, exactly once. */
-  settle(entry: SinkEntry, state: PartitionState, offset: number, handled: boolean, record: KafkaMessage): void {
-    entry.inflight--;
-    state.unsettled--;
-    this.unsettled--;
-    if (!state.revoked) {
-      if (handled) state.watermark.complete(offset);
-      // Handed back by an unsubscribed subscription: the topic's next one gets it (Kafka would only after a restart).
-      else if (!entry.active && this.states.get(state.key) === state) state.requeue(record);
-      else state.nacked = true;
-      if (state.unsettled === 0 && state.backlogSize > 0 && this.router.route(state) !== entry) {
-        // The partition is free for the subscription it is routed to now.
-        queueMicrotask(() => this.pump(state));
-      }
-    } else if (state.unsettled === 0 && state.onSettled) {
-      const done = state.onSettled;
-      state.onSettled = undefined;
-      done();
-    }
-    if (entry.waiting.size > 0 && !entry.blocked && !entry.pumpScheduled && entry.inflight <= entry.lowWater) {
-      entry.pumpScheduled = true;
-      queueMicrotask(() => {
-        entry.pumpScheduled = false;
-        this.pumpSink(entry);
-      });
-    }
-    if (this.unsettled === 0) crashIsolation.wake();
-    if (this.unsettled === 0 && this.drainWaiters.length > 0) for (const done of this.drainWaiters.splice(0)) done();
-  }
 
   // ---- commits --------------------------------------------------------------
 
@@ -549,7 +343,7 @@ export class GroupConsumer implements DeliveryOwner {
   snapshot(): { topics: string[]; partitions: { topic: string; partition: number; watermark: number | undefined; committed: number | undefined; unsettled: number; backlog: number; paused: boolean }[] } {
     return {
       topics: [...this.current],
-      partitions: [...this.states.values()].map((s) => ({
+      partitions: [...this.flow.states.values()].map((s) => ({
         topic: s.topic,
         partition: s.partition,
         watermark: s.watermark.watermark,
@@ -570,7 +364,7 @@ export class GroupConsumer implements DeliveryOwner {
     await deadline.within(this.restarts.idle(), `the start or stop of the consumer of group "${this.group}" in progress`);
     await this.stopConsumer(drainTimeoutMs, deadline);
     await deadline.within(this.marks.close(), `the attempt ledger of group "${this.group}"`);
-    crashIsolation.leave(this.isolated);
+    crashIsolation.leave(this.flow.isolated);
   }
 
   /** Simulates a crash for tests: leaves the group without draining or committing anything more. */
@@ -578,13 +372,13 @@ export class GroupConsumer implements DeliveryOwner {
     this.closed = true;
     this.restarts.close();
     this.committer.stopTimer();
-    this.accepting = false;
+    this.flow.accepting = false;
     this.unregisterMember?.();
-    for (const state of this.states.values()) state.revoke();
+    for (const state of this.flow.states.values()) state.revoke();
     const consumer = this.consumer;
     this.consumer = undefined;
     await consumer?.disconnect().catch(() => undefined);
     await this.marks.close();
-    crashIsolation.leave(this.isolated);
+    crashIsolation.leave(this.flow.isolated);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * KafkaDelivery: one fetched record as the DeliveredMessage core's sink
  * settles, and how it is made from a kafkajs record (offset tracking, header
- * decoding). Kept apart from GroupConsumer, which only creates deliveries
+ * decoding). Kept apart from PartitionFlow, which only creates deliveries
  * and receives their settlements.
  */
 import type { DeliveredMessage } from '@busline/core/driver';
@@ -10,7 +10,7 @@ import { recordHeaderText, recordKeyText, recordOffset, recordTimestamp, recordV
 import type { PartitionState } from './partition-state.js';
 import type { SinkEntry } from './subscription-router.js';
 
-/** What a delivery reports its settlement to (the GroupConsumer). */
+/** What a delivery reports its settlement to (the PartitionFlow). */
 export interface DeliveryOwner {
   /** Called by a delivery, exactly once. */
   settle(entry: SinkEntry, state: PartitionState, offset: number, handled: boolean, record: KafkaMessage): void;

@@ -57,7 +57,7 @@ function partition(committed: number, metadata: unknown, fetched: number[], logE
   return state;
 }
 
-/** Delivers `n` records as GroupConsumer.pump does (tracking them); returns their deliveryCounts. */
+/** Delivers `n` records as PartitionFlow.pump does (tracking them); returns their deliveryCounts. */
 function deliver(state: PartitionState, n: number): number[] {
   return state.take(n).map((m) => {
     const offset = Number(m.offset);
