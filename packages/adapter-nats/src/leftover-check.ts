@@ -44,9 +44,9 @@ export class LeftoverCheck {
     this.leftoverCheckAt = Date.now() + this.hub.config.ackWaitMs + staleAfterMs;
   }
 
-  /** The housekeeping tick: while leftovers are open, checks them now and then. */
+  /** The housekeeping tick: while leftovers are open, checks them now and then (not while disconnected: the requests would only time out). */
   tick(now: number): void {
-    if (this.acks.leftovers > 0 && now >= this.leftoverCheckAt) {
+    if (this.acks.leftovers > 0 && now >= this.leftoverCheckAt && this.hub.isConnected) {
       this.leftoverCheckAt = now + Math.max(5_000, this.hub.config.ackWaitMs / 2);
       void this.checkLeftovers();
     }

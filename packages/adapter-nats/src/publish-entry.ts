@@ -46,3 +46,25 @@ export interface Entry {
   /** JetStream answered "unavailable" (503) at least once. */
   unavailable: boolean;
 }
+
+/**
+ * The in-flight messages whose ack is overdue (`resendAfterMs`, doubled per
+ * resend) and that are not waiting for a 503 retry; each one's resend is
+ * counted. `inflight` is in first-send order, so a message never sent again
+ * (no resend, no 503 retry) that is not yet due has nothing due behind it:
+ * everything later was first sent no earlier and waits at least as long.
+ * The scan stops there, so it only visits the messages sent again ahead of
+ * it, and usually just the first.
+ */
+export function takeOverdue(inflight: Iterable<Entry>, now: number, resendAfterMs: number): Entry[] {
+  const found: Entry[] = [];
+  for (const entry of inflight) {
+    const due = entry.sentAt + resendAfterMs * 2 ** entry.resends;
+    if (due > now && entry.resends === 0 && entry.retryAt === 0) return found;
+    if (entry.state === INFLIGHT && due <= now && entry.retryAt <= now) {
+      entry.resends++;
+      found.push(entry);
+    }
+  }
+  return found;
+}

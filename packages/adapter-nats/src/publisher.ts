@@ -1,6 +1,6 @@
 import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { BrokerUnavailableError, Deque, PublishTimeoutError, errorMessage, type BuslineError, type DriverHooks, type PublishOutcome } from '@busline/core/driver';
-import { DONE, INFLIGHT, WAITING, type Batch, type Entry } from './publish-entry.js';
+import { DONE, INFLIGHT, takeOverdue, WAITING, type Batch, type Entry } from './publish-entry.js';
 import { errorAck, isUnavailable, noStream } from './publish-errors.js';
 import { PublishWriter } from './publish-writer.js';
 import { TurnBatch } from './turn-batch.js';
@@ -243,7 +243,7 @@ export class Publisher {
         again = this.retries.filter((e) => e.state === INFLIGHT && e.retryAt <= now);
         this.retries = this.retries.filter((e) => e.state === INFLIGHT && e.retryAt > now);
       }
-      const overdue = this.overdue(now);
+      const overdue = this.resendAfterMs > 0 ? takeOverdue(this.inflight.values(), now, this.resendAfterMs) : [];
       if (overdue.length > 0) {
         this.hooks.count('publish_ack_overdue_resent', overdue.length);
         again = again.length > 0 ? [...new Set([...again, ...overdue])] : overdue;
@@ -264,28 +264,6 @@ export class Publisher {
       clearInterval(this.timer);
       this.timer = undefined;
     }
-  }
-
-  /**
-   * In-flight messages whose ack is overdue (`resendAfterMs`, doubled per
-   * resend) and that are not waiting for a 503 retry. The map is in
-   * first-send order, so while its head is recent and was never re-sent (the
-   * usual case) nothing behind it is overdue and the scan stops there.
-   */
-  private overdue(now: number): Entry[] {
-    const found: Entry[] = [];
-    if (this.resendAfterMs === 0) return found;
-    let head = true;
-    for (const entry of this.inflight.values()) {
-      const due = entry.sentAt + this.resendAfterMs * 2 ** entry.resends;
-      if (head && due > now && entry.resends === 0 && entry.retryAt === 0) return found;
-      head = false;
-      if (entry.state === INFLIGHT && due <= now && entry.retryAt <= now) {
-        entry.resends++;
-        found.push(entry);
-      }
-    }
-    return found;
   }
 
   private expire(entry: Entry, now: number): void {

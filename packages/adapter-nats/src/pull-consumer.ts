@@ -421,7 +421,7 @@ export class PullConsumer implements DriverSubscription {
    * a partition this member lets go of while its subscription goes on is
    * finished here, not naked (a nak is what can reorder a partition, see
    * sendHeldNaks). The inbox stays until our open pull requests have ended
-   * (pinned requests expire within two pin refreshes): a request dropped
+   * (pinned requests expire within 2 s, see ConsumerPin.expiresMs): a request dropped
    * with its inbox could still be given the consumer's pin, or a message,
    * by the server, and both would then be stuck until they time out.
    */

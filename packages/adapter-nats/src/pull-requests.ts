@@ -140,8 +140,9 @@ export class PullRequests {
   refreshPin(now: number): void {
     const pin = this.pin;
     if (pin !== undefined && pin.id !== undefined && now - this.lastPullAt >= pin.refreshMs) {
-      // Keeps the pin while blocked or idle: a small pull that expires soon.
-      this.send(1, 2 * nanos(pin.refreshMs));
+      // Keeps the pin while blocked or idle: the pin's timeout runs from the latest request, so the
+      // request may end before the next refresh; it expires like any pinned request, which stopping waits for.
+      this.send(1, this.expiresNs);
       this.hub.hooks.count('pin_refreshes');
     }
   }
@@ -172,7 +173,12 @@ export class PullRequests {
   /** Resolves when the pull requests we sent have expired or been filled (bounded by their expiry). */
   async whenEnded(): Promise<void> {
     const deadline = Date.now() + this.expiresMs + 500;
-    while (this.requested > 0 && Date.now() < deadline && this.hub.isConnected && !this.hub.nc.isClosed()) {
+    while (this.requested > 0 && this.hub.isConnected && !this.hub.nc.isClosed()) {
+      if (Date.now() >= deadline) {
+        // Their end went missing (a lost status message): dropping the inbox now leaves them to end().
+        this.hub.hooks.count('pull_requests_outlived_stop');
+        return;
+      }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }

@@ -95,7 +95,7 @@ describe.skipIf(!PINS)('nats: partitioned topics (scripted server)', () => {
     const subA = await a.subscribe(topic, (_p, ctx) => void (byMember.a.add(ctx.envelope.aggregateId!), seen.add(ctx.envelope.id, 'a')), { group });
     await b.subscribe(topic, (_p, ctx) => void (byMember.b.add(ctx.envelope.aggregateId!), seen.add(ctx.envelope.id, 'b')), { group });
     const partitionsOfB = () => (subscriptionsOf(b)[0] as PartitionedConsumer | undefined)?.partitions ?? [];
-    // A partition moves once its first owner's open pull requests ended (within two pin refreshes).
+    // A partition moves once its first owner's open pull requests ended (pinned requests expire within 2 s).
     await waitFor(() => partitionsOfB().length === 3, { timeoutMs: 30_000, message: () => `b pulls ${JSON.stringify(partitionsOfB())}` });
     const keys = Array.from({ length: 24 }, (_, i) => `acct-${i}`);
     for (const key of keys) await a.publish(topic, { key }, { aggregateId: key });
@@ -109,6 +109,32 @@ describe.skipIf(!PINS)('nats: partitioned topics (scripted server)', () => {
     for (const key of keys) await a.publish(topic, { key, again: true }, { aggregateId: key });
     await seen.waitForCount(48, 20_000);
     expect([...seen.items.values()].slice(24).every((m) => m === 'b'), 'after a left, b handles every key').toBe(true);
+  });
+
+  it('a blocked member keeps its pin with short pulls, and unsubscribing waits for every request it sent to end', async () => {
+    const topic = topicName('blocked');
+    const bus = await buses.make(SHARED_URL, { topics: { [topic]: { persistence: 'persistent', partitions: 1 } } });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const started = new Collector<number>();
+    const sub = await bus.subscribe(topic, async (payload) => (started.add(String((payload as { n: number }).n), (payload as { n: number }).n), await released), { group: uniqueName('g'), maxInFlight: 1 });
+    for (const n of [1, 2]) await bus.publish(topic, { n }, { aggregateId: 'k' });
+    await started.waitForCount(1, 15_000);
+    // The loop holds 2 and may take no more: only the pin refresh pulls now (after 5 s with the default ack wait).
+    const refreshes = () => bus.metrics().driver.pin_refreshes ?? 0;
+    await waitFor(() => refreshes() >= 1, { timeoutMs: 20_000, message: () => JSON.stringify(bus.metrics().driver) });
+    // The handler finishes only once the server holds no request of ours: a message it then frees could otherwise end the request.
+    const waiting = async () => {
+      let n = 0;
+      for await (const c of await f.admin.jsm.consumers.list(streamOf(topic))) n += c.num_waiting;
+      return n;
+    };
+    await waitFor(async () => (await waiting()) === 1, { timeoutMs: 1_500, intervalMs: 20, message: 'the refresh pull to reach the server' });
+    const closing = sub.unsubscribe(15_000);
+    await waitFor(async () => (await waiting()) === 0, { timeoutMs: 15_000, intervalMs: 50, message: 'the member\'s requests to end' });
+    release();
+    await closing;
+    expect(bus.metrics().driver.pull_requests_outlived_stop, 'the refresh pull ended before the inbox went').toBeUndefined();
   });
 
   it('refuses fewer partitions, and partitions for a stream made without them', async () => {
