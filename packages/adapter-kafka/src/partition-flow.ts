@@ -159,6 +159,8 @@ export class PartitionFlow implements DeliveryOwner {
       result = entry.sink.deliver(deliveries);
     } catch (error) {
       this.host.hooks.error(error instanceof Error ? error : new Error(String(error)), `delivering Kafka records of "${state.topic}"`);
+      // Given back, or they would hold the budget and every drain until its timeout.
+      for (const d of deliveries) d.nack(0);
       return;
     }
     if (result !== undefined) {
