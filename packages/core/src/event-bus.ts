@@ -1,13 +1,12 @@
 import { metrics as otelMetrics, propagation, trace } from '@opentelemetry/api';
 import { EventEmitter } from 'eventemitter3';
-import { atomicRefusal, checkAtomicBatch, encodeBatch, type BatchItem, type BatchOptions, type BatchResult } from './batch-publish.js';
+import type { BatchItem, BatchOptions, BatchResult } from './batch-publish.js';
 import { HTTP_BINDING, type CloudEventsBinding } from './cloudevents-binding.js';
-import { DEFAULT_GROUP, type BusConfig } from './config.js';
-import type { Driver, DriverCapabilities, DriverHooks, PublishOutcome, WireMessage } from './driver.js';
-import { encodeEnvelope, encodeNewEnvelope } from './envelope-encoding.js';
-import { validateEnvelope, type Envelope, type EnvelopeOptions, type Payload } from './envelope.js';
+import type { BusConfig } from './config.js';
+import type { Driver, DriverCapabilities, DriverHooks, WireMessage } from './driver.js';
+import type { Envelope, EnvelopeOptions, Payload } from './envelope.js';
 import { driverBudget, leftBehind } from './close-deadline.js';
-import { BuslineError, ClosedError, ErrorCode, EnvelopeError, type FieldDifference } from './errors.js';
+import { BuslineError, ClosedError, ErrorCode, type FieldDifference } from './errors.js';
 import type { BusEvents } from './events.js';
 import { HealthMonitor, type HealthOptions, type HealthReport } from './health.js';
 import { KeyedOrderingPool } from './keyed-ordering-pool.js';
@@ -17,26 +16,16 @@ import { BusMetrics, type MetricsSnapshot } from './metrics.js';
 import type { JsonPayload } from './json-payload.js';
 import { RecorderSet, type MetricsRecorder } from './metrics-recorder.js';
 import { OtelMetricsRecorder } from './otel-metrics.js';
-import { PublishAdmission } from './publish-admission.js';
-import { PublishPipeline, toBuslineError } from './publish-pipeline.js';
-import { BATCH_OPTION_NAMES, checkOptionNames, PUBLISH_OPTION_NAMES, TIMEOUT_OPTION_NAMES } from './publish-options.js';
 import { PublishOutcomes } from './publish-outcomes.js';
+import { Publisher } from './publisher.js';
 import { MessageTracer } from './tracing.js';
-import { resolveSubscription, type SubscribeOptions } from './subscribe-options.js';
-import { Subscription, type EnvelopeHandler, type HandlerKind, type PayloadHandler, type SubscriptionHost, type WireHandler } from './subscription.js';
+import type { SubscribeOptions } from './subscribe-options.js';
+import type { EnvelopeHandler, HandlerKind, PayloadHandler, Subscription, SubscriptionHost, WireHandler } from './subscription.js';
+import { SubscriptionRegistry } from './subscription-registry.js';
 import { TopicProvisioner, type EnsureResult, type ProvisionPolicy } from './topic-provisioner.js';
-import type { ContentMode } from './content-mode.js';
-import { assertTopicName, topicOptionsSchema, type TopicOptions, type TopicOptionsInput } from './topic.js';
-import {
-  eventHandler,
-  isEventDefinition,
-  PayloadError,
-  validatePayload,
-  type EventDefinition,
-  type EventHandler,
-  type EventInput,
-  type EventPublishOptions,
-} from './typed-event.js';
+import { TopicRegistry } from './topic-registry.js';
+import type { TopicOptionsInput } from './topic.js';
+import { eventHandler, isEventDefinition, type EventDefinition, type EventHandler, type EventInput, type EventPublishOptions } from './typed-event.js';
 
 export interface PublishOptions extends EnvelopeOptions {
   /** Overrides the bus's publish timeout for this call. */
@@ -51,7 +40,6 @@ export interface PublishReceipt {
 }
 type State = 'created' | 'starting' | 'started' | 'closing' | 'closed';
 
-const DEFAULT_TOPIC: TopicOptions = topicOptionsSchema.parse({});
 /** The instrumentation scope of core's spans and metrics. */
 const SCOPE = '@busline/core';
 
@@ -71,13 +59,10 @@ export class EventBus extends EventEmitter<BusEvents> {
   private closingPromise: Promise<void> | undefined;
   private readonly stats = new BusMetrics();
   private readonly pool: KeyedOrderingPool;
-  private readonly admission: PublishAdmission;
-  private readonly pipeline: PublishPipeline;
   private readonly provisioner: TopicProvisioner;
-  private readonly topicOptions = new Map<string, TopicOptions>();
-  private readonly validTopics = new Set<string>();
-  private readonly subscriptions = new Set<Subscription>();
-  private readonly unattached: Subscription[] = [];
+  private readonly topics: TopicRegistry;
+  private readonly publisher: Publisher;
+  private readonly subscriptions: SubscriptionRegistry;
   private connected = false;
   /** The CloudEvents header naming written on this broker. */
   private readonly ce: CloudEventsBinding;
@@ -86,7 +71,6 @@ export class EventBus extends EventEmitter<BusEvents> {
   private readonly recorders = new RecorderSet();
   private readonly tracer: MessageTracer | undefined;
   private readonly monitor: HealthMonitor;
-  private readonly outcomes: PublishOutcomes;
 
   constructor(
     readonly driver: Driver,
@@ -98,8 +82,8 @@ export class EventBus extends EventEmitter<BusEvents> {
     this.monitor = new HealthMonitor(
       {
         lifecycle: () => this.state,
-        subscriptions: () => this.subscriptions,
-        publisher: () => ({ inFlight: this.pipeline.inProgress - this.admission.waiting, waiting: this.admission.waiting }),
+        subscriptions: () => this.subscriptions.all,
+        publisher: () => ({ inFlight: this.publisher.inProgress - this.publisher.waiting, waiting: this.publisher.waiting }),
         describeBacklog: driver.describeBacklog?.bind(driver),
       },
       config.health,
@@ -114,7 +98,7 @@ export class EventBus extends EventEmitter<BusEvents> {
     this.tracer = telemetry.tracing
       ? new MessageTracer((telemetry.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE), telemetry.propagator ?? propagation, driver.name, this.ce.headers)
       : undefined;
-    this.outcomes = new PublishOutcomes(
+    const outcomes = new PublishOutcomes(
       this.recorders,
       this.tracer,
       () => this.listenerCount('publishOutcome') > 0,
@@ -122,23 +106,31 @@ export class EventBus extends EventEmitter<BusEvents> {
       this.ce.headers,
     );
     this.pool = new KeyedOrderingPool({ concurrency: config.concurrency, maxPending: config.maxPending });
-    this.admission = new PublishAdmission(config.publish);
-    this.pipeline = new PublishPipeline(
-      driver,
-      { optionsOf: (topic) => this.optionsOf(topic), ensureTopic: (topic) => this.ensureTopic(topic) },
-      this.admission,
-      this.outcomes,
-      this.stats,
-      config.publish.timeoutMs,
-    );
-    this.pool.on('backpressure', (event) => this.emit('backpressure', event));
-    this.pool.on('error', (error) => this.emit('error', error instanceof Error ? error : new Error(String(error)), 'ordering pool'));
     this.provisioner = new TopicProvisioner(
       driver,
       { strategy: config.topicStrategy, onMismatch: config.onMismatch },
       (topic, differences) => this.emit('topicMismatch', { topic, differences, action: 'warn' }),
     );
-    for (const [topic, options] of Object.entries(config.topics)) this.topicOptions.set(topic, options);
+    this.topics = new TopicRegistry(this.provisioner, config);
+    this.publisher = new Publisher(driver, config, this.ce, this.topics, outcomes, this.stats, this.tracer, this.assertStarted);
+    this.subscriptions = new SubscriptionRegistry(
+      driver,
+      config,
+      this.log,
+      this.topics,
+      (): SubscriptionHost => ({
+        metrics: this.stats,
+        recorders: this.recorders,
+        tracer: this.tracer,
+        emit: this.emit.bind(this) as SubscriptionHost['emit'],
+        publishDeadLetter: this.publisher.publishDeadLetter,
+        cloudEvents: this.ce,
+        redeliveryLimit: this.driver.capabilities.redeliveryLimit,
+        lane: (run, concurrency) => this.pool.lane(run, { concurrency }),
+      }),
+    );
+    this.pool.on('backpressure', (event) => this.emit('backpressure', event));
+    this.pool.on('error', (error) => this.emit('error', error instanceof Error ? error : new Error(String(error)), 'ordering pool'));
   }
 
   /**
@@ -180,17 +172,14 @@ export class EventBus extends EventEmitter<BusEvents> {
     }
     try {
       if (!this.connected) {
-        await this.driver.connect({ hooks, plannedConsumers: this.unattached.map((s) => s.config.spec) });
+        await this.driver.connect({ hooks, plannedConsumers: this.subscriptions.planned() });
         this.connected = true;
       }
-      for (const [topic, options] of this.topicOptions) await this.provisioner.ensure(topic, options);
+      for (const [topic, options] of this.topics.declared) await this.provisioner.ensure(topic, options);
       // Subscriptions made while starting join this queue too; none is dropped if start fails.
-      while (this.unattached.length > 0) {
-        const next = this.unattached[0]!;
-        await this.open(next);
-        // Not shift(): an unsubscribe while it opened has already taken it out.
-        const at = this.unattached.indexOf(next);
-        if (at >= 0) this.unattached.splice(at, 1);
+      for (let next = this.subscriptions.nextUnattached; next !== undefined; next = this.subscriptions.nextUnattached) {
+        await this.subscriptions.open(next);
+        this.subscriptions.attached(next);
       }
       this.driver.plannedConsumersOpened?.();
       this.state = 'started';
@@ -211,34 +200,9 @@ export class EventBus extends EventEmitter<BusEvents> {
    */
   async configureTopic(topic: string, options: TopicOptionsInput = {}, policy: Partial<ProvisionPolicy> = {}): Promise<EnsureResult> {
     this.assertOpen();
-    this.checkTopic(topic);
-    const parsed = topicOptionsSchema.safeParse(options);
-    if (!parsed.success) {
-      throw new BuslineError(ErrorCode.ConfigInvalid, `invalid options for topic "${topic}": ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    }
-    this.topicOptions.set(topic, parsed.data);
+    const declared = this.topics.declare(topic, options);
     await this.start();
-    return this.provisioner.ensure(topic, parsed.data, policy, true);
-  }
-
-  private optionsOf(topic: string): TopicOptions {
-    return this.topicOptions.get(topic) ?? DEFAULT_TOPIC;
-  }
-
-  /** How events are written to `topic`: its own `contentMode`, else the bus's. */
-  private contentModeOf(topic: string): ContentMode {
-    return this.topicOptions.get(topic)?.contentMode ?? this.config.contentMode;
-  }
-
-  private checkTopic(topic: string): void {
-    if (this.validTopics.has(topic)) return;
-    assertTopicName(topic);
-    this.validTopics.add(topic);
-  }
-
-  private ensureTopic(topic: string): Promise<unknown> | undefined {
-    if (this.provisioner.isEnsured(topic)) return undefined;
-    return this.provisioner.ensure(topic, this.optionsOf(topic));
+    return this.provisioner.ensure(topic, declared, policy, true);
   }
 
   // ---- publishing ---------------------------------------------------------
@@ -251,54 +215,12 @@ export class EventBus extends EventEmitter<BusEvents> {
   /** Publishes a typed event (see `defineEvent`) to its topic, after its schema validated the payload (else PAYLOAD_INVALID). */
   publish<E extends EventDefinition>(event: E, payload: EventInput<E>, options?: EventPublishOptions): Promise<PublishReceipt>;
   publish(target: string | EventDefinition, payload: unknown, options: PublishOptions = {}): Promise<PublishReceipt> {
-    // Anything but an object is a topic name: checkTopic says what is wrong with a non-string.
-    if (typeof target === 'object' && target !== null) return this.publishEvent(target, payload, options);
-    const topic = target as string;
-    // Not async: the hot path makes one promise chain, and input errors still reject rather than throw.
-    let message: WireMessage;
-    let id: string;
-    try {
-      this.assertStarted();
-      this.checkTopic(topic);
-      checkOptionNames(options, PUBLISH_OPTION_NAMES, 'publish', topic);
-      message = encodeNewEnvelope(payload as Payload, options, { type: topic, source: this.config.source }, this.ce, this.contentModeOf(topic));
-      id = message.id!;
-    } catch (error) {
-      return this.refuse(topic, options?.id, error);
-    }
-    return this.pipeline.sendOne(topic, message, { id, topic }, options.timeoutMs);
-  }
-
-  private async publishEvent(event: EventDefinition, payload: unknown, options: EventPublishOptions): Promise<PublishReceipt> {
-    if (!isEventDefinition(event)) throw new BuslineError(ErrorCode.ConfigInvalid, 'publish needs a topic name or an event made by defineEvent');
-    this.assertStarted();
-    checkOptionNames(options, EVENT_OPTION_NAMES, `publish of ${event.name}`);
-    const valid = await validatePayload(event, payload, 'publish');
-    if (valid instanceof PayloadError) throw valid;
-    return this.publish(event.topic, valid as Payload, { ...options, type: event.name, version: event.version });
+    return this.publisher.publish(target, payload, options);
   }
 
   /** Publishes a complete envelope (validated) as is. */
   publishEnvelope(topic: string, envelope: Envelope, options: { timeoutMs?: number } = {}): Promise<PublishReceipt> {
-    let message: WireMessage;
-    let id: string;
-    try {
-      this.assertStarted();
-      this.checkTopic(topic);
-      checkOptionNames(options, TIMEOUT_OPTION_NAMES, 'publishEnvelope', topic);
-      const valid = validateEnvelope(envelope);
-      message = encodeEnvelope(valid, this.ce, this.contentModeOf(topic));
-      id = valid.id;
-    } catch (error) {
-      return this.refuse(topic, (envelope as Partial<Envelope> | undefined)?.id, error);
-    }
-    return this.pipeline.sendOne(topic, message, { id, topic }, options.timeoutMs);
-  }
-
-  /** A publish refused before it reached the driver: the outcome event, then the rejection. */
-  private refuse(topic: string, id: unknown, error: unknown): Promise<never> {
-    this.outcomes.refused(topic, [typeof id === 'string' ? id : ''], toBuslineError(error));
-    return Promise.reject(error);
+    return this.publisher.publishEnvelope(topic, envelope, options);
   }
 
   /**
@@ -307,33 +229,8 @@ export class EventBus extends EventEmitter<BusEvents> {
    * that is not a valid envelope is dead-lettered on arrival, unless the
    * subscription takes foreign messages and it carries no CloudEvent at all.
    */
-  async publishWire(topic: string, message: WireMessage, options: { timeoutMs?: number } = {}): Promise<void> {
-    let copy: WireMessage;
-    try {
-      copy = this.wireCopy(topic, message, options);
-    } catch (error) {
-      return this.refuse(topic, message?.headers?.[this.ce.headers.id], error);
-    }
-    await this.pipeline.sendOne(topic, copy, undefined, options.timeoutMs);
-  }
-
-  private wireCopy(topic: string, message: WireMessage, options: { timeoutMs?: number }): WireMessage {
-    this.assertStarted();
-    this.checkTopic(topic);
-    checkOptionNames(options, TIMEOUT_OPTION_NAMES, 'publishWire', topic);
-    if (!(message?.body instanceof Uint8Array) || typeof message.headers !== 'object' || message.headers === null) {
-      throw new EnvelopeError('a wire message needs headers (an object of strings) and a Uint8Array body');
-    }
-    if (message.key !== undefined && typeof message.key !== 'string') {
-      throw new EnvelopeError(`a wire message's key must be a string, got ${typeof message.key}`);
-    }
-    // A copy: the broker may keep (and freeze) what it is given; the caller's object stays the caller's.
-    const headers: Record<string, string> = {};
-    for (const [name, value] of Object.entries(message.headers)) {
-      if (typeof value !== 'string') throw new EnvelopeError(`header "${name}" of a wire message must be a string, got ${typeof value}`);
-      headers[name] = value;
-    }
-    return { key: message.key, headers, body: message.body };
+  publishWire(topic: string, message: WireMessage, options: { timeoutMs?: number } = {}): Promise<void> {
+    return this.publisher.publishWire(topic, message, options);
   }
 
   /**
@@ -342,52 +239,9 @@ export class EventBus extends EventEmitter<BusEvents> {
    * `atomic: true` the broker stores all of them or none: `published` is then
    * the item count or 0 (see BatchOptions).
    */
-  async publishBatch<I extends BatchItem<unknown>>(topic: string, items: readonly (I & BatchItem<JsonPayload<I['payload']>>)[], options: BatchOptions = {}): Promise<BatchResult> {
-    try {
-      this.checkBatch(topic, options);
-    } catch (error) {
-      if (Array.isArray(items)) this.outcomes.refused(topic, items.map((item: BatchItem<unknown> | undefined) => (typeof item?.id === 'string' ? item.id : '')), toBuslineError(error));
-      throw error;
-    }
-    const { ids, failed, messages, indexes } = encodeBatch(items, { type: topic, source: this.config.source }, this.ce, this.contentModeOf(topic));
-    if (options.atomic === true && failed.length > 0) {
-      const refusal = atomicRefusal(ids, failed, items.length);
-      this.outcomes.refused(topic, ids, refusal.failed.map((f) => f.error));
-      return refusal;
-    }
-    if (failed.length > 0) this.outcomes.refused(topic, failed.map((f) => ids[f.index]!), failed.map((f) => f.error));
-    const outcomes = messages.length ? await this.pipeline.send(topic, messages, options.timeoutMs, options.atomic === true) : [];
-    outcomes.forEach((outcome, j) => {
-      if (outcome !== undefined) failed.push({ index: indexes[j]!, error: outcome });
-    });
-    failed.sort((a, b) => a.index - b.index);
-    return { ids, published: items.length - failed.length, failed };
+  publishBatch<I extends BatchItem<unknown>>(topic: string, items: readonly (I & BatchItem<JsonPayload<I['payload']>>)[], options: BatchOptions = {}): Promise<BatchResult> {
+    return this.publisher.publishBatch(topic, items, options);
   }
-
-  private checkBatch(topic: string, options: BatchOptions): void {
-    this.assertStarted();
-    this.checkTopic(topic);
-    checkOptionNames(options, BATCH_OPTION_NAMES, 'publishBatch', topic);
-    if (options.atomic === true) checkAtomicBatch(topic, this.capabilities.atomicBatch, this.driver.name, this.optionsOf(topic).persistence);
-  }
-
-  /** A dead-letter copy is a publish too: its send span links to the message's own trace context, which the copy keeps. */
-  private publishDeadLetter = async (topic: string, message: WireMessage): Promise<PublishOutcome> => {
-    const span = this.tracer?.send(topic, [message]);
-    let outcome: PublishOutcome;
-    try {
-      const ensuring = this.ensureTopic(topic);
-      if (ensuring) await ensuring;
-      [outcome] = await this.driver.publish(topic, [message], {
-        timeoutMs: this.config.publish.timeoutMs,
-        topic: this.optionsOf(topic),
-      });
-    } catch (error) {
-      outcome = toBuslineError(error);
-    }
-    if (span !== undefined) this.tracer!.sent(span, [outcome]);
-    return outcome;
-  };
 
   // ---- subscribing --------------------------------------------------------
 
@@ -422,69 +276,18 @@ export class EventBus extends EventEmitter<BusEvents> {
 
   private async addSubscription(topic: string, handler: HandlerKind, options: SubscribeOptions): Promise<Subscription> {
     this.assertOpen();
-    this.checkTopic(topic);
-    if (typeof handler.handler !== 'function') throw new BuslineError(ErrorCode.ConfigInvalid, 'subscribe needs a handler function');
-    let resolved;
-    try {
-      resolved = resolveSubscription(topic, options, this.config, this.optionsOf(topic).persistence);
-    } catch (error) {
-      throw toBuslineError(error, ErrorCode.ConfigInvalid, `invalid subscribe options for "${topic}"`);
-    }
-    if (resolved.retry.redelivery === 'broker' && !this.capabilities.nativeRedeliveryDelay) {
-      throw new BuslineError(
-        ErrorCode.Unsupported,
-        `the ${this.driver.name} adapter cannot redeliver with a delay; use retry.redelivery "inProcess"`,
-      );
-    }
-    if (resolved.spec.group === DEFAULT_GROUP) {
-      warnOnce(
-        this.log,
-        'default-group',
-        { topic },
-        `subscribing to "${topic}" with the default group name "${DEFAULT_GROUP}": every service that leaves it unset shares one group and splits the messages; set config.group (the service's name) or the subscription's group`,
-      );
-    }
-    const subscription = new Subscription(
-      {
-        metrics: this.stats,
-        recorders: this.recorders,
-        tracer: this.tracer,
-        emit: this.emit.bind(this) as SubscriptionHost['emit'],
-        publishDeadLetter: this.publishDeadLetter,
-        cloudEvents: this.ce,
-        redeliveryLimit: this.driver.capabilities.redeliveryLimit,
-        lane: (run, concurrency) => this.pool.lane(run, { concurrency }),
-      },
-      resolved,
-      handler,
-      (s) => this.forget(s),
-    );
-    this.subscriptions.add(subscription);
+    const subscription = this.subscriptions.make(topic, handler, options);
     if (this.state !== 'started') {
-      this.unattached.push(subscription);
+      this.subscriptions.defer(subscription);
       return subscription;
     }
     try {
-      await this.open(subscription);
+      await this.subscriptions.open(subscription);
     } catch (error) {
-      this.subscriptions.delete(subscription);
+      this.subscriptions.forget(subscription);
       throw error;
     }
     return subscription;
-  }
-
-  private async open(subscription: Subscription): Promise<void> {
-    const ensuring = this.ensureTopic(subscription.topic);
-    if (ensuring) await ensuring;
-    // Unsubscribed while the topic was ensured: nothing to open.
-    if (subscription.stopped) return;
-    await subscription.opened(this.driver.subscribe(subscription.config.spec, subscription.inlet));
-  }
-
-  private forget(subscription: Subscription): void {
-    this.subscriptions.delete(subscription);
-    const waiting = this.unattached.indexOf(subscription);
-    if (waiting >= 0) this.unattached.splice(waiting, 1);
   }
 
   // ---- operations ---------------------------------------------------------
@@ -526,8 +329,8 @@ export class EventBus extends EventEmitter<BusEvents> {
       deadLettered: s.deadLettered,
       malformed: s.malformed,
       inFlight: this.pool.pending,
-      publishing: this.pipeline.inProgress,
-      publishWaiting: this.admission.waiting,
+      publishing: this.publisher.inProgress,
+      publishWaiting: this.publisher.waiting,
       driver: { ...s.driver },
     };
   }
@@ -547,17 +350,13 @@ export class EventBus extends EventEmitter<BusEvents> {
     this.monitor.stop();
     const deadline = Date.now() + timeoutMs;
     if (this.starting) await this.starting.catch(() => undefined);
-    if (this.pipeline.inProgress > 0) {
+    if (this.publisher.inProgress > 0) {
       await Promise.race([
-        this.pipeline.whenIdle(),
+        this.publisher.whenIdle(),
         new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref()),
       ]);
     }
-    // Messages waiting out a retry backoff go back to the broker now instead of
-    // holding the close; running handlers see their signal aborted.
-    const subscriptions = [...this.subscriptions];
-    for (const s of subscriptions) s.stop();
-    await Promise.all(subscriptions.map((s) => s.unsubscribe(Math.max(0, deadline - Date.now()))));
+    await this.subscriptions.closeAll(deadline);
     this.state = 'closed';
     try {
       if (this.connected) await this.closeDriver(driverBudget(deadline));
@@ -595,15 +394,13 @@ export class EventBus extends EventEmitter<BusEvents> {
     if (this.state === 'closing' || this.state === 'closed') throw new ClosedError();
   }
 
-  private assertStarted(): void {
+  /** An arrow property, so the Publisher is handed the check itself: no wrapper call per publish. */
+  private readonly assertStarted = (): void => {
     this.assertOpen();
     if (this.state !== 'started') {
       throw new BuslineError(ErrorCode.NotStarted, 'the event bus is not started; await bus.start() before publishing');
     }
-  }
+  };
 }
 
 export type { FieldDifference };
-
-/** A typed event's name and version come from its definition. */
-const EVENT_OPTION_NAMES: ReadonlySet<string> = new Set([...PUBLISH_OPTION_NAMES].filter((name) => name !== 'type' && name !== 'version'));
