@@ -16,8 +16,8 @@ export interface PublishPipelineHost {
  * The way every encoded message takes from `publish*` to its outcome: counted
  * as publishing, admitted into the publish window (waiting for room within
  * its deadline), handed to the driver once its topic is ensured, then
- * accounted (metrics, window room, outcome events and spans). The bus's
- * publish methods build and validate the messages; this turns them into
+ * accounted (metrics, window room, outcome events and spans). The Publisher's
+ * (publisher.ts) publish methods build and validate the messages; this turns them into
  * outcomes, and never throws for one message's failure.
  */
 export class PublishPipeline {
