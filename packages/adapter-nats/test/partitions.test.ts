@@ -166,8 +166,9 @@ describe.skipIf(!PINS)('nats: partitioned topics (scripted server)', () => {
   });
 });
 
-/** The driver subscriptions of a bus (diagnostics). */
-function subscriptionsOf(bus: { subscriptions?: unknown }): unknown[] {
-  const subs = (bus as unknown as { subscriptions: Set<{ driverSubscription?: unknown }> }).subscriptions;
-  return [...(subs ?? [])].map((s) => (s as unknown as { driverSubscription?: unknown }).driverSubscription).filter(Boolean);
+/** The driver subscriptions of a bus, read from its private SubscriptionRegistry (core's subscription-registry.ts). */
+function subscriptionsOf(bus: object): unknown[] {
+  const registry = (bus as { subscriptions?: { all?: Set<{ driverSubscription?: unknown }> } }).subscriptions;
+  if (!(registry?.all instanceof Set)) throw new Error('EventBus no longer keeps its subscriptions in subscriptions.all: update subscriptionsOf');
+  return [...registry.all].map((s) => s.driverSubscription).filter(Boolean);
 }
