@@ -14,24 +14,17 @@
  * handshake). Without the Connection class (another kafka-ts version) nothing
  * is changed: connections work as before, with Nagle's algorithm.
  */
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import { KAFKA_TS_ORIGINAL as ORIGINAL, kafkaTsModule } from './kafka-ts-internals.js';
 
 type Connect = ((this: ConnectionLike) => Promise<void>) & { [ORIGINAL]?: Connect };
 interface ConnectionLike {
   socket?: Socket;
 }
 
-const ORIGINAL = Symbol.for('busline.kafkaTs.original');
-
 /** True once every kafka-ts connection opens with TCP_NODELAY. */
 export function applyKafkaTsNoDelay(): boolean {
-  let prototype: { connect?: Connect } | undefined;
-  try {
-    prototype = (createRequire(import.meta.url)('kafka-ts/dist/connection.js') as { Connection?: { prototype: { connect?: Connect } } }).Connection?.prototype;
-  } catch {
-    return false;
-  }
+  const prototype = kafkaTsModule<{ Connection?: { prototype: { connect?: Connect } } }>('connection.js')?.Connection?.prototype;
   const original = prototype?.connect;
   if (prototype === undefined || typeof original !== 'function') return false;
   if (original[ORIGINAL] !== undefined) return true;

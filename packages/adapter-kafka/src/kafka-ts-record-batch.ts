@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 import crc32c from 'crc-32/crc32c.js';
+import { KAFKA_TS_ORIGINAL as ORIGINAL, kafkaTsModule } from './kafka-ts-internals.js';
 
 /**
  * kafka-ts 1.5 turns each batch of messages into a produce request in two
@@ -88,21 +88,12 @@ interface ProducerBufferModule {
   ProducerBuffer: { prototype: { createRequest: CreateRequest } };
 }
 
-const ORIGINAL = Symbol.for('busline.kafkaTs.original');
 /** Partition batches whose records are the messages as sent (our createRequest made them), with the time a message without a timestamp gets. */
 const OF_MESSAGES = new WeakMap<KafkaTsPartitionBatch, bigint>();
 /** baseOffset, batchLength, partitionLeaderEpoch, magic, crc: the part in front of what the CRC covers. */
 const HEAD = 8 + 4 + 4 + 1 + 4;
 /** attributes … baseSequence, and the record count. */
 const BODY_HEAD = 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4;
-
-function kafkaTsModule<T>(path: string): T | undefined {
-  try {
-    return createRequire(import.meta.url)(`kafka-ts/dist/${path}`) as T;
-  } catch {
-    return undefined;
-  }
-}
 
 /** kafka-ts's own createRequest and createBatch (for the byte-for-byte test), whether or not they were replaced. */
 export function originalKafkaTs(): { createRequest: CreateRequest; createBatch: CreateBatch } | undefined {

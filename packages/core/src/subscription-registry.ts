@@ -80,8 +80,7 @@ export class SubscriptionRegistry {
   /** start() opened `subscription`: it no longer waits. */
   attached(subscription: Subscription): void {
     // Not shift(): an unsubscribe while it opened has already taken it out.
-    const at = this.unattached.indexOf(subscription);
-    if (at >= 0) this.unattached.splice(at, 1);
+    this.unqueue(subscription);
   }
 
   async open(subscription: Subscription): Promise<void> {
@@ -94,8 +93,12 @@ export class SubscriptionRegistry {
 
   forget(subscription: Subscription): void {
     this.all.delete(subscription);
-    const waiting = this.unattached.indexOf(subscription);
-    if (waiting >= 0) this.unattached.splice(waiting, 1);
+    this.unqueue(subscription);
+  }
+
+  private unqueue(subscription: Subscription): void {
+    const at = this.unattached.indexOf(subscription);
+    if (at >= 0) this.unattached.splice(at, 1);
   }
 
   /**
