@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { connect } from '@nats-io/transport-node';
-import { nuid, type NatsConnection } from '@nats-io/nats-core';
+import type { NatsConnection } from '@nats-io/nats-core';
 import { AckPolicy, JetStreamApiError, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import {
   BrokerUnavailableError,
@@ -8,7 +8,6 @@ import {
   CloseDeadline,
   ClosedError,
   NO_DRIVER_HOOKS,
-  PublishTimeoutError,
   ErrorCode,
   errorMessage,
   type Backlog,
@@ -35,41 +34,18 @@ import { PullConsumer } from './pull-consumer.js';
 import { PartitionedConsumer } from './partitioned-consumer.js';
 import { AtomicBatchPublisher } from './atomic-batch.js';
 import { FastBatchPublisher } from './fast-batch.js';
-import { partitionDurable, publishSubject } from './partition-layout.js';
+import { partitionDurable } from './partition-layout.js';
 import { durableNameFor } from './names.js';
-import { isMaxPayloadError, messageTooLarge } from './publish-errors.js';
-import { Publisher, type PublishItem } from './publisher.js';
+import { Publisher } from './publisher.js';
+import { publishEphemeral, publishPersistent } from './publish-routing.js';
+import { ATOMIC_BATCH_SERVER, FAST_BATCH_SERVER, MINIMUM_SERVER, PINNING_SERVER, serverSupported } from './server-version.js';
 import { STREAM_NOT_FOUND, StreamAdmin } from './streams.js';
-import { MSG_ID_HEADER, encodeHeaders, headerBlockSize, headerProblem, outgoingHeaders, protocolWriter } from './wire.js';
+import { protocolWriter } from './wire.js';
 
-/** The header whose value is the event id (CloudEvents `id`); it becomes `Nats-Msg-Id`. */
-const EVENT_ID_HEADER = 'ce-id';
 /** close() without a bound (a driver used without a bus) still stops waiting on a server that does not answer. */
 const DEFAULT_CLOSE_TIMEOUT_MS = 30_000;
 /** The connection's drain (pending messages processed, acks flushed) waits at most this long. */
 const MAX_DRAIN_MS = 5_000;
-
-/** The oldest nats-server this adapter supports (CI runs the NATS suite on it: `pnpm test:nats-min`). */
-export const MINIMUM_SERVER = '2.9.0';
-
-/** True for a server version at or above MINIMUM_SERVER ("2.10.3", "2.12.0-RC.1"). */
-export function serverSupported(version: string, minimum = MINIMUM_SERVER): boolean {
-  const have = version.split(/[.-]/).slice(0, 3).map(Number);
-  const need = minimum.split('.').map(Number);
-  if (have.length < 3 || have.some((n) => !Number.isInteger(n))) return false;
-  for (let i = 0; i < 3; i++) if (have[i] !== need[i]) return have[i]! > need[i]!;
-  return true;
-}
-
-/** The first server with fast-ingest batch publishing (`allow_batched`, ADR-50). */
-export const FAST_BATCH_SERVER = '2.14.0';
-/** The first server with atomic batch publishing (`allow_atomic`, ADR-50). */
-export const ATOMIC_BATCH_SERVER = '2.12.0';
-/** Calls with at least this many messages (publishBatch) go as one fast-ingest batch. */
-const FAST_BATCH_MIN = 32;
-
-/** The first server that pins consumers (priority groups): partitioned groups and key affinity across members. */
-export const PINNING_SERVER = '2.11.0';
 
 /**
  * On a server that pins (≥ 2.11, explicit acks) a group's members never run
@@ -91,7 +67,8 @@ export const NATS_CAPABILITIES: DriverCapabilities = Object.freeze({
   redeliveryLimit: false,
 });
 
-interface Session {
+/** The driver's connection and what is built on it, from connect to close (publish-routing.ts publishes through it). */
+export interface Session {
   nc: NatsConnection;
   jsm: JetStreamManager;
   admin: StreamAdmin;
@@ -268,98 +245,8 @@ export class NatsDriver implements Driver {
       const error = this.#closing ? new ClosedError('NATS driver') : new BrokerUnavailableError('the NATS driver is not connected');
       return Promise.resolve(messages.map(() => error));
     }
-    if (options.topic.persistence === 'ephemeral') return Promise.resolve(this.publishEphemeral(session, topic, messages));
-    const count = messages.length;
-    const partitioned = (session.admin.partitionsFor(topic) ?? options.topic.partitions ?? 1) > 1;
-    let outcomes: PublishOutcome[] | undefined;
-    let positions: number[] | undefined;
-    const items: PublishItem[] = [];
-    for (let i = 0; i < count; i++) {
-      const message = messages[i]!;
-      const headers = outgoingHeaders(message.key, message.headers);
-      // The event id (`id`, set by core in either content mode; else the id header) dedupes a re-sent copy; a message without one gets a fresh id so re-sends after a reconnect still dedupe.
-      const msgId = message.id ?? headers[EVENT_ID_HEADER] ?? message.headers[MSG_ID_HEADER] ?? nuid.next();
-      const hlen = headerBlockSize(headers, msgId);
-      if (hlen < 0) {
-        outcomes ??= new Array<PublishOutcome>(count).fill(undefined);
-        positions ??= Array.from({ length: i }, (_, j) => j);
-        outcomes[i] = new BuslineError(ErrorCode.PublishRejected, `cannot publish to "${topic}": ${headerProblem(headers, msgId)}`, { retryable: false });
-        continue;
-      }
-      positions?.push(i);
-      // Partitioned: the key goes into the subject, where the stream's transform reads the partition from it.
-      if (partitioned) items.push({ body: message.body, headers, msgId, hlen, subject: publishSubject(topic, message.key ?? msgId) });
-      else items.push({ body: message.body, headers, msgId, hlen });
-    }
-    if (options.atomic === true) return this.publishAtomic(session, topic, items, outcomes, options.timeoutMs);
-    const sent =
-      items.length >= FAST_BATCH_MIN && session.fast !== undefined && session.admin.batchedFor(topic)
-        ? this.publishFast(session, session.fast, topic, items, options.timeoutMs)
-        : session.publisher.publish(topic, topic, items, options.timeoutMs);
-    if (outcomes === undefined || positions === undefined) return sent;
-    const all = outcomes;
-    const at = positions;
-    return sent.then((results) => {
-      results.forEach((outcome, j) => (all[at[j]!] = outcome));
-      return all;
-    });
-  }
-
-  /**
-   * Many messages in one call (publishBatch) as one fast-ingest batch: the
-   * server acknowledges every few hundred instead of each. What the batch did
-   * not store (it ended early: an error, a disconnect) goes the per-message
-   * way with the same ids, so dedupe keeps it stored once and in order.
-   */
-  private async publishFast(session: Session, fast: FastBatchPublisher, topic: string, items: PublishItem[], timeoutMs: number): Promise<PublishOutcome[]> {
-    const started = Date.now();
-    const result = await fast.publish(topic, items, timeoutMs);
-    const outcomes = new Array<PublishOutcome>(items.length).fill(undefined);
-    if (result.stored === items.length) return outcomes;
-    if (result.refused) session.admin.noBatches(topic);
-    this.#hooks.count('fast_batch_rest_resent', items.length - result.stored);
-    const left = timeoutMs - (Date.now() - started);
-    const rest = items.slice(result.stored);
-    const restOutcomes =
-      left > 0 ? await session.publisher.publish(topic, topic, rest, left) : rest.map(() => new PublishTimeoutError(topic, timeoutMs, result.error));
-    restOutcomes.forEach((outcome, i) => (outcomes[result.stored + i] = outcome));
-    return outcomes;
-  }
-
-  /** All or none: a message the client refused already refuses the whole call. */
-  private async publishAtomic(session: Session, topic: string, items: PublishItem[], refused: PublishOutcome[] | undefined, timeoutMs: number): Promise<PublishOutcome[]> {
-    const problem = refused?.find((outcome) => outcome !== undefined);
-    if (problem !== undefined) {
-      const error = new BuslineError(problem.code, `atomic batch to "${topic}" not stored: ${problem.message}`, { cause: problem, retryable: false });
-      return refused!.map(() => error);
-    }
-    if (session.atomic === undefined) {
-      const error = new BuslineError(ErrorCode.Unsupported, `atomic batches need nats-server ${ATOMIC_BATCH_SERVER} or later (connected to ${session.nc.info?.version})`);
-      return items.map(() => error);
-    }
-    return session.atomic.publish(topic, session.admin.streamFor(topic), items, timeoutMs);
-  }
-
-  /** Core NATS, at most once: written to the connection, no acknowledgement; refused while disconnected. */
-  private publishEphemeral(session: Session, topic: string, messages: readonly WireMessage[]): PublishOutcome[] {
-    if (!session.hub.isConnected) {
-      const error = new BrokerUnavailableError(`not connected to NATS; ephemeral messages to "${topic}" are not queued`);
-      return messages.map(() => error);
-    }
-    const maxPayload = session.nc.info?.max_payload;
-    return messages.map((message) => {
-      const flat = outgoingHeaders(message.key, message.headers);
-      const headers = encodeHeaders(flat, undefined);
-      if (typeof headers === 'string') return new BuslineError(ErrorCode.PublishRejected, `cannot publish to "${topic}": ${headers}`, { retryable: false });
-      try {
-        session.nc.publish(topic, message.body, { headers });
-        return undefined;
-      } catch (error) {
-        // The client checks max_payload itself (before writing: the server would drop the connection over it).
-        if (isMaxPayloadError(error)) return messageTooLarge(topic, headerBlockSize(flat, undefined) + message.body.length, maxPayload, error);
-        return new BrokerUnavailableError(`publishing to "${topic}" failed: ${errorMessage(error)}`, error);
-      }
-    });
+    if (options.topic.persistence === 'ephemeral') return Promise.resolve(publishEphemeral(session, topic, messages));
+    return publishPersistent(session, this.#hooks, topic, messages, options);
   }
 
   /**

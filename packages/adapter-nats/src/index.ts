@@ -11,7 +11,8 @@ import type { AdapterModule } from '@busline/core/driver';
 import { natsConfigSchema, sectionFromUrl, type NatsConfig, type NatsConfigInput } from './config.js';
 import { NatsDriver } from './driver.js';
 
-export { NatsDriver, NATS_CAPABILITIES, MINIMUM_SERVER, PINNING_SERVER } from './driver.js';
+export { NatsDriver, NATS_CAPABILITIES } from './driver.js';
+export { MINIMUM_SERVER, PINNING_SERVER } from './server-version.js';
 export {
   natsConfigSchema,
   sectionFromUrl,

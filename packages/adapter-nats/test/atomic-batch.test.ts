@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '@busline/core';
-import { ATOMIC_BATCH_SERVER, serverSupported } from '../src/driver.js';
+import { ATOMIC_BATCH_SERVER, serverSupported } from '../src/server-version.js';
 import { serverVersion, sharedServerFixture, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
 
 const VERSION = SKIP ? '' : await serverVersion(SHARED_URL);

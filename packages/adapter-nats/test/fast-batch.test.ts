@@ -7,7 +7,7 @@
  * good messages stored in order, the bad one refused with MESSAGE_TOO_LARGE.
  */
 import { describe, expect, it } from 'vitest';
-import { FAST_BATCH_SERVER, serverSupported } from '../src/driver.js';
+import { FAST_BATCH_SERVER, serverSupported } from '../src/server-version.js';
 import { serverVersion, sharedServerFixture, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
 
 const BATCHES = !SKIP && serverSupported(await serverVersion(SHARED_URL), FAST_BATCH_SERVER);

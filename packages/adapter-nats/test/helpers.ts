@@ -6,7 +6,7 @@ import { createEventBus, type BusConfigInput, type EventBus } from '@busline/cor
 import { uniqueName, waitFor } from '@busline/conformance';
 import { adapter, streamNameFor, type NatsConfigInput, type NatsDriver } from '../src/index.js';
 import { setClientInternals } from '../src/wire.js';
-import { PINNING_SERVER, serverSupported } from '../src/driver.js';
+import { PINNING_SERVER, serverSupported } from '../src/server-version.js';
 
 export const SKIP = process.env.BUSLINE_BROKERS === 'none';
 export const SHARED_URL = process.env.BUSLINE_NATS_URL ?? 'nats://127.0.0.1:4222';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MINIMUM_SERVER, serverSupported } from '../src/driver.js';
+import { MINIMUM_SERVER, serverSupported } from '../src/server-version.js';
 
 describe('nats-server version check at connect', () => {
   it(`accepts ${MINIMUM_SERVER} and newer, refuses older and unreadable versions`, () => {
