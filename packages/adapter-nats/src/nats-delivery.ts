@@ -1,11 +1,11 @@
 import type { DeliveredMessage } from '@busline/core/driver';
-import type { PullConsumer } from './pull-consumer.js';
+import type { DeliverySettler } from './delivery-settler.js';
 import { ackTimestampMs } from './wire.js';
 
 /**
  * A message from a durable pull consumer as core sees it: settled at most
- * once, the settlement handed to the PullConsumer that received it (which
- * knows the ack mode and where the ack goes).
+ * once, the settlement handed to the DeliverySettler of the pull loop that
+ * received it (which knows the ack mode and where the ack goes).
  */
 
 export const KIND_ACK = 0;
@@ -17,7 +17,7 @@ export class NatsDelivery implements DeliveredMessage {
   private settled = false;
 
   constructor(
-    private readonly owner: PullConsumer,
+    private readonly owner: DeliverySettler,
     readonly topic: string,
     readonly key: string | undefined,
     readonly headers: Record<string, string>,

@@ -1,15 +1,15 @@
 import { nanos, type Msg } from '@nats-io/nats-core';
 import { AckPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo } from '@nats-io/jetstream';
 import { BuslineError, ErrorCode, type ConsumerSpec, type DriverSubscription, type MessageSink } from '@busline/core/driver';
-import { ACK, nakPayload, TERM, WPI } from './ack-payloads.js';
 import { CONSUMER_NOT_FOUND, ensureConsumer } from './consumer-admin.js';
 import type { ConsumerHub } from './consumer-hub.js';
 import { ConsumerPin, PIN_HEADER } from './consumer-pin.js';
 import { CumulativeAcks, type AckSender } from './cumulative-acks.js';
+import { DeliverySettler } from './delivery-settler.js';
 import { decodeHeaders, HeaderReader, type Status } from './header-reader.js';
 import { InHand } from './in-hand.js';
 import { LeftoverCheck } from './leftover-check.js';
-import { KIND_ACK, KIND_NAK, NatsDelivery } from './nats-delivery.js';
+import { NatsDelivery } from './nats-delivery.js';
 import { PullRequests } from './pull-requests.js';
 import { SecondMemberWatch } from './second-member-watch.js';
 import { adminError } from './streams.js';
@@ -57,7 +57,6 @@ export class PullConsumer implements DriverSubscription {
   /** Stopped by `finish`: what arrives or is buffered still goes to the subscription. */
   private finishing = false;
   private stopping: Promise<void> | undefined;
-  private closed = false;
   private recovering = false;
   private readonly acks: CumulativeAcks | undefined;
   /** Cumulative mode: the leftovers of an earlier bus. */
@@ -71,6 +70,8 @@ export class PullConsumer implements DriverSubscription {
   private readonly pin: ConsumerPin | undefined;
   /** Handed to the subscription and not settled yet (explicit acks), and the naks held while stopping. */
   private readonly held = new InHand();
+  /** Where its deliveries' settlements go. */
+  private readonly settler: DeliverySettler;
 
   constructor(
     private readonly hub: ConsumerHub,
@@ -94,6 +95,7 @@ export class PullConsumer implements DriverSubscription {
       this.leftovers = new LeftoverCheck(hub, this.acks, this.topic, stream, durable);
       this.secondMember = new SecondMemberWatch(hub.hooks, this.topic, durable);
     }
+    this.settler = new DeliverySettler(hub, this.held, this.acks);
   }
 
   /** Started and not stopped. */
@@ -158,7 +160,7 @@ export class PullConsumer implements DriverSubscription {
     if (this.secondMember !== undefined) this.secondMember.check(info.deliverySeq);
     const headers = this.headerReader.read(msg);
     if (this.pin !== undefined) this.pin.take(this.headerReader.skipped ?? takeHeader(headers, PIN_HEADER));
-    const delivery = new NatsDelivery(this, this.topic, takeKey(headers), headers, msg.data, info.deliveryCount, info.streamSeq, reply);
+    const delivery = new NatsDelivery(this.settler, this.topic, takeKey(headers), headers, msg.data, info.deliveryCount, info.streamSeq, reply);
     if (this.acks !== undefined && !this.acks.admit(info.streamSeq, reply, delivery)) {
       this.maybePull();
       return;
@@ -280,19 +282,7 @@ export class PullConsumer implements DriverSubscription {
   /** Gives the pin back once everything is settled (see ConsumerPin.release), after the held naks. */
   unpin(): Promise<boolean> {
     if (this.pin === undefined) return Promise.resolve(false);
-    return this.pin.release(() => this.sendHeldNaks());
-  }
-
-  /**
-   * Sends the naks held since stop (after `stop` dropped our orphaned pull
-   * requests) so the server redelivers them in stream order: it keeps naked
-   * messages in a queue, and whenever it finds a queued one and waiting pull
-   * requests but none it may serve, it moves that message to the back.
-   */
-  private async sendHeldNaks(): Promise<void> {
-    if (!this.held.hasHeldNaks || this.hub.nc.isClosed()) return;
-    this.releaseNaks(); // while disconnected the hub keeps them for after the reconnect
-    this.hub.flushReplies();
+    return this.pin.release(() => this.settler.sendHeldNaks());
   }
 
 
@@ -323,39 +313,6 @@ export class PullConsumer implements DriverSubscription {
       this.lastActivity = Date.now();
     }
     this.maybePull();
-  }
-
-  /** A delivery was settled by the subscription. */
-  settle(delivery: NatsDelivery, kind: number, delayMs: number): void {
-    // After close the message may already be with another member: an ack by stream sequence would settle its copy.
-    if (this.closed) return;
-    const acks = this.acks;
-    if (acks === undefined) this.held.release(delivery.seq);
-    if (kind === KIND_NAK) {
-      if (acks !== undefined && !acks.nacked(delivery.seq, delivery)) return;
-      const payload = nakPayload(delayMs);
-      // While stopping, our own pull requests are still open: a nak now would have the server hand the
-      // message straight back to us. Naks wait until the inbox is gone, then go to the other members.
-      if (!this.held.holdNak(delivery.seq, delivery.reply, payload)) this.hub.reply(delivery.reply, payload);
-      return;
-    }
-    if (acks === undefined) {
-      this.hub.reply(delivery.reply, kind === KIND_ACK ? ACK : TERM);
-      return;
-    }
-    // Ack-all consumer: a +TERM would acknowledge everything below it too, so a term is a completion.
-    acks.complete(delivery.seq, delivery);
-  }
-
-  /**
-   * `+WPI` for one unsettled delivery: the server restarts its ack wait. The
-   * server keys it by stream sequence, so an older delivery's reply subject
-   * works too. With AckPolicy all it touches only that message (nats-server
-   * `progressUpdate`), so it is safe in cumulative mode. Nothing after close.
-   */
-  extendLease(delivery: NatsDelivery): void {
-    if (this.closed) return;
-    this.hub.reply(delivery.reply, WPI);
   }
 
   flushAcks(): void {
@@ -420,7 +377,7 @@ export class PullConsumer implements DriverSubscription {
    * Stops pulling but hands on everything received instead of giving it back:
    * a partition this member lets go of while its subscription goes on is
    * finished here, not naked (a nak is what can reorder a partition, see
-   * sendHeldNaks). The inbox stays until our open pull requests have ended
+   * DeliverySettler.sendHeldNaks). The inbox stays until our open pull requests have ended
    * (pinned requests expire within 2 s, see ConsumerPin.expiresMs): a request dropped
    * with its inbox could still be given the consumer's pin, or a message,
    * by the server, and both would then be stuck until they time out.
@@ -434,18 +391,12 @@ export class PullConsumer implements DriverSubscription {
     return this.stopping;
   }
 
-  /** Sends the naks held since stop in stream order (see InHand.releaseNaks). */
-  private releaseNaks(): void {
-    const skipped = this.held.releaseNaks((reply, payload) => this.hub.reply(reply, payload));
-    if (skipped > 0) this.hub.hooks.count('naks_left_to_ack_wait', skipped);
-  }
-
   /** Flushes pending cumulative acks and releases the consumer (the durable stays on the server). */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.settler.isClosed) return;
     await this.stop();
-    await this.sendHeldNaks();
-    this.closed = true;
+    await this.settler.sendHeldNaks();
+    this.settler.close();
     this.acks?.flush();
     this.hub.remove(this);
   }
