@@ -99,10 +99,10 @@ export const producerConfigSchema = z
       .number()
       .int()
       .min(0)
-      .default(10)
+      .default(40)
       .describe(
-        'Retries of a failing batch (with backoff from `retry`) before its publishes fail; the publish timeout still applies. ' +
-          'With kafka-ts also the retries of reaching a broker before anything is sent.',
+        'Retries of a failing batch (with backoff from `retry`) before its publishes fail; 40 is about 38 s, beyond a leader ' +
+          'election after a broker dies. The publish timeout still applies. With kafka-ts also the retries of reaching a broker before anything is sent.',
       ),
   })
   .strict();
@@ -193,13 +193,17 @@ export const kafkaConfigSchema = z
       ),
     retry: z
       .object({
-        retries: z.number().int().min(0).default(8),
+        retries: z.number().int().min(0).default(25),
         initialRetryTimeMs: positiveInt.default(100),
-        maxRetryTimeMs: positiveInt.default(10_000),
+        maxRetryTimeMs: positiveInt.default(1_000),
       })
       .strict()
-      .default({ retries: 8, initialRetryTimeMs: 100, maxRetryTimeMs: 10_000 })
-      .describe('kafkajs retry with exponential backoff for connections and requests (broker restarts, leader changes).'),
+      .default({ retries: 25, initialRetryTimeMs: 100, maxRetryTimeMs: 1_000 })
+      .describe(
+        'Backoff of the clients\' reconnects and retried requests (broker restarts, leader changes): from initialRetryTimeMs, ' +
+          'doubling up to maxRetryTimeMs. 1 s at most, as the Java client (retry.backoff.max.ms), so publishing and consuming resume ' +
+          'within about a second of a broker being back; `retries` bounds the tries of one operation (25: about 22 s).',
+      ),
     metadataMaxAgeMs: positiveInt
       .default(300_000)
       .describe(

@@ -12,9 +12,12 @@
  *   never empty; test/partitioner.test.ts checks Kafka's own vectors);
  * - retries: a failed produce request is sent again unchanged (the broker
  *   drops what it stored already) up to `producer.retries` times, with
- *   backoff from `retry.initialRetryTimeMs` doubling to `retry.maxRetryTimeMs`
- *   (defaults: 10 retries over about 43 s, longer than a leader election
- *   after a broker dies); kafka-ts-retry-fix.ts makes every retriable error
+ *   backoff from `retry.initialRetryTimeMs` doubling to
+ *   `retry.maxRetryTimeMs` (defaults: 40 retries over about 38 s,
+ *   longer than a leader election after a broker dies; at most 1 s apart, so
+ *   publishing resumes within about a second of a broker being back: a 10 s
+ *   cap left it idle for up to 16 s after a restart, measured in
+ *   kafka.broker-restart-publish.test.ts); kafka-ts-retry-fix.ts makes every retriable error
  *   and a failed metadata refresh keep retrying. A send that failed before
  *   any produce request was made (no broker reachable for the connection or
  *   the topic's metadata) is repeated the same way: nothing of it was sent;

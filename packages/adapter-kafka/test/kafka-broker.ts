@@ -308,7 +308,17 @@ export class PrivateKafkaBroker {
 
   /** Stops the broker (controlled shutdown) and starts it again on the same data. */
   async restart(): Promise<void> {
+    await this.halt();
+    await this.resume();
+  }
+
+  /** Stops the broker (controlled shutdown), keeping its data for `resume`. */
+  async halt(): Promise<void> {
     await this.node.stop('SIGTERM');
+  }
+
+  /** Starts a halted broker on its data; resolves once it is ready. */
+  async resume(): Promise<void> {
     this.node.launch();
     await waitReady([this.brokers], 1);
   }

@@ -56,6 +56,30 @@ describe.skipIf(NO_BROKER)('kafka: publishing through broker restarts', () => {
     await broker?.stop();
   });
 
+  it('a publish made while the broker is down resolves within 3 s of the broker being back (backoff at most 1 s)', { timeout: 120_000 }, async () => {
+    const topic = unique('restart-resume');
+    const bus: EventBus = await createEventBus(
+      { url: `kafka://${broker.brokers}`, logger: false, topics: { [topic]: { partitions: 3 } }, kafka: withProducerClient() },
+      { adapter },
+    );
+    try {
+      await bus.start();
+      await bus.publish(topic, { i: 0 }, { aggregateId: 'k' });
+      await broker.halt();
+      let resolvedAt = 0;
+      const publishing = bus.publish(topic, { i: 1 }, { aggregateId: 'k', timeoutMs: 60_000 }).then(() => (resolvedAt = Date.now()));
+      // A 12 s outage: a backoff doubling to 10 s (the old cap) tries at 6.3, 12.7 and 22.7 s, so it idled ~8 s after the broker was back.
+      await new Promise((resolveOutage) => setTimeout(resolveOutage, 12_000));
+      expect(resolvedAt, 'resolved while the broker was down').toBe(0);
+      await broker.resume();
+      const readyAt = Date.now();
+      await publishing;
+      expect(resolvedAt - readyAt, 'ms from the broker ready to the publish resolved').toBeLessThan(3_000);
+    } finally {
+      await bus.close({ timeoutMs: 5_000 });
+    }
+  });
+
   for (let round = 1; round <= ROUNDS; round++) {
     it(`round ${round}: 10,000 publishes, the broker restarted twice: every resolved publish stored once, keys in order, the producer usable after`, { timeout: 300_000 }, async () => {
       const topic = unique('restart-pub');
