@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { AckPolicy } from '@nats-io/jetstream';
 import { Collector, deferred, uniqueName, waitFor } from '@busline/conformance';
+import { NO_DRIVER_HOOKS } from '@busline/core';
 import { NatsDriver, natsConfigSchema } from '../src/index.js';
 import { decodeHeaders, HeaderReader } from '../src/header-reader.js';
 import { encodeHeaders, headerBlockSize, parseAckBytes, protocolWriter, replyBytes, setClientInternals, writeHeaderBlock } from '../src/wire.js';
@@ -89,7 +90,7 @@ describe.skipIf(SKIP)('nats client internals the fast paths rely on', () => {
     setClientInternals(true);
     // The connection as the driver makes it (same options).
     driver = new NatsDriver(natsConfigSchema.parse({ servers: [SHARED_URL] }));
-    await driver.connect({ hooks: { connection() {}, error() {}, count() {} }, plannedConsumers: [] });
+    await driver.connect({ hooks: NO_DRIVER_HOOKS, plannedConsumers: [] });
     nc = driver.connection!;
     a = await admin(SHARED_URL);
   });

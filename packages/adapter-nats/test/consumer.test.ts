@@ -2,11 +2,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Msg } from '@nats-io/transport-node';
 import { Collector, deferred, uniqueName, waitFor } from '@busline/conformance';
-import type { DeliveredMessage, DriverHooks } from '@busline/core';
+import { NO_DRIVER_HOOKS, type DeliveredMessage, type DriverHooks } from '@busline/core';
 import { NatsDriver, natsConfigSchema, type NatsConfigInput } from '../src/index.js';
 import { sharedServerFixture, PATHS, SHARED_URL, SKIP, streamOf, topicName, usePath, watchPublishCalls } from './helpers.js';
 
-const hooks = (errors: Error[] = []): DriverHooks => ({ connection() {}, error: (e) => void errors.push(e), count() {} });
+const hooks = (errors: Error[] = []): DriverHooks => ({ ...NO_DRIVER_HOOKS, error: (e) => void errors.push(e) });
 
 async function driverFor(config: NatsConfigInput = {}): Promise<NatsDriver> {
   const driver = new NatsDriver(natsConfigSchema.parse({ servers: [SHARED_URL], ...config }));

@@ -1,5 +1,6 @@
 /** CumulativeAcks without a broker: which ack-all it sends, and when it must not. */
 import { describe, expect, it } from 'vitest';
+import { NO_DRIVER_HOOKS } from '@busline/core';
 import { CumulativeAcks } from '../src/index.js';
 
 const enc = new TextEncoder();
@@ -11,7 +12,7 @@ function harness() {
   const acks = new CumulativeAcks({
     send: (reply, payload) => sent.push(`${dec.decode(payload)} ${dec.decode(reply)}`),
     schedule: () => undefined,
-    hooks: { connection() {}, error() {}, count: (name, by = 1) => void (counts[name] = (counts[name] ?? 0) + by) },
+    hooks: { ...NO_DRIVER_HOOKS, count: (name, by = 1) => void (counts[name] = (counts[name] ?? 0) + by) },
   });
   const reply = (seq: number, dc = 1) => enc.encode(`$JS.ACK.S.C.${dc}.${seq}.${seq}.0.0`);
   return { acks, sent, counts, reply };

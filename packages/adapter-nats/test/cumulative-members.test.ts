@@ -9,12 +9,11 @@
 import { describe, expect, it } from 'vitest';
 import { createInbox, type Msg } from '@nats-io/transport-node';
 import { Collector, deferred, uniqueName, waitFor } from '@busline/conformance';
-import { ErrorCode, type BuslineError } from '@busline/core';
+import { ErrorCode, NO_DRIVER_HOOKS, type BuslineError } from '@busline/core';
 import { NatsDriver, natsConfigSchema } from '../src/index.js';
 import { onPublishCall, sharedServerFixture, SHARED_URL, SKIP, streamOf, topicName } from './helpers.js';
 
 const cumulative = { ackMode: 'cumulative' as const, ackWaitMs: 2_000 };
-const hooks = { connection() {}, error() {}, count() {} };
 
 describe.skipIf(SKIP)('nats: cumulative acks need one member per group', () => {
   const f = sharedServerFixture();
@@ -27,7 +26,7 @@ describe.skipIf(SKIP)('nats: cumulative acks need one member per group', () => {
   async function secondMember(topic: string, group: string): Promise<BuslineError | undefined> {
     const driver = new NatsDriver(natsConfigSchema.parse({ servers: [SHARED_URL], ...cumulative }));
     drivers.push(driver);
-    await driver.connect({ hooks, plannedConsumers: [] });
+    await driver.connect({ hooks: NO_DRIVER_HOOKS, plannedConsumers: [] });
     const spec = { topic, group, persistence: 'persistent' as const, maxInFlight: 100, startFrom: 'earliest' as const };
     return driver.subscribe(spec, { deliver() {} }).then(
       () => undefined,

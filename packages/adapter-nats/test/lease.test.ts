@@ -10,12 +10,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Msg } from '@nats-io/transport-node';
 import { deferred, uniqueName, waitFor } from '@busline/conformance';
-import type { DeliveredMessage, DriverHooks } from '@busline/core';
+import { NO_DRIVER_HOOKS, type DeliveredMessage } from '@busline/core';
 import { NatsDriver, natsConfigSchema, type NatsConfigInput } from '../src/index.js';
 import { parseAckSubject } from '../src/wire.js';
 import { sharedServerFixture, PATHS, SHARED_URL, SKIP, streamOf, topicName, usePath } from './helpers.js';
 
-const hooks: DriverHooks = { connection() {}, error() {}, count() {} };
 const spec = (topic: string, group: string) => ({ topic, group, persistence: 'persistent' as const, maxInFlight: 100, startFrom: 'earliest' as const });
 const ACK_WAIT_MS = 1_000;
 
@@ -41,7 +40,7 @@ describe.skipIf(SKIP).each(PATHS)('nats: leases ($label)', ({ internals }) => {
       await f.admin.nc.flush();
       const driver = new NatsDriver(natsConfigSchema.parse({ servers: [SHARED_URL], ackMode, ackWaitMs: ACK_WAIT_MS } satisfies NatsConfigInput));
       drivers.push(driver);
-      await driver.connect({ hooks, plannedConsumers: [] });
+      await driver.connect({ hooks: NO_DRIVER_HOOKS, plannedConsumers: [] });
       /** Everything the driver wrote so far has reached the spy. */
       const settled = async () => {
         await new Promise((resolve) => setImmediate(resolve)); // the driver's outbox is written once per turn
@@ -118,7 +117,7 @@ describe.skipIf(SKIP).each(PATHS)('nats: leases ($label)', ({ internals }) => {
     await f.admin.nc.flush();
     const driver = new NatsDriver(natsConfigSchema.parse({ servers: [SHARED_URL] }));
     drivers.push(driver);
-    await driver.connect({ hooks, plannedConsumers: [] });
+    await driver.connect({ hooks: NO_DRIVER_HOOKS, plannedConsumers: [] });
     const got = deferred<DeliveredMessage>();
     const sub = await driver.subscribe(spec(topic, group), { deliver: (batch) => got.resolve(batch[0]!) });
     const message = await got.promise;

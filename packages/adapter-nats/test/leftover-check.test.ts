@@ -1,6 +1,7 @@
 /** LeftoverCheck against a stand-in hub: when it asks the server about an earlier bus's leftovers. */
 import { describe, expect, it } from 'vitest';
 import type { ConsumerInfo } from '@nats-io/jetstream';
+import { NO_DRIVER_HOOKS, type DriverHooks } from '@busline/core';
 import { CumulativeAcks } from '../src/index.js';
 import type { ConsumerHub } from '../src/consumer-hub.js';
 import { LeftoverCheck } from '../src/leftover-check.js';
@@ -9,7 +10,7 @@ function harness() {
   const errors: string[] = [];
   const calls: string[] = [];
   const state = { connected: true };
-  const hooks = { connection() {}, error: (e: Error) => void errors.push(e.message), count() {} };
+  const hooks: DriverHooks = { ...NO_DRIVER_HOOKS, error: (e) => void errors.push(e.message) };
   const hub = {
     get isConnected() {
       return state.connected;
