@@ -6,15 +6,9 @@ import { createEventBus, type AdapterModule, type BusConfigInput } from '@buslin
 import { adapter as memory } from '@busline/adapter-memory';
 import { adapter as nats } from '@busline/adapter-nats';
 import { adapter as kafka } from '@busline/adapter-kafka';
-// The exposition-format parser prom2json's output is modelled on (no types shipped).
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+// The exposition-format parser prom2json's output is modelled on (typed in parse-prometheus-text-format.d.ts).
+import parsePrometheusTextFormat, { type MetricFamily as Family } from 'parse-prometheus-text-format';
 import { BusMetrics, metricsHandler } from '../src/index.js';
-
-interface Family {
-  name: string;
-  type: string;
-  metrics: { value?: string; labels?: Record<string, string>; count?: string; sum?: string; buckets?: Record<string, string> }[];
-}
 
 const closers: (() => Promise<void>)[] = [];
 afterAll(async () => {
@@ -25,7 +19,7 @@ async function scrape(url: string): Promise<Map<string, Family>> {
   const response = await fetch(url);
   expect(response.status).toBe(200);
   expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-  const families = (parsePrometheusTextFormat as (text: string) => Family[])(await response.text());
+  const families = parsePrometheusTextFormat(await response.text());
   return new Map(families.map((f) => [f.name, f]));
 }
 
