@@ -33,7 +33,6 @@ import { parseAckBytes, replyBytes, takeKey } from './wire.js';
  * messages unsettled.
  */
 
-
 export interface PullConsumerOptions {
   spec: ConsumerSpec;
   stream: string;
@@ -285,7 +284,6 @@ export class PullConsumer implements DriverSubscription {
     return this.pin.release(() => this.settler.sendHeldNaks());
   }
 
-
   /** Checks the consumer exists (re-creating it if it was deleted), then pulls again. */
   private async recover(why: string): Promise<void> {
     if (this.recovering || this.stopped) return;
@@ -349,10 +347,10 @@ export class PullConsumer implements DriverSubscription {
 
   /**
    * Stops pulling. Outstanding pull requests die with the inbox: the inbox is
-   * drained (UNSUB, then a PING round trip during which messages still arrive),
-   * so a message the server sent before it saw the UNSUB is received and handed
-   * back instead of waiting out the ack wait. Messages not yet handed to the
-   * subscription go back the same way.
+   * drained (UNSUB, then two PING round trips during which messages still
+   * arrive, see drainInbox), so a message the server sent before it saw the
+   * UNSUB is received and handed back instead of waiting out the ack wait.
+   * Messages not yet handed to the subscription go back the same way.
    *
    * Naks made from now on are held and sent together at `close` (or `unpin`),
    * in stream order: the server redelivers naked messages in the order the
