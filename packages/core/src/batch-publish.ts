@@ -11,7 +11,7 @@ import type { WireMessage } from './driver.js';
 import { encodeNewEnvelope } from './envelope-encoding.js';
 import type { EnvelopeOptions, Payload } from './envelope.js';
 import { BuslineError, ErrorCode } from './errors.js';
-import { toBuslineError } from './publish-pipeline.js';
+import { atomicOnEphemeral, toBuslineError } from './publish-pipeline.js';
 import { BATCH_ITEM_NAMES, checkOptionNames } from './publish-options.js';
 import type { TopicOptions } from './topic.js';
 
@@ -90,11 +90,7 @@ export function checkAtomicBatch(topic: string, atomicBatch: boolean, adapter: s
       { details: { topic, adapter } },
     );
   }
-  if (persistence === 'ephemeral') {
-    throw new BuslineError(ErrorCode.Unsupported, `publishBatch to "${topic}" with { atomic: true }: "${topic}" is ephemeral (nothing is stored, so nothing can be stored atomically)`, {
-      details: { topic },
-    });
-  }
+  if (persistence === 'ephemeral') throw atomicOnEphemeral(topic);
 }
 
 /** An atomic batch with invalid items: nothing is sent, and every item reports why. */

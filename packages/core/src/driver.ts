@@ -230,7 +230,8 @@ export interface PublishCallOptions {
   /** The topic's options as core knows them (e.g. persistent or ephemeral). */
   topic: TopicOptions;
   /**
-   * Store every message or none (only when the driver declares `atomicBatch`).
+   * Store every message or none (only when the driver declares `atomicBatch`,
+   * and never for a topic whose `persistence` is `ephemeral`: core refuses that).
    * The outcomes are then all undefined or all errors. An event id already
    * stored within the dedupe window, or repeated in the call, refuses the call.
    */

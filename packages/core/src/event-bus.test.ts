@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Driver, DriverContext } from './driver.js';
+import type { Driver, DriverContext, PublishCallOptions } from './driver.js';
 import { createEventBus } from './create-event-bus.js';
 import { ErrorCode } from './errors.js';
 
@@ -109,6 +109,31 @@ describe('EventBus lifecycle', () => {
     expect(dlq.got).toEqual(['always']);
     expect(errors.filter((e) => e.includes('dlq unavailable')).length).toBe(3);
     expect(bus.metrics().deadLettered).toBe(1);
+    await bus.close();
+  });
+});
+
+describe('publishBatch with { atomic: true }', () => {
+  it('refuses the batch as UNSUPPORTED when configureTopic makes its topic ephemeral before it reaches the driver', async () => {
+    const real = memory.createDriver(memory.configSchema.parse({ broker: broker() }));
+    const atomicCalls: string[] = [];
+    const driver: Driver = Object.assign(Object.create(real) as Driver, {
+      publish(topic: string, messages: never[], options: PublishCallOptions) {
+        if (options.atomic === true) atomicCalls.push(options.topic.persistence);
+        return real.publish(topic, messages, options);
+      },
+    });
+    const bus = await createEventBus({ type: 'spied' } as never, { adapter: { ...memory, type: 'spied', createDriver: () => driver } });
+    await bus.start();
+    // The topic's first publish waits for its ensure; the configureTopic lands in that wait, after publishBatch checked the topic.
+    const batch = bus.publishBatch('t', [{ payload: 1 }, { payload: 2 }], { atomic: true });
+    const configured = bus.configureTopic('t', { persistence: 'ephemeral' });
+    const result = await batch;
+    await configured;
+    expect(atomicCalls, 'atomic calls the driver got, by the persistence they were given').not.toContain('ephemeral');
+    expect(result.published).toBe(0);
+    expect(result.failed.map((f) => f.error.code)).toEqual([ErrorCode.Unsupported, ErrorCode.Unsupported]);
+    expect(result.failed[0]!.error.message).toMatch(/"t" is ephemeral.*publish without `atomic`/);
     await bus.close();
   });
 });

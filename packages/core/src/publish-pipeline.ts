@@ -102,8 +102,12 @@ export class PublishPipeline {
   private handOver(topic: string, messages: readonly WireMessage[], timeoutMs: number, atomic: boolean): Promise<PublishOutcome[]> {
     try {
       const host = this.host;
-      const call = (): Promise<PublishOutcome[]> =>
-        this.driver.publish(topic, messages, atomic ? { timeoutMs, topic: host.optionsOf(topic), atomic } : { timeoutMs, topic: host.optionsOf(topic) });
+      const call = (): Promise<PublishOutcome[]> => {
+        const options = host.optionsOf(topic);
+        // Checked again here: a configureTopic while the call waited (its topic's ensure, room) may have made it ephemeral.
+        if (atomic && options.persistence === 'ephemeral') return Promise.reject(atomicOnEphemeral(topic));
+        return this.driver.publish(topic, messages, atomic ? { timeoutMs, topic: options, atomic } : { timeoutMs, topic: options });
+      };
       const ensuring = host.ensureTopic(topic);
       if (ensuring) return ensuring.then(call);
       return call();
@@ -143,6 +147,16 @@ export class PublishPipeline {
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
   }
+}
+
+/** `{ atomic: true }` to an ephemeral topic: UNSUPPORTED, whether publishBatch sees it or, later, the hand-over to the driver. */
+export function atomicOnEphemeral(topic: string): BuslineError {
+  return new BuslineError(
+    ErrorCode.Unsupported,
+    `publishBatch to "${topic}" with { atomic: true }: "${topic}" is ephemeral (nothing is stored, so nothing can be stored atomically); ` +
+      'publish without `atomic`, or make the topic persistent',
+    { details: { topic } },
+  );
 }
 
 /** Any failure as a BuslineError (a thrown non-error included), `code` for what is not one already. */
