@@ -216,7 +216,9 @@ export class NatsDriver implements Driver {
         `the NATS connection closed${error ? `: ${errorMessage(error)}` : ''} (reconnect attempts exhausted?); create a new bus to continue`,
         error,
       );
+      // The publisher first: fast batches, ended here, hand what was not stored to it, and it refuses it at once.
       publisher.fail(failure);
+      session.fast?.close();
       hooks.error(failure, 'nats connection');
       hooks.connection('closed', failure.message);
     });

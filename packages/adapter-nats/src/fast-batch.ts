@@ -67,6 +67,8 @@ export class FastBatchPublisher {
   private timer: NodeJS.Timeout | undefined;
   /** The last batch of each topic: batches of one stream go one after another (see publish). */
   private readonly tails = new Map<string, Promise<unknown>>();
+  /** Set by close: a batch from then on ends before it starts, so the caller's per-message path says why. */
+  private closed = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -100,6 +102,7 @@ export class FastBatchPublisher {
   }
 
   private run(topic: string, items: readonly PublishItem[], timeoutMs: number): Promise<FastBatchResult> {
+    if (this.closed) return Promise.resolve({ stored: 0, error: 'closed' });
     if (timeoutMs <= 0) return Promise.resolve({ stored: 0, error: 'no time left after the batches before it' });
     const batch = new Batch(nuid.next(), topic, items);
     this.batches.set(batch.id, batch);
@@ -117,7 +120,14 @@ export class FastBatchPublisher {
     for (const batch of this.batches.values()) this.finish(batch, { stored: batch.lastAck, error: 'disconnected' });
   }
 
+  /**
+   * Ends every batch (what was acknowledged is stored) and every later one at
+   * once: at the driver's close, or when the connection closed for good (a
+   * closed connection's protocol writer still takes what it is given, so a
+   * batch would otherwise wait out its whole timeout).
+   */
   close(): void {
+    this.closed = true;
     for (const batch of this.batches.values()) this.finish(batch, { stored: batch.lastAck, error: 'closed' });
     clearInterval(this.timer);
     this.timer = undefined;
