@@ -55,13 +55,13 @@ describe.skipIf(NO_BROKER)('kafka: publishing through broker restarts', () => {
   afterAll(async () => {
     await broker?.stop();
   });
+  /** A bus on the private broker, `topic` with 3 partitions. */
+  const openBus = (topic: string): Promise<EventBus> =>
+    createEventBus({ url: `kafka://${broker.brokers}`, logger: false, topics: { [topic]: { partitions: 3 } }, kafka: withProducerClient() }, { adapter });
 
   it('a publish made while the broker is down resolves within 3 s of the broker being back (backoff at most 1 s)', { timeout: 120_000 }, async () => {
     const topic = unique('restart-resume');
-    const bus: EventBus = await createEventBus(
-      { url: `kafka://${broker.brokers}`, logger: false, topics: { [topic]: { partitions: 3 } }, kafka: withProducerClient() },
-      { adapter },
-    );
+    const bus = await openBus(topic);
     try {
       await bus.start();
       await bus.publish(topic, { i: 0 }, { aggregateId: 'k' });
@@ -83,10 +83,7 @@ describe.skipIf(NO_BROKER)('kafka: publishing through broker restarts', () => {
   for (let round = 1; round <= ROUNDS; round++) {
     it(`round ${round}: 10,000 publishes, the broker restarted twice: every resolved publish stored once, keys in order, the producer usable after`, { timeout: 300_000 }, async () => {
       const topic = unique('restart-pub');
-      const bus: EventBus = await createEventBus(
-        { url: `kafka://${broker.brokers}`, logger: false, topics: { [topic]: { partitions: 3 } }, kafka: withProducerClient() },
-        { adapter },
-      );
+      const bus = await openBus(topic);
       try {
         await bus.start();
         let next = 0;
